@@ -1,0 +1,31 @@
+"""Errors the engine raises for problems a user can act on.
+
+Every error a user can cause (bad input file, band out of range, foreign model file, device
+out of memory, cancellation) is a subclass of :class:`UniadrsError`. Its message is one clear
+line; the command line prints it without a traceback and the QGIS plugin turns it into a
+``QgsProcessingException``.
+"""
+
+
+class UniadrsError(Exception):
+    """Base class of every error whose message is meant for the user."""
+
+
+class InputError(UniadrsError):
+    """A raster, mask or parameter given by the user cannot be used."""
+
+
+class ModelFileError(UniadrsError):
+    """A model file is missing, unreadable, foreign or carries code (a pickled payload)."""
+
+
+class DeviceError(UniadrsError):
+    """The requested device does not exist or ran out of memory."""
+
+
+class TrainingError(UniadrsError):
+    """Training cannot go on (empty classes, non-finite losses, bad configuration)."""
+
+
+class CancelledError(UniadrsError):
+    """The caller asked the engine to stop; no output file was left behind."""
