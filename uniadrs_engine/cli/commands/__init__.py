@@ -1,0 +1,1 @@
+"""Sub-commands of the ``uniadrs`` command line, one module each."""
