@@ -1,0 +1,97 @@
+import pickle
+
+import pytest
+import torch
+
+from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.default import DEFAULT_MODEL_ENV, resolve_model_path
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import load_model, read_model_card, save_model
+from uniadrs_engine.model.network import UniADRS
+
+
+def _card(**changes):
+    card = ModelCard(
+        name="test",
+        config=get_config("lite8"),
+        model_version="1",
+        data_sources=[{"name": "generated", "license": "CC0"}],
+        training={"steps": 3},
+        validation={"auc": 0.9},
+    )
+    for key, value in changes.items():
+        setattr(card, key, value)
+    return card
+
+
+def test_round_trip_keeps_weights_and_card(tmp_path):
+    network = UniADRS(get_config("lite8"))
+    path = tmp_path / "model.safetensors"
+    save_model(path, network, _card())
+    loaded = load_model(path)
+    for name, value in network.state_dict().items():
+        assert torch.equal(value, loaded.network.state_dict()[name])
+    assert loaded.card.training == {"steps": 3}
+    assert loaded.card.data_sources[0]["license"] == "CC0"
+    assert loaded.card.engine_version
+    assert loaded.card.created
+    assert not loaded.network.training
+    assert "trained 3 steps" in loaded.card.summary()
+    assert read_model_card(path).config == get_config("lite8")
+
+
+def test_pickled_payload_is_refused(tmp_path):
+    network = UniADRS(get_config("lite8"))
+    torch_file = tmp_path / "torch.pt"
+    torch.save(network.state_dict(), torch_file)
+    with pytest.raises(ModelFileError, match="pickled payload"):
+        load_model(torch_file)
+    pickle_file = tmp_path / "evil.safetensors"
+    pickle_file.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ModelFileError, match="pickled payload"):
+        load_model(pickle_file)
+
+
+def test_foreign_and_missing_files_are_refused(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a model")
+    with pytest.raises(ModelFileError, match="not a UniADRS model file"):
+        load_model(text)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ModelFileError, match="no model card"):
+        load_model(foreign)
+
+
+def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(path, UniADRS(get_config("lite8")), _card())
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(path))
+    weights.pop(next(iter(weights)))
+    save_file(weights, str(path), metadata={"uniadrs_model_card": _card().to_json()})
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_model(path)
+
+
+def test_default_model_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path / "absent.safetensors"))
+    with pytest.raises(ModelFileError, match="no default model"):
+        resolve_model_path("default")
+    path = tmp_path / "present.safetensors"
+    save_model(path, UniADRS(get_config("lite8")), _card())
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(path))
+    assert load_model("default").path == path
+
+
+def test_card_rejects_unknown_config_keys():
+    data = _card().to_dict()
+    data["config"]["mystery"] = 1
+    with pytest.raises(ModelFileError, match="unknown model configuration keys"):
+        ModelCard.from_dict(data)

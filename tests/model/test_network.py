@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from uniadrs_engine.model.config import NAMED_CONFIGS, get_config
+from uniadrs_engine.model.lam import unfold_aggregate, windowed_aggregate
+from uniadrs_engine.model.network import UniADRS, count_parameters, repeat_bands
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def test_paper_configuration_has_the_published_parameter_count():
+    network = UniADRS(get_config("paper"))
+    assert count_parameters(network) == 49_552_251
+    # All five attention cells are registered: 20.5 M parameters of the 49.6 M.
+    assert sum(p.numel() for p in network.decoders.parameters()) == 20_517_626
+    assert count_parameters(network, trainable_only=True) == 49_552_251
+
+
+@pytest.mark.parametrize(("name", "expected"), [("lite4", 3_134_619), ("lite8", 796_299)])
+def test_lite_configurations_divide_the_widths(name, expected):
+    network = UniADRS(get_config(name))
+    assert count_parameters(network) == expected
+    paper = get_config("paper")
+    divisor = paper.stem_width // network.config.stem_width
+    assert network.config.encoder_widths == tuple(w // divisor for w in paper.encoder_widths)
+
+
+@pytest.mark.parametrize("bands", [1, 3, 7, 270])
+def test_output_shapes_and_range(bands):
+    network = UniADRS(get_config("lite8"))
+    with torch.no_grad():
+        output = network(torch.rand(2, bands, 24, 40))
+    assert output.score.shape == (2, 1, 24, 40)
+    assert output.feat.shape == (2, network.config.stem_width, 24, 40)
+    assert float(output.score.min()) >= 0.0 and float(output.score.max()) <= 1.0
+
+
+def test_size_must_be_a_multiple_of_eight_and_bands_fit():
+    network = UniADRS(get_config("lite8"))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        network(torch.rand(1, 3, 20, 16))
+    with pytest.raises(ValueError, match="1 to 270 bands"):
+        network(torch.rand(1, 271, 16, 16))
+
+
+def test_repeat_bands_follows_k_mod_c():
+    image = torch.arange(3.0).reshape(1, 3, 1, 1)
+    repeated = repeat_bands(image, 8)
+    assert repeated.flatten().tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+
+
+@pytest.mark.parametrize("bands", [1, 3, 100])
+def test_folded_input_adapter_equals_repeated_bands(bands):
+    """Folding the repetition into the first conv is exact up to float rounding.
+
+    In float64 the two forms agree to far better than 1e-5 on the final score; in float32
+    the stem descriptors (the only part the fold touches) agree to 1e-5.
+    """
+    network = UniADRS(get_config("lite8")).double().eval()
+    image = torch.rand(1, bands, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        folded = network(image, fold_input=True).score
+        repeated = network(image, fold_input=False).score
+    assert torch.allclose(folded, repeated, atol=1e-5, rtol=0)
+    network = network.float()
+    image32 = image.float()
+    with torch.no_grad():
+        stem_folded = network.describe_stem(image32, fold_input=True)
+        stem_repeated = network.describe_stem(image32, fold_input=False)
+    assert torch.allclose(stem_folded, stem_repeated, atol=1e-5, rtol=0)
+
+
+def test_folded_adapter_receives_gradients():
+    network = UniADRS(get_config("lite8"))
+    network(torch.rand(1, 3, 16, 16)).score.mean().backward()
+    assert network.first_conv().weight.grad is not None
+    assert float(network.first_conv().weight.grad.abs().sum()) > 0
+
+
+def test_clean_lam_matches_unfold_reference():
+    features = torch.rand(2, 5, 12, 16)
+    weights = torch.softmax(torch.rand(2, 49, 12, 16), dim=1)
+    assert torch.allclose(
+        windowed_aggregate(features, weights), unfold_aggregate(features, weights), atol=1e-6
+    )
+
+
+def test_faithful_lam_differs_from_clean_lam():
+    clean = UniADRS(get_config("lite8"))
+    faithful = UniADRS(get_config("lite8", faithful_lam=True))
+    faithful.load_state_dict(clean.state_dict())
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(clean(image).score, faithful(image).score, atol=1e-4)
+
+
+def test_freeze_random_decoders_keeps_decoders_out_of_training():
+    network = UniADRS(get_config("lite8", freeze_random_decoders=True))
+    frozen = sum(p.numel() for p in network.decoders.parameters())
+    assert count_parameters(network, trainable_only=True) == count_parameters(network) - frozen
+    before = [p.clone() for p in network.decoders.parameters()]
+    optimiser = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=0.1)
+    network(torch.rand(1, 3, 16, 16)).score.mean().backward()
+    optimiser.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, network.decoders.parameters()))
+
+
+def test_clean_initialisation_is_xavier_with_zero_bias():
+    network = UniADRS(get_config("lite8"))
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            assert float(module.bias.abs().max()) == 0.0
+
+
+def test_every_named_configuration_builds():
+    for name in NAMED_CONFIGS:
+        config = get_config(name)
+        assert config.in_channels == 270
+        assert get_config(name).to_dict()["name"] == name

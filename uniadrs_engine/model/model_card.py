@@ -1,0 +1,151 @@
+"""The model card: what a model file says about the network it holds.
+
+A card travels as JSON inside the model file's header. It records the network configuration,
+the input convention (channels, normalisation), how and on what the model was trained (data
+sources with their licences), its validation figures, the recommended inference presets,
+and the model and engine versions.
+
+Example:
+    >>> from uniadrs_engine.model.config import get_config
+    >>> card = ModelCard(name="demo", config=get_config("lite8"))
+    >>> ModelCard.from_json(card.to_json()).config == card.config
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from uniadrs_engine import __version__
+from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.model.config import ModelConfig
+
+#: Identifies UniADRS model files; a file without it is foreign.
+MODEL_FORMAT = "uniadrs-model"
+MODEL_FORMAT_VERSION = 1
+
+#: The only input normalisation the engine implements (see ``raster/normalisation.py``).
+NORMALISATION_BAND_MAX = "band_max"
+
+
+@dataclass
+class ModelCard:
+    """Metadata stored with a model's weights.
+
+    Attributes:
+        name: Short name of the model.
+        config: Network configuration.
+        model_version: Version of these weights.
+        description: One or two sentences on what the model is for.
+        normalisation: Input normalisation the model expects.
+        presets: Recommended inference presets by name (fields of ``Preset``).
+        training: How it was trained (steps, batch, wall time, seed, config file...).
+        data_sources: Training data: one dict per source with at least ``name`` and
+            ``license``.
+        validation: Validation figures on held-out simulated samples.
+        engine_version: Version of the engine that wrote the file.
+        created: ISO date-time of writing.
+    """
+
+    name: str
+    config: ModelConfig
+    model_version: str = "0"
+    description: str = ""
+    normalisation: str = NORMALISATION_BAND_MAX
+    presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    training: Dict[str, Any] = field(default_factory=dict)
+    data_sources: List[Dict[str, Any]] = field(default_factory=list)
+    validation: Dict[str, Any] = field(default_factory=dict)
+    engine_version: str = __version__
+    created: str = ""
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the network's first convolution."""
+        return self.config.in_channels
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-serialisable dictionary, with the format marker."""
+        return {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "name": self.name,
+            "model_version": self.model_version,
+            "description": self.description,
+            "config": self.config.to_dict(),
+            "in_channels": self.in_channels,
+            "normalisation": self.normalisation,
+            "presets": self.presets,
+            "training": self.training,
+            "data_sources": self.data_sources,
+            "validation": self.validation,
+            "engine_version": self.engine_version,
+            "created": self.created,
+        }
+
+    def to_json(self) -> str:
+        """The card as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> ModelCard:
+        """Reads a card written by :meth:`to_dict`.
+
+        Raises:
+            ModelFileError: If the data is not a UniADRS model card.
+        """
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise ModelFileError("not a UniADRS model file (no UniADRS model card)")
+        if int(data.get("format_version", 0)) > MODEL_FORMAT_VERSION:
+            raise ModelFileError(
+                f"model file format {data.get('format_version')} is newer than this engine "
+                f"reads ({MODEL_FORMAT_VERSION}); update uniadrs"
+            )
+        normalisation = data.get("normalisation", NORMALISATION_BAND_MAX)
+        if normalisation != NORMALISATION_BAND_MAX:
+            raise ModelFileError(f"unsupported input normalisation {normalisation!r}")
+        return cls(
+            name=str(data.get("name", "unnamed")),
+            config=ModelConfig.from_dict(data.get("config", {})),
+            model_version=str(data.get("model_version", "0")),
+            description=str(data.get("description", "")),
+            normalisation=normalisation,
+            presets=dict(data.get("presets", {})),
+            training=dict(data.get("training", {})),
+            data_sources=list(data.get("data_sources", [])),
+            validation=dict(data.get("validation", {})),
+            engine_version=str(data.get("engine_version", "")),
+            created=str(data.get("created", "")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        """Reads a card from JSON text.
+
+        Raises:
+            ModelFileError: If the text is not JSON or not a UniADRS model card.
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"unreadable model card: {error}") from error
+        return cls.from_dict(data)
+
+    def summary(self) -> str:
+        """One line for logs: name, version, configuration, training and validation."""
+        parts = [
+            f"UniADRS model '{self.name}' v{self.model_version}",
+            f"config {self.config.name} ({self.in_channels} input channels)",
+        ]
+        steps = self.training.get("steps")
+        if steps:
+            parts.append(f"trained {steps} steps")
+        auc = self.validation.get("auc")
+        if auc is not None:
+            parts.append(f"simulated validation AUC {float(auc):.3f}")
+        if self.data_sources:
+            parts.append(f"{len(self.data_sources)} training sources")
+        parts.append(f"written by engine {self.engine_version}")
+        return ", ".join(parts)

@@ -1,0 +1,151 @@
+"""Saving and loading model files: safetensors weights plus a JSON model card.
+
+Model files are data, never code. Weights are stored with ``safetensors`` and read without
+unpickling anything; a file that carries a pickled payload (``torch.save`` or ``pickle``
+output) is refused with a clear error, as is any file that is not a UniADRS model.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from uniadrs_engine.model.config import get_config
+    >>> from uniadrs_engine.model.network import UniADRS
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.safetensors"
+    >>> card = ModelCard(name="demo", config=get_config("lite8"))
+    >>> save_model(path, UniADRS(card.config), card)
+    >>> load_model(path).card.name
+    'demo'
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.network import UniADRS
+
+#: Key of the model card in the safetensors header metadata.
+CARD_METADATA_KEY = "uniadrs_model_card"
+
+#: First bytes of files that carry pickled objects: zip (``torch.save``) and pickle streams.
+_PICKLE_SIGNATURES = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference, with its model card.
+
+    Attributes:
+        network: The network, in eval mode, on the requested device.
+        card: The model card read from the file.
+        path: Where it was loaded from.
+    """
+
+    network: UniADRS
+    card: ModelCard
+    path: Path
+
+
+def save_model(path: Union[str, Path], network: UniADRS, card: ModelCard) -> None:
+    """Writes ``network``'s weights and ``card`` to ``path`` (atomically).
+
+    Args:
+        path: Output file (``.safetensors`` by convention).
+        network: The network; its configuration must be the card's.
+        card: Model card; ``created`` is filled in when empty.
+    """
+    if network.config != card.config:
+        raise ValueError("the model card's configuration differs from the network's")
+    if not card.created:
+        card.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    tensors = {
+        name: value.detach().cpu().contiguous() for name, value in network.state_dict().items()
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata={CARD_METADATA_KEY: card.to_json()})
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_model_card(path: Union[str, Path]) -> ModelCard:
+    """Reads only the model card of a model file (no weights).
+
+    Raises:
+        ModelFileError: If the file is missing, carries a pickled payload, or is foreign.
+    """
+    path = _checked_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a UniADRS model file ({error})") from error
+    if CARD_METADATA_KEY not in metadata:
+        raise ModelFileError(f"{path}: not a UniADRS model file (no model card)")
+    return ModelCard.from_json(metadata[CARD_METADATA_KEY])
+
+
+def load_model(
+    path: Union[str, Path] = "default", device: Union[str, torch.device] = "cpu"
+) -> LoadedModel:
+    """Loads a model file (``"default"`` = the shipped model) for inference.
+
+    Args:
+        path: Model file, or ``"default"``.
+        device: Torch device to put the network on.
+
+    Returns:
+        The network in eval mode and its card.
+
+    Raises:
+        ModelFileError: If the file is missing, foreign, carries a pickled payload, or its
+            weights do not fit its configuration.
+    """
+    from uniadrs_engine.model.default import resolve_model_path
+
+    resolved = resolve_model_path(path)
+    card = read_model_card(resolved)
+    try:
+        weights = load_file(str(resolved), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
+    network = UniADRS(card.config)
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ModelFileError(
+            f"{resolved}: weights do not match the model card ({first_line})"
+        ) from error
+    network.eval()
+    return LoadedModel(network=network.to(device), card=card, path=resolved)
+
+
+def _checked_path(path: Union[str, Path]) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read model file ({error.strerror})") from error
+    if head.startswith(_PICKLE_SIGNATURES):
+        raise ModelFileError(
+            f"{path}: refused, the file carries a pickled payload (torch.save/pickle); "
+            "UniADRS reads only safetensors model files and never unpickles"
+        )
+    return path

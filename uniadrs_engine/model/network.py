@@ -1,0 +1,234 @@
+"""The UniADRS network: stem, normality encoder, attention decoder cells and score head.
+
+Architecture as in METHOD.md §3 (the published widths are the ``paper`` configuration).
+Clean by default: all five attention decoder cells are registered (trained, initialised and
+saved with the rest), LAM is correct, upsampling stays on the device, and the input adapter
+(bands repeated up to ``in_channels``) is folded into the first convolution so that 1- to
+3-band inputs do not pay for 270 channels.
+
+Example:
+    >>> import torch
+    >>> from uniadrs_engine.model.config import get_config
+    >>> network = UniADRS(get_config("lite8"))
+    >>> output = network(torch.rand(2, 3, 32, 32))
+    >>> output.score.shape, output.feat.shape
+    (torch.Size([2, 1, 32, 32]), torch.Size([2, 8, 32, 32]))
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+from uniadrs_engine.model.config import SIZE_MULTIPLE, ModelConfig
+from uniadrs_engine.model.lam import LocalAttention
+
+
+class NetworkOutput(NamedTuple):
+    """What the network returns.
+
+    Attributes:
+        score: Anomaly score ``[B, 1, H, W]`` in ``[0, 1]``.
+        feat: Sigmoid feature map of the head cell ``[B, stem_width, H, W]`` (feature loss).
+    """
+
+    score: torch.Tensor
+    feat: torch.Tensor
+
+
+def conv_stage(
+    in_channels: int, widths: Sequence[int], dilation: int = 1, pool: bool = False
+) -> nn.Sequential:
+    """Builds ``[maxpool 2] + [conv3x3, InstanceNorm, ReLU] x len(widths)``."""
+    layers: List[nn.Module] = [nn.MaxPool2d(kernel_size=2, stride=2)] if pool else []
+    for width in widths:
+        layers += [
+            nn.Conv2d(in_channels, width, kernel_size=3, padding=dilation, dilation=dilation),
+            nn.InstanceNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+def repeat_bands(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """Repeats bands along the channel axis: output channel ``k`` is band ``k mod C``."""
+    band_count = image.shape[1]
+    index = torch.arange(channels, device=image.device) % band_count
+    return image.index_select(1, index)
+
+
+class DecoderCell(nn.Module):
+    """One decoder cell ``D(en, dec, in_ch, out_ch)``; the head cell returns score and feat.
+
+    Args:
+        in_channels: Channels of the encoder features ``en`` (and of ``dec``).
+        out_channels: Channels of the cell's output (attention cells only).
+        lam_hidden: Hidden width of the LAM kernel predictor.
+        head: Whether this is the head cell (no attention, a 1-channel score).
+        faithful_lam: Use the published, spatially scrambled LAM.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        lam_hidden: int,
+        head: bool = False,
+        faithful_lam: bool = False,
+    ) -> None:
+        super().__init__()
+        self.head = head
+        self.encoder_norm = nn.InstanceNorm2d(in_channels)
+        self.fuse = nn.Conv2d(2 * in_channels, in_channels, kernel_size=1)
+        if head:
+            self.score = nn.Conv2d(in_channels, 1, kernel_size=1)
+        else:
+            self.attention = LocalAttention(in_channels, lam_hidden, faithful=faithful_lam)
+            self.project = nn.Conv2d(2 * in_channels, out_channels, kernel_size=1)
+            self.output_norm = nn.InstanceNorm2d(out_channels)
+            # The published cells also compute an unused 1-channel side output; it is kept
+            # so that the ``paper`` configuration has the published parameter count.
+            self.side_output = nn.Conv2d(out_channels, 1, kernel_size=1)
+
+    def forward(
+        self, encoded: torch.Tensor, decoded: Optional[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(output, feat)``: the cell output (the score for the head) and feat."""
+        if decoded is None:
+            decoded = encoded
+        if decoded.shape[-2:] != encoded.shape[-2:]:
+            decoded = functional.interpolate(decoded, size=encoded.shape[-2:], mode="nearest")
+        encoded = functional.relu(self.encoder_norm(encoded))
+        fused = self.fuse(torch.cat((encoded, decoded), dim=1))
+        feat = torch.sigmoid(fused)
+        fused = functional.relu(fused)
+        if self.head:
+            return torch.sigmoid(self.score(fused)), feat
+        attended = self.attention(fused)
+        projected = self.project(torch.cat((fused, attended), dim=1))
+        return functional.relu(self.output_norm(projected)), feat
+
+
+class UniADRS(nn.Module):
+    """The UniADRS anomaly scoring network.
+
+    Args:
+        config: Widths and switches; see :class:`~uniadrs_engine.model.config.ModelConfig`.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
+        self.stem = conv_stage(config.in_channels, (stem, stem))
+        self.encoders = nn.ModuleList(
+            [
+                conv_stage(stem, (e1, e1), pool=True),
+                conv_stage(e1, (e2, e2, e2), pool=True),
+                conv_stage(e2, (e3, e3, e3), pool=True),
+                conv_stage(e3, (e3, e3, e3), dilation=2),
+                nn.Sequential(
+                    nn.Conv2d(e3, e5, kernel_size=3, padding=12, dilation=12),
+                    nn.Conv2d(e5, e5, kernel_size=3, padding=1),
+                ),
+            ]
+        )
+        cell_widths = [(e5, e3), (e3, e3), (e3, e2), (e2, e1), (e1, stem)]
+        self.decoders = nn.ModuleList(
+            [
+                DecoderCell(
+                    width_in, width_out, config.lam_hidden, faithful_lam=config.faithful_lam
+                )
+                for width_in, width_out in cell_widths
+            ]
+        )
+        self.head = DecoderCell(stem, 1, config.lam_hidden, head=True)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases (the published initialisation).
+
+        With ``freeze_random_decoders`` the attention cells keep PyTorch's default
+        initialisation and are frozen, as in the published code where they were never
+        registered with the model.
+        """
+        frozen = set(self.decoders.modules()) if self.config.freeze_random_decoders else set()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module not in frozen:
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for parameter in self.decoders.parameters():
+            parameter.requires_grad_(not self.config.freeze_random_decoders)
+
+    def first_conv(self) -> nn.Conv2d:
+        """The first convolution, whose input channels are the repeated bands."""
+        conv = self.stem[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv
+
+    def folded_input_weight(self, band_count: int) -> torch.Tensor:
+        """First-conv weight for ``band_count`` bands: repeated channels summed per band."""
+        weight = self.first_conv().weight
+        index = torch.arange(weight.shape[1], device=weight.device) % band_count
+        folded = weight.new_zeros(weight.shape[0], band_count, *weight.shape[2:])
+        return folded.index_add(1, index, weight)
+
+    def describe_stem(self, image: torch.Tensor, fold_input: bool = True) -> torch.Tensor:
+        """Per-pixel descriptors of the stem for a ``[B, C, H, W]`` image."""
+        band_count = image.shape[1]
+        channels = self.config.in_channels
+        if not 1 <= band_count <= channels:
+            raise ValueError(
+                f"the network takes 1 to {channels} bands, got {band_count}; "
+                "score larger band counts in slices"
+            )
+        conv = self.first_conv()
+        if band_count == channels:
+            first = conv(image)
+        elif fold_input:
+            first = functional.conv2d(
+                image, self.folded_input_weight(band_count), conv.bias, padding=conv.padding
+            )
+        else:
+            first = conv(repeat_bands(image, channels))
+        return self.stem[1:](first)
+
+    def forward(self, image: torch.Tensor, fold_input: bool = True) -> NetworkOutput:
+        """Scores a ``[B, C, H, W]`` image (``1 <= C <= in_channels``, H and W multiples of 8).
+
+        Args:
+            image: Normalised image batch.
+            fold_input: Fold the band repetition into the first convolution (clean); False
+                repeats the bands to ``in_channels`` as the published code does.
+
+        Returns:
+            The score map and the head's feature map.
+        """
+        height, width = image.shape[-2:]
+        if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+            raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}")
+        descriptors = self.describe_stem(image, fold_input=fold_input)
+        encoded: List[torch.Tensor] = []
+        features = descriptors
+        for encoder in self.encoders:
+            features = encoder(features)
+            encoded.append(features)
+        decoded: Optional[torch.Tensor] = None
+        for cell, encoder_features in zip(self.decoders, reversed(encoded)):
+            decoded, _ = cell(encoder_features, decoded)
+        score, feat = self.head(descriptors, decoded)
+        return NetworkOutput(score=score, feat=feat)
+
+
+def count_parameters(network: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``network`` (optionally only those that are trained)."""
+    return sum(
+        parameter.numel()
+        for parameter in network.parameters()
+        if parameter.requires_grad or not trainable_only
+    )
