@@ -1,0 +1,110 @@
+"""Raster evaluation: exact AUC in bounded memory, nodata handling, grid checks, ROC PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tests.raster_factory import DEFAULT_GEOTRANSFORM
+from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.metrics.evaluation import evaluate_rasters, save_roc_png
+from uniadrs_engine.metrics.roc3d import roc3d
+from uniadrs_engine.progress import ProgressReporter
+from uniadrs_engine.raster.writer import SCORE_NODATA
+
+
+def _scores_and_mask(rows=30, cols=40, anomaly_fraction=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    mask = (rng.random((rows, cols)) < anomaly_fraction).astype(np.uint8)
+    scores = rng.integers(0, 20, size=(rows, cols)).astype(np.float32)  # many ties
+    scores[mask == 1] += 5
+    return scores, mask
+
+
+def test_auc_and_3d_roc_match_array_computation_and_skip_nodata(make_raster):
+    scores, mask = _scores_and_mask()
+    with_nodata = scores.copy()
+    with_nodata[:3, :5] = SCORE_NODATA
+    score_path = make_raster(with_nodata, "scores.tif", nodata=SCORE_NODATA)
+    mask_path = make_raster(mask, "mask.tif")
+    valid = np.ones_like(mask, dtype=bool)
+    valid[:3, :5] = False
+    result = evaluate_rasters(score_path, mask_path)
+    assert result.auc == pytest.approx(roc_auc_score(mask[valid], scores[valid]), abs=1e-12)
+    assert result.roc3d.as_dict() == pytest.approx(roc3d(scores, mask, valid).as_dict())
+    assert result.n_pixels == valid.sum()
+    assert result.n_anomalies == mask[valid].sum()
+    assert result.n_ignored == 15
+    assert result.score_min == scores[valid].min()
+
+
+@pytest.mark.parametrize("anomaly_fraction", [0.05, 0.9])
+def test_chunked_ranking_in_a_tiny_budget_stays_exact(make_raster, anomaly_fraction):
+    scores, mask = _scores_and_mask(anomaly_fraction=anomaly_fraction, seed=5)
+    score_path = make_raster(scores, "scores.tif")
+    mask_path = make_raster(mask, "mask.tif")
+    # 1e-4 MiB: one-row windows and a reference of 3 scores, so many chunks and passes
+    result = evaluate_rasters(score_path, mask_path, memory_mb=1e-4)
+    assert result.auc == pytest.approx(roc_auc_score(mask.ravel(), scores.ravel()), abs=1e-12)
+    assert result.auc == pytest.approx(evaluate_rasters(score_path, mask_path).auc, abs=1e-12)
+
+
+def test_curve_is_a_monotone_roc(make_raster):
+    scores, mask = _scores_and_mask(seed=2)
+    result = evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
+    curve = result.curve
+    assert curve.false_positive_rate[0] == 0 and curve.true_positive_rate[-1] == 1
+    assert np.all(np.diff(curve.false_positive_rate) >= 0)
+    area = np.trapz(curve.true_positive_rate, curve.false_positive_rate)
+    assert area == pytest.approx(result.auc, abs=1e-6)  # integer scores: bins hold ties only
+
+
+@pytest.mark.parametrize("mask_value", [0, 1])
+def test_one_class_masks_are_rejected(make_raster, mask_value):
+    scores, _ = _scores_and_mask()
+    mask = np.full(scores.shape, mask_value, dtype=np.uint8)
+    with pytest.raises(InputError, match="AUC is undefined"):
+        evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
+
+
+def test_grids_must_match(make_raster):
+    scores, mask = _scores_and_mask()
+    score_path = make_raster(scores, "s.tif")
+    with pytest.raises(InputError, match="sizes differ"):
+        evaluate_rasters(score_path, make_raster(mask[:, :-1], "narrow.tif"))
+    shifted = list(DEFAULT_GEOTRANSFORM)
+    shifted[0] += 100.0
+    with pytest.raises(InputError, match="geotransforms differ"):
+        evaluate_rasters(score_path, make_raster(mask, "shifted.tif", geotransform=shifted))
+    with pytest.raises(InputError, match="not found"):
+        evaluate_rasters(score_path, score_path.parent / "missing.tif")
+
+
+def test_cancellation_raises(make_raster):
+    scores, mask = _scores_and_mask()
+    reporter = ProgressReporter(is_cancelled=lambda: True)
+    with pytest.raises(CancelledError):
+        evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"),
+                         progress=reporter)
+
+
+def test_save_roc_png_writes_a_png_and_no_temporary_file(make_raster, tmp_path):
+    scores, mask = _scores_and_mask()
+    result = evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
+    out = tmp_path / "roc.png"
+    assert save_roc_png(result, out, title="test") == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*partial*"))
+    with pytest.raises(InputError):
+        save_roc_png(result, tmp_path / "missing" / "roc.png")
+
+
+def test_as_dict_is_json_ready(make_raster):
+    import json
+
+    scores, mask = _scores_and_mask()
+    result = evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
+    values = json.loads(json.dumps(result.as_dict(), allow_nan=False))
+    assert values["auc"] == pytest.approx(result.auc)
+    assert {"auc_df", "auc_dt", "auc_ft", "td", "bs", "odp", "tdbs", "snpr"} <= set(values)
