@@ -1,0 +1,211 @@
+"""Tests of windowed raster reading: georeference, nodata, types, formats, band selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+
+
+def _ramp(bands: int, rows: int, cols: int, dtype: str) -> np.ndarray:
+    values = np.arange(bands * rows * cols).reshape(bands, rows, cols)
+    return values.astype(dtype)
+
+
+def test_reads_georeference_and_metadata(make_raster) -> None:
+    path = make_raster(_ramp(3, 5, 7, "float32"))
+    with open_raster(path) as source:
+        assert isinstance(source, RasterSource)
+        assert (source.width, source.height) == (7, 5)
+        assert source.band_indices == [1, 2, 3]
+        assert source.band_count == 3
+        assert source.dtype == np.float32
+        assert source.geotransform == pytest.approx(DEFAULT_GEOTRANSFORM)
+        assert "32633" in source.projection or "UTM" in source.projection
+        assert source.nodata == [None, None, None]
+        assert source.block_size[0] >= 1 and source.block_size[1] >= 1
+        assert source.pixel_size == pytest.approx((10.0, 10.0))
+
+
+def test_window_data_and_band_selection_order(make_raster) -> None:
+    image = _ramp(4, 6, 8, "float32")
+    path = make_raster(image)
+    with open_raster(path, bands=[3, 1]) as source:
+        block = source.read_window(Window(2, 1, 5, 3))
+    assert block.data.dtype == np.float32
+    assert block.data.shape == (2, 3, 5)
+    np.testing.assert_array_equal(block.data[0], image[2, 1:4, 2:7])
+    np.testing.assert_array_equal(block.data[1], image[0, 1:4, 2:7])
+    assert block.valid.dtype == bool and block.valid.all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "float32", "float64"])
+def test_integer_and_float_types(make_raster, dtype: str) -> None:
+    image = _ramp(2, 4, 6, dtype)
+    path = make_raster(image, name=f"{dtype}.tif")
+    with open_raster(path) as source:
+        assert source.dtype == np.dtype(dtype)
+        block = source.read_window(source.full_window())
+    assert block.data.dtype == np.float32
+    np.testing.assert_array_equal(block.data, image.astype(np.float32))
+
+
+def test_nodata_of_any_band_invalidates_the_pixel(make_raster) -> None:
+    image = _ramp(2, 4, 5, "int16") + 1
+    image[0, 1, 2] = -5
+    image[1, 3, 4] = -5
+    path = make_raster(image, nodata=-5)
+    with open_raster(path) as source:
+        assert source.nodata == [-5.0, -5.0]
+        block = source.read_window(source.full_window())
+    expected = np.ones((4, 5), dtype=bool)
+    expected[1, 2] = expected[3, 4] = False
+    np.testing.assert_array_equal(block.valid, expected)
+    assert (block.data[:, ~expected] == 0).all()
+
+
+def test_nodata_is_per_selected_band(make_raster) -> None:
+    image = _ramp(2, 3, 3, "int16") + 1
+    image[1, 0, 0] = -5
+    path = make_raster(image, nodata=-5)
+    with open_raster(path, bands=[1]) as source:
+        assert source.read_window(source.full_window()).valid.all()
+    with open_raster(path, bands=[2]) as source:
+        assert not source.read_window(source.full_window()).valid[0, 0]
+
+
+def test_non_finite_values_are_invalid(make_raster) -> None:
+    image = np.ones((2, 3, 4), dtype=np.float32)
+    image[0, 0, 0] = np.nan
+    image[1, 2, 3] = np.inf
+    path = make_raster(image, nodata=np.nan)
+    with open_raster(path) as source:
+        block = source.read_window(source.full_window())
+    assert block.valid.sum() == 10
+    assert not block.valid[0, 0] and not block.valid[2, 3]
+    assert np.isfinite(block.data).all()
+
+
+def test_large_integer_nodata_compared_exactly(make_raster) -> None:
+    """16777217 is not a float32 value: the comparison must happen before the cast."""
+    image = np.full((1, 2, 2), 16777216, dtype=np.int32)
+    image[0, 0, 0] = 16777217
+    path = make_raster(image, nodata=16777217)
+    with open_raster(path) as source:
+        valid = source.read_window(source.full_window()).valid
+    np.testing.assert_array_equal(valid, [[False, True], [True, True]])
+
+
+def test_float64_values_beyond_float32_are_invalid(make_raster) -> None:
+    image = np.ones((1, 2, 2), dtype=np.float64)
+    image[0, 1, 1] = 1e300
+    path = make_raster(image)
+    with open_raster(path) as source:
+        block = source.read_window(source.full_window())
+    assert not block.valid[1, 1] and block.valid.sum() == 3
+    assert np.isfinite(block.data).all()
+
+
+def test_zero_valid_pixels_reads_an_empty_mask(make_raster) -> None:
+    path = make_raster(np.zeros((2, 3, 3), dtype=np.uint8), nodata=0)
+    with open_raster(path) as source:
+        block = source.read_window(source.full_window())
+    assert not block.valid.any()
+
+
+def test_envi_format(tmp_path: Path) -> None:
+    image = _ramp(3, 4, 5, "int16")
+    path = write_raster(tmp_path / "scene.img", image, driver="ENVI", nodata=7)
+    assert (tmp_path / "scene.hdr").exists()
+    with open_raster(path, bands=[2, 3]) as source:
+        assert source.dtype == np.int16
+        assert source.geotransform == pytest.approx(DEFAULT_GEOTRANSFORM)
+        assert source.nodata == [7.0, 7.0]
+        block = source.read_window(Window(1, 1, 3, 2))
+    np.testing.assert_array_equal(block.data, image[1:, 1:3, 1:4].astype(np.float32))
+    assert block.valid.all()
+
+
+def test_raster_without_georeference(make_raster) -> None:
+    path = make_raster(np.ones((1, 3, 3), dtype=np.float32), epsg=None)
+    with open_raster(path) as source:
+        assert source.projection == ""
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        open_raster(tmp_path / "missing.tif")
+
+
+def test_not_a_raster(tmp_path: Path) -> None:
+    path = tmp_path / "notes.tif"
+    path.write_text("this is not a raster\n")
+    with pytest.raises(InputError, match="not a raster"):
+        open_raster(path)
+
+
+def test_folder_is_not_a_raster(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="folder"):
+        open_raster(tmp_path)
+
+
+def test_zero_size_raster(tmp_path: Path) -> None:
+    """GDAL itself refuses 0x0 rasters; the user still gets one line, no traceback."""
+    path = tmp_path / "empty.vrt"
+    path.write_text('<VRTDataset rasterXSize="0" rasterYSize="0"></VRTDataset>')
+    with pytest.raises(InputError) as caught:
+        open_raster(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_vector_file_has_no_bands(tmp_path: Path) -> None:
+    path = tmp_path / "points.geojson"
+    path.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},'
+        ' "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}}]}'
+    )
+    with pytest.raises(InputError, match="no raster band"):
+        open_raster(path)
+
+
+@pytest.mark.parametrize("bands", [[0], [4], [1, 5], []])
+def test_band_out_of_range(make_raster, bands: list) -> None:
+    path = make_raster(np.ones((3, 2, 2), dtype=np.float32))
+    with pytest.raises(InputError) as caught:
+        open_raster(path, bands=bands)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "band" in message
+
+
+def test_window_outside_raster(make_raster) -> None:
+    path = make_raster(np.ones((1, 3, 3), dtype=np.float32))
+    with open_raster(path) as source, pytest.raises(InputError, match="outside"):
+        source.read_window(Window(2, 0, 2, 1))
+
+
+def test_closed_source_raises(make_raster) -> None:
+    path = make_raster(np.ones((1, 3, 3), dtype=np.float32))
+    source = open_raster(path)
+    source.close()
+    with pytest.raises(InputError, match="closed"):
+        source.read_window(Window(0, 0, 1, 1))
+
+
+def test_reads_gdal_virtual_names(tmp_path: Path) -> None:
+    image = _ramp(1, 3, 4, "float32")
+    path = write_raster(tmp_path / "a.tif", image)
+    vsi_path = "/vsimem/uniadrs_reader_test.tif"
+    gdal.Translate(vsi_path, str(path))
+    try:
+        with open_raster(vsi_path) as source:
+            block = source.read_window(source.full_window())
+        np.testing.assert_array_equal(block.data, image)
+    finally:
+        gdal.Unlink(vsi_path)

@@ -1,0 +1,143 @@
+"""Tests of score raster writing: grid and CRS copied, nodata, temp-then-rename, abort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from tests.raster_factory import write_raster
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import Window, open_raster
+from uniadrs_engine.raster.writer import SCORE_NODATA, ScoreRasterWriter
+
+
+def _read(path: Path) -> gdal.Dataset:
+    return gdal.Open(str(path))
+
+
+def _band_values(path: Path, band: int = 1) -> np.ndarray:
+    dataset = gdal.Open(str(path))  # keep the dataset alive while its band is read
+    return dataset.GetRasterBand(band).ReadAsArray()
+
+
+@pytest.fixture
+def source_path(make_raster) -> Path:
+    return make_raster(np.ones((2, 6, 9), dtype=np.int16), name="input.tif")
+
+
+def test_copies_grid_and_crs_and_writes_windows(source_path: Path, tmp_path: Path) -> None:
+    output = tmp_path / "scores.tif"
+    with open_raster(source_path) as source:
+        with ScoreRasterWriter(output, source) as writer:
+            assert not output.exists()
+            writer.write(Window(0, 0, 9, 4), np.full((4, 9), 0.25, dtype=np.float64))
+            writer.write(Window(0, 4, 9, 2), np.full((2, 9), 0.75, dtype=np.float32))
+        geotransform, projection = source.geotransform, source.projection
+    dataset = _read(output)
+    assert (dataset.RasterXSize, dataset.RasterYSize, dataset.RasterCount) == (9, 6, 1)
+    assert dataset.GetGeoTransform() == pytest.approx(geotransform)
+    assert dataset.GetProjection() == projection
+    band = dataset.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Float32
+    assert band.GetNoDataValue() == SCORE_NODATA
+    structure = dataset.GetMetadata("IMAGE_STRUCTURE")
+    assert structure.get("COMPRESSION") == "DEFLATE"
+    assert band.GetBlockSize() == [256, 256]
+    values = band.ReadAsArray()
+    np.testing.assert_array_equal(values[:4], 0.25)
+    np.testing.assert_array_equal(values[4:], 0.75)
+    assert [item.name for item in tmp_path.iterdir() if "partial" in item.name] == []
+
+
+def test_invalid_and_non_finite_pixels_become_nodata(source_path: Path, tmp_path: Path) -> None:
+    output = tmp_path / "scores.tif"
+    values = np.full((6, 9), 0.5, dtype=np.float32)
+    values[0, 0] = np.nan
+    valid = np.ones((6, 9), dtype=bool)
+    valid[5, 8] = False
+    with open_raster(source_path) as source, ScoreRasterWriter(output, source) as writer:
+        writer.write(Window(0, 0, 9, 6), values, valid)
+    written = _band_values(output)
+    assert written[0, 0] == SCORE_NODATA and written[5, 8] == SCORE_NODATA
+    assert (written == 0.5).sum() == 6 * 9 - 2
+
+
+def test_multi_band_output(source_path: Path, tmp_path: Path) -> None:
+    output = tmp_path / "multi.tif"
+    source = open_raster(source_path)
+    with ScoreRasterWriter(output, source, band_count=2, band_descriptions=["a", "b"]) as out:
+        out.write(Window(0, 0, 9, 6), np.stack([np.zeros((6, 9)), np.ones((6, 9))]))
+    dataset = _read(output)
+    assert dataset.RasterCount == 2
+    assert dataset.GetRasterBand(2).GetDescription() == "b"
+    np.testing.assert_array_equal(dataset.GetRasterBand(2).ReadAsArray(), 1.0)
+
+
+def test_mask_writer_from_explicit_grid(tmp_path: Path) -> None:
+    output = tmp_path / "mask.tif"
+    geotransform = (10.0, 2.0, 0.0, 50.0, 0.0, -2.0)
+    mask = np.array([[0, 1, 1], [1, 0, 0]], dtype=np.uint8)
+    valid = np.array([[True, True, False], [True, True, True]])
+    with ScoreRasterWriter.for_grid(
+        output, 3, 2, geotransform, "", dtype=np.uint8, nodata=255
+    ) as writer:
+        writer.write(Window(0, 0, 3, 2), mask, valid)
+    dataset = _read(output)
+    band = dataset.GetRasterBand(1)
+    assert band.DataType == gdal.GDT_Byte
+    assert band.GetNoDataValue() == 255
+    assert dataset.GetGeoTransform() == pytest.approx(geotransform)
+    np.testing.assert_array_equal(band.ReadAsArray(), [[0, 1, 255], [1, 0, 0]])
+
+
+def test_exception_leaves_nothing(source_path: Path, tmp_path: Path) -> None:
+    output = tmp_path / "scores.tif"
+    source = open_raster(source_path)
+    with pytest.raises(RuntimeError, match="boom"), ScoreRasterWriter(output, source) as writer:
+        writer.write(Window(0, 0, 9, 6), np.zeros((6, 9)))
+        assert writer.temp_path.exists()
+        raise RuntimeError("boom")
+    source.close()
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif"]
+
+
+def test_abort_leaves_nothing_and_keeps_an_older_output(source_path: Path, tmp_path: Path) -> None:
+    output = write_raster(tmp_path / "scores.tif", np.full((2, 2), 3.0, dtype=np.float32))
+    with open_raster(source_path) as source:
+        writer = ScoreRasterWriter(output, source)
+        writer.write(Window(0, 0, 9, 6), np.zeros((6, 9)))
+        writer.abort()
+    assert not writer.temp_path.exists()
+    assert _read(output).RasterXSize == 2  # the older file is untouched
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif", "scores.tif"]
+
+
+def test_commit_replaces_an_older_output_and_its_stale_statistics(
+    source_path: Path, tmp_path: Path
+) -> None:
+    output = write_raster(tmp_path / "scores.tif", np.full((2, 2), 3.0, dtype=np.float32))
+    stale = Path(f"{output}.aux.xml")
+    stale.write_text("<PAMDataset/>")
+    with open_raster(source_path) as source:
+        writer = ScoreRasterWriter(output, source)
+        writer.write(Window(0, 0, 9, 6), np.zeros((6, 9)))
+        assert writer.commit() == output
+    assert _read(output).RasterXSize == 9
+    assert not stale.exists()
+
+
+def test_shape_mismatch_raises(source_path: Path, tmp_path: Path) -> None:
+    with open_raster(source_path) as source, ScoreRasterWriter(tmp_path / "s.tif", source) as out:
+        with pytest.raises(ValueError):
+            out.write(Window(0, 0, 9, 6), np.zeros((5, 9)))
+        with pytest.raises(ValueError):
+            out.write(Window(5, 0, 9, 6), np.zeros((6, 9)))
+        out.write(Window(0, 0, 9, 6), np.zeros((6, 9)))
+
+
+def test_missing_output_folder(source_path: Path, tmp_path: Path) -> None:
+    with open_raster(source_path) as source, pytest.raises(InputError, match="folder"):
+        ScoreRasterWriter(tmp_path / "nowhere" / "scores.tif", source)

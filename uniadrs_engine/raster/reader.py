@@ -1,0 +1,266 @@
+"""Windowed reading of any GDAL raster, with nodata and non-finite pixels masked.
+
+A raster is never read whole: :func:`open_raster` returns a :class:`RasterSource` whose
+:meth:`~RasterSource.read_window` reads one ``(xoff, yoff, xsize, ysize)`` window of the
+selected bands as ``float32 [bands, rows, cols]`` plus a ``bool [rows, cols]`` validity mask.
+A pixel is valid when every selected band is finite and differs from that band's nodata value;
+invalid pixels hold 0 in the returned data.
+
+Example:
+    >>> with open_raster("scene.tif", bands=[1, 2, 3]) as source:  # doctest: +SKIP
+    ...     block = source.read_window(Window(0, 0, source.width, 16))
+    ...     block.data.shape, block.valid.shape
+    ((3, 16, 512), (16, 512))
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from osgeo import gdal, gdal_array
+
+from uniadrs_engine.errors import InputError
+
+PathLike = Union[str, Path]
+
+#: ``NETCDF:"file.nc":var``-style GDAL names (a driver prefix of two or more letters).
+_GDAL_PREFIXED_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")
+
+
+class Window(NamedTuple):
+    """A rectangle of pixels, as GDAL's ``ReadAsArray(xoff, yoff, xsize, ysize)`` takes it."""
+
+    xoff: int
+    yoff: int
+    xsize: int
+    ysize: int
+
+
+@dataclass
+class RasterBlock:
+    """The selected bands of one window, with its validity mask.
+
+    Attributes:
+        data: ``float32 [bands, rows, cols]``; invalid pixels hold 0.
+        valid: ``bool [rows, cols]``; True where every band is finite and not nodata.
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+
+
+@contextmanager
+def quiet_gdal_errors() -> Iterator[None]:
+    """Keeps GDAL from printing errors on stderr; callers turn them into one-line errors."""
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+
+
+def _gdal_message(default: str) -> str:
+    """Returns GDAL's last error message, or ``default`` when it has none."""
+    message = gdal.GetLastErrorMsg().strip()
+    return message.splitlines()[0] if message else default
+
+
+def _looks_like_gdal_name(path: str) -> bool:
+    """Tells virtual (``/vsizip/...``) and driver-prefixed names from plain file paths."""
+    return path.startswith("/vsi") or bool(_GDAL_PREFIXED_NAME.match(path))
+
+
+def _opens_as_vector(name: str) -> bool:
+    """True when GDAL reads ``name`` as a vector dataset (call with GDAL errors quieted)."""
+    try:
+        return gdal.OpenEx(name, gdal.OF_VECTOR | gdal.OF_READONLY) is not None
+    except RuntimeError:
+        return False
+
+
+class RasterSource:
+    """An open raster with a band selection, read one window at a time.
+
+    Use :func:`open_raster` to create one. Not thread-safe: open one source per thread.
+
+    Attributes:
+        path: The path or GDAL name the raster was opened from.
+        width: Columns.
+        height: Rows.
+        band_indices: The selected bands, 1-based.
+        band_count: ``len(band_indices)``.
+        dtype: The numpy type of the file's (first selected) band.
+        geotransform: GDAL's 6-tuple geotransform.
+        projection: The coordinate reference system as WKT, or ``''``.
+        nodata: Per selected band, its nodata value or None.
+        block_size: The file's natural block ``(x, y)`` of the first selected band.
+    """
+
+    def __init__(self, dataset: gdal.Dataset, path: str, band_indices: List[int]) -> None:
+        self._dataset: Optional[gdal.Dataset] = dataset
+        self.path = path
+        self.width: int = dataset.RasterXSize
+        self.height: int = dataset.RasterYSize
+        self.band_indices = list(band_indices)
+        self.band_count = len(self.band_indices)
+        bands = [dataset.GetRasterBand(index) for index in self.band_indices]
+        type_code = gdal_array.GDALTypeCodeToNumericTypeCode(bands[0].DataType)
+        if type_code is None or np.dtype(type_code).kind == "c":
+            type_name = gdal.GetDataTypeName(bands[0].DataType)
+            raise InputError(f"{path}: unsupported pixel type {type_name}")
+        self.dtype = np.dtype(type_code)
+        self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
+        self.projection: str = dataset.GetProjection() or ""
+        self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
+        block_x, block_y = bands[0].GetBlockSize()
+        self.block_size: Tuple[int, int] = (int(block_x), int(block_y))
+
+    @property
+    def dataset(self) -> gdal.Dataset:
+        """The underlying GDAL dataset; raises if the source was closed."""
+        if self._dataset is None:
+            raise InputError(f"{self.path}: raster already closed")
+        return self._dataset
+
+    @property
+    def pixel_size(self) -> Tuple[float, float]:
+        """The pixel's width and height in map units (absolute values)."""
+        transform = self.geotransform
+        return (
+            float(np.hypot(transform[1], transform[4])),
+            float(np.hypot(transform[2], transform[5])),
+        )
+
+    def full_window(self) -> Window:
+        """The window covering the whole raster."""
+        return Window(0, 0, self.width, self.height)
+
+    def read_window(self, window: Window) -> RasterBlock:
+        """Reads the selected bands of ``window``.
+
+        Args:
+            window: Pixels to read; must lie inside the raster.
+
+        Returns:
+            The block's float32 data (0 at invalid pixels) and its validity mask.
+
+        Raises:
+            InputError: If the window lies outside the raster or GDAL fails to read it.
+        """
+        xoff, yoff, xsize, ysize = (int(value) for value in window)
+        if (
+            xoff < 0
+            or yoff < 0
+            or xsize <= 0
+            or ysize <= 0
+            or xoff + xsize > self.width
+            or yoff + ysize > self.height
+        ):
+            raise InputError(
+                f"{self.path}: window {tuple(window)} lies outside the "
+                f"{self.width}x{self.height} raster"
+            )
+        raw = self._read_raw(xoff, yoff, xsize, ysize)
+        valid = np.ones((ysize, xsize), dtype=bool)
+        for band_data, nodata in zip(raw, self.nodata):
+            if raw.dtype.kind == "f":
+                valid &= np.isfinite(band_data)
+            if nodata is not None:
+                if np.isnan(nodata):
+                    continue  # NaN nodata is already masked as non-finite
+                # compare in float64 so large integers keep their exact value
+                valid &= band_data.astype(np.float64, copy=False) != nodata
+        with np.errstate(over="ignore", invalid="ignore"):
+            data = raw.astype(np.float32)
+        if not valid.all():
+            data[:, ~valid] = 0.0
+        # float64 values beyond float32's range become inf: mask them too
+        overflow = ~np.isfinite(data).all(axis=0)
+        if overflow.any():
+            valid &= ~overflow
+            data[:, overflow] = 0.0
+        return RasterBlock(data=data, valid=valid)
+
+    def _read_raw(self, xoff: int, yoff: int, xsize: int, ysize: int) -> np.ndarray:
+        """Reads the selected bands in the file's own type, ``[bands, rows, cols]``."""
+        with quiet_gdal_errors():
+            try:
+                raw = self.dataset.ReadAsArray(
+                    xoff, yoff, xsize, ysize, band_list=self.band_indices
+                )
+            except RuntimeError as error:
+                raise InputError(f"{self.path}: cannot read pixels: {error}") from None
+            if raw is None:
+                raise InputError(f"{self.path}: cannot read pixels: {_gdal_message('GDAL error')}")
+        raw = np.asarray(raw)
+        if raw.ndim == 2:
+            raw = raw[None]
+        return raw
+
+    def close(self) -> None:
+        """Releases the GDAL dataset; further reads raise."""
+        self._dataset = None
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RasterSource({self.path!r}, {self.width}x{self.height}, "
+            f"bands={self.band_indices}, dtype={self.dtype})"
+        )
+
+
+def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> RasterSource:
+    """Opens a raster any GDAL driver can read, with an optional band selection.
+
+    Args:
+        path: A file path, or a GDAL name (``/vsizip/...``, ``NETCDF:"f.nc":var``).
+        bands: 1-based band numbers to read, in that order; None selects all bands.
+
+    Returns:
+        An open :class:`RasterSource` (use it as a context manager).
+
+    Raises:
+        InputError: If the file is missing, is not a raster GDAL can read, has no pixel or no
+            band, or a selected band is out of range.
+    """
+    name = str(path)
+    if not Path(name).exists() and not _looks_like_gdal_name(name):
+        raise InputError(f"input raster not found: {name}")
+    if Path(name).is_dir() and not name.lower().endswith((".zarr", ".gdb", ".safe")):
+        raise InputError(f"{name} is a folder, not a raster")
+    with quiet_gdal_errors():
+        try:
+            dataset = gdal.OpenEx(name, gdal.OF_RASTER | gdal.OF_READONLY)
+        except RuntimeError:
+            dataset = None
+        if dataset is None:
+            if _opens_as_vector(name):
+                raise InputError(f"{name} has no raster band (it is a vector dataset)")
+            raise InputError(f"{name} is not a raster GDAL can read")
+    if dataset.RasterXSize <= 0 or dataset.RasterYSize <= 0:
+        raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
+    if dataset.RasterCount <= 0:
+        raise InputError(f"{name} has no raster band")
+    if bands is None:
+        band_indices = list(range(1, dataset.RasterCount + 1))
+    else:
+        band_indices = [int(band) for band in bands]
+        if not band_indices:
+            raise InputError(f"{name}: the band selection is empty")
+        out_of_range = [band for band in band_indices if not 1 <= band <= dataset.RasterCount]
+        if out_of_range:
+            raise InputError(
+                f"{name}: band {out_of_range[0]} is out of range "
+                f"(the raster has {dataset.RasterCount} band(s), numbered from 1)"
+            )
+    return RasterSource(dataset, name, band_indices)

@@ -1,0 +1,257 @@
+"""Window-by-window writing of score (and mask) rasters that appear only when complete.
+
+:class:`ScoreRasterWriter` creates a tiled, DEFLATE-compressed GeoTIFF on the grid (size,
+geotransform, projection) of an input raster, under a temporary name in the output's folder.
+Windows are written as they are computed; invalid pixels get the nodata value. On a clean exit
+of the ``with`` block (or :meth:`~ScoreRasterWriter.commit`) the file is renamed to its final
+name; on an exception (or :meth:`~ScoreRasterWriter.abort`) the temporary file is deleted, so
+no partial output ever exists under the final name.
+
+Example:
+    >>> with open_raster("scene.tif") as source, ScoreRasterWriter("scores.tif", source) as out:
+    ...     block = source.read_window(source.full_window())  # doctest: +SKIP
+    ...     out.write(source.full_window(), score_map, block.valid)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol, Sequence, Tuple, Union
+
+import numpy as np
+from osgeo import gdal, gdal_array
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import Window, quiet_gdal_errors
+
+PathLike = Union[str, Path]
+
+#: Nodata value of every score raster the engine writes.
+SCORE_NODATA = -9999.0
+
+#: GeoTIFF creation options of score rasters: tiled, lossless, floating-point predictor.
+DEFAULT_CREATION_OPTIONS: Tuple[str, ...] = (
+    "TILED=YES",
+    "BLOCKXSIZE=256",
+    "BLOCKYSIZE=256",
+    "COMPRESS=DEFLATE",
+    "PREDICTOR=3",
+    "BIGTIFF=IF_SAFER",
+)
+
+
+class GridLike(Protocol):
+    """Anything that describes a raster grid (a :class:`RasterSource`, a :class:`RasterGrid`)."""
+
+    width: int
+    height: int
+    geotransform: Tuple[float, ...]
+    projection: str
+
+
+@dataclass(frozen=True)
+class RasterGrid:
+    """A raster's pixel grid: size and georeference.
+
+    Attributes:
+        width: Columns.
+        height: Rows.
+        geotransform: GDAL's 6-tuple geotransform.
+        projection: The coordinate reference system as WKT, or ``''``.
+    """
+
+    width: int
+    height: int
+    geotransform: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    projection: str = ""
+
+
+def _creation_options_for(dtype: np.dtype, options: Sequence[str]) -> list:
+    """Uses the integer predictor for integer rasters (PREDICTOR=3 is for floats only)."""
+    if dtype.kind == "f":
+        return list(options)
+    return ["PREDICTOR=2" if option.upper() == "PREDICTOR=3" else option for option in options]
+
+
+class ScoreRasterWriter:
+    """Writes a raster window by window under a temporary name, then renames it.
+
+    Args:
+        path: Final output path (a GeoTIFF).
+        like: The grid to copy: a :class:`~uniadrs_engine.raster.reader.RasterSource` or a
+            :class:`RasterGrid`.
+        band_count: Number of output bands.
+        dtype: Output pixel type.
+        nodata: Value written at invalid pixels (also set as the bands' nodata); None for none.
+        creation_options: GeoTIFF creation options.
+        band_descriptions: Optional description of each band.
+
+    Raises:
+        InputError: If the output folder is missing or the file cannot be created.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        like: GridLike,
+        band_count: int = 1,
+        dtype: Any = np.float32,
+        nodata: Optional[float] = SCORE_NODATA,
+        creation_options: Sequence[str] = DEFAULT_CREATION_OPTIONS,
+        band_descriptions: Optional[Sequence[str]] = None,
+    ) -> None:
+        self.path = Path(path)
+        self.width = int(like.width)
+        self.height = int(like.height)
+        self.band_count = int(band_count)
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise InputError(f"output folder does not exist: {folder}")
+        if self.path.is_dir():
+            raise InputError(f"output path is a folder: {self.path}")
+        self.temp_path = folder / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
+        type_code = gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype)
+        if type_code is None:
+            raise InputError(f"cannot write rasters of type {self.dtype}")
+        with quiet_gdal_errors():
+            try:
+                dataset = gdal.GetDriverByName("GTiff").Create(
+                    str(self.temp_path),
+                    self.width,
+                    self.height,
+                    self.band_count,
+                    type_code,
+                    options=_creation_options_for(self.dtype, creation_options),
+                )
+            except RuntimeError as error:
+                dataset = None
+                message = str(error)
+            else:
+                message = gdal.GetLastErrorMsg()
+        if dataset is None:
+            self._remove_temp()
+            raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
+        self._dataset: Optional[gdal.Dataset] = dataset
+        dataset.SetGeoTransform(tuple(like.geotransform))
+        if like.projection:
+            dataset.SetProjection(like.projection)
+        for index in range(self.band_count):
+            band = dataset.GetRasterBand(index + 1)
+            if nodata is not None:
+                band.SetNoDataValue(float(nodata))
+            if band_descriptions is not None and index < len(band_descriptions):
+                band.SetDescription(str(band_descriptions[index]))
+        self.committed = False
+
+    @classmethod
+    def for_grid(
+        cls,
+        path: PathLike,
+        width: int,
+        height: int,
+        geotransform: Sequence[float] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+        projection: str = "",
+        **options: Any,
+    ) -> ScoreRasterWriter:
+        """Creates a writer from an explicit grid (e.g. a ``uint8`` mask with nodata 255)."""
+        grid = RasterGrid(int(width), int(height), tuple(geotransform), projection or "")
+        return cls(path, grid, **options)
+
+    @property
+    def is_open(self) -> bool:
+        """True until the writer is committed or aborted."""
+        return self._dataset is not None
+
+    def write(self, window: Window, values: np.ndarray, valid: Optional[np.ndarray] = None) -> None:
+        """Writes one window.
+
+        Args:
+            window: Where to write, inside the grid.
+            values: ``[rows, cols]`` (one band) or ``[bands, rows, cols]``.
+            valid: Optional ``bool [rows, cols]``; nodata is written where False. Non-finite
+                values of float outputs are written as nodata too.
+
+        Raises:
+            ValueError: If shapes disagree with the window or the band count.
+        """
+        if self._dataset is None:
+            raise ValueError(f"writer of {self.path} is already closed")
+        xoff, yoff, xsize, ysize = (int(value) for value in window)
+        if xoff < 0 or yoff < 0 or xoff + xsize > self.width or yoff + ysize > self.height:
+            raise ValueError(f"window {tuple(window)} lies outside {self.width}x{self.height}")
+        stack = values[None] if values.ndim == 2 else values
+        if stack.shape != (self.band_count, ysize, xsize):
+            raise ValueError(
+                f"values of shape {values.shape} do not fit window {tuple(window)} "
+                f"with {self.band_count} band(s)"
+            )
+        invalid = None if valid is None else ~np.asarray(valid, dtype=bool)
+        if invalid is not None and invalid.shape != (ysize, xsize):
+            raise ValueError(f"valid mask of shape {invalid.shape} does not fit the window")
+        if self.dtype.kind == "f":
+            non_finite = ~np.isfinite(stack).all(axis=0)
+            if non_finite.any():
+                invalid = non_finite if invalid is None else invalid | non_finite
+        output = stack.astype(self.dtype, copy=True)
+        if invalid is not None and invalid.any():
+            if self.nodata is None:
+                raise ValueError("cannot mark invalid pixels: the writer has no nodata value")
+            output[:, invalid] = self.nodata
+        for index in range(self.band_count):
+            self._dataset.GetRasterBand(index + 1).WriteArray(output[index], xoff, yoff)
+
+    def commit(self) -> Path:
+        """Closes the file and renames it to its final name; returns the final path."""
+        if self.committed:
+            return self.path
+        if self._dataset is None:
+            raise ValueError(f"writer of {self.path} was aborted")
+        try:
+            self._dataset.FlushCache()
+            self._dataset = None  # closes the file
+            stale_aux = Path(f"{self.path}.aux.xml")
+            if stale_aux.exists():
+                stale_aux.unlink()  # statistics of an older file under the same name
+            os.replace(self.temp_path, self.path)
+        except BaseException:
+            self._dataset = None
+            self._remove_temp()
+            raise
+        self.committed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Closes and deletes the temporary file; nothing appears under the final name."""
+        self._dataset = None
+        if not self.committed:
+            self._remove_temp()
+
+    def _remove_temp(self) -> None:
+        for leftover in (self.temp_path, Path(f"{self.temp_path}.aux.xml")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+    def __enter__(self) -> ScoreRasterWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None and self._dataset is not None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "committed" if self.committed else ("open" if self.is_open else "aborted")
+        return f"ScoreRasterWriter({str(self.path)!r}, {self.width}x{self.height}, {state})"
+
+
+def remove_if_exists(path: PathLike) -> None:
+    """Deletes ``path`` if it exists (used to clean up temporary rasters)."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()
