@@ -1,0 +1,198 @@
+"""Whole-raster per-band statistics (count, min, max, mean, covariance) in one streaming pass.
+
+:func:`compute_band_statistics` reads a :class:`~uniadrs_engine.raster.reader.RasterSource`
+in memory-bounded row strips and accumulates, over the valid pixels only (optionally only
+those of a background mask), the per-band minimum, maximum and mean and, on request, the
+band covariance (``ddof=1``). Every strip is reduced around its own mean in ``float64`` and
+merged with Chan et al.'s pairwise update, so the result does not suffer from the
+cancellation of raw sums of squares (large offsets such as 16-bit radiances are harmless).
+:class:`StatisticsAccumulator` is the same merge for pixel arrays already in memory.
+
+Example:
+    >>> with open_raster("scene.tif") as source:  # doctest: +SKIP
+    ...     statistics = compute_band_statistics(source, covariance=True)
+    >>> statistics.mean.shape, statistics.covariance.shape  # doctest: +SKIP
+    ((5,), (5, 5))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.progress import ProgressReporter
+from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+from uniadrs_engine.raster.tiling import block_windows
+
+#: A background/selection mask: a raster path (non-zero = selected) or a callable that
+#: returns ``bool [rows, cols]`` for a window.
+PixelMask = Union[str, Path, Callable[[Window], np.ndarray]]
+
+
+@dataclass
+class BandStatistics:
+    """Per-band statistics of the selected pixels of a raster.
+
+    Attributes:
+        count: Number of pixels used.
+        minimum: ``float64 [C]``.
+        maximum: ``float64 [C]``.
+        mean: ``float64 [C]``.
+        covariance: ``float64 [C, C]`` with ``ddof=1``, or None when not requested.
+    """
+
+    count: int
+    minimum: np.ndarray
+    maximum: np.ndarray
+    mean: np.ndarray
+    covariance: Optional[np.ndarray] = None
+
+
+class StatisticsAccumulator:
+    """Merges per-band statistics of pixel batches (Chan et al.'s parallel update).
+
+    Args:
+        band_count: Number of bands ``C``.
+        covariance: Also accumulate the ``C x C`` scatter matrix.
+    """
+
+    def __init__(self, band_count: int, covariance: bool = False) -> None:
+        self.band_count = int(band_count)
+        self.count = 0
+        self.mean = np.zeros(self.band_count)
+        self.minimum = np.full(self.band_count, np.inf)
+        self.maximum = np.full(self.band_count, -np.inf)
+        self.scatter: Optional[np.ndarray] = (
+            np.zeros((self.band_count, self.band_count)) if covariance else None
+        )
+
+    def add(self, pixels: np.ndarray) -> None:
+        """Adds a batch of pixels shaped ``[C, n]`` (any float or integer type)."""
+        batch = np.asarray(pixels, dtype=np.float64)
+        batch_count = batch.shape[1]
+        if batch_count == 0:
+            return
+        batch_mean = batch.mean(axis=1)
+        self.minimum = np.minimum(self.minimum, batch.min(axis=1))
+        self.maximum = np.maximum(self.maximum, batch.max(axis=1))
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        if self.scatter is not None:
+            centred = batch - batch_mean[:, None]
+            self.scatter += centred @ centred.T
+            self.scatter += np.outer(delta, delta) * (self.count * batch_count / total)
+        self.mean = self.mean + delta * (batch_count / total)
+        self.count = total
+
+    def result(self, what: str = "the raster") -> BandStatistics:
+        """Returns the statistics so far.
+
+        Raises:
+            InputError: If no pixel was added, or a covariance was asked with one pixel.
+        """
+        if self.count == 0:
+            raise InputError(f"{what} has no valid pixel")
+        covariance = None
+        if self.scatter is not None:
+            if self.count < 2:
+                raise InputError(f"{what} has a single valid pixel: no covariance")
+            covariance = self.scatter / (self.count - 1)
+            covariance = 0.5 * (covariance + covariance.T)
+        return BandStatistics(
+            count=self.count,
+            minimum=self.minimum.copy(),
+            maximum=self.maximum.copy(),
+            mean=self.mean.copy(),
+            covariance=covariance,
+        )
+
+
+class _MaskReader:
+    """Reads a selection mask window by window from a raster path or a callable."""
+
+    def __init__(self, mask: PixelMask, width: int, height: int) -> None:
+        self._source: Optional[RasterSource] = None
+        self._callable: Optional[Callable[[Window], np.ndarray]] = None
+        if callable(mask):
+            self._callable = mask
+        else:
+            self._source = open_raster(mask, bands=[1])
+            if (self._source.width, self._source.height) != (width, height):
+                size = f"{self._source.width}x{self._source.height}"
+                self._source.close()
+                raise InputError(
+                    f"mask {mask} ({size}) is not on the raster's grid ({width}x{height})"
+                )
+
+    def read(self, window: Window) -> np.ndarray:
+        if self._callable is not None:
+            selected = np.asarray(self._callable(window), dtype=bool)
+            if selected.shape != (window.ysize, window.xsize):
+                raise InputError(f"mask callable returned {selected.shape} for window {window}")
+            return selected
+        assert self._source is not None
+        block = self._source.read_window(window)
+        return block.valid & (block.data[0] != 0)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+
+def selected_pixels(
+    source: RasterSource, window: Window, mask_reader: Optional[_MaskReader] = None
+) -> np.ndarray:
+    """Returns the ``[C, n]`` float32 pixels of a window that are valid (and selected)."""
+    block = source.read_window(window)
+    use = block.valid
+    if mask_reader is not None:
+        use = use & mask_reader.read(window)
+    return block.data[:, use]
+
+
+def compute_band_statistics(
+    source: RasterSource,
+    memory_mb: float = 256,
+    reporter: Optional[ProgressReporter] = None,
+    covariance: bool = False,
+    mask: Optional[PixelMask] = None,
+) -> BandStatistics:
+    """Computes per-band statistics of a raster's valid pixels in one streaming pass.
+
+    Args:
+        source: An open raster (its band selection is used).
+        memory_mb: Memory budget of one strip.
+        reporter: Optional progress/cancel reporter.
+        covariance: Also compute the band covariance (``ddof=1``).
+        mask: Optional selection: a raster on the same grid whose non-zero (and non-nodata)
+            pixels are used, or a callable ``window -> bool [rows, cols]``.
+
+    Returns:
+        The statistics of the valid (and selected) pixels.
+
+    Raises:
+        InputError: If no pixel is valid and selected, or the mask is not on the grid.
+        CancelledError: If the reporter asks to stop.
+    """
+    reporter = reporter or ProgressReporter()
+    band_count = source.band_count
+    bytes_per_pixel = 4 * band_count + 16 * band_count + 8
+    windows = block_windows(
+        source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
+    )
+    mask_reader = None if mask is None else _MaskReader(mask, source.width, source.height)
+    accumulator = StatisticsAccumulator(band_count, covariance=covariance)
+    try:
+        for index, window in enumerate(windows):
+            reporter.check_cancelled()
+            accumulator.add(selected_pixels(source, window, mask_reader))
+            reporter.update((index + 1) / len(windows), "computing band statistics")
+    finally:
+        if mask_reader is not None:
+            mask_reader.close()
+    what = f"{source.path}" if mask is None else f"{source.path} (within the mask)"
+    return accumulator.result(what)
