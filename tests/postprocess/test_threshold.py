@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr
+from scipy import ndimage
+
+from tests.raster_factory import write_raster
+from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.postprocess.threshold import (
+    MASK_NODATA,
+    ThresholdRule,
+    _order_keys,
+    _value_of_key,
+    threshold_raster,
+    vector_driver_for,
+)
+from uniadrs_engine.raster.writer import SCORE_NODATA
+
+PIXEL_AREA = 100.0  # 10 m pixels of the default geotransform
+
+
+def _scores(rows: int = 37, cols: int = 41, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0.0, 1.0, size=(rows, cols)).astype(np.float32)
+    scores[5, :] = 0.25  # ties
+    scores[:3, :4] = SCORE_NODATA
+    return scores
+
+
+def _read(path: Path) -> np.ndarray:
+    dataset = gdal.Open(str(path))
+    return dataset.GetRasterBand(1).ReadAsArray()
+
+
+def _kth_largest(values: np.ndarray, rank: int) -> float:
+    return float(np.sort(values)[::-1][rank - 1])
+
+
+def test_order_keys_preserve_order_and_invert():
+    values = np.array(
+        [-np.inf, -3.3e38, -2.0, -1e-42, -0.0, 0.0, 1e-42, 0.5, 7.0, 3.4e38, np.inf],
+        dtype=np.float32,
+    )
+    keys = _order_keys(values)
+    assert np.all(np.diff(keys.astype(np.int64)) >= 0)
+    assert [_value_of_key(int(key)) for key in keys] == [float(value) for value in values]
+
+
+def test_value_rule_matches_numpy(tmp_path):
+    scores = _scores()
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    report = threshold_raster(score_path, ThresholdRule("value", 0.8), mask_path=tmp_path / "m.tif")
+    valid = scores != SCORE_NODATA
+    expected = np.where(valid, (scores >= 0.8).astype(np.uint8), MASK_NODATA)
+    np.testing.assert_array_equal(_read(tmp_path / "m.tif"), expected)
+    assert report.anomaly_pixels == int(((scores >= 0.8) & valid).sum())
+    assert report.valid_pixels == int(valid.sum())
+    mask = gdal.Open(str(tmp_path / "m.tif"))
+    assert mask.GetGeoTransform() == gdal.Open(str(score_path)).GetGeoTransform()
+    assert mask.GetRasterBand(1).DataType == gdal.GDT_Byte
+    assert mask.GetRasterBand(1).GetNoDataValue() == MASK_NODATA
+
+
+@pytest.mark.parametrize("percent", [0.5, 5.0, 12.5, 100.0])
+@pytest.mark.parametrize("memory_mb", [0.001, 64.0])
+def test_top_percent_is_exact_order_statistic(tmp_path, percent, memory_mb):
+    scores = _scores()
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("top_percent", percent),
+        mask_path=tmp_path / "m.tif",
+        memory_mb=memory_mb,
+    )
+    valid_scores = scores[scores != SCORE_NODATA]
+    rank = math.ceil(percent / 100 * valid_scores.size)
+    expected_cut = _kth_largest(valid_scores, rank)
+    assert report.threshold == expected_cut
+    assert report.inclusive
+    mask = _read(tmp_path / "m.tif")
+    assert (mask == 1).sum() == (valid_scores >= expected_cut).sum() >= rank
+
+
+def test_top_percent_with_ties_flags_every_tied_pixel(tmp_path):
+    scores = np.zeros((10, 10), dtype=np.float32)
+    scores[0, :] = 2.0  # 10 % share the top score
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    report = threshold_raster(
+        score_path, ThresholdRule("top_percent", 1.0), mask_path=tmp_path / "m.tif"
+    )
+    assert report.threshold == 2.0
+    assert report.anomaly_pixels == 10
+
+
+def test_top_zero_percent_flags_nothing(tmp_path):
+    score_path = write_raster(tmp_path / "scores.tif", _scores(), nodata=SCORE_NODATA)
+    report = threshold_raster(
+        score_path, ThresholdRule("top_percent", 0.0), mask_path=tmp_path / "m.tif"
+    )
+    assert report.anomaly_pixels == 0
+    assert math.isinf(report.threshold)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.2, 1.0])
+def test_false_alarm_rate_bounds_flagged_background(tmp_path, rate):
+    scores = _scores()
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    report = threshold_raster(
+        score_path, ThresholdRule("false_alarm_rate", rate), mask_path=tmp_path / "m.tif"
+    )
+    valid_scores = scores[scores != SCORE_NODATA]
+    rank = math.floor(rate * valid_scores.size) + 1
+    flagged = (_read(tmp_path / "m.tif") == 1).sum()
+    if rank > valid_scores.size:
+        assert flagged == valid_scores.size
+    else:
+        assert report.threshold == _kth_largest(valid_scores, rank)
+        assert not report.inclusive
+        assert flagged == (valid_scores > report.threshold).sum()
+    assert flagged <= rate * valid_scores.size
+
+
+def test_false_alarm_rate_counts_only_the_background_mask(tmp_path):
+    scores = _scores(seed=5)
+    truth = np.zeros(scores.shape, dtype=np.uint8)
+    truth[20:25, 20:26] = 1
+    scores[truth == 1] += 5.0
+    background = (1 - truth).astype(np.uint8)
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    background_path = write_raster(tmp_path / "background.tif", background)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("false_alarm_rate", 0.05),
+        mask_path=tmp_path / "m.tif",
+        background_mask_path=background_path,
+    )
+    region = (scores != SCORE_NODATA) & (background == 1)
+    rank = math.floor(0.05 * region.sum()) + 1
+    assert report.threshold == _kth_largest(scores[region], rank)
+    mask = _read(tmp_path / "m.tif")
+    assert (mask[region] == 1).sum() <= 0.05 * region.sum()
+    assert (mask[truth == 1] == 1).all()
+
+
+def _labelled_objects(flags: np.ndarray) -> tuple[np.ndarray, int]:
+    return ndimage.label(flags, structure=np.ones((3, 3), dtype=int))
+
+
+def _polygons(path: Path) -> list[dict]:
+    dataset = ogr.Open(str(path))
+    layer = dataset.GetLayer(0)
+    rows = []
+    for feature in layer:
+        row = {
+            name: feature.GetField(name)
+            for name in ("pixels", "area", "score_min", "score_mean", "score_max")
+        }
+        row["geometry_area"] = feature.GetGeometryRef().GetArea()
+        rows.append(row)
+    return rows
+
+
+def test_polygons_carry_per_object_figures(tmp_path):
+    scores = _scores(rows=30, cols=30, seed=8)
+    scores[10, 10] = scores[11, 11] = 9.0  # diagonal neighbours: one object (8-connectivity)
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("value", 1.5),
+        mask_path=tmp_path / "m.tif",
+        polygons_path=tmp_path / "objects.gpkg",
+    )
+    flags = (scores >= 1.5) & (scores != SCORE_NODATA)
+    labels, count = _labelled_objects(flags)
+    expected = sorted(
+        (
+            int((labels == index).sum()),
+            float(scores[labels == index].min()),
+            float(scores[labels == index].mean()),
+            float(scores[labels == index].max()),
+        )
+        for index in range(1, count + 1)
+    )
+    rows = _polygons(tmp_path / "objects.gpkg")
+    assert report.object_count == count == len(rows)
+    found = sorted(
+        (row["pixels"], row["score_min"], row["score_mean"], row["score_max"]) for row in rows
+    )
+    for got, want in zip(found, expected):
+        assert got[0] == want[0]
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-6)
+    for row in rows:
+        assert row["area"] == pytest.approx(row["pixels"] * PIXEL_AREA)
+        assert row["geometry_area"] == pytest.approx(row["area"])
+    mask = _read(tmp_path / "m.tif")
+    np.testing.assert_array_equal(mask == 1, flags)
+    dataset = ogr.Open(str(tmp_path / "objects.gpkg"))
+    layer = dataset.GetLayer(0)
+    assert layer.GetName() == "objects"
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "32633"
+
+
+def test_area_filter_removes_objects_from_mask_and_polygons(tmp_path):
+    scores = np.zeros((40, 40), dtype=np.float32)
+    scores[2:4, 2:4] = 1.0  # 4 px = 400 m2
+    scores[10:16, 10:16] = 1.0  # 36 px = 3600 m2
+    scores[25:39, 20:39] = 1.0  # 266 px = 26600 m2
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("value", 0.5),
+        mask_path=tmp_path / "m.tif",
+        polygons_path=tmp_path / "objects.shp",
+        min_object_area=500.0,
+        max_object_area=10000.0,
+    )
+    assert report.object_count == 1
+    assert report.objects_removed == 2
+    assert report.anomaly_pixels == 36
+    mask = _read(tmp_path / "m.tif")
+    assert (mask == 1).sum() == 36 and mask[10:16, 10:16].all()
+    rows = _polygons(tmp_path / "objects.shp")
+    assert [row["pixels"] for row in rows] == [36]
+    leftovers = [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_polygons_only_in_geojson(tmp_path):
+    scores = np.zeros((12, 12), dtype=np.float32)
+    scores[3:5, 3:6] = 2.0
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    report = threshold_raster(
+        score_path, ThresholdRule("value", 1.0), polygons_path=tmp_path / "o.geojson"
+    )
+    assert report.mask_path is None and report.object_count == 1
+    assert _polygons(tmp_path / "o.geojson")[0]["pixels"] == 6
+
+
+def test_no_valid_pixel_is_an_input_error(tmp_path):
+    scores = np.full((8, 8), SCORE_NODATA, dtype=np.float32)
+    score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
+    with pytest.raises(InputError, match="no valid score pixel"):
+        threshold_raster(
+            score_path, ThresholdRule("top_percent", 1.0), mask_path=tmp_path / "m.tif"
+        )
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_cancel_leaves_nothing_behind(tmp_path):
+    score_path = write_raster(tmp_path / "scores.tif", _scores(), nodata=SCORE_NODATA)
+    calls = iter(range(100))
+
+    def cancel_late() -> bool:
+        return next(calls) > 3
+
+    with pytest.raises(CancelledError):
+        threshold_raster(
+            score_path,
+            ThresholdRule("top_percent", 5.0),
+            mask_path=tmp_path / "m.tif",
+            polygons_path=tmp_path / "o.gpkg",
+            memory_mb=0.001,
+            is_cancelled=cancel_late,
+        )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (lambda: ThresholdRule("median", 1.0), "unknown threshold method"),
+        (lambda: ThresholdRule("top_percent", 150.0), r"\[0, 100\]"),
+        (lambda: ThresholdRule("false_alarm_rate", 2.0), r"\[0, 1\]"),
+        (lambda: ThresholdRule("value", float("nan")), "finite"),
+    ],
+)
+def test_bad_rules_are_input_errors(rule, message):
+    with pytest.raises(InputError, match=message):
+        rule()
+
+
+def test_bad_area_limits_and_formats(tmp_path):
+    score_path = write_raster(tmp_path / "scores.tif", _scores(), nodata=SCORE_NODATA)
+    with pytest.raises(InputError, match="area limits"):
+        threshold_raster(
+            score_path,
+            ThresholdRule("value", 0.0),
+            mask_path=tmp_path / "m.tif",
+            min_object_area=10.0,
+            max_object_area=5.0,
+        )
+    with pytest.raises(InputError, match="no vector format"):
+        vector_driver_for(tmp_path / "objects.xyz")
+    assert vector_driver_for(tmp_path / "objects.gpkg").ShortName == "GPKG"

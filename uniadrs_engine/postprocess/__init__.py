@@ -1,0 +1,1 @@
+"""postprocess subpackage: thresholding score rasters and rasterizing ground-truth polygons."""

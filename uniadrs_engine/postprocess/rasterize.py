@@ -1,0 +1,99 @@
+"""Burns ground-truth polygons into a mask raster on the grid of a score raster.
+
+Evaluating a score map against anomaly polygons needs a mask on the score raster's grid:
+:func:`rasterize_polygons_like` writes a ``uint8`` GeoTIFF (1 inside a polygon, 0 outside)
+with the size, geotransform and CRS of a reference raster. Polygons in another CRS are
+reprojected on the fly. A pixel is inside when its centre is (or, with ``all_touched``, when
+the polygon touches it at all).
+
+Example:
+    >>> rasterize_polygons_like("truth.gpkg", "scores.tif", "truth_mask.tif")  # doctest: +SKIP
+    PosixPath('truth_mask.tif')
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Optional, Union
+
+from osgeo import gdal, ogr, osr
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors
+
+PathLike = Union[str, Path]
+
+
+def rasterize_polygons_like(
+    vector_path: PathLike,
+    like_raster_path: PathLike,
+    out_path: PathLike,
+    *,
+    layer_name: Optional[str] = None,
+    all_touched: bool = False,
+) -> Path:
+    """Writes a 0/1 ``uint8`` mask of the polygons on ``like_raster_path``'s grid.
+
+    Args:
+        vector_path: Any OGR-readable file with (multi)polygons.
+        like_raster_path: The raster whose grid the mask takes (size, geotransform, CRS).
+        out_path: Output GeoTIFF; it appears only when complete.
+        layer_name: The layer to burn; None burns the first layer.
+        all_touched: Burn every pixel a polygon touches, not only those whose centre is in.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        InputError: If the vector file or layer cannot be read, or the output not written.
+    """
+    with open_raster(like_raster_path, bands=[1]) as like:
+        width, height = like.width, like.height
+        geotransform, projection = like.geotransform, like.projection
+    with quiet_gdal_errors():
+        try:
+            vector = ogr.Open(str(vector_path))
+        except RuntimeError:
+            vector = None
+    if vector is None:
+        raise InputError(f"{vector_path} is not a vector file GDAL can read")
+    layer = vector.GetLayer(0) if layer_name is None else vector.GetLayerByName(layer_name)
+    if layer is None:
+        which = "no layer" if layer_name is None else f"no layer named {layer_name!r}"
+        raise InputError(f"{vector_path} has {which}")
+    if projection and layer.GetSpatialRef() is None:
+        raise InputError(f"{vector_path} has no coordinate reference system")
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {out_path.parent}")
+    temp_path = out_path.parent / f".{out_path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
+    try:
+        dataset = gdal.GetDriverByName("GTiff").Create(
+            str(temp_path),
+            width,
+            height,
+            1,
+            gdal.GDT_Byte,
+            options=["TILED=YES", "COMPRESS=DEFLATE"],
+        )
+        dataset.SetGeoTransform(geotransform)
+        if projection:
+            srs = osr.SpatialReference()
+            srs.ImportFromWkt(projection)
+            dataset.SetProjection(srs.ExportToWkt())
+        dataset.GetRasterBand(1).SetDescription("ground truth (1 anomaly, 0 background)")
+        options = ["ALL_TOUCHED=TRUE"] if all_touched else []
+        with quiet_gdal_errors():
+            status = gdal.RasterizeLayer(dataset, [1], layer, burn_values=[1], options=options)
+        if status != 0:
+            raise InputError(f"cannot rasterize {vector_path}: {gdal.GetLastErrorMsg()}")
+        dataset.FlushCache()
+        dataset = None
+        os.replace(temp_path, out_path)
+    except BaseException:
+        dataset = None
+        temp_path.unlink(missing_ok=True)
+        raise
+    return out_path

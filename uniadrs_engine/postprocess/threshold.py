@@ -1,0 +1,653 @@
+"""Turns an anomaly-score raster into a binary mask raster and anomaly polygons.
+
+Three ways of choosing the score cut ``t`` (see :class:`ThresholdRule`):
+
+* ``"value"``: a fixed score; a pixel is an anomaly when ``score >= t``.
+* ``"top_percent"``: the ``k`` percent of valid pixels with the highest scores. With ``n``
+  valid pixels, ``t`` is the ``ceil(k / 100 * n)``-th highest score and a pixel is an anomaly
+  when ``score >= t``: at least ``k`` percent of the pixels are flagged (more when scores tie
+  at ``t``).
+* ``"false_alarm_rate"``: the highest-scoring fraction ``r`` of the *background* is allowed
+  to be flagged. The background is every valid pixel, or only the pixels of an optional
+  background mask raster (non-zero = background, e.g. the non-anomalous pixels of a ground
+  truth). With ``m`` background pixels, ``t`` is the ``(floor(r * m) + 1)``-th highest
+  background score and a pixel is an anomaly when ``score > t``, so at most ``r * m``
+  background pixels are flagged (the realised false-alarm rate never exceeds ``r``). Without
+  a background mask this is "the top fraction ``r``", counted from below instead of above.
+
+Order statistics are exact, yet the raster is never loaded whole: a two-pass radix
+selection counts 16-bit halves of order-preserving float32 keys in 65,536-bin histograms,
+one memory-bounded strip at a time.
+
+Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``). Each gets its
+area in map units (squared CRS units), its pixel count and the min/mean/max score of its
+pixels; objects outside ``[min_object_area, max_object_area]`` are dropped from both the
+polygons and the mask. The mask raster is ``uint8`` on the score raster's grid: 1 anomaly,
+0 not, 255 (nodata) where the score is nodata.
+
+Example:
+    >>> report = threshold_raster(  # doctest: +SKIP
+    ...     "scores.tif", ThresholdRule("top_percent", 0.5),
+    ...     mask_path="mask.tif", polygons_path="anomalies.gpkg", min_object_area=200.0)
+    >>> report.threshold, report.object_count  # doctest: +SKIP
+    (0.8731, 12)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.tiling import block_windows
+from uniadrs_engine.raster.writer import ScoreRasterWriter
+
+PathLike = Union[str, Path]
+
+#: The ways of choosing the score cut, in the order user interfaces list them.
+THRESHOLD_METHODS: Tuple[str, ...] = ("value", "top_percent", "false_alarm_rate")
+
+#: Values of the mask raster.
+MASK_ANOMALY = 1
+MASK_BACKGROUND = 0
+MASK_NODATA = 255
+MASK_BAND_DESCRIPTION = "anomaly mask (1 anomaly, 0 background, 255 no score)"
+
+#: Attribute fields of the polygon output, in order.
+POLYGON_FIELDS: Tuple[str, ...] = (
+    "object_id",
+    "pixels",
+    "area",
+    "score_min",
+    "score_mean",
+    "score_max",
+)
+
+#: Memory one pixel takes in a streaming pass (score, keys, masks, ids and copies).
+_BYTES_PER_PIXEL = 40
+
+#: Preferred OGR driver when several can write an extension.
+_PREFERRED_VECTOR_DRIVERS = ("GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "SQLite")
+
+
+@dataclass(frozen=True)
+class ThresholdRule:
+    """How the score cut is chosen.
+
+    Attributes:
+        method: One of :data:`THRESHOLD_METHODS`.
+        value: The score (``"value"``), a percentage in ``[0, 100]`` (``"top_percent"``) or
+            a fraction in ``[0, 1]`` (``"false_alarm_rate"``).
+    """
+
+    method: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.method not in THRESHOLD_METHODS:
+            known = ", ".join(THRESHOLD_METHODS)
+            raise InputError(f"unknown threshold method {self.method!r}; use one of {known}")
+        if not math.isfinite(float(self.value)):
+            raise InputError(f"the {self.method} threshold must be a finite number")
+        if self.method == "top_percent" and not 0.0 <= self.value <= 100.0:
+            raise InputError(f"top percent must lie in [0, 100], got {self.value}")
+        if self.method == "false_alarm_rate" and not 0.0 <= self.value <= 1.0:
+            raise InputError(f"false-alarm rate must lie in [0, 1], got {self.value}")
+
+
+@dataclass(frozen=True)
+class ScoreCut:
+    """A resolved score cut.
+
+    Attributes:
+        threshold: The score ``t`` (``inf`` flags nothing, ``-inf`` every valid pixel).
+        inclusive: True when a pixel is an anomaly at ``score >= t``, False at ``score > t``.
+        reference_pixels: Pixels the rule was computed on (valid, or background, pixels).
+    """
+
+    threshold: float
+    inclusive: bool
+    reference_pixels: int
+
+    def flags(self, scores: np.ndarray) -> np.ndarray:
+        """Returns ``bool`` anomaly flags for ``scores`` (validity is the caller's business)."""
+        if self.inclusive:
+            return scores >= self.threshold
+        return scores > self.threshold
+
+
+@dataclass
+class ThresholdReport:
+    """What :func:`threshold_raster` did.
+
+    Attributes:
+        threshold: The score cut used.
+        inclusive: True for ``score >= threshold``, False for ``score > threshold``.
+        valid_pixels: Pixels with a valid score.
+        anomaly_pixels: Pixels flagged in the output (after the area filter).
+        object_count: Objects kept (after the area filter).
+        objects_removed: Objects dropped by the area filter.
+        mask_path: The mask raster written, or None.
+        polygons_path: The polygon file written, or None.
+    """
+
+    threshold: float
+    inclusive: bool
+    valid_pixels: int
+    anomaly_pixels: int
+    object_count: int
+    objects_removed: int
+    mask_path: Optional[Path]
+    polygons_path: Optional[Path]
+
+
+@dataclass
+class _ObjectTable:
+    """Per-object figures, indexed by object id (index 0 is unused)."""
+
+    area: np.ndarray
+    pixels: np.ndarray
+    score_sum: np.ndarray
+    score_min: np.ndarray
+    score_max: np.ndarray
+
+    @classmethod
+    def empty(cls, areas: np.ndarray) -> _ObjectTable:
+        size = len(areas)
+        return cls(
+            area=areas,
+            pixels=np.zeros(size, dtype=np.int64),
+            score_sum=np.zeros(size, dtype=np.float64),
+            score_min=np.full(size, np.inf),
+            score_max=np.full(size, -np.inf),
+        )
+
+    def add(self, object_ids: np.ndarray, scores: np.ndarray) -> None:
+        """Accumulates the scores of object pixels (``object_ids > 0``)."""
+        size = len(self.area)
+        self.pixels += np.bincount(object_ids, minlength=size)
+        self.score_sum += np.bincount(object_ids, weights=scores, minlength=size)
+        order = np.argsort(object_ids, kind="stable")
+        sorted_ids, sorted_scores = object_ids[order], scores[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        unique_ids = sorted_ids[starts]
+        np.minimum.at(self.score_min, unique_ids, np.minimum.reduceat(sorted_scores, starts))
+        np.maximum.at(self.score_max, unique_ids, np.maximum.reduceat(sorted_scores, starts))
+
+
+def threshold_raster(
+    score_path: PathLike,
+    rule: ThresholdRule,
+    *,
+    mask_path: Optional[PathLike] = None,
+    polygons_path: Optional[PathLike] = None,
+    min_object_area: float = 0.0,
+    max_object_area: Optional[float] = None,
+    background_mask_path: Optional[PathLike] = None,
+    memory_mb: float = 256.0,
+    progress: Optional[ProgressCallback] = None,
+    is_cancelled: Optional[CancelCheck] = None,
+) -> ThresholdReport:
+    """Thresholds a score raster into a mask raster and/or anomaly polygons.
+
+    Args:
+        score_path: Single-band score raster (higher = more anomalous; band 1 is used).
+        rule: How the score cut is chosen.
+        mask_path: Output ``uint8`` GeoTIFF (1 anomaly, 0 not, 255 nodata), or None.
+        polygons_path: Output vector file (any OGR format known by its extension, e.g.
+            ``.gpkg``, ``.shp``, ``.geojson``), or None.
+        min_object_area: Objects smaller than this (map units squared) are dropped.
+        max_object_area: Objects larger than this are dropped; None for no limit.
+        background_mask_path: Only for ``"false_alarm_rate"``: a raster on the same grid whose
+            non-zero valid pixels are the background the rate is counted on.
+        memory_mb: Memory budget of one streaming strip.
+        progress: ``progress(fraction, message)``.
+        is_cancelled: Returns True to stop; nothing is left behind then.
+
+    Returns:
+        A :class:`ThresholdReport`.
+
+    Raises:
+        InputError: On unreadable inputs, a score raster without valid pixels, bad area limits
+            or an unknown output format.
+        CancelledError: If cancelled.
+    """
+    if mask_path is None and polygons_path is None:
+        raise InputError("give a mask raster path, a polygon file path, or both")
+    if min_object_area < 0 or (max_object_area is not None and max_object_area < min_object_area):
+        raise InputError(
+            f"object area limits must satisfy 0 <= minimum <= maximum, got "
+            f"[{min_object_area}, {max_object_area}]"
+        )
+    if background_mask_path is not None and rule.method != "false_alarm_rate":
+        raise InputError("a background mask is only used with the false-alarm-rate method")
+    reporter = ProgressReporter(progress, is_cancelled)
+    filtering = min_object_area > 0 or max_object_area is not None
+    with open_raster(score_path, bands=[1]) as scores:
+        windows = block_windows(
+            scores.width, scores.height, _BYTES_PER_PIXEL, memory_mb, scores.block_size
+        )
+        cut, valid_pixels = resolve_score_cut(
+            scores, rule, windows, background_mask_path, reporter.sub(0.0, 0.4)
+        )
+        if polygons_path is None and not filtering:
+            anomaly_pixels = _write_mask(
+                scores,
+                windows,
+                cut,
+                Path(mask_path),
+                reporter.sub(0.4, 1.0),  # type: ignore[arg-type]
+            )
+            reporter.update(1.0, "mask written")
+            return ThresholdReport(
+                threshold=cut.threshold,
+                inclusive=cut.inclusive,
+                valid_pixels=valid_pixels,
+                anomaly_pixels=anomaly_pixels,
+                object_count=0,
+                objects_removed=0,
+                mask_path=Path(mask_path),  # type: ignore[arg-type]
+                polygons_path=None,
+            )
+        output_folder = _output_folder(mask_path, polygons_path)
+        work_folder = Path(tempfile.mkdtemp(prefix=".uniadrs-threshold-", dir=output_folder))
+        try:
+            return _threshold_with_objects(
+                scores,
+                windows,
+                cut,
+                valid_pixels,
+                work_folder,
+                mask_path=None if mask_path is None else Path(mask_path),
+                polygons_path=None if polygons_path is None else Path(polygons_path),
+                area_range=(min_object_area, max_object_area),
+                reporter=reporter,
+            )
+        finally:
+            shutil.rmtree(work_folder, ignore_errors=True)
+
+
+def resolve_score_cut(
+    scores: RasterSource,
+    rule: ThresholdRule,
+    windows: List[Window],
+    background_mask_path: Optional[PathLike] = None,
+    reporter: Optional[ProgressReporter] = None,
+) -> Tuple[ScoreCut, int]:
+    """Turns a rule into a score cut, streaming over ``windows`` of the score raster.
+
+    Returns:
+        The cut and the number of valid score pixels.
+
+    Raises:
+        InputError: If the raster has no valid pixel (or no background pixel).
+    """
+    reporter = reporter or ProgressReporter()
+    background = None
+    if background_mask_path is not None:
+        background = open_raster(background_mask_path, bands=[1])
+        if (background.width, background.height) != (scores.width, scores.height):
+            size = f"{background.width}x{background.height}"
+            background.close()
+            raise InputError(
+                f"background mask {background_mask_path} is {size}, the score raster "
+                f"{scores.width}x{scores.height}"
+            )
+    try:
+        high_counts = np.zeros(1 << 16, dtype=np.int64)
+        valid_pixels = 0
+        for index, (values, _, valid_count) in enumerate(
+            _region_values(scores, windows, background)
+        ):
+            reporter.check_cancelled()
+            valid_pixels += valid_count
+            if rule.method != "value":
+                high_counts += np.bincount(_order_keys(values) >> 16, minlength=1 << 16)
+            reporter.update(0.5 * (index + 1) / len(windows), "counting scores")
+        if valid_pixels == 0:
+            raise InputError(f"{scores.path} has no valid score pixel")
+        if rule.method == "value":
+            return ScoreCut(float(rule.value), True, valid_pixels), valid_pixels
+        reference = int(high_counts.sum())
+        if reference == 0:
+            raise InputError(f"the background mask selects no valid pixel of {scores.path}")
+        if rule.method == "top_percent":
+            rank = math.ceil(rule.value / 100.0 * reference - 1e-9)
+            if rank <= 0:
+                return ScoreCut(math.inf, True, reference), valid_pixels
+            inclusive = True
+        else:
+            rank = math.floor(rule.value * reference + 1e-9) + 1
+            if rank > reference:
+                return ScoreCut(-math.inf, False, reference), valid_pixels
+            inclusive = False
+        value = _kth_largest(scores, windows, background, high_counts, rank, reporter.sub(0.5, 1.0))
+        return ScoreCut(value, inclusive, reference), valid_pixels
+    finally:
+        if background is not None:
+            background.close()
+
+
+def _region_values(
+    scores: RasterSource, windows: List[Window], background: Optional[RasterSource]
+) -> Iterator[Tuple[np.ndarray, np.ndarray, int]]:
+    """Yields per window: the reference-region scores (1-D), its mask and the valid count."""
+    for window in windows:
+        block = scores.read_window(window)
+        region = block.valid
+        if background is not None:
+            mask_block = background.read_window(window)
+            region = region & mask_block.valid & (mask_block.data[0] != 0)
+        yield block.data[0][region], region, int(block.valid.sum())
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """Maps float32 values to uint32 keys with the same order (no NaN expected)."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    negative = (bits >> np.uint32(31)).astype(bool)
+    return np.where(negative, ~bits, bits | np.uint32(0x80000000))
+
+
+def _value_of_key(key: int) -> float:
+    """Inverse of :func:`_order_keys` for one key."""
+    bits = key ^ 0x80000000 if key & 0x80000000 else (~key) & 0xFFFFFFFF
+    return float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+
+
+def _rank_bin(counts: np.ndarray, rank: int) -> Tuple[int, int]:
+    """Finds the bin holding the ``rank``-th largest item; returns it and the count above it."""
+    from_top = np.cumsum(counts[::-1])
+    position = int(np.searchsorted(from_top, rank))
+    bin_index = len(counts) - 1 - position
+    return bin_index, int(from_top[position] - counts[bin_index])
+
+
+def _kth_largest(
+    scores: RasterSource,
+    windows: List[Window],
+    background: Optional[RasterSource],
+    high_counts: np.ndarray,
+    rank: int,
+    reporter: ProgressReporter,
+) -> float:
+    """The exact ``rank``-th largest region score, from the high-half key histogram."""
+    high, above = _rank_bin(high_counts, rank)
+    low_counts = np.zeros(1 << 16, dtype=np.int64)
+    for index, (values, _, _) in enumerate(_region_values(scores, windows, background)):
+        reporter.check_cancelled()
+        keys = _order_keys(values)
+        in_bin = keys[(keys >> 16) == high]
+        low_counts += np.bincount(in_bin & np.uint32(0xFFFF), minlength=1 << 16)
+        reporter.update((index + 1) / len(windows), "locating the score cut")
+    low, _ = _rank_bin(low_counts, rank - above)
+    return _value_of_key((high << 16) | low)
+
+
+def _write_mask(
+    scores: RasterSource,
+    windows: List[Window],
+    cut: ScoreCut,
+    mask_path: Path,
+    reporter: ProgressReporter,
+) -> int:
+    """Writes the final mask (no objects involved); returns the anomaly pixel count."""
+    anomaly_pixels = 0
+    with _mask_writer(mask_path, scores) as writer:
+        for index, window in enumerate(windows):
+            reporter.check_cancelled()
+            block = scores.read_window(window)
+            flagged = cut.flags(block.data[0]) & block.valid
+            anomaly_pixels += int(flagged.sum())
+            writer.write(window, flagged.astype(np.uint8), block.valid)
+            reporter.update((index + 1) / len(windows), "writing the mask")
+    return anomaly_pixels
+
+
+def _mask_writer(mask_path: Path, scores: RasterSource) -> ScoreRasterWriter:
+    """Opens the ``uint8`` mask raster on the score raster's grid."""
+    return ScoreRasterWriter(
+        mask_path,
+        scores,
+        dtype=np.uint8,
+        nodata=MASK_NODATA,
+        band_descriptions=[MASK_BAND_DESCRIPTION],
+    )
+
+
+def _threshold_with_objects(
+    scores: RasterSource,
+    windows: List[Window],
+    cut: ScoreCut,
+    valid_pixels: int,
+    work_folder: Path,
+    *,
+    mask_path: Optional[Path],
+    polygons_path: Optional[Path],
+    area_range: Tuple[float, Optional[float]],
+    reporter: ProgressReporter,
+) -> ThresholdReport:
+    """Raw mask, then objects, then per-object figures, filtered mask and polygons."""
+    raw_mask_path = work_folder / "raw_mask.tif"
+    with ScoreRasterWriter(raw_mask_path, scores, dtype=np.uint8, nodata=None) as raw_writer:
+        for window in windows:
+            reporter.check_cancelled()
+            block = scores.read_window(window)
+            raw_writer.write(window, (cut.flags(block.data[0]) & block.valid).astype(np.uint8))
+    reporter.update(0.5, "tracing anomaly objects")
+    vector_memory = ogr.GetDriverByName("Memory").CreateDataSource("objects")
+    srs = _spatial_reference(scores.projection)
+    objects = vector_memory.CreateLayer("objects", srs=srs, geom_type=ogr.wkbPolygon)
+    objects.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    objects.CreateField(ogr.FieldDefn("object_id", ogr.OFTInteger))
+    raw_dataset = gdal.Open(str(raw_mask_path))
+    raw_band = raw_dataset.GetRasterBand(1)
+    with quiet_gdal_errors():
+        gdal.Polygonize(raw_band, raw_band, objects, 0, ["8CONNECTED=8"])
+    raw_dataset = None
+    reporter.check_cancelled()
+    areas = [0.0]
+    objects.ResetReading()
+    for feature in objects:
+        areas.append(feature.GetGeometryRef().GetArea())
+        feature.SetField("object_id", len(areas) - 1)
+        objects.SetFeature(feature)
+    table = _ObjectTable.empty(np.asarray(areas, dtype=np.float64))
+    ids_path = work_folder / "object_ids.tif"
+    ids_dataset = gdal.GetDriverByName("GTiff").Create(
+        str(ids_path),
+        scores.width,
+        scores.height,
+        1,
+        gdal.GDT_UInt32,
+        options=["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
+    )
+    ids_dataset.SetGeoTransform(scores.geotransform)
+    if scores.projection:
+        ids_dataset.SetProjection(scores.projection)
+    if objects.GetFeatureCount() > 0:
+        with quiet_gdal_errors():
+            gdal.RasterizeLayer(ids_dataset, [1], objects, options=["ATTRIBUTE=object_id"])
+    ids_dataset.FlushCache()
+    reporter.update(0.6, "measuring anomaly objects")
+    minimum, maximum = area_range
+    keep = (table.area >= minimum) & (
+        np.ones_like(table.area, dtype=bool) if maximum is None else table.area <= maximum
+    )
+    keep[0] = False
+    ids_band = ids_dataset.GetRasterBand(1)
+    mask_writer = None if mask_path is None else _mask_writer(mask_path, scores)
+    try:
+        anomaly_pixels = 0
+        for index, window in enumerate(windows):
+            reporter.check_cancelled()
+            block = scores.read_window(window)
+            object_ids = ids_band.ReadAsArray(*window).astype(np.int64)
+            inside = object_ids > 0
+            table.add(object_ids[inside], block.data[0][inside].astype(np.float64))
+            kept = keep[object_ids] & block.valid
+            anomaly_pixels += int(kept.sum())
+            if mask_writer is not None:
+                mask_writer.write(window, kept.astype(np.uint8), block.valid)
+            reporter.update(0.6 + 0.3 * (index + 1) / len(windows), "measuring anomaly objects")
+        ids_band = None
+        ids_dataset = None
+        if polygons_path is not None:
+            _write_polygons(objects, table, keep, srs, polygons_path)
+        if mask_writer is not None:
+            mask_writer.commit()
+    except BaseException:
+        if mask_writer is not None:
+            mask_writer.abort()
+        raise
+    reporter.update(1.0, "done")
+    object_count = int(keep.sum())
+    return ThresholdReport(
+        threshold=cut.threshold,
+        inclusive=cut.inclusive,
+        valid_pixels=valid_pixels,
+        anomaly_pixels=anomaly_pixels,
+        object_count=object_count,
+        objects_removed=len(areas) - 1 - object_count,
+        mask_path=mask_path,
+        polygons_path=polygons_path,
+    )
+
+
+def _spatial_reference(projection: str) -> Optional[osr.SpatialReference]:
+    """The score raster's CRS as an OGR spatial reference (None when it has none)."""
+    if not projection:
+        return None
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(projection)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def vector_driver_for(path: PathLike) -> gdal.Driver:
+    """The OGR driver that writes files with ``path``'s extension.
+
+    Raises:
+        InputError: If no driver can create such files.
+    """
+    extension = Path(path).suffix.lower().lstrip(".")
+    if not extension:
+        raise InputError(f"{path}: give the polygon file an extension (e.g. .gpkg)")
+    candidates = []
+    for index in range(gdal.GetDriverCount()):
+        driver = gdal.GetDriver(index)
+        metadata = driver.GetMetadata() or {}
+        if metadata.get("DCAP_VECTOR") != "YES" or metadata.get("DCAP_CREATE") != "YES":
+            continue
+        extensions = metadata.get("DMD_EXTENSIONS") or metadata.get("DMD_EXTENSION") or ""
+        if extension in extensions.lower().split():
+            candidates.append(driver)
+    if not candidates:
+        raise InputError(f"{path}: no vector format writes .{extension} files")
+    candidates.sort(
+        key=lambda driver: (
+            _PREFERRED_VECTOR_DRIVERS.index(driver.ShortName)
+            if driver.ShortName in _PREFERRED_VECTOR_DRIVERS
+            else len(_PREFERRED_VECTOR_DRIVERS)
+        )
+    )
+    return candidates[0]
+
+
+def _write_polygons(
+    objects: ogr.Layer,
+    table: _ObjectTable,
+    keep: np.ndarray,
+    srs: Optional[osr.SpatialReference],
+    path: Path,
+) -> None:
+    """Writes the kept objects with their figures, under a temporary name, then renames."""
+    driver = vector_driver_for(path)
+    if not path.parent.is_dir():
+        raise InputError(f"output folder does not exist: {path.parent}")
+    temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
+    try:
+        with quiet_gdal_errors():
+            dataset = driver.Create(str(temp_path), 0, 0, 0, gdal.GDT_Unknown)
+        if dataset is None:
+            raise InputError(f"cannot create {path}: {gdal.GetLastErrorMsg() or 'GDAL error'}")
+        layer = dataset.CreateLayer(path.stem, srs=srs, geom_type=ogr.wkbPolygon)
+        field_types = (
+            ogr.OFTInteger,
+            ogr.OFTInteger64,
+            ogr.OFTReal,
+            ogr.OFTReal,
+            ogr.OFTReal,
+            ogr.OFTReal,
+        )
+        for name, field_type in zip(POLYGON_FIELDS, field_types):
+            layer.CreateField(ogr.FieldDefn(name, field_type))
+        definition = layer.GetLayerDefn()
+        layer.StartTransaction()
+        objects.ResetReading()
+        for source in objects:
+            object_id = source.GetField("object_id")
+            if not keep[object_id]:
+                continue
+            pixels = int(table.pixels[object_id])
+            feature = ogr.Feature(definition)
+            feature.SetGeometry(source.GetGeometryRef())
+            feature.SetField("object_id", int(object_id))
+            feature.SetField("pixels", pixels)
+            feature.SetField("area", float(table.area[object_id]))
+            feature.SetField("score_min", float(table.score_min[object_id]))
+            feature.SetField("score_mean", float(table.score_sum[object_id] / max(pixels, 1)))
+            feature.SetField("score_max", float(table.score_max[object_id]))
+            layer.CreateFeature(feature)
+        layer.CommitTransaction()
+        layer = None
+        dataset = None
+        _replace_vector(driver, temp_path, path)
+    except BaseException:
+        _delete_vector(driver, temp_path)
+        raise
+
+
+def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
+    """Renames a finished vector dataset (all its files) to its final name."""
+    with quiet_gdal_errors():
+        dataset = gdal.OpenEx(str(temp_path), gdal.OF_VECTOR)
+        files = [Path(name) for name in (dataset.GetFileList() or [])] if dataset else []
+        dataset = None
+    files = files or [temp_path]
+    if path.exists():
+        _delete_vector(driver, path)
+    for file in files:
+        if file.name.startswith(temp_path.stem):
+            os.replace(file, path.parent / (path.stem + file.name[len(temp_path.stem) :]))
+
+
+def _delete_vector(driver: gdal.Driver, path: Path) -> None:
+    """Deletes a vector dataset with all its files, if it exists."""
+    with quiet_gdal_errors(), contextlib.suppress(RuntimeError):
+        driver.Delete(str(path))
+    for leftover in path.parent.glob(f"{path.stem}.*"):
+        if leftover.suffix.lower() in {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}:
+            leftover.unlink(missing_ok=True)
+
+
+def _output_folder(*paths: Optional[PathLike]) -> str:
+    """The folder of the first output path given (work files go next to the outputs)."""
+    for path in paths:
+        if path is not None:
+            folder = Path(path).parent
+            if not folder.is_dir():
+                raise InputError(f"output folder does not exist: {folder}")
+            return str(folder)
+    return tempfile.gettempdir()
