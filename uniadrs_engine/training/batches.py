@@ -1,0 +1,41 @@
+"""Turns simulated samples into training batches, including mixed band counts.
+
+Samples with the same band count are stacked as they are (the network folds the band
+repetition into its first convolution). A batch that mixes band counts (a 270-band spectral
+sample beside a 3-band spatial one) repeats every sample's bands up to the network's input
+channels first, which gives the same result per sample.
+
+Example:
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> a = SimpleNamespace(image=np.zeros((3, 8, 8), "f4"), labels=np.zeros((8, 8), "u1"))
+    >>> b = SimpleNamespace(image=np.zeros((1, 8, 8), "f4"), labels=np.zeros((8, 8), "u1"))
+    >>> images, labels = collate([a, b], in_channels=6)
+    >>> tuple(images.shape), tuple(labels.shape)
+    ((2, 6, 8, 8), (2, 8, 8))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from uniadrs_engine.model.network import repeat_bands
+
+
+def collate(samples: Sequence[Any], in_channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Stacks samples (objects with ``image [C,H,W]`` and ``labels [H,W]``) into tensors.
+
+    Returns:
+        ``images [B, C', H, W]`` float32 and ``labels [B, H, W]`` int64.
+    """
+    band_counts = {sample.image.shape[0] for sample in samples}
+    images = [
+        torch.from_numpy(np.ascontiguousarray(sample.image, dtype=np.float32)) for sample in samples
+    ]
+    if len(band_counts) > 1:
+        images = [repeat_bands(image[None], in_channels)[0] for image in images]
+    labels = [torch.from_numpy(np.asarray(sample.labels, dtype=np.int64)) for sample in samples]
+    return torch.stack(images), torch.stack(labels)

@@ -1,0 +1,169 @@
+"""The training configuration: one YAML file that fully describes a training run.
+
+Example YAML (paths are relative to the YAML file)::
+
+    model: lite8s32
+    backgrounds: [../shared/backgrounds/hsi, ../shared/backgrounds/visible]
+    exclude: [cas-hokkaido-landslide, bijie-landslide]
+    validation_backgrounds: [../shared/backgrounds/hsi/samson.tif]
+    steps: 3000
+    batch_size: 4
+    output_dir: runs/default
+
+Example:
+    >>> config = TrainingConfig.from_dict({"backgrounds": ["a.tif"], "steps": 10})
+    >>> config.model, config.steps, config.crop_size
+    ('lite8s32', 10, 128)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import yaml
+
+from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs; the YAML file's keys are these fields.
+
+    Attributes:
+        model: Name of a network configuration (``lite8s32``, ``lite8``, ``lite4``,
+            ``paper``).
+        model_options: Overrides of that configuration's fields (e.g. ``stem_width: 64``,
+            ``faithful_lam: true``).
+        backgrounds: Background rasters or folders of them for simulation.
+        exclude: File or folder name patterns left out of ``backgrounds``.
+        validation_backgrounds: Backgrounds kept out of training and used only to build
+            the fixed validation set (also removed from ``backgrounds``).
+        validation_samples: Size of the fixed validation set.
+        spectral_share: Probability that a sample is spectral (else spatial).
+        crop_size: Training sample size (a multiple of 8).
+        steps: Optimisation steps.
+        batch_size: Samples per step.
+        learning_rate: Peak learning rate of Adam.
+        weight_decay: Adam weight decay.
+        warmup_steps: Linear warm-up steps before the schedule.
+        schedule: ``cosine`` (decay to ``min_learning_rate``) or ``constant``.
+        min_learning_rate: Floor of the cosine schedule.
+        gradient_clip: Gradient norm clip.
+        faithful_loss: Combine the pixel-loss terms as published (halving) and leave the
+            multipliers unclipped.
+        feature_loss_weight: Weight of the feature-level loss (1 = as published).
+        seed: Seed of initialisation and of every simulated sample.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        threads: Torch CPU threads (0 = torch's default).
+        checkpoint_every: Steps between checkpoints.
+        validate_every: Steps between validations.
+        output_dir: Folder for checkpoints, the log and the final model.
+        model_name: Name written into the model card.
+        model_version: Version written into the model card.
+        description: Description written into the model card.
+        presets: Recommended inference presets written into the model card.
+    """
+
+    backgrounds: List[str]
+    model: str = "lite8s32"
+    model_options: Dict[str, Any] = field(default_factory=dict)
+    exclude: List[str] = field(default_factory=list)
+    validation_backgrounds: List[str] = field(default_factory=list)
+    validation_samples: int = 32
+    spectral_share: float = 0.5
+    crop_size: int = 128
+    steps: int = 3000
+    batch_size: int = 4
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    min_learning_rate: float = 1e-4
+    gradient_clip: float = 100.0
+    faithful_loss: bool = False
+    feature_loss_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    checkpoint_every: int = 50
+    validate_every: int = 250
+    output_dir: str = "runs/uniadrs"
+    model_name: str = "uniadrs"
+    model_version: str = "1"
+    description: str = ""
+    presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.backgrounds:
+            raise TrainingError("the training configuration names no backgrounds")
+        if self.model not in NAMED_CONFIGS:
+            raise TrainingError(
+                f"unknown model configuration {self.model!r}; choose one of {sorted(NAMED_CONFIGS)}"
+            )
+        if self.crop_size % SIZE_MULTIPLE or self.crop_size < 2 * SIZE_MULTIPLE:
+            raise TrainingError(f"crop_size must be a multiple of {SIZE_MULTIPLE} and >= 16")
+        if self.steps < 1 or self.batch_size < 1:
+            raise TrainingError("steps and batch_size must be positive")
+        if not 0.0 <= self.spectral_share <= 1.0:
+            raise TrainingError("spectral_share must lie in [0, 1]")
+        if self.schedule not in ("cosine", "constant"):
+            raise TrainingError("schedule must be 'cosine' or 'constant'")
+
+    def model_config(self) -> ModelConfig:
+        """The network configuration with ``model_options`` applied."""
+        try:
+            return get_config(self.model, **self.model_options)
+        except (TypeError, ValueError) as error:
+            raise TrainingError(f"invalid model_options: {error}") from error
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The configuration as plain data (for checkpoints and the model card)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], base_dir: Optional[Path] = None) -> TrainingConfig:
+        """Builds a configuration; relative paths are taken from ``base_dir``.
+
+        Raises:
+            TrainingError: On unknown keys or invalid values.
+        """
+        if not isinstance(data, dict):
+            raise TrainingError("the training configuration must be a mapping of keys")
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainingError(f"unknown training configuration keys: {unknown}")
+        values = dict(data)
+        if base_dir is not None:
+            for key in ("backgrounds", "validation_backgrounds"):
+                values[key] = [_resolve(base_dir, item) for item in values.get(key, [])]
+            if "output_dir" in values:
+                values["output_dir"] = _resolve(base_dir, values["output_dir"])
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise TrainingError(f"invalid training configuration: {error}") from error
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> TrainingConfig:
+        """Reads a YAML configuration file.
+
+        Raises:
+            TrainingError: If the file is missing, not YAML, or invalid.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise TrainingError(f"training configuration not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise TrainingError(f"{path}: not valid YAML ({error})") from error
+        return cls.from_dict(data or {}, base_dir=path.resolve().parent)
+
+
+def _resolve(base_dir: Path, item: str) -> str:
+    path = Path(item).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())

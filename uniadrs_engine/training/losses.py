@@ -1,0 +1,167 @@
+"""The two large-margin losses of UniADRS (METHOD.md §4 and §5).
+
+* :class:`PixelMarginLoss`: a pixel-level AUC-ranking surrogate. Thresholded, hard-pixel
+  weighted BCE terms with learnable, non-negative multipliers ``lambda`` on the negatives
+  (trained by gradient *ascent*, which in practice ramps the background weight up; clean
+  mode clips them at ``lambda_max``), minus a prior-dependent FPR anchor.
+* :func:`feature_margin_loss`: compactness of normal and anomaly feature clusters with
+  separation of their centres.
+
+Labels: 0 background, 1 anomaly, 2 ignore, 3 large normal object. The pixel loss treats 1 as
+positive and {0, 3} as negative; the feature loss treats {0, 3} as normal and 1 as anomaly;
+both skip 2.
+
+Example:
+    >>> import torch
+    >>> loss = PixelMarginLoss()
+    >>> score = torch.rand(2, 1, 8, 8)
+    >>> labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    >>> labels[:, 2:4, 2:4] = 1
+    >>> float(loss(score, labels)) >= 0.0
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+from uniadrs_engine.errors import TrainingError
+
+LABEL_BACKGROUND = 0
+LABEL_ANOMALY = 1
+LABEL_IGNORE = 2
+LABEL_LARGE_NORMAL = 3
+
+THRESHOLDS = (0.9, 0.85, 0.8, 0.75, 0.7, 0.6)
+FPR_ANCHORS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+POSITIVE_WEIGHT = 1.0
+NEGATIVE_WEIGHT = 0.5
+NEGATIVE_LAMBDA_FACTOR = 0.2
+PIXEL_LOSS_SCALE = 5.0
+FEATURE_LOSS_SCALE = 0.1
+COMPACT_OUTLIER_WEIGHT = 10.0
+
+
+class PixelMarginLoss(nn.Module):
+    """Pixel-level large-margin (AUC-ranking surrogate) loss.
+
+    Args:
+        faithful_combination: Combine the per-threshold terms as the published code does
+            (``L = (L + term_i) / 2`` in turn, so the last threshold weighs 1/2); the clean
+            default is their plain mean.
+        lambda_max: Upper clip of the multipliers after each ascent step (None: no clip,
+            as published).
+    """
+
+    def __init__(self, faithful_combination: bool = False, lambda_max: Optional[float] = 10.0):
+        super().__init__()
+        self.faithful_combination = faithful_combination
+        self.lambda_max = lambda_max
+        self.multipliers = nn.Parameter(torch.ones(len(THRESHOLDS)))
+        # Gradient ascent on the multipliers: their gradient is negated on the way back.
+        self.multipliers.register_hook(lambda gradient: -gradient)
+
+    def clip_multipliers(self) -> None:
+        """Keeps the multipliers in ``[0, lambda_max]`` (call after their optimiser step)."""
+        with torch.no_grad():
+            self.multipliers.clamp_(min=0.0, max=self.lambda_max)
+
+    def forward(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the per-sample loss.
+
+        Args:
+            score: ``[B, 1, H, W]`` scores in ``[0, 1]``.
+            labels: ``[B, H, W]`` integer labels.
+
+        Raises:
+            TrainingError: If a sample has no labelled (non-ignored) pixel.
+        """
+        losses = [
+            self._sample_loss(sample_score.reshape(-1), sample_labels.reshape(-1))
+            for sample_score, sample_labels in zip(score, labels)
+        ]
+        return torch.stack(losses).mean()
+
+    def _sample_loss(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labelled = labels != LABEL_IGNORE
+        if not bool(labelled.any()):
+            raise TrainingError("a training sample has no labelled pixel (all ignored)")
+        score = score[labelled].clamp(1e-7, 1.0 - 1e-7)
+        target = (labels[labelled] == LABEL_ANOMALY).to(score.dtype)
+        positive = target > 0.5
+        cross_entropy = functional.binary_cross_entropy(score, target, reduction="none")
+        multipliers = self.multipliers.clamp(min=0.0)
+        terms = []
+        for index, threshold in enumerate(THRESHOLDS):
+            with torch.no_grad():
+                hard = torch.where(positive, score <= threshold, score >= threshold)
+                weight = torch.where(
+                    positive,
+                    torch.full_like(score, POSITIVE_WEIGHT),
+                    torch.full_like(score, NEGATIVE_WEIGHT),
+                )
+                weight = torch.where(hard, torch.full_like(score, -math.log(threshold)), weight)
+            negative_factor = NEGATIVE_LAMBDA_FACTOR * multipliers[index]
+            weight = torch.where(positive, weight, weight * negative_factor)
+            terms.append((weight * cross_entropy).mean())
+        if self.faithful_combination:
+            combined = torch.zeros((), dtype=score.dtype, device=score.device)
+            for term in terms:
+                combined = (combined + term) / 2
+        else:
+            combined = torch.stack(terms).mean()
+        prior = (target.sum() + 1.0) / (target.numel() + 2.0)
+        anchor = prior * (sum(FPR_ANCHORS) / len(FPR_ANCHORS))
+        return PIXEL_LOSS_SCALE * functional.relu(combined - anchor)
+
+
+def compactness(features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Compactness of a feature cluster ``[N, D]``; returns ``(loss, centre)``."""
+    centre = features.mean(dim=0)
+    squared_distance = ((features - centre) ** 2).sum(dim=1)
+    radius = torch.sqrt(squared_distance + 1e-8).mean()
+    outside = functional.relu(squared_distance - radius**2)
+    return radius**2 + COMPACT_OUTLIER_WEIGHT * outside.mean(), centre
+
+
+def feature_margin_loss(feat: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Feature-level large-margin loss, averaged over the batch.
+
+    Per sample: ``0.1 * (compact(N) + compact(A) - ||c_N - c_A||)``; a term whose set is
+    empty is skipped (the separation needs both sets).
+
+    Args:
+        feat: ``[B, D, H, W]`` features of the head cell.
+        labels: ``[B, H, W]`` integer labels.
+    """
+    losses = []
+    for sample_feat, sample_labels in zip(feat, labels):
+        vectors = sample_feat.reshape(sample_feat.shape[0], -1).transpose(0, 1)
+        flat_labels = sample_labels.reshape(-1)
+        normal = (flat_labels == LABEL_BACKGROUND) | (flat_labels == LABEL_LARGE_NORMAL)
+        anomaly = flat_labels == LABEL_ANOMALY
+        loss = feat.new_zeros(())
+        centres = []
+        for members in (normal, anomaly):
+            if bool(members.any()):
+                term, centre = compactness(vectors[members])
+                loss = loss + term
+                centres.append(centre)
+        if len(centres) == 2:
+            loss = loss - torch.linalg.vector_norm(centres[0] - centres[1])
+        losses.append(FEATURE_LOSS_SCALE * loss)
+    return torch.stack(losses).mean()
+
+
+def check_finite(value: torch.Tensor, what: str, step: int) -> None:
+    """Raises a clear :class:`TrainingError` if ``value`` holds NaN or infinity."""
+    if not bool(torch.isfinite(value).all()):
+        raise TrainingError(
+            f"{what} is not finite at step {step}; lower the learning rate or check the "
+            "backgrounds for NaN/inf pixels (training stopped, last checkpoint kept)"
+        )

@@ -1,0 +1,91 @@
+"""Builds the training and validation simulators of a run from its configuration.
+
+Validation backgrounds are removed from the training pool, so the validation set is drawn
+from scenes the network never trains on. Each pool gets its own object bank, built from its
+own object masks (and random polygons) with a seed derived from the run's seed.
+
+Example:
+    >>> held_out_patterns(["/data/a.tif"])
+    ['/data/a.tif', '/data/a.tif/*']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Sequence
+
+import numpy as np
+
+from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.simulation.backgrounds import BackgroundPool
+from uniadrs_engine.simulation.mixer import AnomalySimulator
+from uniadrs_engine.simulation.object_bank import ObjectBank
+from uniadrs_engine.simulation.spatial import SpatialSimulator
+from uniadrs_engine.simulation.spectral import SpectralSimulator
+from uniadrs_engine.training.config import TrainingConfig
+
+#: Seed offsets of the object banks (kept apart from step and validation seeds).
+TRAINING_BANK_SEED = 7_000_001
+VALIDATION_BANK_SEED = 7_000_002
+
+
+@dataclass
+class SimulationSetup:
+    """The simulators of one run and the files behind them."""
+
+    training: Any
+    validation: Any
+    training_files: List[Path]
+    validation_files: List[Path]
+
+
+def held_out_patterns(paths: Sequence[str]) -> List[str]:
+    """Exclude patterns that remove the given files or folders from a pool."""
+    patterns: List[str] = []
+    for path in paths:
+        absolute = Path(path).expanduser().resolve().as_posix()
+        patterns += [absolute, f"{absolute}/*"]
+    return patterns
+
+
+def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) -> Any:
+    """An :class:`AnomalySimulator` over ``pool`` with the run's crop size and share."""
+    in_channels = config.model_config().in_channels
+    share = config.spectral_share
+    spectral = None
+    spatial = None
+    if pool.hyperspectral and share > 0.0:
+        spectral = SpectralSimulator(pool, size=config.crop_size, out_channels=in_channels)
+    if pool.visible and share < 1.0:
+        bank = ObjectBank.from_pool(pool, np.random.default_rng([config.seed, bank_seed]))
+        spatial = SpatialSimulator(pool, bank, size=config.crop_size)
+    if spectral is None and spatial is None:
+        raise TrainingError(
+            f"no background fits the simulation ({pool.describe()}, spectral share {share})"
+        )
+    if spectral is None:
+        share = 0.0
+    elif spatial is None:
+        share = 1.0
+    return AnomalySimulator(spectral, spatial, spectral_share=share)
+
+
+def build_simulation(config: TrainingConfig) -> SimulationSetup:
+    """Training simulator (backgrounds minus held-out ones) and validation simulator."""
+    training_pool = BackgroundPool.from_paths(
+        config.backgrounds,
+        exclude=list(config.exclude) + held_out_patterns(config.validation_backgrounds),
+    )
+    if config.validation_backgrounds:
+        validation_pool = BackgroundPool.from_paths(
+            config.validation_backgrounds, exclude=config.exclude
+        )
+    else:
+        validation_pool = training_pool
+    return SimulationSetup(
+        training=simulator_for(training_pool, config, TRAINING_BANK_SEED),
+        validation=simulator_for(validation_pool, config, VALIDATION_BANK_SEED),
+        training_files=[item.path for item in training_pool.files],
+        validation_files=[item.path for item in validation_pool.files],
+    )

@@ -1,0 +1,332 @@
+"""The training loop: simulated anomalies, large-margin losses, checkpoints and resume.
+
+Every step draws its samples from a generator seeded by ``(seed, step)``, so the data of a
+step does not depend on what ran before it; together with the checkpointed network,
+optimisers and loss multipliers, a run that is interrupted and resumed ends with the same
+weights as an uninterrupted run (up to float rounding).
+
+Example:
+    >>> learning_rate_at(0, TrainingConfig(backgrounds=["x"], steps=10, warmup_steps=2))
+    0.0015
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.inference.device import resolve_device
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import save_model
+from uniadrs_engine.model.network import UniADRS, count_parameters
+from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.training.batches import collate
+from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
+from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.data_sources import summarise_sources
+from uniadrs_engine.training.losses import PixelMarginLoss, check_finite, feature_margin_loss
+from uniadrs_engine.training.simulators import SimulationSetup, build_simulation
+from uniadrs_engine.training.validation import build_validation_set, evaluate
+
+LOGGER = logging.getLogger(__name__)
+
+MODEL_FILENAME = "model.safetensors"
+LOG_FILENAME = "train_log.csv"
+#: Keys of the configuration that may change when a run is resumed.
+RESUMABLE_CHANGES = {"device", "threads", "checkpoint_every", "validate_every", "steps"}
+LAMBDA_LEARNING_RATE = 1e-3
+LAMBDA_WEIGHT_DECAY = 5e-4
+
+
+@dataclass
+class StepRecord:
+    """Losses and timing of one training step."""
+
+    step: int
+    loss: float
+    pixel_loss: float
+    feature_loss: float
+    learning_rate: float
+    seconds: float
+
+
+@dataclass
+class TrainingResult:
+    """What a finished training run produced.
+
+    Attributes:
+        model_path: The final model file.
+        steps: Steps trained in total.
+        wall_seconds: Training time over every session of the run.
+        validation: Final validation figures.
+        history: Validation figures by step.
+    """
+
+    model_path: Path
+    steps: int
+    wall_seconds: float
+    validation: Dict[str, float]
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+
+def learning_rate_at(step: int, config: TrainingConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_learning_rate`` (or constant)."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.learning_rate
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+class Trainer:
+    """Runs (or resumes) one training run described by a :class:`TrainingConfig`.
+
+    Args:
+        config: The run's configuration.
+        progress: Called with the fraction done and a message.
+        is_cancelled: Returns True to stop; the last checkpoint is kept for ``resume``.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        progress: Optional[ProgressCallback] = None,
+        is_cancelled: Optional[CancelCheck] = None,
+    ) -> None:
+        self.config = config
+        self.reporter = ProgressReporter(progress, is_cancelled)
+        self.output_dir = Path(config.output_dir)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.network = UniADRS(config.model_config()).to(self.device)
+        self.pixel_loss = PixelMarginLoss(
+            faithful_combination=config.faithful_loss,
+            lambda_max=None if config.faithful_loss else 10.0,
+        ).to(self.device)
+        trainable = [p for p in self.network.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.lambda_optimizer = torch.optim.Adam(
+            self.pixel_loss.parameters(), lr=LAMBDA_LEARNING_RATE, weight_decay=LAMBDA_WEIGHT_DECAY
+        )
+        self.step = 0
+        self.wall_seconds = 0.0
+        self.records: List[StepRecord] = []
+        self.history: List[Dict[str, Any]] = []
+        self.simulation: Optional[SimulationSetup] = None
+        self.validation_samples: List[Any] = []
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where this run's checkpoint lives."""
+        return self.output_dir / CHECKPOINT_FILENAME
+
+    def prepare_data(self) -> None:
+        """Builds the simulators and the fixed validation set."""
+        self.simulation = build_simulation(self.config)
+        self.validation_samples = build_validation_set(
+            self.simulation.validation, self.config.validation_samples, self.config.seed
+        )
+
+    def state(self) -> Dict[str, Any]:
+        """Everything needed to resume (plain data and tensors only)."""
+        return {
+            "step": self.step,
+            "wall_seconds": self.wall_seconds,
+            "config": self.config.to_dict(),
+            "network": self.network.state_dict(),
+            "pixel_loss": self.pixel_loss.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lambda_optimizer": self.lambda_optimizer.state_dict(),
+            "records": [vars(record) for record in self.records],
+            "history": self.history,
+        }
+
+    def restore(self) -> None:
+        """Loads the checkpoint of ``output_dir``.
+
+        Raises:
+            TrainingError: If there is none or it belongs to a different configuration.
+        """
+        state = load_checkpoint(self.checkpoint_path)
+        saved, current = state["config"], self.config.to_dict()
+        changed = {k for k in current if saved.get(k) != current[k]} - RESUMABLE_CHANGES
+        if changed:
+            raise TrainingError(
+                f"cannot resume: the configuration changed since the checkpoint ({sorted(changed)})"
+            )
+        self.network.load_state_dict(state["network"])
+        self.pixel_loss.load_state_dict(state["pixel_loss"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
+        self.step = int(state["step"])
+        self.wall_seconds = float(state["wall_seconds"])
+        self.records = [StepRecord(**record) for record in state["records"]]
+        self.history = list(state["history"])
+        LOGGER.info("resumed at step %d", self.step)
+
+    def save_checkpoint(self) -> None:
+        """Writes the checkpoint and the loss log."""
+        save_checkpoint(self.checkpoint_path, self.state())
+        with (self.output_dir / LOG_FILENAME).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(vars(StepRecord(0, 0, 0, 0, 0, 0))))
+            writer.writeheader()
+            writer.writerows(vars(record) for record in self.records)
+
+    def train_step(self) -> StepRecord:
+        """Draws one batch, takes one optimisation step and returns its record."""
+        assert self.simulation is not None
+        started = time.perf_counter()
+        generator = np.random.default_rng([self.config.seed, self.step])
+        samples = [
+            self.simulation.training.sample(generator) for _ in range(self.config.batch_size)
+        ]
+        images, labels = collate(samples, self.network.config.in_channels)
+        images, labels = images.to(self.device), labels.to(self.device)
+        check_finite(images, "a simulated training batch", self.step)
+        learning_rate = learning_rate_at(self.step, self.config)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.network.train()
+        output = self.network(images)
+        pixel = self.pixel_loss(output.score, labels)
+        feature = feature_margin_loss(output.feat, labels)
+        loss = pixel + self.config.feature_loss_weight * feature
+        check_finite(loss, "the training loss", self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.lambda_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(
+            [p for p in self.network.parameters() if p.requires_grad], self.config.gradient_clip
+        )
+        self.optimizer.step()
+        self.lambda_optimizer.step()
+        if self.pixel_loss.lambda_max is not None:
+            self.pixel_loss.clip_multipliers()
+        record = StepRecord(
+            step=self.step,
+            loss=float(loss.detach()),
+            pixel_loss=float(pixel.detach()),
+            feature_loss=float(feature.detach()),
+            learning_rate=learning_rate,
+            seconds=time.perf_counter() - started,
+        )
+        self.step += 1
+        return record
+
+    def validate(self) -> Dict[str, Any]:
+        """Validates on the fixed held-out set and records the figures."""
+        figures: Dict[str, Any] = dict(
+            evaluate(self.network, self.validation_samples, self.device), step=self.step
+        )
+        self.history = [entry for entry in self.history if entry["step"] != self.step]
+        self.history.append(figures)
+        LOGGER.info("validation at step %d: %s", self.step, figures)
+        return figures
+
+    def run(self, resume: bool = False) -> TrainingResult:
+        """Trains to ``config.steps`` and writes the final model.
+
+        Raises:
+            CancelledError: If cancelled; the state of the last checkpoint is kept.
+            TrainingError: On unusable data or a non-finite loss.
+        """
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if resume and self.checkpoint_path.is_file():
+            self.restore()
+        elif resume:
+            LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
+        self.prepare_data()
+        session_start = time.perf_counter()
+        wall_at_start = self.wall_seconds
+        config = self.config
+        while self.step < config.steps:
+            if self.reporter.is_cancelled is not None and self.reporter.is_cancelled():
+                self.save_checkpoint()
+                raise CancelledError(
+                    f"training cancelled at step {self.step}; "
+                    f"'uniadrs train CONFIG --resume' goes on from {self.checkpoint_path}"
+                )
+            record = self.train_step()
+            self.records.append(record)
+            self.wall_seconds = wall_at_start + time.perf_counter() - session_start
+            self.reporter.update(
+                self.step / config.steps,
+                f"step {self.step}/{config.steps} loss {record.loss:.4f} "
+                f"({record.seconds:.2f} s/step)",
+            )
+            if self.step % config.validate_every == 0 and self.step < config.steps:
+                self.validate()
+            if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                self.save_checkpoint()
+        if not self.history or self.history[-1]["step"] != self.step:
+            self.validate()
+            self.save_checkpoint()
+        return self.write_model()
+
+    def write_model(self) -> TrainingResult:
+        """Writes the final model file with its model card."""
+        assert self.simulation is not None
+        final = self.history[-1]
+        config = self.config
+        card = ModelCard(
+            name=config.model_name,
+            config=self.network.config,
+            model_version=config.model_version,
+            description=config.description,
+            presets=config.presets,
+            training={
+                "steps": self.step,
+                "batch_size": config.batch_size,
+                "crop_size": config.crop_size,
+                "spectral_share": config.spectral_share,
+                "learning_rate": config.learning_rate,
+                "seed": config.seed,
+                "wall_seconds": round(self.wall_seconds, 1),
+                "parameters": count_parameters(self.network),
+                "device": str(self.device),
+                "torch": torch.__version__,
+                "config": config.to_dict(),
+            },
+            data_sources=summarise_sources(self.simulation.training_files),
+            validation={
+                **{k: v for k, v in final.items() if k != "step"},
+                "held_out_sources": summarise_sources(self.simulation.validation_files),
+                "history": self.history,
+            },
+        )
+        model_path = self.output_dir / MODEL_FILENAME
+        save_model(model_path, self.network.cpu(), card)
+        self.network.to(self.device)
+        return TrainingResult(
+            model_path=model_path,
+            steps=self.step,
+            wall_seconds=self.wall_seconds,
+            validation={k: v for k, v in final.items() if k != "step"},
+            history=self.history,
+        )
+
+
+def train_from_config(
+    config: TrainingConfig,
+    resume: bool = False,
+    progress: Optional[ProgressCallback] = None,
+    is_cancelled: Optional[CancelCheck] = None,
+) -> TrainingResult:
+    """Trains a model as ``config`` says (resuming from its checkpoint if asked)."""
+    return Trainer(config, progress=progress, is_cancelled=is_cancelled).run(resume=resume)
