@@ -1,0 +1,244 @@
+"""Global and local RX: against direct formulas, brute-force windows, and on rasters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.covariance import OAS
+
+from uniadrs_engine.baselines.rx import (
+    VARIANCE_FLOOR,
+    box_sum,
+    global_rx,
+    local_rx,
+    local_windows_from_map_units,
+    odd_window_pixels,
+    rx_raster,
+)
+from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.raster.reader import open_raster
+from uniadrs_engine.raster.writer import SCORE_NODATA
+
+
+def _image(bands=3, rows=20, cols=24, seed=0):
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(bands, bands))
+    image = np.einsum("ij,jhw->ihw", mixing, rng.normal(size=(bands, rows, cols)))
+    return (image * 20 + 500).astype(np.float32)
+
+
+def _direct_rx(pixels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    mean = reference.astype(np.float64).mean(axis=1)
+    inverse = np.linalg.pinv(np.cov(reference.astype(np.float64), ddof=1), rcond=1e-12)
+    centred = pixels.astype(np.float64) - mean[:, None]
+    return np.einsum("ij,ik,kj->j", centred, inverse, centred)
+
+
+def test_global_rx_is_the_mahalanobis_distance_with_pinv():
+    image = _image().astype(np.float64)
+    image[2] = image[0]  # a repeated band: a singular covariance, so pinv, not inv
+    valid = np.ones(image.shape[1:], dtype=bool)
+    valid[3, 4] = False
+    background = np.zeros_like(valid)
+    background[:, :12] = True
+    scores = global_rx(image, valid=valid, background=background)
+    expected = _direct_rx(image[:, valid], image[:, valid & background])
+    assert np.isnan(scores[3, 4])
+    np.testing.assert_allclose(scores[valid], expected, rtol=1e-6, atol=1e-6)
+    default = global_rx(image)
+    np.testing.assert_allclose(default.ravel(), _direct_rx(image.reshape(3, -1),
+                                                           image.reshape(3, -1)), rtol=1e-6)
+
+
+def test_global_rx_finds_an_implanted_target():
+    image = _image()
+    image[:, 10, 10] += 200
+    assert np.nanargmax(global_rx(image)) == 10 * 24 + 10
+
+
+def test_box_sum_is_a_clipped_window_sum():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(2, 9, 11))
+    summed = box_sum(values, 5)
+    for r in range(9):
+        for c in range(11):
+            window = values[:, max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3]
+            np.testing.assert_allclose(summed[:, r, c], window.sum(axis=(1, 2)), atol=1e-12)
+
+
+def _brute_force_local_rx(image, inner, outer, used, shrinkage):
+    """Per pixel: ring pixels in whitened space, a shrunk covariance, a solve."""
+    pixels = image[:, used].astype(np.float64)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels))
+    projection = eigenvectors.T / np.sqrt(eigenvalues)[:, None]
+    whitened = np.einsum("kc,chw->khw", projection,
+                         image.astype(np.float64) - pixels.mean(axis=1)[:, None, None])
+    bands, rows, cols = image.shape
+    scores = np.full((rows, cols), np.nan)
+    ro, ri = outer // 2, inner // 2
+    for r in range(rows):
+        for c in range(cols):
+            ring = np.zeros((rows, cols), dtype=bool)
+            ring[max(r - ro, 0) : r + ro + 1, max(c - ro, 0) : c + ro + 1] = True
+            ring[max(r - ri, 0) : r + ri + 1, max(c - ri, 0) : c + ri + 1] = False
+            ring &= used
+            if ring.sum() < 2:
+                continue
+            samples = whitened[:, ring]
+            if shrinkage is None:
+                covariance = OAS().fit(samples.T).covariance_
+            else:
+                empirical = np.cov(samples, bias=True)
+                target = np.trace(empirical) / bands * np.eye(bands)
+                covariance = (1 - shrinkage) * empirical + shrinkage * target
+            covariance = covariance + VARIANCE_FLOOR * np.eye(bands)
+            deviation = whitened[:, r, c] - samples.mean(axis=1)
+            scores[r, c] = deviation @ np.linalg.solve(covariance, deviation)
+    return scores
+
+
+@pytest.mark.parametrize(("with_background", "shrinkage"), [(False, None), (True, None),
+                                                            (False, 0.3)])
+def test_local_rx_matches_brute_force_windows(with_background, shrinkage):
+    image = _image(bands=3, rows=14, cols=17, seed=2)
+    background = None
+    used = np.ones(image.shape[1:], dtype=bool)
+    if with_background:
+        background = np.ones_like(used)
+        background[5:8, 6:10] = False
+        used = background
+    scores = local_rx(image, inner=3, outer=7, background=background, shrinkage=shrinkage)
+    expected = _brute_force_local_rx(image, 3, 7, used, shrinkage)
+    np.testing.assert_allclose(scores, expected, rtol=1e-7, atol=1e-9)
+
+
+def test_local_rx_without_shrinkage_is_affine_invariant_mahalanobis():
+    image = _image(bands=2, rows=12, cols=12, seed=3)
+    scores = local_rx(image, inner=1, outer=9, shrinkage=0.0)
+    r, c = 6, 5
+    ring = np.zeros((12, 12), dtype=bool)
+    ring[2:11, 1:10] = True
+    ring[r, c] = False
+    samples = image[:, ring].astype(np.float64)
+    deviation = image[:, r, c] - samples.mean(axis=1)
+    expected = deviation @ np.linalg.solve(np.cov(samples, bias=True), deviation)
+    assert scores[r, c] == pytest.approx(expected, rel=1e-4)  # only the 1e-6 floor differs
+
+
+def test_local_rx_handles_invalid_pixels_flat_windows_and_many_bands():
+    rng = np.random.default_rng(4)
+    latent = rng.normal(size=(6, 30, 30))
+    latent[:, 15, 15] = 6.0  # an atypical mixture of the background's own sources
+    image = np.einsum("cl,lhw->chw", rng.normal(size=(40, 6)), latent)
+    image = (image + rng.normal(scale=0.01, size=image.shape)).astype(np.float32)
+    valid = np.ones((30, 30), dtype=bool)
+    valid[0, :] = False
+    scores = local_rx(image, inner=3, outer=9, valid=valid)  # 40 bands -> 20 components
+    assert np.isnan(scores[0]).all() and np.isfinite(scores[1:]).all()
+    assert np.nanargmax(scores) == 15 * 30 + 15
+    flat = np.zeros((1, 10, 10), dtype=np.float32)
+    flat[0, :, :5] = 3.0
+    flat[0, 5, 2] = 4.0
+    flat_scores = local_rx(flat, inner=1, outer=3)
+    assert np.isfinite(flat_scores).all()
+    assert np.argmax(flat_scores) == 5 * 10 + 2
+
+
+def test_window_size_checks():
+    image = _image()
+    for inner, outer in [(2, 7), (3, 8), (5, 5), (7, 3), (0, 3)]:
+        with pytest.raises(InputError):
+            local_rx(image, inner=inner, outer=outer)
+    with pytest.raises(InputError, match="shrinkage"):
+        local_rx(image, inner=3, outer=5, shrinkage=1.5)
+
+
+def test_map_units_to_odd_pixels():
+    geotransform = (0.0, 10.0, 0.0, 0.0, 0.0, -10.0)
+    assert odd_window_pixels(50.0, geotransform) == 5
+    assert odd_window_pixels(100.0, geotransform) == 11  # 10 px: halves round up
+    assert odd_window_pixels(1.0, geotransform) == 1
+    assert local_windows_from_map_units(30.0, 90.0, geotransform) == (3, 9)
+    assert local_windows_from_map_units(30.0, 31.0, geotransform) == (3, 5)
+    with pytest.raises(InputError):
+        local_windows_from_map_units(90.0, 30.0, geotransform)
+    with pytest.raises(InputError):
+        odd_window_pixels(-5.0, geotransform)
+
+
+def _read_scores(path):
+    with open_raster(path) as source:
+        block = source.read_window(source.full_window())
+    scores = block.data[0].astype(np.float64)
+    scores[~block.valid] = np.nan
+    return scores, source
+
+
+def test_rx_raster_global_matches_the_array_function(make_raster, tmp_path):
+    image = _image(bands=4, rows=40, cols=33, seed=5)
+    image[:, 2, 3] = -1  # nodata
+    background = np.ones(image.shape[1:], dtype=np.uint8)
+    background[10:20, 10:20] = 0
+    path = make_raster(image, "image.tif", nodata=-1)
+    mask_path = make_raster(background, "background.tif")
+    valid = np.ones(image.shape[1:], dtype=bool)
+    valid[2, 3] = False
+    report = rx_raster(path, tmp_path / "rx.tif", memory_mb=0.01,
+                       background_mask_path=mask_path, bands=[1, 2, 4])
+    scores, source = _read_scores(tmp_path / "rx.tif")
+    expected = global_rx(image[[0, 1, 3]], valid=valid, background=background > 0)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, equal_nan=True)
+    assert report.mode == "global" and report.bands == [1, 2, 4]
+    assert report.background_pixels == (valid & (background > 0)).sum()
+    with open_raster(tmp_path / "rx.tif") as output:
+        assert output.nodata == [SCORE_NODATA]
+        assert output.geotransform == source.geotransform
+
+
+@pytest.mark.parametrize("with_background", [False, True])
+def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path,
+                                                          with_background):
+    image = _image(bands=3, rows=80, cols=70, seed=6)
+    path = make_raster(image, "image.tif")
+    background = np.ones(image.shape[1:], dtype=np.uint8)
+    background[30:45, 20:60] = 0
+    mask_path = make_raster(background, "background.tif") if with_background else None
+    # a tiny budget: 32-pixel tiles, a 3x3 grid with halos of 4
+    report = rx_raster(path, tmp_path / "local.tif", mode="local", inner=3, outer=9,
+                       memory_mb=0.001, background_mask_path=mask_path)
+    scores, _ = _read_scores(tmp_path / "local.tif")
+    expected = local_rx(image, 3, 9, background=(background > 0) if with_background else None)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    assert (report.inner, report.outer, report.components) == (3, 9, 3)
+
+
+def test_rx_raster_cancellation_leaves_nothing(make_raster, tmp_path):
+    path = make_raster(_image(), "image.tif")
+    calls = []
+
+    def cancel_in_scoring_pass() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    out_folder = tmp_path / "out"
+    out_folder.mkdir()
+    for mode in ("global", "local"):
+        calls.clear()
+        with pytest.raises(CancelledError):
+            rx_raster(path, out_folder / "rx.tif", mode=mode, memory_mb=0.001,
+                      is_cancelled=cancel_in_scoring_pass)
+        assert list(out_folder.iterdir()) == []
+
+
+def test_rx_raster_bad_input(make_raster, tmp_path):
+    path = make_raster(_image(), "image.tif")
+    with pytest.raises(InputError, match="unknown RX mode"):
+        rx_raster(path, tmp_path / "x.tif", mode="median")
+    with pytest.raises(InputError, match="odd"):
+        rx_raster(path, tmp_path / "x.tif", mode="local", inner=4, outer=9)
+    other_grid = make_raster(np.ones((5, 5), dtype=np.uint8), "small_mask.tif")
+    with pytest.raises(InputError, match="not on the same grid"):
+        rx_raster(path, tmp_path / "x.tif", background_mask_path=other_grid)
+    with pytest.raises(InputError, match="out of range"):
+        rx_raster(path, tmp_path / "x.tif", bands=[9])
+    assert not (tmp_path / "x.tif").exists()
