@@ -1,0 +1,112 @@
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from uniadrs_engine.cli.main import main
+from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.training.batches import collate
+from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
+from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.trainer import Trainer, learning_rate_at, train_from_config
+
+
+def test_a_run_writes_a_model_with_its_card(tiny_config):
+    result = train_from_config(tiny_config)
+    assert result.steps == 4
+    loaded = load_model(result.model_path)
+    card = loaded.card
+    assert card.training["steps"] == 4
+    assert card.training["config"]["seed"] == 3
+    assert 0.0 <= card.validation["auc"] <= 1.0
+    assert [entry["step"] for entry in card.validation["history"]] == [2, 4]
+    names = {source["name"] for source in card.data_sources}
+    assert names == {"user data"}
+    assert card.data_sources[0]["files"] == 3  # held-out files are not training data
+    assert card.validation["held_out_sources"][0]["files"] == 2
+    log = (result.model_path.parent / "train_log.csv").read_text().splitlines()
+    assert len(log) == 5
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(tiny_config, tmp_path):
+    straight = train_from_config(tiny_config)
+
+    resumed_config = dataclasses.replace(tiny_config, output_dir=str(tmp_path / "resumed"))
+    trainer = Trainer(resumed_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError, match="cancelled at step 2"):
+        trainer.run()
+    assert (tmp_path / "resumed" / CHECKPOINT_FILENAME).is_file()
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+
+    resumed = Trainer(resumed_config).run(resume=True)
+    expected = load_file(str(straight.model_path))
+    found = load_file(str(resumed.model_path))
+    assert expected.keys() == found.keys()
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], atol=1e-5, rtol=1e-4)
+    assert resumed.validation["auc"] == pytest.approx(straight.validation["auc"], abs=1e-4)
+
+
+def test_resume_refuses_a_changed_configuration(tiny_config):
+    trainer = Trainer(tiny_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    changed = dataclasses.replace(tiny_config, learning_rate=0.5)
+    with pytest.raises(TrainingError, match="configuration changed"):
+        Trainer(changed).run(resume=True)
+
+
+def test_mixed_band_counts_in_one_batch():
+    spectral = SimpleNamespace(
+        image=np.random.rand(270, 16, 16).astype("f4"), labels=np.zeros((16, 16))
+    )
+    spatial = SimpleNamespace(
+        image=np.random.rand(3, 16, 16).astype("f4"), labels=np.ones((16, 16))
+    )
+    images, labels = collate([spectral, spatial], in_channels=270)
+    assert images.shape == (2, 270, 16, 16)
+    assert torch.equal(images[1, 3], images[1, 0])  # channel k is band k mod 3
+    assert labels.dtype == torch.int64
+
+
+def test_learning_rate_schedule():
+    config = TrainingConfig(
+        backgrounds=["x"], steps=100, warmup_steps=10, learning_rate=1.0, min_learning_rate=0.0
+    )
+    assert learning_rate_at(0, config) == pytest.approx(0.1)
+    assert learning_rate_at(10, config) == pytest.approx(1.0)
+    assert learning_rate_at(55, config) == pytest.approx(0.5)
+    assert learning_rate_at(99, config) < 0.01
+
+
+def test_configuration_errors_are_clear(tmp_path):
+    with pytest.raises(TrainingError, match="unknown training configuration keys"):
+        TrainingConfig.from_dict({"backgrounds": ["a"], "stepz": 3})
+    with pytest.raises(TrainingError, match="crop_size"):
+        TrainingConfig(backgrounds=["a"], crop_size=30)
+    with pytest.raises(TrainingError, match="not found"):
+        TrainingConfig.from_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backgrounds: [unclosed")
+    with pytest.raises(TrainingError, match="not valid YAML"):
+        TrainingConfig.from_yaml(bad)
+
+
+def test_train_command_end_to_end(tiny_config, backgrounds, tmp_path, capsys):
+    data = tiny_config.to_dict()
+    data["backgrounds"] = ["backgrounds"]
+    data["validation_backgrounds"] = ["backgrounds/held_out"]
+    data["output_dir"] = "cli_run"
+    data["steps"] = 2
+    config_path = tmp_path / "train.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    assert main(["train", str(config_path)]) == 0
+    output = capsys.readouterr().out
+    assert "model:" in output and (tmp_path / "cli_run" / "model.safetensors").is_file()
+    assert main(["train", str(tmp_path / "nope.yaml")]) == 2
+    assert "training configuration not found" in capsys.readouterr().err
