@@ -1,0 +1,294 @@
+"""Base class of the UniADRS Processing algorithms: metadata, dependency checks, helpers.
+
+Each algorithm subclass declares its identity as class attributes (``ALGORITHM_ID``,
+``DISPLAY_NAME``, ``GROUP``, ``HELP``, ``REQUIRED_MODULES``), defines its parameters in
+``initAlgorithm`` with the helpers below (each parameter carries its help text), and does its
+work in :meth:`UniadrsAlgorithm.execute`. The base class
+
+* refuses to run, with the exact ``pip install`` command, when a module in
+  ``REQUIRED_MODULES`` cannot be imported (``canExecute`` and ``processAlgorithm``);
+* turns the engine's :class:`~uniadrs_engine.errors.UniadrsError` (and cancellation) into a
+  ``QgsProcessingException`` with the same one-line message;
+* resolves raster layers to file paths GDAL can open, and empty advanced parameters to the
+  provider's settings.
+
+Engine modules are imported inside ``execute`` only, so the provider loads without PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from .. import settings
+from ..dependencies import PIP_REQUIREMENTS, install_hint, missing_requirements_message
+from ..feedback import CancelCheck, ProgressCallback, engine_callbacks, engine_log_to_feedback
+from ..resources import icon_path
+
+#: Group ids and names of the toolbox.
+GROUP_DETECTION = ("detection", "Anomaly detection")
+GROUP_POSTPROCESSING = ("postprocessing", "Post-processing and evaluation")
+GROUP_TRAINING = ("training", "Training")
+
+#: Device choices of the advanced Device parameter: (label, value for the engine).
+DEVICE_CHOICES: Tuple[Tuple[str, str], ...] = (
+    ("From the UniADRS settings (Options > Processing > Providers)", ""),
+    ("Automatic (a CUDA GPU if PyTorch sees one, else the CPU)", "auto"),
+    ("CPU", "cpu"),
+    ("CUDA GPU", "cuda"),
+)
+
+
+def tr(text: str) -> str:
+    """Translates ``text`` in the plugin's context."""
+    return QCoreApplication.translate("UniADRS", text)
+
+
+def make_advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    """Marks ``parameter`` as advanced (collapsed in the dialog)."""
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def engine_module(name: str) -> Any:
+    """Imports an engine module; a failing import becomes an install hint.
+
+    Raises:
+        QgsProcessingException: If the module (or one of its imports) cannot be imported.
+    """
+    try:
+        return importlib.import_module(name)
+    except Exception as error:  # noqa: BLE001 - broken installs raise anything
+        missing = getattr(error, "name", None) or ""
+        top = missing.split(".")[0]
+        requirement = PIP_REQUIREMENTS.get(top, top) if top else "uniadrs-engine"
+        raise QgsProcessingException(
+            f"Cannot load {name} ({type(error).__name__}: {error}). Install the missing "
+            f"package into QGIS's Python with: {install_hint([requirement])} and restart QGIS."
+        ) from None
+
+
+class UniadrsAlgorithm(QgsProcessingAlgorithm):
+    """Common behaviour of the provider's algorithms (see the module docstring)."""
+
+    ALGORITHM_ID = ""
+    DISPLAY_NAME = ""
+    GROUP: Tuple[str, str] = GROUP_DETECTION
+    HELP = ""
+    TAGS: Tuple[str, ...] = ()
+    #: Import names the algorithm needs (see ``dependencies.py``).
+    REQUIRED_MODULES: Tuple[str, ...] = ("uniadrs_engine",)
+
+    MEMORY_MB = "MEMORY_MB"
+    DEVICE = "DEVICE"
+
+    # ------------------------------------------------------------------ identity
+
+    def name(self) -> str:
+        """Algorithm id inside the provider."""
+        return self.ALGORITHM_ID
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        """Name shown in the toolbox."""
+        return tr(self.DISPLAY_NAME)
+
+    def group(self) -> str:
+        """Toolbox group shown."""
+        return tr(self.GROUP[1])
+
+    def groupId(self) -> str:  # noqa: N802 - QGIS API
+        """Toolbox group id."""
+        return self.GROUP[0]
+
+    def tags(self) -> list:
+        """Search words of the toolbox."""
+        return ["anomaly", "uniadrs", "remote sensing", *self.TAGS]
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        """Help shown beside the dialog and by ``qgis_process help``."""
+        return tr(self.HELP)
+
+    def icon(self) -> QIcon:
+        """The plugin icon."""
+        return QIcon(icon_path())
+
+    def createInstance(self) -> UniadrsAlgorithm:  # noqa: N802 - QGIS API
+        """A fresh copy (Processing runs each execution on its own instance)."""
+        return type(self)()
+
+    # ------------------------------------------------------------------ dependencies
+
+    def canExecute(self) -> Tuple[bool, str]:  # noqa: N802 - QGIS API
+        """False, with what to install, when a required module cannot be imported."""
+        message = missing_requirements_message(self.REQUIRED_MODULES)
+        return (message is None, message or "")
+
+    def processAlgorithm(  # noqa: N802 - QGIS API
+        self,
+        parameters: Dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Dict[str, Any]:
+        """Checks the dependencies, runs :meth:`execute`, turns engine errors into exceptions."""
+        message = missing_requirements_message(self.REQUIRED_MODULES)
+        if message is not None:
+            raise QgsProcessingException(message)
+        errors = engine_module("uniadrs_engine.errors")
+        try:
+            with engine_log_to_feedback(feedback):
+                return self.execute(parameters, context, feedback)
+        except errors.CancelledError:
+            raise QgsProcessingException(tr("Cancelled: no output was written.")) from None
+        except errors.UniadrsError as error:
+            raise QgsProcessingException(str(error)) from None
+
+    def checkParameterValues(  # noqa: N802 - QGIS API
+        self, parameters: Dict[str, Any], context: QgsProcessingContext
+    ) -> Tuple[bool, str]:
+        """Says clearly which raster input cannot be opened, before QGIS's generic check."""
+        for definition in self.parameterDefinitions():
+            if definition.type() != "raster":
+                continue
+            value = parameters.get(definition.name())
+            if value is None or value == "" or isinstance(value, QgsRasterLayer):
+                continue
+            layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+            if layer is None or not layer.isValid():
+                return False, self.unreadable_raster_message(definition.description(), value)
+        return super().checkParameterValues(parameters, context)
+
+    @staticmethod
+    def unreadable_raster_message(description: str, value: Any) -> str:
+        """The message for a raster parameter whose value QGIS cannot open as a raster."""
+        text = str(value)
+        if "|" not in text and "://" not in text and not Path(text).exists():
+            return f"{description}: file not found: {text}"
+        return (
+            f"{description}: {text} is not a raster layer QGIS can open "
+            "(a vector layer, or a format GDAL does not read?)"
+        )
+
+    def execute(
+        self,
+        parameters: Dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Dict[str, Any]:
+        """The algorithm's work; subclasses implement it."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ parameter helpers
+
+    def add_memory_parameter(self) -> None:
+        """Adds the advanced, optional memory budget (empty: the provider setting)."""
+        parameter = QgsProcessingParameterNumber(
+            self.MEMORY_MB,
+            tr("Memory budget in MB (empty: the UniADRS setting)"),
+            QgsProcessingParameterNumber.Integer,
+            optional=True,
+            minValue=64,
+        )
+        parameter.setHelp(
+            tr(
+                "Working memory of one block or batch of tiles. Large rasters are processed "
+                "block by block within this budget. Empty: the value set in Options > "
+                "Processing > Providers > UniADRS (1024 MB unless changed)."
+            )
+        )
+        self.addParameter(make_advanced(parameter))
+
+    def add_device_parameter(self) -> None:
+        """Adds the advanced device choice (default: the provider setting)."""
+        parameter = QgsProcessingParameterEnum(
+            self.DEVICE,
+            tr("Device"),
+            options=[tr(label) for label, _ in DEVICE_CHOICES],
+            defaultValue=0,
+        )
+        parameter.setHelp(
+            tr(
+                "Where PyTorch runs the network. 'From the UniADRS settings' uses the default "
+                "device set in Options > Processing > Providers > UniADRS."
+            )
+        )
+        self.addParameter(make_advanced(parameter))
+
+    def memory_mb(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> int:
+        """The memory budget: the parameter, or the provider setting when empty."""
+        value = parameters.get(self.MEMORY_MB)
+        if value is None or value == "":
+            return settings.default_memory_mb()
+        return int(self.parameterAsInt(parameters, self.MEMORY_MB, context))
+
+    def device(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> str:
+        """The device: the parameter's choice, or the provider setting."""
+        index = self.parameterAsEnum(parameters, self.DEVICE, context)
+        value = DEVICE_CHOICES[index][1] if 0 <= index < len(DEVICE_CHOICES) else ""
+        return value or settings.default_device()
+
+    def raster_path(
+        self,
+        parameters: Dict[str, Any],
+        name: str,
+        context: QgsProcessingContext,
+        optional: bool = False,
+    ) -> Optional[str]:
+        """The file (GDAL name) behind a raster layer parameter.
+
+        Raises:
+            QgsProcessingException: If the value is not a raster layer QGIS can open, or the
+                layer is not served by GDAL (a WMS, a PostGIS raster...).
+        """
+        value = parameters.get(name)
+        description = self.parameterDefinition(name).description()
+        if value is None or value == "":
+            if optional:
+                return None
+            raise QgsProcessingException(f"{description}: no raster layer given")
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(self.unreadable_raster_message(description, value))
+        return self.gdal_source(layer, description)
+
+    @staticmethod
+    def gdal_source(layer: QgsRasterLayer, description: str) -> str:
+        """The GDAL name of a raster layer; refuses layers that are not file-based rasters."""
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{description}: layer '{layer.name()}' comes from the {layer.providerType()} "
+                "provider, not from a raster file; save it as a GeoTIFF first "
+                "(Raster > Conversion > Translate)"
+            )
+        return layer.source()
+
+    def band_list(
+        self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> Optional[Sequence[int]]:
+        """The 1-based bands chosen, or None for all bands."""
+        bands = [int(band) for band in self.parameterAsInts(parameters, name, context)]
+        return bands or None
+
+    @staticmethod
+    def callbacks(feedback: QgsProcessingFeedback) -> Tuple[ProgressCallback, CancelCheck]:
+        """``(progress, is_cancelled)`` callables for the engine."""
+        return engine_callbacks(feedback)
+
+    @staticmethod
+    def require(condition: bool, message: str) -> None:
+        """Raises a ``QgsProcessingException`` with ``message`` unless ``condition`` holds."""
+        if not condition:
+            raise QgsProcessingException(message)

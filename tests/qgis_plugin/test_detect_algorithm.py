@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import numpy as np
+import processing
+import pytest
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+
+from tests.qgis_plugin.conftest import assert_on_grid_of, read_band
+from tests.raster_factory import write_raster
+from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
+from uniadrs_engine.raster.writer import SCORE_NODATA
+
+ALGORITHM = "uniadrs:detectanomalies"
+
+
+def _parameters(scene, model, output, **extra):
+    return {"INPUT": str(scene), "MODEL": str(model), "DEVICE": 2, "OUTPUT": str(output), **extra}
+
+
+def test_detect_matches_engine_on_input_grid(provider, scene, tiny_model, tmp_path):
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    result = processing.run(
+        ALGORITHM,
+        _parameters(scene, tiny_model, tmp_path / "scores.tif", BANDS=[1, 3, 4], PRESET=3),
+        feedback=feedback,
+    )
+    engine = detect_raster(
+        scene,
+        tmp_path / "engine.tif",
+        DetectionOptions(model=str(tiny_model), bands=[1, 3, 4], preset="sar", device="cpu"),
+    )
+    layer = assert_on_grid_of(result["OUTPUT"], scene)
+    assert layer.bandCount() == 1
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6)
+    assert result["SCORE_MAX"] == pytest.approx(engine.score_max)
+    assert result["TILE_COUNT"] == engine.tile_count
+    assert result["DEVICE_USED"] == engine.device
+    log = "\n".join(messages)
+    assert "plugin-test-lite8" in log  # the model card summary
+    assert "tile(s) in" in log and "Device: cpu" in log
+
+
+def test_detect_with_scales_and_settings_device(provider, scene, tiny_model, tmp_path):
+    result = processing.run(
+        ALGORITHM,
+        {
+            "INPUT": str(scene),
+            "MODEL": str(tiny_model),
+            "SCALES": "0.5, 1",
+            "MEMORY_MB": 256,
+            "OUTPUT": str(tmp_path / "scores.tif"),
+        },
+    )
+    engine = detect_raster(
+        scene,
+        tmp_path / "engine.tif",
+        DetectionOptions(model=str(tiny_model), scales=(0.5, 1.0), device="auto", memory_mb=256),
+    )
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6)
+
+
+def test_model_name_is_looked_up_in_the_model_folder(provider, scene, tiny_model, tmp_path):
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    from qgis_plugin.settings import MODEL_FOLDER_SETTING
+
+    previous = ProcessingConfig.getSetting(MODEL_FOLDER_SETTING)
+    ProcessingConfig.setSettingValue(MODEL_FOLDER_SETTING, str(tiny_model.parent))
+    try:
+        result = processing.run(
+            ALGORITHM, _parameters(scene, tiny_model.name, tmp_path / "scores.tif")
+        )
+    finally:
+        ProcessingConfig.setSettingValue(MODEL_FOLDER_SETTING, previous or "")
+    assert (tmp_path / "scores.tif").exists() and result["TILE_COUNT"] >= 1
+
+
+def test_no_default_model_says_so(provider, scene, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIADRS_DEFAULT_MODEL", str(tmp_path / "missing.safetensors"))
+    with pytest.raises(QgsProcessingException, match="No default model is shipped"):
+        processing.run(ALGORITHM, {"INPUT": str(scene), "OUTPUT": str(tmp_path / "s.tif")})
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_cancelling_leaves_no_output(provider, scene, tiny_model, tmp_path):
+    feedback = QgsProcessingFeedback()
+    original = feedback.setProgress
+
+    def cancel_once_started(value: float) -> None:
+        original(value)
+        if value > 0:
+            feedback.cancel()
+
+    feedback.setProgress = cancel_once_started  # type: ignore[method-assign]
+    output = tmp_path / "scores.tif"
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run(ALGORITHM, _parameters(scene, tiny_model, output), feedback=feedback)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scene.tif"]
+
+
+def test_non_raster_input_is_a_clear_error(provider, tiny_model, tmp_path):
+    vector = tmp_path / "points.geojson"
+    vector.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(QgsProcessingException, match="not a raster layer QGIS can open"):
+        processing.run(ALGORITHM, _parameters(vector, tiny_model, tmp_path / "s.tif"))
+    with pytest.raises(QgsProcessingException, match="file not found"):
+        processing.run(ALGORITHM, _parameters(tmp_path / "nope.tif", tiny_model, tmp_path / "s.tif"))
+
+
+def test_raster_without_valid_pixels_is_a_clear_error(provider, tiny_model, tmp_path):
+    empty = write_raster(
+        tmp_path / "empty.tif", np.full((3, 16, 16), -1.0, dtype=np.float32), nodata=-1.0
+    )
+    with pytest.raises(QgsProcessingException, match="valid"):
+        processing.run(ALGORITHM, _parameters(empty, tiny_model, tmp_path / "s.tif"))
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_band_out_of_range_is_a_clear_error(provider, scene, tiny_model, tmp_path):
+    with pytest.raises(QgsProcessingException, match="band 9 is out of range"):
+        processing.run(ALGORITHM, _parameters(scene, tiny_model, tmp_path / "s.tif", BANDS=[2, 9]))
+
+
+def test_bad_scales_text(provider, scene, tiny_model, tmp_path):
+    with pytest.raises(QgsProcessingException, match="comma-separated"):
+        processing.run(ALGORITHM, _parameters(scene, tiny_model, tmp_path / "s.tif", SCALES="a,b"))
+
+
+def test_nodata_pixels_stay_nodata(provider, tiny_model, tmp_path):
+    image = np.random.default_rng(3).random((3, 24, 24)).astype(np.float32)
+    image[:, :4, :4] = -5.0
+    path = write_raster(tmp_path / "holes.tif", image, nodata=-5.0)
+    result = processing.run(ALGORITHM, _parameters(path, tiny_model, tmp_path / "s.tif"))
+    scores = read_band(result["OUTPUT"])
+    assert (scores[:4, :4] == SCORE_NODATA).all()
+    assert (scores[4:, 4:] != SCORE_NODATA).all()
+    assert isinstance(QgsProcessingContext(), QgsProcessingContext)
