@@ -57,7 +57,6 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.metrics.evaluation import check_same_grid
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import RasterSource, open_raster
 from uniadrs_engine.raster.statistics import StatisticsAccumulator, compute_band_statistics
@@ -444,6 +443,8 @@ def _local_tile_size(band_count: int, components: int, halo: int, memory_mb: flo
 
 
 def _open_background(path: Optional[PathLike], source: RasterSource) -> Optional[RasterSource]:
+    from uniadrs_engine.metrics.evaluation import check_same_grid
+
     if path is None:
         return None
     mask = open_raster(path, bands=[1])

@@ -1,0 +1,35 @@
+"""``uniadrs benchmark`` on a tiny generated manifest."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.benchmark.tiny_benchmark import write_tiny_manifest
+from uniadrs_engine.cli.main import main
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    return write_tiny_manifest(tmp_path / "bench")
+
+
+def test_benchmark_command_writes_reports(tiny_manifest, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["benchmark", str(tiny_manifest), "--detectors", "rx-global,rx-local",
+                 "--out", str(out), "--scenes", "hsi/*", "--quiet", "--no-figure"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert any(line.strip().startswith("hsi") and "rx-global" in line for line in lines)
+    assert not any(line.strip().startswith("ir ") for line in lines)
+    assert (out / "results.csv").exists() and (out / "results.md").exists()
+    assert not (out / "figure.png").exists()
+
+
+def test_benchmark_command_errors(tiny_manifest, tmp_path, capsys):
+    for arguments in (["--detectors", "rx-median"], ["--scenes", "sar/*"]):
+        assert main(["benchmark", str(tiny_manifest), "--out", str(tmp_path / "o"),
+                     "--quiet", *arguments]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("uniadrs: error:")
+    assert main(["benchmark", str(tmp_path / "none.json"), "--quiet"]) == 2
