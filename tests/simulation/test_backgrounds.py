@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.raster_factory import write_raster
+from tests.simulation.conftest import HSI_BANDS, object_mask, visible_tile
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.simulation import backgrounds
+from uniadrs_engine.simulation.backgrounds import HYPERSPECTRAL, VISIBLE, BackgroundPool
+
+
+def names(pool: BackgroundPool) -> set:
+    return {item.name.split("/", 1)[1] for item in pool.files}
+
+
+def test_folders_are_searched_recursively_and_object_masks_are_not_backgrounds(background_tree):
+    pool = BackgroundPool.from_paths([background_tree])
+    assert names(pool) == {
+        "hsi/a.tif",
+        "hsi/b.tif",
+        "visible/tiles/v1.tif",
+        "visible/tiles/v2.tif",
+        "visible/landslide/slide.tif",
+    }
+    by_name = {item.path.name: item for item in pool.files}
+    assert by_name["v1.tif"].objects_path == background_tree / "visible/tiles/v1_objects.tif"
+    assert by_name["v2.tif"].objects_path is None
+    assert all(item.name.startswith(background_tree.name + "/") for item in pool.files)
+
+
+@pytest.mark.parametrize(
+    "patterns, left_out",
+    [
+        (["landslide"], {"visible/landslide/slide.tif"}),
+        (["*slide*"], {"visible/landslide/slide.tif"}),
+        (["visible/tiles"], {"visible/tiles/v1.tif", "visible/tiles/v2.tif"}),
+        (["v2.tif", "hsi"], {"visible/tiles/v2.tif", "hsi/a.tif", "hsi/b.tif"}),
+        (["*/hsi/a.tif"], {"hsi/a.tif"}),
+    ],
+)
+def test_exclude_patterns_leave_out_folders_and_files(background_tree, patterns, left_out):
+    everything = names(BackgroundPool.from_paths([background_tree]))
+    pool = BackgroundPool.from_paths([background_tree], exclude=patterns)
+    assert names(pool) == everything - left_out
+
+
+def test_empty_and_constant_bands_are_dropped(background_tree):
+    pool = BackgroundPool.from_paths([background_tree / "hsi"])
+    b = next(item for item in pool.files if item.path.name == "b.tif")
+    assert b.band_count == HSI_BANDS + 2
+    assert 3 not in b.bands and 7 not in b.bands
+    assert b.channels == HSI_BANDS
+    assert b.provenance()["bands_dropped_1based"] == [4, 8]
+    window = pool.read(b)
+    assert window.image.shape == (HSI_BANDS, 48, 56)
+    assert window.image.min() > -1.0
+
+
+def test_nodata_pixels_are_masked_and_zeroed(tmp_path):
+    image = np.random.default_rng(0).uniform(1.0, 2.0, size=(12, 20, 24)).astype(np.float32)
+    image[:, 5:8, 4:9] = -9999.0
+    image[2, 0, 0] = np.nan
+    path = write_raster(tmp_path / "scene.tif", image, nodata=-9999.0)
+    pool = BackgroundPool.from_paths([path])
+    window = pool.read(pool.files[0])
+    expected = np.ones((20, 24), dtype=bool)
+    expected[5:8, 4:9] = False
+    expected[0, 0] = False
+    np.testing.assert_array_equal(window.valid, expected)
+    assert np.all(window.image[:, ~expected] == 0.0)
+    np.testing.assert_array_equal(window.image[:, expected], image[:, expected])
+
+
+@pytest.mark.parametrize(
+    "bands, modality", [(1, VISIBLE), (3, VISIBLE), (9, VISIBLE), (10, HYPERSPECTRAL)]
+)
+def test_modality_follows_the_usable_band_count(tmp_path, bands, modality):
+    image = np.random.default_rng(bands).uniform(0, 1, size=(bands, 16, 16)).astype(np.float32)
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "x.tif", image)])
+    assert pool.files[0].modality == modality
+
+
+def test_large_files_are_read_by_windows_with_the_same_result(background_tree, monkeypatch):
+    cached = BackgroundPool.from_paths([background_tree / "visible" / "tiles"])
+    monkeypatch.setattr(backgrounds, "CACHE_FILE_BYTES", 0)
+    monkeypatch.setattr(backgrounds, "OBJECT_STRIP_ROWS", 7)
+    windowed = BackgroundPool.from_paths([background_tree / "visible" / "tiles"])
+    assert not windowed._cache and cached._cache
+    for small, large in zip(cached.files, windowed.files):
+        assert small == large
+        a = cached.read(small, (5, 9, 40, 30), objects=True)
+        b = windowed.read(large, (5, 9, 40, 30), objects=True)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.valid, b.valid)
+        if small.objects_path is not None:
+            np.testing.assert_array_equal(a.objects, b.objects)
+        assert cached.object_boxes(small) == windowed.object_boxes(large)
+
+
+def test_object_boxes(background_tree):
+    pool = BackgroundPool.from_paths([background_tree / "visible" / "tiles" / "v1.tif"])
+    assert pool.object_boxes(pool.files[0]) == {
+        1: (10, 10, 30, 25),
+        2: (50, 40, 60, 80),
+        3: (70, 5, 90, 20),
+        4: (2, 90, 4, 92),
+    }
+
+
+def test_object_mask_of_another_size_is_ignored(tmp_path):
+    write_raster(tmp_path / "t.tif", visible_tile(0, rows=40, cols=40))
+    write_raster(tmp_path / "t_objects.tif", object_mask())
+    pool = BackgroundPool.from_paths([tmp_path])
+    assert pool.files[0].objects_path is None
+
+
+def test_random_window_prefers_valid_pixels(tmp_path):
+    image = np.random.default_rng(0).uniform(1, 2, size=(3, 64, 64)).astype(np.float32)
+    image[:, :, :32] = -1.0
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "s.tif", image, nodata=-1.0)])
+    rng = np.random.default_rng(3)
+    once = [pool.random_window(rng, pool.files[0], 16, 16, 0.9, attempts=1) for _ in range(20)]
+    retried = [pool.random_window(rng, pool.files[0], 16, 16, 0.9, attempts=30) for _ in range(20)]
+    assert min(window.valid_fraction for window in once) < 0.9
+    assert all(window.valid_fraction >= 0.9 for window in retried)
+
+
+def test_bad_paths_raise_input_errors(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        BackgroundPool.from_paths([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no usable background"):
+        BackgroundPool.from_paths([tmp_path / "empty"])
+    text = tmp_path / "x.tif"
+    text.write_text("not a raster")
+    with pytest.raises(InputError, match="cannot read"):
+        BackgroundPool.from_paths([text])
+
+
+def test_provenance_records_every_file(background_tree):
+    pool = BackgroundPool.from_paths([background_tree], exclude=["landslide"])
+    records = pool.provenance()
+    assert [record["name"] for record in records] == [item.name for item in pool.files]
+    assert {record["modality"] for record in records} == {HYPERSPECTRAL, VISIBLE}
+    assert all(Path(str(record["path"])).is_file() for record in records)
+    assert "2 hyperspectral, 2 visible" in pool.describe()

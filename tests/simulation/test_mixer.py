@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.simulation.backgrounds import BackgroundPool
+from uniadrs_engine.simulation.mixer import AnomalySimulator
+from uniadrs_engine.simulation.sample import LABEL_VALUES, repeat_channels
+
+
+@pytest.fixture(scope="module")
+def pool(background_tree):
+    return BackgroundPool.from_paths([background_tree], exclude=["landslide"])
+
+
+def kinds(simulator, count=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return [simulator.sample(rng).kind for _ in range(count)]
+
+
+def test_share_sets_the_mix_of_kinds(pool):
+    assert set(kinds(AnomalySimulator.from_pool(pool, 32, spectral_share=0.0))) == {"spatial"}
+    assert set(kinds(AnomalySimulator.from_pool(pool, 32, spectral_share=1.0))) == {"spectral"}
+    mixed = kinds(AnomalySimulator.from_pool(pool, 32, spectral_share=0.5), count=80)
+    assert 20 <= mixed.count("spectral") <= 60
+
+
+def test_a_missing_modality_falls_back_to_the_other(background_tree):
+    visible = BackgroundPool.from_paths([background_tree / "visible"])
+    simulator = AnomalySimulator.from_pool(visible, 32, spectral_share=0.5)
+    assert simulator.spectral is None and simulator.effective_spectral_share == 0.0
+    assert set(kinds(simulator, 10)) == {"spatial"}
+    with pytest.raises(InputError, match="lacks"):
+        AnomalySimulator.from_pool(visible, 32, spectral_share=1.0)
+    with pytest.raises(InputError, match="spectral_share"):
+        AnomalySimulator(simulator.spectral, simulator.spatial, spectral_share=1.5)
+
+
+def test_resuming_from_a_saved_generator_state_reproduces_the_run(pool):
+    simulator = AnomalySimulator.from_pool(pool, 32, seed=3)
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        simulator.sample(rng)
+    state = rng.bit_generator.state
+    expected = [simulator.sample(rng) for _ in range(6)]
+
+    resumed_simulator = AnomalySimulator.from_pool(
+        BackgroundPool.from_paths([pool.files[0].path.parents[1]], exclude=["landslide"]),
+        32,
+        seed=3,
+    )
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = state
+    for original, again in zip(expected, (resumed_simulator.sample(resumed) for _ in range(6))):
+        np.testing.assert_array_equal(original.image, again.image)
+        np.testing.assert_array_equal(original.labels, again.labels)
+        assert original.source == again.source
+
+
+def test_samples_are_valid_over_many_seeds(pool):
+    simulator = AnomalySimulator.from_pool(pool, 16, out_channels=12)
+    for seed in range(40):
+        sample = simulator.sample(np.random.default_rng(seed))
+        assert set(np.unique(sample.labels)) <= set(LABEL_VALUES)
+        assert (sample.labels == 1).any() and np.isin(sample.labels, (0, 3)).any()
+        assert np.isfinite(sample.image).all()
+
+
+def test_provenance_and_repeat_channels(pool):
+    simulator = AnomalySimulator.from_pool(pool, 32)
+    record = simulator.provenance()
+    assert len(record["backgrounds"]) == len(pool.files)
+    assert record["object_bank"]["cutouts"] == 3 and record["out_channels"] == 270
+    image = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2)
+    np.testing.assert_array_equal(repeat_channels(image, 7), image[[0, 1, 2, 0, 1, 2, 0]])

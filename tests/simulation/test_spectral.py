@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.raster_factory import anomaly_scene, write_raster
+from tests.simulation.conftest import HSI_BANDS
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.simulation.backgrounds import BackgroundPool
+from uniadrs_engine.simulation.geometry import WarpParameters
+from uniadrs_engine.simulation.sample import ANOMALY, BACKGROUND, LABEL_VALUES, LARGE_NORMAL
+from uniadrs_engine.simulation.spectral import SpectralSimulator, resample_bands
+
+NO_WARP = WarpParameters(max_rotation_degrees=0.0, scale_range=(1.0, 1.0), warp_strength=(0.0, 0.0))
+
+
+@pytest.fixture(scope="module")
+def pool(background_tree):
+    return BackgroundPool.from_paths([background_tree / "hsi"])
+
+
+def assert_same_sample(a, b):
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert (a.kind, a.source) == (b.kind, b.source)
+
+
+def test_sample_shapes_types_and_labels(pool):
+    simulator = SpectralSimulator(pool, size=32, out_channels=270)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sample = simulator.sample(rng)
+        assert sample.image.shape == (270, 32, 32) and sample.image.dtype == np.float32
+        assert sample.labels.shape == (32, 32) and sample.labels.dtype == np.uint8
+        assert set(np.unique(sample.labels)) <= set(LABEL_VALUES)
+        assert sample.kind == "spectral" and sample.source.startswith("hsi/")
+        assert sample.image.max() <= 1.0 and np.isfinite(sample.image).all()
+        assert sample.band_indices is not None and len(sample.band_indices) == 270
+
+
+def test_same_seed_same_samples_other_seed_other_samples(pool):
+    simulator = SpectralSimulator(pool, size=32)
+    first = [simulator.sample(np.random.default_rng(7)) for _ in range(2)]
+    assert_same_sample(first[0], first[1])
+    other = simulator.sample(np.random.default_rng(8))
+    assert not np.array_equal(first[0].labels, other.labels)
+
+
+def test_every_sample_has_an_anomaly_and_a_normal_pixel(pool):
+    simulator = SpectralSimulator(pool, size=16, out_channels=8)
+    for seed in range(60):
+        labels = simulator.sample(np.random.default_rng(seed)).labels
+        assert (labels == ANOMALY).any()
+        assert ((labels == BACKGROUND) | (labels == LARGE_NORMAL)).any()
+
+
+def test_dropped_bands_are_never_picked(pool):
+    simulator = SpectralSimulator(pool, size=16, out_channels=500)
+    rng = np.random.default_rng(0)
+    picked = set()
+    for _ in range(30):
+        sample = simulator.sample(rng)
+        if sample.source.endswith("b.tif"):
+            picked |= set(sample.band_indices.tolist())
+    assert picked and not picked & {3, 7}
+    assert picked <= set(range(HSI_BANDS + 2))
+
+
+def test_anomalies_and_normals_hold_permuted_spectra_of_the_same_pixel(tmp_path):
+    # Without rotation or warp, on a patch covering the whole image, at its own size.
+    image, _ = anomaly_scene(rows=64, cols=64, bands=12, seed=4)
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "h.tif", image)])
+    simulator = SpectralSimulator(pool, size=64, out_channels=None, patch_size=64, warp=NO_WARP)
+    original = image / image.max()
+    for seed in range(5):
+        sample = simulator.sample(np.random.default_rng(seed))
+        assert sample.image.max() == pytest.approx(1.0)  # scaled by the patch maximum
+        np.testing.assert_array_equal(sample.band_indices, np.arange(12))
+        background = sample.labels == BACKGROUND
+        np.testing.assert_allclose(sample.image[:, background], original[:, background], rtol=1e-6)
+        for label in (ANOMALY, LARGE_NORMAL):
+            changed = sample.labels == label
+            np.testing.assert_allclose(
+                np.sort(sample.image[:, changed], axis=0),
+                np.sort(original[:, changed], axis=0),
+                rtol=1e-6,
+            )
+        assert not np.allclose(
+            sample.image[:, sample.labels == ANOMALY], original[:, sample.labels == ANOMALY]
+        )
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [{"transplant": 1.0}, {"foreign": 1.0}, {"permute": 1, "foreign": 1, "transplant": 1}],
+)
+def test_other_spectrum_sources_and_mixing(pool, sources):
+    simulator = SpectralSimulator(
+        pool, size=16, out_channels=None, spectrum_sources=sources, abundance_range=(0.3, 0.8)
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        sample = simulator.sample(rng)
+        assert (sample.labels == ANOMALY).any()
+        assert np.isfinite(sample.image).all() and sample.image.max() <= 1.0 + 1e-6
+
+
+def test_foreign_spectra_are_resampled_along_the_bands():
+    block = np.linspace(0, 1, 5, dtype=np.float32)[:, None, None] * np.ones((5, 2, 3), np.float32)
+    resampled = resample_bands(block, 9)
+    assert resampled.shape == (9, 2, 3)
+    np.testing.assert_allclose(resampled[:, 0, 0], np.linspace(0, 1, 9), atol=1e-6)
+
+
+def test_options_are_checked(pool, background_tree):
+    with pytest.raises(InputError, match="multiple of 8"):
+        SpectralSimulator(pool, size=30)
+    with pytest.raises(InputError, match="unknown spectrum source"):
+        SpectralSimulator(pool, size=32, spectrum_sources={"swap": 1.0})
+    with pytest.raises(InputError, match="abundance"):
+        SpectralSimulator(pool, size=32, abundance_range=(0.5, 1.5))
+    visible_only = BackgroundPool.from_paths([background_tree / "visible"])
+    with pytest.raises(InputError, match="no hyperspectral"):
+        SpectralSimulator(visible_only, size=32)

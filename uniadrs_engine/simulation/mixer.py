@@ -1,0 +1,135 @@
+"""The anomaly simulator the trainer draws from: spectral or spatial samples at a given share.
+
+Determinism: every random choice comes from the ``numpy.random.Generator`` passed to
+:meth:`AnomalySimulator.sample`, so saving ``rng.bit_generator.state`` with a checkpoint and
+restoring it reproduces the following samples exactly. Build the object bank from its own
+seeded generator (as :meth:`AnomalySimulator.from_pool` does), not from the sample stream.
+
+Example:
+    >>> pool = BackgroundPool.from_paths(["backgrounds"], exclude=["*landslide*"])  # doctest: +SKIP
+    >>> simulator = AnomalySimulator.from_pool(pool, size=128, seed=0)  # doctest: +SKIP
+    >>> rng = np.random.default_rng(1)  # doctest: +SKIP
+    >>> batch = [simulator.sample(rng) for _ in range(4)]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.simulation.backgrounds import BackgroundPool
+from uniadrs_engine.simulation.object_bank import ObjectBank
+from uniadrs_engine.simulation.sample import SimulatedSample
+from uniadrs_engine.simulation.spatial import SpatialSimulator
+from uniadrs_engine.simulation.spectral import SpectralSimulator
+
+LOGGER = logging.getLogger(__name__)
+
+
+class AnomalySimulator:
+    """Draws a spectral sample with probability ``spectral_share``, else a spatial one."""
+
+    def __init__(
+        self,
+        spectral: Optional[SpectralSimulator],
+        spatial: Optional[SpatialSimulator],
+        spectral_share: float = 0.5,
+    ) -> None:
+        """Combines the two simulators.
+
+        Args:
+            spectral: Spectral simulator, or None when there is no hyperspectral background
+                (every sample is then spatial).
+            spatial: Spatial simulator, or None (every sample is then spectral).
+            spectral_share: Probability of a spectral sample, in ``[0, 1]``.
+
+        Raises:
+            InputError: Both simulators are None, or the share is outside ``[0, 1]``.
+        """
+        if spectral is None and spatial is None:
+            raise InputError("the anomaly simulation needs a spectral or a spatial simulator")
+        if not 0.0 <= spectral_share <= 1.0:
+            raise InputError(f"spectral_share must lie in [0, 1], not {spectral_share}")
+        self.spectral = spectral
+        self.spatial = spatial
+        self.spectral_share = spectral_share
+
+    @property
+    def effective_spectral_share(self) -> float:
+        """The share of spectral samples once missing simulators are accounted for."""
+        if self.spectral is None:
+            return 0.0
+        if self.spatial is None:
+            return 1.0
+        return self.spectral_share
+
+    @classmethod
+    def from_pool(
+        cls,
+        pool: BackgroundPool,
+        size: int,
+        seed: int = 0,
+        spectral_share: float = 0.5,
+        out_channels: Optional[int] = 270,
+        spectral_options: Optional[Mapping[str, Any]] = None,
+        spatial_options: Optional[Mapping[str, Any]] = None,
+    ) -> AnomalySimulator:
+        """Builds the object bank and both simulators from a pool.
+
+        A missing modality is logged and its simulator left out.
+
+        Args:
+            pool: Backgrounds.
+            size: Side of the samples (a multiple of 8).
+            seed: Seed of the generator that chooses the object bank's cut-outs.
+            spectral_share: Probability of a spectral sample.
+            out_channels: Bands of spectral samples (see :class:`SpectralSimulator`).
+            spectral_options: Extra keyword arguments of :class:`SpectralSimulator`.
+            spatial_options: Extra keyword arguments of :class:`SpatialSimulator`.
+        """
+        spectral = spatial = None
+        if pool.hyperspectral and spectral_share > 0.0:
+            spectral = SpectralSimulator(
+                pool, size, out_channels=out_channels, **dict(spectral_options or {})
+            )
+        elif spectral_share > 0.0:
+            LOGGER.warning("no hyperspectral background: every sample will be spatial")
+        if pool.visible and spectral_share < 1.0:
+            bank = ObjectBank.from_pool(pool, np.random.default_rng(seed))
+            spatial = SpatialSimulator(pool, bank, size, **dict(spatial_options or {}))
+        elif spectral_share < 1.0:
+            LOGGER.warning("no visible background: every sample will be spectral")
+        if spectral is None and spatial is None:
+            raise InputError(
+                f"spectral share {spectral_share} needs backgrounds of a modality the pool "
+                f"lacks ({pool.describe()})"
+            )
+        return cls(spectral, spatial, spectral_share)
+
+    def sample(self, rng: np.random.Generator) -> SimulatedSample:
+        """Draws one sample; the result depends only on ``rng``'s state."""
+        use_spectral = rng.random() < self.effective_spectral_share
+        if use_spectral:
+            assert self.spectral is not None
+            return self.spectral.sample(rng)
+        assert self.spatial is not None
+        return self.spatial.sample(rng)
+
+    def provenance(self) -> Dict[str, Any]:
+        """A JSON-ready record of the data sources and the main settings."""
+        pool = self.spectral.pool if self.spectral is not None else self.spatial.pool  # type: ignore[union-attr]
+        record: Dict[str, Any] = {
+            "spectral_share": self.effective_spectral_share,
+            "backgrounds": pool.provenance(),
+        }
+        if self.spatial is not None:
+            record["object_bank"] = self.spatial.bank.provenance()
+        if self.spectral is not None:
+            record["spectrum_sources"] = dict(
+                zip(self.spectral.source_names, map(float, self.spectral.source_weights))
+            )
+            record["out_channels"] = self.spectral.out_channels
+        return record

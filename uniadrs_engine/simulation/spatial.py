@@ -1,0 +1,246 @@
+"""Spatial anomaly simulation on visible crops (METHOD §6, "Spatial").
+
+One sample, step by step:
+
+1. A visible background is drawn uniformly and a random square crop of ``size`` pixels is cut
+   (``size`` times a factor drawn in ``crop_scale``, which is ``(1, 1)`` by default; clipped
+   to the raster). With probability 0.7 Gaussian noise is added, with a standard deviation of
+   ``√10/255`` to ``√50/255`` of the crop's maximum (albumentations' ``GaussNoise`` on 8-bit
+   data, as the original). The crop is resized to ``size`` (nearest). Existing instances of
+   the ``*_objects`` mask, and nodata pixels, are labelled 2 (ignore).
+2. Four objects from the :class:`~uniadrs_engine.simulation.object_bank.ObjectBank` are pasted
+   at random places, whole: first two large normals (label 3) rescaled so that their mask
+   covers 6-50 % of the crop, then two anomalies (label 1) covering 2-6 %; anomalies may cover
+   normals. An object whose rescaled mask misses its area range by more than
+   ``area_tolerance`` is replaced by another draw.
+3. With probability 0.5 one random channel is kept; the image is divided by its maximum.
+
+Clean fixes of the original: every anomaly lands whole inside the crop (so each sample has
+anomaly pixels), and an object's relative values (see the object bank) are multiplied by the
+crop's maximum and clipped to the crop's ``[min, max]``, so pasted pixels always lie in the
+crop's value range (the original pasted resized 8-bit objects as near-black silhouettes).
+
+Example:
+    >>> bank = ObjectBank.from_pool(pool, np.random.default_rng(0))  # doctest: +SKIP
+    >>> simulator = SpatialSimulator(pool, bank, size=128)  # doctest: +SKIP
+    >>> sample = simulator.sample(np.random.default_rng(0))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.simulation.backgrounds import BackgroundPool
+from uniadrs_engine.simulation.geometry import (
+    fitted_object_shape,
+    resize_bilinear,
+    resize_nearest,
+)
+from uniadrs_engine.simulation.object_bank import ObjectBank, ObjectCutout
+from uniadrs_engine.simulation.sample import (
+    ANOMALY,
+    BACKGROUND,
+    IGNORE,
+    LARGE_NORMAL,
+    SPATIAL,
+    SimulatedSample,
+    check_size,
+    has_both_classes,
+    scale_by_maximum,
+)
+
+#: Attempts at one sample before giving up (each one draws a new crop).
+MAX_ATTEMPTS = 50
+#: Objects drawn for one paste before giving up on it.
+OBJECT_ATTEMPTS = 10
+#: A crop whose value range is below this fraction of its maximum is redrawn (flat crops
+#: would squeeze pasted objects into invisibility).
+MIN_RELATIVE_CONTRAST = 0.02
+
+
+class SpatialSimulator:
+    """Simulates spatial anomalies by pasting objects into visible crops."""
+
+    def __init__(
+        self,
+        pool: BackgroundPool,
+        bank: ObjectBank,
+        size: int,
+        *,
+        normal_count: int = 2,
+        normal_area: Tuple[float, float] = (0.06, 0.5),
+        anomaly_count: int = 2,
+        anomaly_area: Tuple[float, float] = (0.02, 0.06),
+        area_tolerance: float = 0.1,
+        noise_probability: float = 0.7,
+        noise_std: Tuple[float, float] = (math.sqrt(10.0) / 255.0, math.sqrt(50.0) / 255.0),
+        single_channel_probability: float = 0.5,
+        crop_scale: Tuple[float, float] = (1.0, 1.0),
+        per_band_scaling: bool = False,
+        min_valid_fraction: float = 0.5,
+    ) -> None:
+        """Sets up the simulator.
+
+        Args:
+            pool: Backgrounds; its visible files are used.
+            bank: Objects to paste.
+            size: Side of the samples (a multiple of 8).
+            normal_count: Large normals pasted per sample.
+            normal_area: Range of a large normal's area, as a fraction of the sample.
+            anomaly_count: Anomalies pasted per sample (at least 1).
+            anomaly_area: Range of an anomaly's area, as a fraction of the sample.
+            area_tolerance: Relative slack on the area ranges after rescaling an object.
+            noise_probability: Probability of adding Gaussian noise to the crop.
+            noise_std: Range of the noise's standard deviation, relative to the crop maximum.
+            single_channel_probability: Probability of keeping one random channel.
+            crop_scale: Range of the crop side relative to ``size`` (a multi-scale option).
+            per_band_scaling: Divide each band by its own maximum instead of one maximum.
+            min_valid_fraction: Crops with fewer valid pixels are redrawn when possible.
+
+        Raises:
+            InputError: The pool has no visible background, or an option is invalid.
+        """
+        self.pool = pool
+        self.backgrounds = pool.visible
+        if not self.backgrounds:
+            raise InputError("no visible background for the spatial simulation")
+        if anomaly_count < 1:
+            raise InputError("the spatial simulation needs at least one anomaly per sample")
+        self.bank = bank
+        self.size = check_size(size)
+        self.normal_count = normal_count
+        self.normal_area = normal_area
+        self.anomaly_count = anomaly_count
+        self.anomaly_area = anomaly_area
+        self.area_tolerance = area_tolerance
+        self.noise_probability = noise_probability
+        self.noise_std = noise_std
+        self.single_channel_probability = single_channel_probability
+        self.crop_scale = crop_scale
+        self.per_band_scaling = per_band_scaling
+        self.min_valid_fraction = min_valid_fraction
+
+    def sample(self, rng: np.random.Generator) -> SimulatedSample:
+        """Draws one sample; the result depends only on ``rng``'s state."""
+        for _ in range(MAX_ATTEMPTS):
+            sample = self._attempt(rng)
+            if sample is not None:
+                return sample
+        raise InputError("the visible backgrounds are too flat or too empty to simulate on")
+
+    def _attempt(self, rng: np.random.Generator) -> Optional[SimulatedSample]:
+        """One try at a sample; None when the crop or the pastes did not work out."""
+        background = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+        side = max(8, int(round(self.size * rng.uniform(*self.crop_scale))))
+        window = self.pool.random_window(
+            rng, background, side, side, self.min_valid_fraction, objects=True
+        )
+        image, valid = window.image, window.valid
+        if not valid.any():
+            return None
+        low, high = float(image[:, valid].min()), float(image[:, valid].max())
+        if high - low <= MIN_RELATIVE_CONTRAST * max(abs(high), abs(low)):
+            return None
+        if rng.random() < self.noise_probability:
+            image = self._add_noise(rng, image, valid, low, high, background.dtype)
+
+        target = (self.size, self.size)
+        image = resize_nearest(image, target)
+        valid = resize_nearest(valid, target).copy()
+        labels = np.where(valid, BACKGROUND, IGNORE).astype(np.uint8)
+        if window.objects is not None:
+            labels[resize_nearest(window.objects, target) > 0] = IGNORE
+        image = np.array(image, dtype=np.float32)
+
+        for label, count, area_range in (
+            (LARGE_NORMAL, self.normal_count, self.normal_area),
+            (ANOMALY, self.anomaly_count, self.anomaly_area),
+        ):
+            for _ in range(count):
+                self._paste(rng, image, labels, valid, label, area_range, (low, high))
+        if not has_both_classes(labels):
+            return None
+
+        if image.shape[0] > 1 and rng.random() < self.single_channel_probability:
+            channel = int(rng.integers(image.shape[0]))
+            image = image[channel : channel + 1]
+        image = scale_by_maximum(image, valid, self.per_band_scaling)
+        return SimulatedSample(
+            image=np.ascontiguousarray(image, dtype=np.float32),
+            labels=labels,
+            kind=SPATIAL,
+            source=background.name,
+        )
+
+    def _add_noise(
+        self,
+        rng: np.random.Generator,
+        image: np.ndarray,
+        valid: np.ndarray,
+        low: float,
+        high: float,
+        dtype: str,
+    ) -> np.ndarray:
+        """Adds Gaussian noise to the valid pixels, kept within the data type's range."""
+        reference = high if high > 0 else high - low
+        std = rng.uniform(*self.noise_std) * reference
+        noisy = image + rng.normal(0.0, std, size=image.shape).astype(np.float32)
+        if low >= 0:
+            np.maximum(noisy, 0.0, out=noisy)
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            np.minimum(noisy, float(np.iinfo(np.dtype(dtype)).max), out=noisy)
+        noisy[:, ~valid] = 0.0
+        return noisy
+
+    def _paste(
+        self,
+        rng: np.random.Generator,
+        image: np.ndarray,
+        labels: np.ndarray,
+        valid: np.ndarray,
+        label: int,
+        area_range: Tuple[float, float],
+        value_range: Tuple[float, float],
+    ) -> bool:
+        """Pastes one object with ``label`` in place; False when no object fitted its area."""
+        total = self.size * self.size
+        smallest = area_range[0] * total * (1.0 - self.area_tolerance)
+        largest = area_range[1] * total * (1.0 + self.area_tolerance)
+        for _ in range(OBJECT_ATTEMPTS):
+            target_area = rng.uniform(*area_range) * total
+            cutout = self.bank.draw(rng, image.shape[0])
+            pixels, mask = scaled_object(cutout, target_area, self.size)
+            if not smallest <= mask.sum() <= largest:
+                continue
+            height, width = mask.shape
+            top = int(rng.integers(0, self.size - height + 1))
+            left = int(rng.integers(0, self.size - width + 1))
+            values = np.clip(pixels * value_range[1], value_range[0], value_range[1])
+            rows, cols = slice(top, top + height), slice(left, left + width)
+            image[:, rows, cols][:, mask] = values[:, mask]
+            labels[rows, cols][mask] = label
+            valid[rows, cols][mask] = True
+            return True
+        return False
+
+
+def scaled_object(
+    cutout: ObjectCutout, target_area: float, limit: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Rescales an object so that its mask covers about ``target_area`` pixels.
+
+    Pixels are resized bilinearly; so is the mask, thresholded at 0.5, which keeps enlarged
+    outlines smooth rather than staircased. Neither side exceeds ``limit`` (see
+    :func:`~uniadrs_engine.simulation.geometry.fitted_object_shape`).
+
+    Returns:
+        ``(pixels [C, h, w], mask [h, w])``.
+    """
+    height, width = cutout.mask.shape
+    shape = fitted_object_shape(height, width, cutout.area, target_area, limit)
+    mask = resize_bilinear(cutout.mask.astype(np.float32), shape) > 0.5
+    return resize_bilinear(cutout.pixels, shape), mask
