@@ -1,0 +1,50 @@
+"""Tests of the shared argument parsers."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from uniadrs_engine.cli.arguments import (
+    band_list,
+    parse_band_list,
+    parse_float_list,
+    positive_int,
+    progress_bar,
+)
+from uniadrs_engine.errors import InputError
+
+
+@pytest.mark.parametrize(
+    "text,bands",
+    [("3", [3]), ("1,2,5-9", [1, 2, 5, 6, 7, 8, 9]), (" 4 - 2 , 7", [4, 3, 2, 7]), ("2,2", [2, 2])],
+)
+def test_band_lists(text: str, bands: list) -> None:
+    assert parse_band_list(text) == bands
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "0", "a", "1-", "-3", "2-x", "1.5", "1-1000000"])
+def test_bad_band_lists(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_band_list(text)
+
+
+def test_argparse_types_report_usage_errors() -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        band_list("x")
+    with pytest.raises(argparse.ArgumentTypeError):
+        positive_int("0")
+    assert parse_float_list("0.5, 1") == [0.5, 1.0]
+    with pytest.raises(InputError):
+        parse_float_list("0.5,nan")
+
+
+def test_progress_bar_accepts_fractions(capsys) -> None:
+    with progress_bar("test ") as update:
+        update(0.5, "half")
+        update(1.0, "")
+    assert "100%" in capsys.readouterr().err
+    with progress_bar(enabled=False) as update:
+        update(0.3, "x")
+    assert capsys.readouterr().err == ""

@@ -1,0 +1,214 @@
+"""End-to-end tests of ``uniadrs detect``: a generated raster, a tiny lite8 model file."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from osgeo import gdal
+
+from tests.raster_factory import anomaly_scene, write_raster
+from uniadrs_engine.cli.main import EXIT_USER_ERROR, main
+from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import save_model
+from uniadrs_engine.model.network import UniADRS
+from uniadrs_engine.raster.writer import SCORE_NODATA
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    network = UniADRS(get_config("lite8"))
+    path = tmp_path / "tiny.safetensors"
+    save_model(path, network, ModelCard(name="tiny-cli", config=network.config))
+    return path
+
+
+@pytest.fixture
+def scene_path(tmp_path: Path) -> Path:
+    image, _ = anomaly_scene(rows=48, cols=64, bands=4, seed=0, dtype="uint16")
+    image[:, 0, 0] = 0
+    return write_raster(tmp_path / "scene.tif", image, nodata=0)
+
+
+def test_detect_end_to_end(model_file: Path, scene_path: Path, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "scores.tif"
+    status = main(
+        [
+            "detect",
+            str(scene_path),
+            str(output),
+            "--model",
+            str(model_file),
+            "--bands",
+            "1-3",
+            "--scale",
+            "0.5,1",
+            "--tile",
+            "32",
+            "--halo",
+            "8",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--memory-mb",
+            "256",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0
+    assert f"scores: {output}" in captured.out
+    assert (
+        "scale 0.5, 1" in captured.out and "tiles in" in captured.out and "on cpu" in captured.out
+    )
+    assert "100%" in captured.err  # the progress bar
+    dataset = gdal.Open(str(output))
+    values = dataset.GetRasterBand(1).ReadAsArray()
+    assert values.shape == (48, 64)
+    assert values[0, 0] == SCORE_NODATA
+    assert ((values.ravel()[1:] >= 0) & (values.ravel()[1:] <= 1)).all()
+
+
+def test_detect_with_object_size(
+    model_file: Path, scene_path: Path, tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "scores.tif"
+    status = main(
+        [
+            "detect",
+            str(scene_path),
+            str(output),
+            "--model",
+            str(model_file),
+            "--quiet",
+            "--object-size-map-units",
+            "300",
+            "--device",
+            "cpu",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0 and output.exists()
+    assert "scale 1 |" in captured.out  # 300 m objects, 10 m pixels: 30 px, scale 1
+    assert captured.err == ""
+
+
+def _run_error(args: list, capsys) -> str:
+    status = main(args)
+    captured = capsys.readouterr()
+    assert status == EXIT_USER_ERROR
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def test_missing_input(model_file: Path, tmp_path: Path, capsys) -> None:
+    line = _run_error(
+        [
+            "detect",
+            str(tmp_path / "nope.tif"),
+            str(tmp_path / "o.tif"),
+            "--model",
+            str(model_file),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert line.startswith("uniadrs: error: input raster not found")
+
+
+def test_not_a_raster(model_file: Path, tmp_path: Path, capsys) -> None:
+    text = tmp_path / "notes.tif"
+    text.write_text("hello")
+    line = _run_error(
+        ["detect", str(text), str(tmp_path / "o.tif"), "--model", str(model_file), "--quiet"],
+        capsys,
+    )
+    assert "not a raster" in line
+
+
+def test_band_out_of_range(model_file: Path, scene_path: Path, tmp_path: Path, capsys) -> None:
+    line = _run_error(
+        [
+            "detect",
+            str(scene_path),
+            str(tmp_path / "o.tif"),
+            "--model",
+            str(model_file),
+            "--bands",
+            "2,9",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert "band 9 is out of range" in line
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("kind", ["pickle", "random", "missing"])
+def test_foreign_model_file(scene_path: Path, tmp_path: Path, capsys, kind: str) -> None:
+    model = tmp_path / "model.safetensors"
+    if kind == "pickle":
+        model.write_bytes(pickle.dumps({"weights": [1, 2, 3]}, protocol=4))
+    elif kind == "random":
+        model.write_bytes(np.random.default_rng(0).bytes(256))
+    line = _run_error(
+        ["detect", str(scene_path), str(tmp_path / "o.tif"), "--model", str(model), "--quiet"],
+        capsys,
+    )
+    assert line.startswith("uniadrs: error:") and "model" in line
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_unavailable_device(model_file: Path, scene_path: Path, tmp_path: Path, capsys) -> None:
+    line = _run_error(
+        [
+            "detect",
+            str(scene_path),
+            str(tmp_path / "o.tif"),
+            "--model",
+            str(model_file),
+            "--device",
+            "quantum",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert "unknown device" in line
+
+
+def test_bad_option_values_are_usage_errors(scene_path: Path, tmp_path: Path, capsys) -> None:
+    for option in (["--bands", "1-x"], ["--tile", "0"], ["--scale", "a"]):
+        with pytest.raises(SystemExit) as caught:
+            main(["detect", str(scene_path), str(tmp_path / "o.tif"), *option])
+        assert caught.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script_prints_one_line(tmp_path: Path) -> None:
+    """The installed entry point, in a fresh process: one line on stderr, exit 2."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uniadrs_engine",
+            "detect",
+            str(tmp_path / "nope.tif"),
+            str(tmp_path / "o.tif"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == EXIT_USER_ERROR
+    assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr

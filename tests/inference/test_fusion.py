@@ -1,0 +1,104 @@
+"""Tests of rank fusion: the histogram CDF and streaming fusion of score rasters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from tests.raster_factory import write_raster
+from uniadrs_engine.errors import CancelledError
+from uniadrs_engine.inference.fusion import (
+    ScoreHistogram,
+    fuse_score_arrays,
+    fuse_score_rasters,
+    temporary_raster_path,
+)
+from uniadrs_engine.progress import ProgressReporter
+from uniadrs_engine.raster.reader import open_raster
+from uniadrs_engine.raster.writer import SCORE_NODATA, ScoreRasterWriter
+
+
+def test_cdf_gives_ranks_of_distinct_scores() -> None:
+    scores = np.random.default_rng(0).random(5000).astype(np.float32)
+    histogram = ScoreHistogram()
+    histogram.add(scores)
+    assert histogram.total == 5000
+    cdf = histogram.cdf(scores)
+    exact = (rankdata(scores) - 0.5) / scores.size
+    assert np.abs(cdf - exact).max() < 2e-3
+    order = np.argsort(scores)
+    assert (np.diff(cdf[order]) >= 0).all()  # the order of scores is kept
+    assert cdf.min() >= 0 and cdf.max() <= 1
+
+
+def test_cdf_of_ties_and_out_of_range_values() -> None:
+    histogram = ScoreHistogram(bins=4)
+    histogram.add(np.array([0.0, 0.0, 1.0, 1.0, np.nan]))
+    assert histogram.total == 4
+    np.testing.assert_allclose(histogram.cdf(np.array([-1.0, 0.5, 2.0])), [0.0, 0.5, 1.0])
+    fine = ScoreHistogram()
+    crowded = np.array([1e-6, 2e-6, 3e-6, 0.5, 1 - 2e-6, 1 - 1e-6])
+    fine.add(crowded)
+    assert list(np.argsort(fine.cdf(crowded))) == list(range(6))
+    with pytest.raises(ValueError):
+        ScoreHistogram().cdf(np.zeros(2))
+
+
+def test_fusion_averages_ranks_not_values() -> None:
+    first = np.random.default_rng(1).random((100, 100)).astype(np.float32)
+    second = 0.2 * first**2  # same order, different values
+    fused = fuse_score_arrays([first, second])
+    single = fuse_score_arrays([first])
+    assert np.abs(fused - single).max() < 1e-3
+    exact = (rankdata(first) - 0.5) / first.size
+    assert np.abs(fused.ravel() - exact).max() < 1e-3
+    averaged = fuse_score_arrays([first, 1.0 - first])  # opposite orders cancel out
+    assert np.abs(averaged - 0.5).max() < 1e-3
+
+
+def test_fuse_score_rasters_streams_and_keeps_nodata(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    maps = [rng.random((30, 20)).astype(np.float32) for _ in range(2)]
+    valid = np.ones((30, 20), dtype=bool)
+    valid[4, 5] = False
+    paths, histograms = [], []
+    for index, score_map in enumerate(maps):
+        stored = np.where(valid, score_map, SCORE_NODATA).astype(np.float32)
+        paths.append(write_raster(tmp_path / f"s{index}.tif", stored, nodata=SCORE_NODATA))
+        histogram = ScoreHistogram()
+        histogram.add(score_map[valid])
+        histograms.append(histogram)
+    observed = []
+    with open_raster(paths[0]) as like, ScoreRasterWriter(tmp_path / "fused.tif", like) as writer:
+        fuse_score_rasters(
+            paths, histograms, writer, memory_mb=0.001, observer=lambda v, m: observed.append(m)
+        )
+    assert len(observed) > 1  # several strips
+    with open_raster(tmp_path / "fused.tif") as source:
+        block = source.read_window(source.full_window())
+    np.testing.assert_array_equal(block.valid, valid)
+    expected = fuse_score_arrays(maps, valid)
+    np.testing.assert_allclose(block.data[0][valid], expected[valid], atol=1e-6)
+
+
+def test_fusion_cancels(tmp_path: Path) -> None:
+    path = write_raster(tmp_path / "s.tif", np.full((4, 4), 0.5, dtype=np.float32))
+    histogram = ScoreHistogram()
+    histogram.add(np.full(16, 0.5))
+    with open_raster(path) as like:
+        writer = ScoreRasterWriter(tmp_path / "fused.tif", like)
+        with pytest.raises(CancelledError):
+            fuse_score_rasters(
+                [path], [histogram], writer, reporter=ProgressReporter(is_cancelled=lambda: True)
+            )
+        writer.abort()
+    assert not (tmp_path / "fused.tif").exists()
+
+
+def test_temporary_raster_paths_are_hidden_and_unique(tmp_path: Path) -> None:
+    first = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
+    second = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
+    assert first != second and first.parent == tmp_path and first.name.startswith(".out.")

@@ -1,0 +1,91 @@
+"""Tests of modality presets and of scales from object sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.inference.presets import (
+    MAX_SCALE,
+    MIN_SCALE,
+    PRESETS,
+    Preset,
+    get_preset,
+    resolve_auto_preset,
+    resolve_scales,
+    scale_for_object_size,
+    scale_for_object_size_map_units,
+)
+
+GEOTRANSFORM_10M = (500000.0, 10.0, 0.0, 4200000.0, 0.0, -10.0)
+
+
+def test_table_has_every_modality() -> None:
+    assert set(PRESETS) == {"auto", "hyperspectral", "visible", "sar", "infrared", "lowlight"}
+    for name, preset in PRESETS.items():
+        assert preset.name == name and preset.scales and preset.tile > 0 and preset.description
+    assert PRESETS["hyperspectral"].scales == (1.0,)
+    assert PRESETS["visible"].scales == (0.5, 1.0)
+    assert PRESETS["sar"].scales == (0.5,)
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(InputError, match="unknown preset"):
+        get_preset("ultrasound")
+    assert get_preset(" SAR ").name == "sar"
+
+
+def test_model_card_presets_override_the_table() -> None:
+    card = {"sar": {"scales": [0.25, 0.5], "halo": 96, "model_size": 224}, "dem": {"tile": 128}}
+    sar = get_preset("sar", card)
+    assert sar == Preset("sar", (0.25, 0.5), PRESETS["sar"].tile, 96, PRESETS["sar"].description)
+    dem = get_preset("dem", card)
+    assert dem.tile == 128 and dem.scales == (1.0,)
+    assert get_preset("visible", card) == PRESETS["visible"]
+    with pytest.raises(InputError, match="out of range"):
+        get_preset("bad", {"bad": {"scales": [0.0]}})
+
+
+def test_auto_becomes_hyperspectral_for_many_bands() -> None:
+    auto = get_preset("auto")
+    assert resolve_auto_preset(auto, 3).name == "auto"
+    assert resolve_auto_preset(auto, 120).name == "hyperspectral"
+    assert resolve_auto_preset(get_preset("sar"), 120).name == "sar"
+
+
+@pytest.mark.parametrize(
+    "pixels,scale", [(30, 1.0), (60, 0.5), (15, 2.0), (1, MAX_SCALE), (1e6, MIN_SCALE), (90, 0.333)]
+)
+def test_scale_for_object_size(pixels: float, scale: float) -> None:
+    assert scale_for_object_size(pixels) == pytest.approx(scale)
+
+
+@pytest.mark.parametrize("pixels", [0, -3, float("nan"), float("inf")])
+def test_bad_object_sizes(pixels: float) -> None:
+    with pytest.raises(InputError):
+        scale_for_object_size(pixels)
+
+
+def test_scale_from_map_units() -> None:
+    assert scale_for_object_size_map_units(300.0, GEOTRANSFORM_10M) == pytest.approx(1.0)
+    assert scale_for_object_size_map_units(1200.0, GEOTRANSFORM_10M) == pytest.approx(0.25)
+    with pytest.raises(InputError, match="not georeferenced"):
+        scale_for_object_size_map_units(5.0, (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+
+
+def test_resolve_scales_priority_and_conflicts() -> None:
+    visible = get_preset("visible")
+    assert resolve_scales(visible) == (0.5, 1.0)
+    assert resolve_scales(visible, scales=[1.0, 0.25, 1.0]) == (0.25, 1.0)
+    assert resolve_scales(visible, object_size=15) == (2.0,)
+    assert resolve_scales(visible, object_size_map_units=600, geotransform=GEOTRANSFORM_10M) == (
+        0.5,
+    )
+    with pytest.raises(InputError, match="not both"):
+        resolve_scales(visible, scales=[1.0], object_size=10)
+    with pytest.raises(InputError, match="not both"):
+        resolve_scales(visible, object_size=10, object_size_map_units=10)
+    with pytest.raises(InputError, match="out of range"):
+        resolve_scales(visible, scales=[8.0])
+    with pytest.raises(InputError, match="at least one"):
+        resolve_scales(visible, scales=[])

@@ -1,0 +1,83 @@
+"""Tests of array scoring: band slicing beyond in_channels, padding, resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.inference.conftest import tiny_network
+from uniadrs_engine.inference.scoring import (
+    band_slices,
+    pad_to_multiple,
+    score_image,
+    score_tiles,
+)
+
+
+@pytest.mark.parametrize("band_count", [1, 3, 269, 270, 271, 300, 539, 540, 541, 1000])
+def test_band_slices_cover_every_band_once(band_count: int) -> None:
+    slices = band_slices(band_count, 270)
+    assert len(slices) == -(-band_count // 270)
+    covered = [band for start, stop in slices for band in range(start, stop)]
+    assert covered == list(range(band_count))
+    sizes = [stop - start for start, stop in slices]
+    assert max(sizes) <= 270 and max(sizes) - min(sizes) <= 1
+
+
+def test_images_with_more_bands_than_the_network_are_scored_in_slices() -> None:
+    network = tiny_network(in_channels=4)
+    rng = np.random.default_rng(0)
+    image = rng.random((10, 16, 24), dtype=np.float32)
+    assert band_slices(10, 4) == [(0, 3), (3, 7), (7, 10)]
+    expected = np.mean(
+        [score_image(network, image[start:stop]) for start, stop in band_slices(10, 4)], axis=0
+    )
+    np.testing.assert_allclose(score_image(network, image), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="1 to 4 bands"):
+        network(torch.from_numpy(image[None]))  # the network alone refuses them
+
+
+def test_pad_to_multiple_mirrors_and_replicates_tiny_images() -> None:
+    batch = torch.arange(13 * 22, dtype=torch.float32).reshape(1, 1, 13, 22)
+    padded = pad_to_multiple(batch)
+    assert padded.shape == (1, 1, 16, 24)
+    torch.testing.assert_close(padded[..., :13, :22], batch)
+    torch.testing.assert_close(padded[0, 0, 13, :22], batch[0, 0, 11])  # row 13 mirrors 11
+    torch.testing.assert_close(padded[0, 0, :13, 23], batch[0, 0, :, 19])
+    # at least 16 x 16 (one cell at 1/8 would break instance normalisation); too small to
+    # mirror: the edge is replicated
+    tiny = pad_to_multiple(torch.arange(3.0).reshape(1, 1, 1, 3))
+    assert tiny.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(tiny[0, 0, 5], torch.tensor([0.0, 1.0] + [2.0] * 14))
+
+
+def test_score_image_crops_the_mirror_padding(network) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.random((3, 13, 21), dtype=np.float32)
+    scores = score_image(network, image)
+    assert scores.shape == (13, 21) and scores.dtype == np.float32
+    assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
+    padded = np.pad(image, [(0, 0), (0, 3), (0, 3)], mode="reflect")
+    with torch.inference_mode():
+        manual = network(torch.from_numpy(padded[None])).score[0, 0, :13, :21].numpy()
+    np.testing.assert_allclose(scores, manual, atol=1e-6)
+
+
+def test_one_pixel_image(network) -> None:
+    scores = score_image(network, np.full((2, 1, 1), 0.5, dtype=np.float32))
+    assert scores.shape == (1, 1) and np.isfinite(scores).all()
+
+
+def test_score_tiles_resamples_by_the_scale(network) -> None:
+    rng = np.random.default_rng(2)
+    tiles = rng.random((2, 3, 40, 48), dtype=np.float32)
+    for scale in (0.5, 1.0, 1.5):
+        scores = score_tiles(network, tiles, scale=scale)
+        assert scores.shape == (2, 40, 48)
+        assert np.isfinite(scores).all() and scores.min() >= 0 and scores.max() <= 1
+    # a tile scored in a batch or alone: the same up to float32 reduction order
+    np.testing.assert_allclose(
+        score_tiles(network, tiles)[1], score_image(network, tiles[1]), atol=2e-5
+    )
+    assert not np.allclose(score_tiles(network, tiles, scale=0.5), score_tiles(network, tiles))

@@ -1,0 +1,156 @@
+"""Argument parsers shared by the sub-commands: band lists, scale lists, counts, progress bar.
+
+Example:
+    >>> parse_band_list("1,2,5-7")
+    [1, 2, 5, 6, 7]
+    >>> parse_float_list("0.5, 1")
+    [0.5, 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, List
+
+from uniadrs_engine.errors import InputError
+
+#: Most bands a band list may expand to (a guard against typos such as ``1-100000000``).
+MAX_BANDS = 100_000
+
+
+def parse_band_list(text: str) -> List[int]:
+    """Parses 1-based band numbers: ``"3"``, ``"1,2,5-9"``, ``"4-2"`` (descending) ...
+
+    Bands keep the given order; repeats are kept too (a band may be used twice).
+
+    Raises:
+        InputError: If the text is empty or holds anything but positive integers and ranges.
+    """
+    bands: List[int] = []
+    parts = [part.strip() for part in str(text).split(",")]
+    if not any(parts):
+        raise InputError("the band list is empty")
+    for part in parts:
+        if not part:
+            raise InputError(f"empty item in band list {text!r}")
+        first, separator, last = part.partition("-")
+        try:
+            start = int(first)
+            stop = int(last) if separator else start
+        except ValueError:
+            raise InputError(
+                f"bad band list item {part!r} in {text!r}: use numbers and ranges like 1,2,5-9"
+            ) from None
+        if start < 1 or stop < 1:
+            raise InputError(f"band numbers start at 1, got {part!r}")
+        step = 1 if stop >= start else -1
+        if len(bands) + abs(stop - start) + 1 > MAX_BANDS:
+            raise InputError(f"the band list {text!r} names more than {MAX_BANDS} bands")
+        bands.extend(range(start, stop + step, step))
+    return bands
+
+
+def parse_float_list(text: str) -> List[float]:
+    """Parses comma-separated numbers such as ``"0.5,1"``.
+
+    Raises:
+        InputError: If an item is not a finite number.
+    """
+    values: List[float] = []
+    for part in str(text).split(","):
+        try:
+            value = float(part.strip())
+        except ValueError:
+            raise InputError(f"bad number {part.strip()!r} in {text!r}") from None
+        if not math.isfinite(value):
+            raise InputError(f"bad number {part.strip()!r} in {text!r}")
+        values.append(value)
+    return values
+
+
+def _argparse_type(parse: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """Wraps a parser so argparse reports its error as a usage error."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except InputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+#: ``type=`` for argparse options taking a band list.
+band_list = _argparse_type(parse_band_list, "band list")
+
+#: ``type=`` for argparse options taking comma-separated numbers.
+float_list = _argparse_type(parse_float_list, "number list")
+
+
+def positive_int(text: str) -> int:
+    """``type=`` for argparse: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """``type=`` for argparse: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """``type=`` for argparse: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+@contextmanager
+def progress_bar(
+    description: str = "", enabled: bool = True
+) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar on stderr, yielded as a ``progress(fraction, message)`` callable.
+
+    Args:
+        description: Text before the bar.
+        enabled: Show the bar (False gives a callable that does nothing).
+    """
+    from tqdm import tqdm
+
+    with tqdm(
+        total=1000,
+        desc=description,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=not enabled,
+        bar_format="{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+    ) as bar:
+
+        def update(fraction: float, message: str = "") -> None:
+            position = int(round(min(1.0, max(0.0, fraction)) * 1000))
+            if position != bar.n or message:
+                bar.n = position
+                if message:
+                    bar.set_postfix_str(message, refresh=False)
+                bar.refresh()
+
+        yield update

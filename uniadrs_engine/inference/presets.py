@@ -1,0 +1,229 @@
+"""Modality presets (input scales, tile and halo) and the choice of scales from object sizes.
+
+The network separates small deviating regions (anomalies, roughly 15–55 px at its input)
+from large ones (normal objects), so the *input scale* matters: a raster is resampled by the
+scale before scoring and the score map back afterwards. A preset bundles the scales (several
+are fused by averaged ranks, see :mod:`uniadrs_engine.inference.fusion`), the core tile size
+and the halo of context for one modality. This module holds the ONE table of built-in presets
+(:data:`PRESETS`); a model card's ``presets`` entries override it for that model.
+
+Scale choice, by priority: explicit scales; an expected object size (``30 / size`` in
+pixels, see :func:`scale_for_object_size`); the preset's scales.
+
+Example:
+    >>> resolve_scales(get_preset("visible"))
+    (0.5, 1.0)
+    >>> resolve_scales(get_preset("visible"), object_size=60)
+    (0.5,)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from uniadrs_engine.errors import InputError
+
+#: Object size, at the network's input, that the network scores best (pixels).
+PREFERRED_OBJECT_PIXELS = 30.0
+
+#: Scales outside this range are clipped (an input scale of 1/16 to 4).
+MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 4.0
+
+#: Bands from which ``auto`` treats a raster as hyperspectral.
+HYPERSPECTRAL_MIN_BANDS = 5
+
+#: Default core tile size in raster pixels.
+DEFAULT_TILE = 256
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Inference settings for one modality.
+
+    Attributes:
+        name: Preset name.
+        scales: Input scales; several are fused by averaged ranks.
+        tile: Core tile size in raster pixels.
+        halo: Context on each side of a tile in raster pixels, or None for the detector's
+            default (enough for the network's effective receptive field at each scale).
+        description: One line for help texts.
+    """
+
+    name: str
+    scales: Tuple[float, ...]
+    tile: int = DEFAULT_TILE
+    halo: Optional[int] = None
+    description: str = ""
+
+
+#: The built-in presets. Placeholder values after METHOD.md §7's protocol and §9's
+#: feasibility figures; the lead sets the final ones here (and nowhere else).
+PRESETS: Dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "auto",
+            (0.5, 1.0),
+            description="any modality: hyperspectral settings from 5 bands, else two fused scales",
+        ),
+        Preset("hyperspectral", (1.0,), description="hyperspectral cubes (spectral anomalies)"),
+        Preset("visible", (0.5, 1.0), description="RGB / multispectral aerial or satellite"),
+        Preset("sar", (0.5,), description="synthetic aperture radar amplitude"),
+        Preset("infrared", (1.0,), description="thermal infrared"),
+        Preset("lowlight", (1.0,), description="night-time / low-light imagery"),
+    )
+}
+
+
+def preset_names() -> Tuple[str, ...]:
+    """Names of the built-in presets, ``auto`` first."""
+    return tuple(PRESETS)
+
+
+def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> Preset:
+    """Applies a model card's preset entry over a built-in (or empty) preset."""
+    known = {item.name for item in fields(Preset)} - {"name"}
+    changes: Dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            continue  # cards may carry informative extras (e.g. model size)
+        if key == "scales":
+            value = tuple(float(scale) for scale in value)
+        elif key in ("tile", "halo") and value is not None:
+            value = int(value)
+        changes[key] = value
+    return replace(base, name=name, **changes)
+
+
+def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Preset:
+    """Returns a preset by name; a model card's entry of that name overrides the built-in one.
+
+    Args:
+        name: Preset name (case-insensitive).
+        card_presets: The model card's ``presets`` (may be empty or None).
+
+    Raises:
+        InputError: If neither the table nor the card knows the name.
+    """
+    key = name.strip().lower()
+    card_presets = card_presets or {}
+    base = PRESETS.get(key)
+    if key in card_presets:
+        preset = _preset_from_mapping(key, card_presets[key], base or Preset(key, (1.0,)))
+    elif base is not None:
+        preset = base
+    else:
+        choices = sorted(set(PRESETS) | set(card_presets))
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(choices)}")
+    check_scales(preset.scales)
+    return preset
+
+
+def resolve_auto_preset(
+    preset: Preset,
+    band_count: int,
+    card_presets: Optional[Mapping[str, Mapping[str, Any]]] = None,
+) -> Preset:
+    """Turns ``auto`` into hyperspectral settings for rasters of many bands.
+
+    Any other preset is returned unchanged. With fewer than :data:`HYPERSPECTRAL_MIN_BANDS`
+    bands ``auto`` keeps its own (two-scale) settings.
+    """
+    if preset.name == "auto" and band_count >= HYPERSPECTRAL_MIN_BANDS:
+        return get_preset("hyperspectral", card_presets)
+    return preset
+
+
+def check_scales(scales: Sequence[float]) -> Tuple[float, ...]:
+    """Validates scales (positive, finite, within the clip range) and returns them as a tuple.
+
+    Raises:
+        InputError: If the list is empty or a scale is out of range.
+    """
+    values = tuple(float(scale) for scale in scales)
+    if not values:
+        raise InputError("at least one scale is needed")
+    for scale in values:
+        if not math.isfinite(scale) or not MIN_SCALE <= scale <= MAX_SCALE:
+            raise InputError(f"scale {scale:g} is out of range ({MIN_SCALE:g} to {MAX_SCALE:g})")
+    return values
+
+
+def scale_for_object_size(pixels: float) -> float:
+    """Input scale that brings objects of ``pixels`` raster pixels to the preferred size.
+
+    ``scale = 30 / pixels``, clipped to ``[1/16, 4]`` and rounded to 3 significant digits.
+
+    Raises:
+        InputError: If the size is not a positive number.
+    """
+    if not math.isfinite(pixels) or pixels <= 0:
+        raise InputError(f"the object size must be a positive number of pixels, got {pixels}")
+    scale = min(MAX_SCALE, max(MIN_SCALE, PREFERRED_OBJECT_PIXELS / float(pixels)))
+    return float(f"{scale:.3g}")
+
+
+def pixel_size_of(geotransform: Sequence[float]) -> float:
+    """Mean side of a pixel in map units (geometric mean of its two sides).
+
+    Raises:
+        InputError: If the geotransform gives no usable pixel size.
+    """
+    width = math.hypot(geotransform[1], geotransform[4])
+    height = math.hypot(geotransform[2], geotransform[5])
+    size = math.sqrt(width * height)
+    if not math.isfinite(size) or size <= 0:
+        raise InputError("the raster has no usable pixel size (no geotransform)")
+    return size
+
+
+def scale_for_object_size_map_units(size: float, geotransform: Sequence[float]) -> float:
+    """Input scale for objects ``size`` map units across (metres, degrees...) on a raster.
+
+    Raises:
+        InputError: If the size is not positive or the raster has no pixel size.
+    """
+    if not math.isfinite(size) or size <= 0:
+        raise InputError(f"the object size must be a positive length, got {size}")
+    if tuple(geotransform) == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):
+        raise InputError("the raster is not georeferenced: give the object size in pixels")
+    return scale_for_object_size(size / pixel_size_of(geotransform))
+
+
+def resolve_scales(
+    preset: Preset,
+    scales: Optional[Sequence[float]] = None,
+    object_size: Optional[float] = None,
+    object_size_map_units: Optional[float] = None,
+    geotransform: Optional[Sequence[float]] = None,
+) -> Tuple[float, ...]:
+    """Returns the input scales to use, by priority: explicit, object size, preset.
+
+    Args:
+        preset: The preset in use.
+        scales: Explicit scales, or None.
+        object_size: Expected anomaly size in raster pixels, or None.
+        object_size_map_units: Expected anomaly size in map units, or None (needs
+            ``geotransform``).
+        geotransform: The raster's geotransform, for map-unit sizes.
+
+    Raises:
+        InputError: If both an explicit scale and an object size are given, both kinds of
+            object size are given, or a value is out of range.
+    """
+    if object_size is not None and object_size_map_units is not None:
+        raise InputError("give the object size in pixels or in map units, not both")
+    size_given = object_size is not None or object_size_map_units is not None
+    if scales is not None and size_given:
+        raise InputError("give either scales or an object size, not both")
+    if scales is not None:
+        return tuple(sorted(set(check_scales(scales))))
+    if object_size is not None:
+        return (scale_for_object_size(object_size),)
+    if object_size_map_units is not None:
+        if geotransform is None:
+            raise InputError("an object size in map units needs the raster's geotransform")
+        return (scale_for_object_size_map_units(object_size_map_units, geotransform),)
+    return check_scales(preset.scales)

@@ -1,0 +1,170 @@
+"""Scoring of normalised arrays with a UniADRS network (whole images and tile batches).
+
+* :func:`score_image` scores one ``float32 [C, H, W]`` image already normalised
+  (:mod:`uniadrs_engine.raster.normalisation`) and returns ``float32 [H, W]`` in ``[0, 1]``.
+* :func:`score_tiles` scores a batch of equally sized tiles at an input scale: resample by
+  the scale, score, resample back. The raster detector uses it.
+
+Both pad the network's input to multiples of 8 (at least 16) by mirror padding on the right
+and bottom (edge replication when the image is too small to mirror) and crop the padding off
+the score.
+Images with more bands than the network takes (``in_channels``, 270 for every published
+configuration) are scored in ``ceil(C / in_channels)`` contiguous, near-equal band slices
+that together cover every band once; the score maps of the slices are averaged (METHOD.md §7,
+clean).
+
+Example:
+    >>> import numpy as np
+    >>> from uniadrs_engine.model.config import get_config
+    >>> from uniadrs_engine.model.network import UniADRS
+    >>> network = UniADRS(get_config("lite8")).eval()
+    >>> score_image(network, np.random.rand(3, 20, 30).astype("float32")).shape
+    (20, 30)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+
+from uniadrs_engine.inference.device import out_of_memory_as_device_error
+from uniadrs_engine.model.config import SIZE_MULTIPLE
+from uniadrs_engine.model.network import UniADRS
+
+DeviceLike = Union[str, torch.device]
+
+#: Smallest input side: instance normalisation needs more than one cell at 1/8 resolution.
+MIN_NETWORK_SIZE = 2 * SIZE_MULTIPLE
+
+
+def band_slices(band_count: int, in_channels: int) -> List[Tuple[int, int]]:
+    """Splits ``band_count`` bands into contiguous, near-equal slices of at most ``in_channels``.
+
+    Returns:
+        ``(start, stop)`` pairs that cover ``range(band_count)`` exactly once, in order.
+
+    Example:
+        >>> band_slices(300, 270)
+        [(0, 150), (150, 300)]
+    """
+    if band_count < 1 or in_channels < 1:
+        raise ValueError(
+            f"band count and in_channels must be positive: {band_count}, {in_channels}"
+        )
+    slice_count = math.ceil(band_count / in_channels)
+    bounds = np.linspace(0, band_count, slice_count + 1).round().astype(int)
+    return [(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def _pad_axis_mode(size: int, pad: int) -> str:
+    return "reflect" if pad < size else "replicate"
+
+
+def padded_size(size: int, multiple: int = SIZE_MULTIPLE) -> int:
+    """The network input side for an image side: a multiple of 8, at least 16."""
+    return max(MIN_NETWORK_SIZE, -(-size // multiple) * multiple)
+
+
+def pad_to_multiple(batch: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
+    """Pads ``[B, C, H, W]`` on the right and bottom to multiples of ``multiple`` (>= 16).
+
+    Mirror padding where the image is larger than the pad, edge replication otherwise.
+    """
+    height, width = batch.shape[-2:]
+    pad_bottom = padded_size(height, multiple) - height
+    pad_right = padded_size(width, multiple) - width
+    if pad_bottom:
+        batch = functional.pad(
+            batch, (0, 0, 0, pad_bottom), mode=_pad_axis_mode(height, pad_bottom)
+        )
+    if pad_right:
+        batch = functional.pad(batch, (0, pad_right, 0, 0), mode=_pad_axis_mode(width, pad_right))
+    return batch
+
+
+def resample(batch: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Resamples ``[B, C, H, W]`` to ``size`` (rows, cols), bilinear.
+
+    Anti-aliased when shrinking, so that downscaling averages instead of skipping pixels.
+    """
+    if tuple(batch.shape[-2:]) == tuple(size):
+        return batch
+    shrinking = size[0] < batch.shape[-2] or size[1] < batch.shape[-1]
+    return functional.interpolate(
+        batch, size=size, mode="bilinear", align_corners=False, antialias=shrinking
+    )
+
+
+def scaled_size(size: Tuple[int, int], scale: float) -> Tuple[int, int]:
+    """``(rows, cols)`` of an extent resampled by ``scale`` (at least one pixel each)."""
+    return (max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale))))
+
+
+def score_batch(network: UniADRS, batch: torch.Tensor) -> torch.Tensor:
+    """Scores a ``[B, C, H, W]`` batch on the network's device; returns ``[B, H, W]``.
+
+    Pads to multiples of 8 and crops back; scores band slices and averages them when
+    ``C`` exceeds the network's ``in_channels``. Call inside ``torch.inference_mode()``.
+    """
+    height, width = batch.shape[-2:]
+    padded = pad_to_multiple(batch)
+    slices = band_slices(padded.shape[1], network.config.in_channels)
+    total = None
+    for start, stop in slices:
+        score = network(padded[:, start:stop]).score[:, 0]
+        total = score if total is None else total + score
+    assert total is not None
+    if len(slices) > 1:
+        total = total / len(slices)
+    return total[:, :height, :width]
+
+
+def score_tiles(
+    network: UniADRS, tiles: np.ndarray, scale: float = 1.0, device: DeviceLike = "cpu"
+) -> np.ndarray:
+    """Scores a batch of equally sized normalised tiles at an input scale.
+
+    Args:
+        network: The network (in eval mode, on ``device``).
+        tiles: ``float32 [B, C, H, W]``.
+        scale: Input scale; the tiles are resampled to ``round(H * scale)`` x
+            ``round(W * scale)`` before scoring and the scores back to ``H`` x ``W``.
+        device: Where to run.
+
+    Returns:
+        ``float32 [B, H, W]`` scores in ``[0, 1]``.
+
+    Raises:
+        DeviceError: If the device runs out of memory.
+    """
+    device = torch.device(device)
+    size = tuple(tiles.shape[-2:])
+    with out_of_memory_as_device_error(device), torch.inference_mode():
+        batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)
+        scores = score_batch(network, resample(batch, scaled_size(size, scale)))
+        scores = resample(scores[:, None], size)[:, 0].clamp_(0.0, 1.0)
+        return scores.float().cpu().numpy()
+
+
+def score_image(
+    network: UniADRS, image: np.ndarray, device: DeviceLike = "cpu", scale: float = 1.0
+) -> np.ndarray:
+    """Scores one whole normalised image.
+
+    Args:
+        network: The network (in eval mode, on ``device``).
+        image: ``float32 [C, H, W]``, normalised (per-band maximum, see
+            :mod:`uniadrs_engine.raster.normalisation`).
+        device: Where to run.
+        scale: Input scale (1.0 = as is).
+
+    Returns:
+        ``float32 [H, W]`` scores in ``[0, 1]``.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"expected an image shaped [C, H, W], got {image.shape}")
+    return score_tiles(network, image[None], scale=scale, device=device)[0]
