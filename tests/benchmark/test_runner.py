@@ -7,9 +7,12 @@ import csv
 import pytest
 import torch
 
+from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.benchmark.detectors import local_windows_for, make_detectors, preset_for
 from uniadrs_engine.benchmark.runner import run_benchmark
 from uniadrs_engine.errors import CancelledError, InputError, ModelFileError
+from uniadrs_engine.metrics.roc import pooled_auc
+from uniadrs_engine.raster.reader import open_raster
 
 
 def test_rx_detectors_reproduce_the_manifest_and_write_reports(tiny_manifest, tmp_path):
@@ -38,7 +41,22 @@ def test_rx_detectors_reproduce_the_manifest_and_write_reports(tiny_manifest, tm
     assert "Every scene is within 0.001" in markdown
     assert (out / "figure.png").read_bytes()[:4] == b"\x89PNG"
     leftovers = [path.name for path in out.iterdir()]
-    assert sorted(leftovers) == ["figure.png", "results.csv", "results.md"]
+    assert sorted(leftovers) == ["figure.png", "pooled.csv", "results.csv", "results.md"]
+
+    pooled = {(row["modality"], row["detector"]): row
+              for row in csv.DictReader((out / "pooled.csv").open())}
+    assert set(pooled) == {(m, d) for m in ("hsi", "ir") for d in ("rx-global", "rx-local")}
+    hsi_images = []
+    for name in ("a", "b"):
+        with open_raster(tiny_manifest.parent / "hsi" / name / "image.tif") as source:
+            image = source.read_window(source.full_window()).data
+        with open_raster(tiny_manifest.parent / "hsi" / name / "mask.tif") as source:
+            mask = source.read_window(source.full_window()).data[0]
+        hsi_images.append((global_rx(image), mask))
+    assert float(pooled[("hsi", "rx-global")]["pooled_auc"]) == pytest.approx(
+        pooled_auc(hsi_images), abs=1e-5
+    )
+    assert pooled[("hsi", "rx-global")]["scenes"] == "2"
 
 
 def test_keep_scores_and_scene_filter(tiny_manifest, tmp_path):

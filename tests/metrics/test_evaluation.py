@@ -8,7 +8,8 @@ from sklearn.metrics import roc_auc_score
 
 from tests.raster_factory import DEFAULT_GEOTRANSFORM
 from uniadrs_engine.errors import CancelledError, InputError
-from uniadrs_engine.metrics.evaluation import evaluate_rasters, save_roc_png
+from uniadrs_engine.metrics.evaluation import evaluate_rasters, pooled_auc_rasters, save_roc_png
+from uniadrs_engine.metrics.roc import pooled_auc
 from uniadrs_engine.metrics.roc3d import roc3d
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.writer import SCORE_NODATA
@@ -60,6 +61,19 @@ def test_curve_is_a_monotone_roc(make_raster):
     assert area == pytest.approx(result.auc, abs=1e-6)  # integer scores: bins hold ties only
 
 
+def test_mask_nodata_pixels_are_left_out_unless_nodata_is_zero(make_raster):
+    scores, mask = _scores_and_mask(seed=3)
+    score_path = make_raster(scores, "s.tif")
+    unknown = mask.copy()
+    unknown[:, :4] = 255
+    result = evaluate_rasters(score_path, make_raster(unknown, "m255.tif", nodata=255))
+    assert result.n_pixels == mask[:, 4:].size and result.n_ignored == mask[:, :4].size
+    assert result.auc == pytest.approx(roc_auc_score(mask[:, 4:].ravel(), scores[:, 4:].ravel()))
+    zero_nodata = evaluate_rasters(score_path, make_raster(mask, "m0.tif", nodata=0))
+    assert zero_nodata.n_pixels == mask.size
+    assert zero_nodata.auc == pytest.approx(roc_auc_score(mask.ravel(), scores.ravel()))
+
+
 @pytest.mark.parametrize("mask_value", [0, 1])
 def test_one_class_masks_are_rejected(make_raster, mask_value):
     scores, _ = _scores_and_mask()
@@ -108,3 +122,18 @@ def test_as_dict_is_json_ready(make_raster):
     values = json.loads(json.dumps(result.as_dict(), allow_nan=False))
     assert values["auc"] == pytest.approx(result.auc)
     assert {"auc_df", "auc_dt", "auc_ft", "td", "bs", "odp", "tdbs", "snpr"} <= set(values)
+
+
+@pytest.mark.parametrize("memory_mb", [256, 1e-4])
+def test_pooled_auc_over_rasters_matches_the_array_pooling(make_raster, memory_mb):
+    first_scores, first_mask = _scores_and_mask(seed=7)
+    second_scores, second_mask = _scores_and_mask(rows=12, cols=9, seed=8)
+    second_scores = second_scores * 0.5 + 3  # another scale: pooling is not the mean AUC
+    pairs = [
+        (make_raster(first_scores, "s1.tif"), make_raster(first_mask, "m1.tif")),
+        (make_raster(second_scores, "s2.tif"), make_raster(second_mask, "m2.tif")),
+    ]
+    expected = pooled_auc([(first_scores, first_mask), (second_scores, second_mask)])
+    assert pooled_auc_rasters(pairs, memory_mb=memory_mb) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(InputError):
+        pooled_auc_rasters([])

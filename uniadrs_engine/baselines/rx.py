@@ -437,7 +437,7 @@ def local_windows_from_map_units(
 def _local_tile_size(band_count: int, components: int, halo: int, memory_mb: float) -> int:
     """Core tile size whose padded tile fits ``memory_mb`` (at least 32 pixels)."""
     maps = 1 + components + components * (components + 1) // 2
-    bytes_per_pixel = 12 * band_count + 8 * components + 3 * 8 * maps + 64
+    bytes_per_pixel = 12 * band_count + 8 * components + 5 * 8 * maps + 64
     side = int(math.sqrt(memory_mb * 2**20 / bytes_per_pixel))
     return max(32, side - 2 * halo)
 

@@ -13,7 +13,7 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -74,6 +74,21 @@ def write_results_csv(results: Sequence[SceneResult], path: Path) -> Path:
     return path
 
 
+def write_pooled_csv(
+    pooled: Dict[Tuple[str, str], float], results: Sequence[SceneResult], path: Path
+) -> Path:
+    """Writes ``modality, detector, pooled_auc, scenes`` rows (scenes = those pooled)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("modality", "detector", "pooled_auc", "scenes"))
+    for (modality, detector), value in pooled.items():
+        count = sum(1 for result in results
+                    if (result.modality, result.detector) == (modality, detector) and result.ok)
+        writer.writerow((modality, detector, _number(value, 6), count))
+    _write_text(path, buffer.getvalue())
+    return path
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -127,12 +142,21 @@ def write_results_markdown(
     path: Path,
     manifest_path: str = "",
     detectors: Optional[Sequence[str]] = None,
+    pooled: Optional[Dict[Tuple[str, str], float]] = None,
 ) -> Path:
-    """Writes the per-modality summary, the RX check, the settings and the per-scene table."""
+    """Writes the per-modality summary, the RX check, the settings and the per-scene table.
+
+    Args:
+        results: One result per scene and detector.
+        path: The Markdown file.
+        manifest_path: Shown in the header.
+        detectors: Column order (default: as they appear in ``results``).
+        pooled: Optional pooled AUC per ``(modality, detector)``.
+    """
     detectors = list(detectors or dict.fromkeys(result.detector for result in results))
     modalities = list(dict.fromkeys(result.modality for result in results))
     scenes = list(dict.fromkeys((result.modality, result.scene) for result in results))
-    by_key: Dict[tuple, SceneResult] = {
+    by_key: Dict[Tuple[str, str, str], SceneResult] = {
         (result.modality, result.scene, result.detector): result for result in results
     }
 
@@ -157,6 +181,16 @@ def write_results_markdown(
         rows.append([modality or "**all**", str(count),
                      *(_mean_auc(select(modality, detector)) for detector in detectors)])
     lines += _table(["modality", "scenes", *detectors], rows) + [""]
+    if pooled:
+        lines += [
+            "## Pooled pixel AUC per modality",
+            "",
+            "All pixels of all scenes of a modality ranked together (score scales matter).",
+            "",
+        ]
+        rows = [[modality, *(_number(pooled.get((modality, detector)))
+                             for detector in detectors)] for modality in modalities]
+        lines += _table(["modality", *detectors], rows) + [""]
     lines += ["## Detector time per modality (seconds: total / mean per scene)", ""]
     rows = [[modality or "**all**", *(_times(select(modality, detector))
                                       for detector in detectors)]

@@ -2,11 +2,18 @@
 
 For each scene and detector, the detector writes a score raster, its wall-clock time is
 recorded (evaluation excluded), and :func:`~uniadrs_engine.metrics.evaluation.evaluate_rasters`
-gives the pixel AUC and the 3D-ROC family against the scene's mask. ``results.csv`` (one row
-per scene and detector), ``results.md`` (per modality and per scene, with global RX checked
-against the manifest's ``rx_auc``) and optionally ``figure.png`` (image | mask | score maps of
-one scene per modality) are written to the output folder. A detector that fails on a scene
-with a user-facing error is recorded with that error and the run goes on.
+gives the pixel AUC and the 3D-ROC family against the scene's mask. Once every scene of a
+modality is done, the pooled AUC of each detector over that modality is computed from the
+score rasters, which are then deleted (unless kept). Written to the output folder:
+
+* ``results.csv``: one row per scene and detector;
+* ``pooled.csv``: the pooled AUC per modality and detector;
+* ``results.md``: per modality (mean and pooled AUC, times), global RX checked against the
+  manifest's ``rx_auc``, the settings, and the per-scene table;
+* ``figure.png`` (optional): image | mask | score maps of one scene per modality.
+
+A detector that fails on a scene with a user-facing error is recorded with that error and
+the run goes on.
 
 Example:
     >>> results = run_benchmark("benchmarks/manifest.json", ("rx-global",), "out")  # doctest: +SKIP
@@ -19,19 +26,21 @@ import math
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from uniadrs_engine.benchmark.detectors import DETECTOR_NAMES, make_detectors
 from uniadrs_engine.benchmark.manifest import BenchmarkScene, load_manifest
 from uniadrs_engine.benchmark.report import (
     save_benchmark_figure,
+    write_pooled_csv,
     write_results_csv,
     write_results_markdown,
 )
 from uniadrs_engine.errors import CancelledError, InputError, UniadrsError
-from uniadrs_engine.metrics.evaluation import evaluate_rasters
+from uniadrs_engine.metrics.evaluation import evaluate_rasters, pooled_auc_rasters
 from uniadrs_engine.metrics.roc3d import Roc3dResult
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 
@@ -138,27 +147,40 @@ def run_benchmark(
     figure_keys = set(_figure_scene_keys(scene_list, figure_scenes)) if figure else set()
     work_dir = Path(tempfile.mkdtemp(prefix=".benchmark-", dir=out_dir))
     results: List[SceneResult] = []
+    pooled: Dict[Tuple[str, str], float] = {}
+    remaining = Counter(scene.modality for scene in scene_list)
+    pending: Dict[str, List[Tuple[SceneResult, Path, Path]]] = {}
     steps = len(scene_list) * len(detector_list)
     try:
         for scene_index, scene in enumerate(scene_list):
             for detector_index, detector in enumerate(detector_list):
                 step = scene_index * len(detector_list) + detector_index
                 step_reporter = reporter.sub(step / steps, (step + 1) / steps)
-                keep = keep_scores or scene.key in figure_keys
                 folder = (out_dir / "scores" / detector.name) if keep_scores else work_dir
                 folder.mkdir(parents=True, exist_ok=True)
-                score_path = folder / f"{scene.modality}__{scene.name}.tif"
+                score_path = folder / f"{detector.name}__{scene.modality}__{scene.name}.tif"
+                if keep_scores:
+                    score_path = folder / f"{scene.modality}__{scene.name}.tif"
                 result = _run_one(detector, scene, score_path, step_reporter, memory_mb)
-                if not keep and score_path.exists():
-                    score_path.unlink()
-                    result.score_path = None
                 results.append(result)
+                pending.setdefault(scene.modality, []).append((result, score_path, scene.mask_path))
                 logger.info("%s %s: AUC %.4f in %.2f s", detector.name, scene.key,
                             result.auc, result.seconds)
+            remaining[scene.modality] -= 1
+            if remaining[scene.modality] == 0:
+                finished = pending.pop(scene.modality, [])
+                pooled.update(_pooled_aucs(scene.modality, finished, memory_mb, reporter))
+                for result, score_path, _ in finished:
+                    keep = keep_scores or f"{result.modality}/{result.scene}" in figure_keys
+                    if not keep and score_path.exists():
+                        score_path.unlink()
+                        result.score_path = None
         reporter.update(1.0, "writing reports")
         write_results_csv(results, out_dir / "results.csv")
+        write_pooled_csv(pooled, results, out_dir / "pooled.csv")
         write_results_markdown(results, out_dir / "results.md", manifest_path=str(manifest_path),
-                               detectors=[detector.name for detector in detector_list])
+                               detectors=[detector.name for detector in detector_list],
+                               pooled=pooled)
         if figure and figure_keys:
             save_benchmark_figure(
                 [scene for scene in scene_list if scene.key in figure_keys],
@@ -171,6 +193,34 @@ def run_benchmark(
             for result in results:
                 result.score_path = None
     return results
+
+
+def _pooled_aucs(
+    modality: str,
+    finished: Sequence[Tuple[SceneResult, Path, Path]],
+    memory_mb: float,
+    reporter: ProgressReporter,
+) -> Dict[Tuple[str, str], float]:
+    """Pooled AUC per detector over the successfully evaluated scenes of one modality."""
+    pooled: Dict[Tuple[str, str], float] = {}
+    detectors = list(dict.fromkeys(result.detector for result, _, _ in finished))
+    for detector in detectors:
+        pairs = [
+            (score_path, mask_path) for result, score_path, mask_path in finished
+            if result.detector == detector and result.ok and score_path.exists()
+        ]
+        if not pairs:
+            continue
+        try:
+            pooled[(modality, detector)] = pooled_auc_rasters(
+                pairs, memory_mb=memory_mb,
+                progress=ProgressReporter(is_cancelled=reporter.is_cancelled),
+            )
+        except CancelledError:
+            raise
+        except UniadrsError as error:
+            logger.warning("pooled AUC of %s on %s failed: %s", detector, modality, error)
+    return pooled
 
 
 def _run_one(

@@ -3,7 +3,9 @@
 :func:`evaluate_rasters` reads both rasters window by window and returns the exact pixel AUC
 (the same value as scikit-learn's ``roc_auc_score`` on all valid pixels), the 3D-ROC family
 and a ROC curve for plotting. Pixels whose score is nodata or non-finite, and pixels whose
-mask value is the mask's nodata, are left out. Mask values other than 0 mark anomalies.
+mask value is the mask's nodata, are left out. Mask values other than 0 mark anomalies. (A mask
+whose nodata value is 0, as GIS tools often write binary masks, has no "unknown" pixels: its
+0 pixels are background.)
 
 How the AUC stays exact without holding the raster in memory: the AUC is the Mann–Whitney
 statistic, a sum over (anomaly, background) pairs, so the pixels of the smaller class (usually
@@ -11,6 +13,7 @@ the anomalies) are kept sorted in memory and the larger class is streamed agains
 (:func:`~uniadrs_engine.metrics.roc.count_pairs`). When the smaller class does not fit in the
 memory budget it is taken in chunks, one extra pass over the rasters per chunk. The curve
 returned for plotting comes from 4096-bin histograms of the two classes.
+:func:`pooled_auc_rasters` ranks the pixels of several rasters together the same way.
 
 Example:
     >>> result = evaluate_rasters("scores.tif", "mask.tif")  # doctest: +SKIP
@@ -22,9 +25,10 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import osr
@@ -144,33 +148,78 @@ def check_same_grid(first: RasterSource, second: RasterSource) -> None:
                 )
 
 
-def _blocks(
-    scores: RasterSource, mask: RasterSource, windows: List[Window]
-) -> Iterator[Tuple[np.ndarray, np.ndarray, int]]:
-    """Yields ``(scores float64 [n], is_anomaly bool [n], n_ignored)`` per window."""
-    for window in windows:
-        score_block = scores.read_window(window)
-        mask_block = mask.read_window(window)
-        keep = score_block.valid & mask_block.valid
-        yield (
-            score_block.data[0][keep].astype(np.float64),
-            mask_block.data[0][keep] != 0,
-            int(keep.size - keep.sum()),
-        )
+class _PairStream:
+    """Streams the evaluated pixels of one or more (score raster, mask raster) pairs.
+
+    Each pass opens the rasters again and walks their memory-bounded strips in order.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Tuple[PathLike, PathLike]],
+        memory_mb: float,
+        score_band: int = 1,
+        mask_band: int = 1,
+    ) -> None:
+        self.pairs = [(str(score), str(mask)) for score, mask in pairs]
+        self.score_band = score_band
+        self.mask_band = mask_band
+        self.windows: List[List[Window]] = []
+        for score_path, mask_path in self.pairs:
+            with self._open(score_path, mask_path) as (scores, mask):
+                check_same_grid(scores, mask)
+                self.windows.append(
+                    block_windows(scores.width, scores.height, _BYTES_PER_PIXEL, memory_mb)
+                )
+
+    @contextmanager
+    def _open(self, score_path: str, mask_path: str) -> Iterator[Tuple[RasterSource, RasterSource]]:
+        with open_raster(score_path, bands=[self.score_band]) as scores, open_raster(
+            mask_path, bands=[self.mask_band]
+        ) as mask:
+            yield scores, mask
+
+    def __len__(self) -> int:
+        return sum(len(windows) for windows in self.windows)
+
+    def blocks(self) -> Iterator[Tuple[np.ndarray, np.ndarray, int]]:
+        """Yields ``(scores float64 [n], is_anomaly bool [n], n_ignored)`` per strip."""
+        for (score_path, mask_path), windows in zip(self.pairs, self.windows):
+            with self._open(score_path, mask_path) as (scores, mask):
+                # a mask whose nodata is 0 is a plain binary mask: 0 is background, not unknown
+                mask_nodata_is_background = mask.nodata[0] == 0
+                for window in windows:
+                    score_block = scores.read_window(window)
+                    mask_block = mask.read_window(window)
+                    keep = score_block.valid
+                    if not mask_nodata_is_background:
+                        keep = keep & mask_block.valid
+                    yield (
+                        score_block.data[0][keep].astype(np.float64),
+                        mask_block.data[0][keep] != 0,
+                        int(keep.size - keep.sum()),
+                    )
+
+
+@dataclass
+class _Ranking:
+    """Everything the passes over the pixels produce."""
+
+    summary: _ClassSummary
+    auc: float
+    anomaly_counts: np.ndarray
+    background_counts: np.ndarray
+    edges: np.ndarray
 
 
 def _summarise(
-    scores: RasterSource,
-    mask: RasterSource,
-    windows: List[Window],
-    reporter: ProgressReporter,
-    anomaly_capacity: int,
+    stream: _PairStream, reporter: ProgressReporter, anomaly_capacity: int
 ) -> Tuple[_ClassSummary, Optional[np.ndarray]]:
     """First pass: counts, sums, range; also keeps the anomaly scores if they fit."""
     summary = _ClassSummary()
     kept: Optional[List[np.ndarray]] = []
     n_kept = 0
-    for index, (values, is_anomaly, n_ignored) in enumerate(_blocks(scores, mask, windows)):
+    for index, (values, is_anomaly, n_ignored) in enumerate(stream.blocks()):
         reporter.check_cancelled()
         summary.n_ignored += n_ignored
         if values.size:
@@ -187,17 +236,15 @@ def _summarise(
                     kept.append(anomaly_values)
                 else:
                     kept = None
-        reporter.update((index + 1) / len(windows), "reading scores and mask")
-    anomalies = np.sort(np.concatenate(kept)) if kept else None
-    if kept is not None and not kept:
-        anomalies = np.empty(0)
+        reporter.update((index + 1) / len(stream), "reading scores and mask")
+    anomalies = None
+    if kept is not None:
+        anomalies = np.sort(np.concatenate(kept)) if kept else np.empty(0)
     return summary, anomalies
 
 
 def _collect_chunk(
-    scores: RasterSource,
-    mask: RasterSource,
-    windows: List[Window],
+    stream: _PairStream,
     small_is_anomaly: bool,
     start: int,
     stop: int,
@@ -206,14 +253,14 @@ def _collect_chunk(
     """Returns, sorted, the scores of the smaller class with ordinal in ``[start, stop)``."""
     collected = []
     seen = 0
-    for index, (values, is_anomaly, _) in enumerate(_blocks(scores, mask, windows)):
+    for index, (values, is_anomaly, _) in enumerate(stream.blocks()):
         reporter.check_cancelled()
         class_values = values[is_anomaly] if small_is_anomaly else values[~is_anomaly]
         low, high = max(start - seen, 0), min(stop - seen, class_values.size)
         if high > low:
             collected.append(class_values[low:high])
         seen += class_values.size
-        reporter.update((index + 1) / len(windows), "collecting reference scores")
+        reporter.update((index + 1) / len(stream), "collecting reference scores")
         if seen >= stop:
             break
     return np.sort(np.concatenate(collected)) if collected else np.empty(0)
@@ -233,6 +280,62 @@ def _histogram_curve(
     )
 
 
+def _rank(
+    stream: _PairStream, memory_mb: float, reporter: ProgressReporter, what: str
+) -> _Ranking:
+    """Runs the passes: summary, then exact pair counts (chunked if needed) and histograms."""
+    # a quarter of the budget for the reference scores (float64, searchsorted temporaries);
+    # the strips read take at most half of it
+    capacity = max(1, int(memory_mb * 2**20 / 4 / 8))
+    summary, anomalies = _summarise(stream, reporter.sub(0.0, 0.3), anomaly_capacity=capacity)
+    check_both_classes(summary.n_anomalies, summary.n_pixels, what)
+    small_is_anomaly = summary.n_anomalies <= summary.n_background
+    n_small = summary.n_anomalies if small_is_anomaly else summary.n_background
+    n_chunks = max(1, math.ceil(n_small / capacity))
+    edges = np.linspace(summary.minimum, summary.maximum, CURVE_BINS + 1)
+    if summary.maximum <= summary.minimum:
+        edges = np.linspace(summary.minimum - 0.5, summary.minimum + 0.5, CURVE_BINS + 1)
+    anomaly_counts = np.zeros(CURVE_BINS, dtype=np.int64)
+    background_counts = np.zeros(CURVE_BINS, dtype=np.int64)
+    twice_wins = 0  # 2 * (anomaly > background pairs) + (tied pairs): an exact integer
+    for chunk in range(n_chunks):
+        chunk_reporter = reporter.sub(
+            0.3 + 0.7 * chunk / n_chunks, 0.3 + 0.7 * (chunk + 1) / n_chunks
+        )
+        start, stop = chunk * capacity, min((chunk + 1) * capacity, n_small)
+        reused = n_chunks == 1 and small_is_anomaly and anomalies is not None
+        if reused:
+            reference = anomalies
+        else:
+            reference = _collect_chunk(
+                stream, small_is_anomaly, start, stop, chunk_reporter.sub(0.0, 0.5)
+            )
+        count_reporter = chunk_reporter.sub(0.0 if reused else 0.5, 1.0)
+        reference_counts = np.histogram(reference, bins=edges)[0]
+        if small_is_anomaly:
+            anomaly_counts += reference_counts
+        else:
+            background_counts += reference_counts
+        for index, (values, is_anomaly, _) in enumerate(stream.blocks()):
+            reporter.check_cancelled()
+            large = values[~is_anomaly] if small_is_anomaly else values[is_anomaly]
+            greater, equal = count_pairs(reference, large)
+            if small_is_anomaly:
+                twice_wins += 2 * greater + equal
+            else:
+                less = reference.size * large.size - greater - equal
+                twice_wins += 2 * less + equal
+            if chunk == 0:
+                large_counts = np.histogram(large, bins=edges)[0]
+                if small_is_anomaly:
+                    background_counts += large_counts
+                else:
+                    anomaly_counts += large_counts
+            count_reporter.update((index + 1) / len(stream), "ranking scores")
+    auc = twice_wins / (2.0 * summary.n_anomalies * summary.n_background)
+    return _Ranking(summary, float(auc), anomaly_counts, background_counts, edges)
+
+
 def evaluate_rasters(
     score_path: PathLike,
     mask_path: PathLike,
@@ -246,8 +349,9 @@ def evaluate_rasters(
 
     Args:
         score_path: Score raster (higher = more anomalous); its nodata pixels are left out.
-        mask_path: Anomaly mask (non-zero = anomaly; its nodata pixels are left out).
-        memory_mb: Memory budget for the windows read and the scores kept for exact ranking.
+        mask_path: Anomaly mask (non-zero = anomaly; its nodata pixels are left out unless
+            the nodata value is 0).
+        memory_mb: Memory budget for the strips read and the scores kept for exact ranking.
         progress: Optional progress/cancel reporter.
         score_band: Band of the score raster to evaluate (1-based).
         mask_band: Band of the mask raster (1-based).
@@ -261,61 +365,9 @@ def evaluate_rasters(
         CancelledError: If ``progress`` asks to stop.
     """
     reporter = progress or ProgressReporter()
-    with open_raster(score_path, bands=[score_band]) as scores, open_raster(
-        mask_path, bands=[mask_band]
-    ) as mask:
-        check_same_grid(scores, mask)
-        windows = block_windows(scores.width, scores.height, _BYTES_PER_PIXEL, memory_mb)
-        # a quarter of the budget holds the reference scores (float64, plus searchsorted temps)
-        capacity = max(1, int(memory_mb * 2**20 / 4 / 8))
-        summary, anomalies = _summarise(
-            scores, mask, windows, reporter.sub(0.0, 0.3), anomaly_capacity=capacity
-        )
-        check_both_classes(summary.n_anomalies, summary.n_pixels, f"mask {mask_path}")
-        small_is_anomaly = summary.n_anomalies <= summary.n_background
-        n_small = summary.n_anomalies if small_is_anomaly else summary.n_background
-        n_chunks = max(1, math.ceil(n_small / capacity))
-        edges = np.linspace(summary.minimum, summary.maximum, CURVE_BINS + 1)
-        if summary.maximum <= summary.minimum:
-            edges = np.linspace(summary.minimum - 0.5, summary.minimum + 0.5, CURVE_BINS + 1)
-        anomaly_counts = np.zeros(CURVE_BINS, dtype=np.int64)
-        background_counts = np.zeros(CURVE_BINS, dtype=np.int64)
-        twice_wins = 0  # 2 * (anomaly > background pairs) + (tied pairs): exact integer
-        for chunk in range(n_chunks):
-            chunk_reporter = reporter.sub(
-                0.3 + 0.7 * chunk / n_chunks, 0.3 + 0.7 * (chunk + 1) / n_chunks
-            )
-            start, stop = chunk * capacity, min((chunk + 1) * capacity, n_small)
-            if chunk == 0 and n_chunks == 1 and small_is_anomaly and anomalies is not None:
-                reference = anomalies
-            else:
-                reference = _collect_chunk(
-                    scores, mask, windows, small_is_anomaly, start, stop,
-                    chunk_reporter.sub(0.0, 0.5),
-                )
-            count_reporter = chunk_reporter.sub(0.5 if reference is not anomalies else 0.0, 1.0)
-            reference_counts = np.histogram(reference, bins=edges)[0]
-            if small_is_anomaly:
-                anomaly_counts += reference_counts
-            else:
-                background_counts += reference_counts
-            for index, (values, is_anomaly, _) in enumerate(_blocks(scores, mask, windows)):
-                reporter.check_cancelled()
-                large = values[~is_anomaly] if small_is_anomaly else values[is_anomaly]
-                greater, equal = count_pairs(reference, large)
-                if small_is_anomaly:
-                    twice_wins += 2 * greater + equal
-                else:
-                    less = reference.size * large.size - greater - equal
-                    twice_wins += 2 * less + equal
-                if chunk == 0:
-                    large_counts = np.histogram(large, bins=edges)[0]
-                    if small_is_anomaly:
-                        background_counts += large_counts
-                    else:
-                        anomaly_counts += large_counts
-                count_reporter.update((index + 1) / len(windows), "ranking scores")
-    auc = twice_wins / (2.0 * summary.n_anomalies * summary.n_background)
+    stream = _PairStream([(score_path, mask_path)], memory_mb / 2, score_band, mask_band)
+    ranking = _rank(stream, memory_mb, reporter, f"mask {mask_path}")
+    summary = ranking.summary
     auc_dt, auc_ft = normalised_class_means(
         summary.sum_anomaly,
         summary.n_anomalies,
@@ -327,15 +379,43 @@ def evaluate_rasters(
     return EvaluationResult(
         score_path=str(score_path),
         mask_path=str(mask_path),
-        auc=float(auc),
-        roc3d=Roc3dResult.from_areas(auc, auc_dt, auc_ft),
+        auc=ranking.auc,
+        roc3d=Roc3dResult.from_areas(ranking.auc, auc_dt, auc_ft),
         n_pixels=summary.n_pixels,
         n_anomalies=summary.n_anomalies,
         n_ignored=summary.n_ignored,
         score_min=summary.minimum,
         score_max=summary.maximum,
-        curve=_histogram_curve(anomaly_counts, background_counts, edges, auc),
+        curve=_histogram_curve(
+            ranking.anomaly_counts, ranking.background_counts, ranking.edges, ranking.auc
+        ),
     )
+
+
+def pooled_auc_rasters(
+    pairs: Sequence[Tuple[PathLike, PathLike]],
+    memory_mb: float = 256,
+    progress: Optional[ProgressReporter] = None,
+) -> float:
+    """Returns one exact AUC over the pixels of several score rasters taken together.
+
+    The raster counterpart of :func:`~uniadrs_engine.metrics.roc.pooled_auc` (METHOD.md
+    §8's "pooled per modality"): every evaluated pixel of every pair is ranked against every
+    other, in bounded memory.
+
+    Args:
+        pairs: ``(score raster, mask raster)`` per image; each pair on one grid.
+        memory_mb: Memory budget.
+        progress: Optional progress/cancel reporter.
+
+    Raises:
+        InputError: If no pair is given, a pair's grids differ, or the pooled pixels hold one
+            class only.
+    """
+    if not pairs:
+        raise InputError("no score raster to pool")
+    stream = _PairStream(pairs, memory_mb / 2)
+    return _rank(stream, memory_mb, progress or ProgressReporter(), "the pooled masks").auc
 
 
 def save_roc_png(
