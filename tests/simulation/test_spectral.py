@@ -122,3 +122,31 @@ def test_options_are_checked(pool, background_tree):
     visible_only = BackgroundPool.from_paths([background_tree / "visible"])
     with pytest.raises(InputError, match="no hyperspectral"):
         SpectralSimulator(visible_only, size=32)
+
+
+@pytest.mark.parametrize("polygon_share", [0.0, 1.0])
+def test_regions_are_rectangles_or_polygons(pool, polygon_share):
+    simulator = SpectralSimulator(
+        pool,
+        size=64,
+        out_channels=4,
+        patch_size=64,
+        warp=NO_WARP,
+        normal_count=(0, 0),
+        anomaly_count=(1, 1),
+        anomaly_area=(0.05, 0.1),
+        polygon_share=polygon_share,
+    )
+    fills = []
+    for seed in range(10):
+        sample = simulator.sample(np.random.default_rng(seed))
+        if not sample.source.endswith("a.tif"):  # a.tif is 64 x 64: no resize
+            continue
+        rows, cols = np.nonzero(sample.labels == ANOMALY)
+        box = (rows.ptp() + 1) * (cols.ptp() + 1)
+        fills.append(len(rows) / box)
+    assert fills
+    if polygon_share == 0.0:
+        assert all(fill == 1.0 for fill in fills)
+    else:
+        assert all(fill < 0.95 for fill in fills)

@@ -121,8 +121,11 @@ def simulate_to_dir(
     reporter.check_cancelled()
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".uniadrs-simulate-", dir=out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".uniadrs-simulate-", dir=out_dir))
+    except OSError as error:
+        raise InputError(f"cannot write to {out_dir}: {error}") from error
     try:
         rng = np.random.default_rng([seed, 1])
         names: List[str] = []

@@ -26,8 +26,10 @@ among ``spectrum_sources`` weights, so that normals and anomalies differ by size
   physically calibrated).
 
 Each rectangle is then mixed with the background spectra it replaces at an abundance drawn in
-``abundance_range`` (``(1, 1)``, full replacement, is METHOD's). The simulation always leaves
-at least one anomaly pixel and one normal (0 or 3) pixel in the sample.
+``abundance_range`` (``(1, 1)``, full replacement, is METHOD's). With ``polygon_share`` > 0
+a region is a random polygon filling its rectangle's extent instead of the whole rectangle
+(real anomalies are rarely rectangles; METHOD uses rectangles only). The simulation always
+leaves at least one anomaly pixel and one normal (0 or 3) pixel in the sample.
 
 Example:
     >>> simulator = SpectralSimulator(pool, size=128)  # doctest: +SKIP
@@ -50,6 +52,7 @@ from uniadrs_engine.simulation.geometry import (
     Rectangle,
     WarpParameters,
     identity_indices,
+    random_polygon_mask,
     random_rectangles,
     random_warp_indices,
     resize_nearest,
@@ -75,6 +78,8 @@ SPECTRUM_SOURCES = (PERMUTE, TRANSPLANT, FOREIGN)
 MAX_ATTEMPTS = 50
 #: Random geometric transforms tried before falling back to a plain resize.
 WARP_ATTEMPTS = 4
+#: Side of the canvas random polygon regions are drawn on before fitting their rectangle.
+POLYGON_CANVAS = 32
 
 
 class SpectralSimulator:
@@ -94,6 +99,7 @@ class SpectralSimulator:
         warp: WarpParameters = DEFAULT_WARP,
         spectrum_sources: Optional[Mapping[str, float]] = None,
         abundance_range: Tuple[float, float] = (1.0, 1.0),
+        polygon_share: float = 0.0,
         per_band_scaling: bool = False,
         min_valid_fraction: float = 0.5,
     ) -> None:
@@ -114,6 +120,8 @@ class SpectralSimulator:
                 None means ``{"permute": 1}`` (METHOD).
             abundance_range: Fraction of the new spectrum in each rectangle; the rest is
                 the background spectrum it replaces.
+            polygon_share: Probability that a region is a random polygon filling its
+                rectangle's extent rather than the whole rectangle (METHOD: 0).
             per_band_scaling: Divide each band by its own patch maximum instead of one
                 maximum for the whole patch (METHOD).
             min_valid_fraction: Patches with fewer valid pixels are redrawn when possible.
@@ -139,6 +147,9 @@ class SpectralSimulator:
         if not 0.0 <= abundance_range[0] <= abundance_range[1] <= 1.0:
             raise InputError(f"abundance_range must lie in [0, 1], not {abundance_range}")
         self.abundance_range = abundance_range
+        if not 0.0 <= polygon_share <= 1.0:
+            raise InputError(f"polygon_share must lie in [0, 1], not {polygon_share}")
+        self.polygon_share = polygon_share
         self.per_band_scaling = per_band_scaling
         self.min_valid_fraction = min_valid_fraction
 
@@ -165,10 +176,7 @@ class SpectralSimulator:
             (ANOMALY, self.anomaly_count, self.anomaly_area),
         ):
             rectangles = random_rectangles(rng, valid.shape, count, area)
-            self._fill(rng, simulated, original, rectangles, background)
-            for top, left, height, width in rectangles:
-                block = labels[top : top + height, left : left + width]
-                block[valid[top : top + height, left : left + width]] = label
+            self._paint(rng, simulated, labels, original, valid, rectangles, label, background)
         if not (labels == ANOMALY).any():
             return None
 
@@ -202,20 +210,24 @@ class SpectralSimulator:
             band_indices=np.asarray(background.bands, dtype=np.int64)[picks],
         )
 
-    def _fill(
+    def _paint(
         self,
         rng: np.random.Generator,
         simulated: np.ndarray,
+        labels: np.ndarray,
         original: np.ndarray,
+        valid: np.ndarray,
         rectangles: Sequence[Rectangle],
+        label: int,
         background: BackgroundFile,
     ) -> None:
-        """Gives one set of rectangles new spectra, in place."""
+        """Gives one set of regions new spectra and their label, in place."""
         source = self.source_names[int(rng.choice(len(self.source_names), p=self.source_weights))]
         band_count, rows, cols = original.shape
         permutation = rng.permutation(band_count) if source == PERMUTE else None
         for top, left, height, width in rectangles:
             region = (slice(None), slice(top, top + height), slice(left, left + width))
+            shape = self._region_shape(rng, height, width)
             if source == PERMUTE:
                 spectra = original[permutation, top : top + height, left : left + width]
             elif source == TRANSPLANT:
@@ -227,7 +239,16 @@ class SpectralSimulator:
             abundance = rng.uniform(*self.abundance_range)
             if abundance < 1.0:
                 spectra = abundance * spectra + (1.0 - abundance) * original[region]
-            simulated[region] = spectra
+            simulated[region][:, shape] = spectra[:, shape]
+            labels[region[1:]][shape & valid[region[1:]]] = label
+
+    def _region_shape(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+        """The mask of one region inside its rectangle: all of it, or a random polygon."""
+        if self.polygon_share > 0.0 and rng.random() < self.polygon_share:
+            shape = resize_nearest(random_polygon_mask(rng, POLYGON_CANVAS), (height, width))
+            if shape.any():
+                return shape
+        return np.ones((height, width), dtype=bool)
 
     def _foreign_block(
         self,
