@@ -31,6 +31,7 @@ PIP_REQUIREMENTS: Dict[str, str] = {
     "scipy": "scipy",
     "yaml": "pyyaml",
     "matplotlib": "matplotlib",
+    "PIL": "pillow",
     "uniadrs_engine": "uniadrs-engine",
 }
 
@@ -39,7 +40,8 @@ DETECTION_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy")
 RX_MODULES = ("uniadrs_engine", "sklearn")
 THRESHOLD_MODULES = ("uniadrs_engine",)
 EVALUATION_MODULES = ("uniadrs_engine", "sklearn", "matplotlib")
-TRAINING_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy", "yaml")
+SIMULATION_MODULES = ("uniadrs_engine", "scipy", "PIL", "matplotlib")
+TRAINING_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy", "PIL", "yaml", "sklearn")
 
 _import_results: Dict[str, Optional[str]] = {}
 

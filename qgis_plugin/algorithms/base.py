@@ -151,10 +151,14 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
         try:
             with engine_log_to_feedback(feedback):
                 return self.execute(parameters, context, feedback)
-        except errors.CancelledError:
-            raise QgsProcessingException(tr("Cancelled: no output was written.")) from None
+        except errors.CancelledError as error:
+            raise QgsProcessingException(self.cancelled_message(error)) from None
         except errors.UniadrsError as error:
             raise QgsProcessingException(str(error)) from None
+
+    def cancelled_message(self, error: Exception) -> str:
+        """What the log says when the user cancelled (the engine left no output behind)."""
+        return tr("Cancelled: no output was written.")
 
     def checkParameterValues(  # noqa: N802 - QGIS API
         self, parameters: Dict[str, Any], context: QgsProcessingContext

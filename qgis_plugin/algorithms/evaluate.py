@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -57,6 +58,16 @@ def _number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` under a temporary name in ``path``'s folder, then renames it."""
+    temporary = path.parent / f".{path.name}.partial"
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def report_html(rows: List[Tuple[str, str]], png_path: Optional[Path], title: str) -> str:
@@ -178,9 +189,8 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                     ("Ground truth", self._truth_name(parameters, context, mask_path)),
                     *rows,
                 ]
-                Path(html_path).write_text(
-                    report_html(rows, png_path, "UniADRS anomaly map evaluation"),
-                    encoding="utf-8",
+                write_text_atomically(
+                    Path(html_path), report_html(rows, png_path, "UniADRS anomaly map evaluation")
                 )
                 outputs[self.OUTPUT_HTML] = html_path
         return outputs

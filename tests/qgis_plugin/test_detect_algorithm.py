@@ -33,7 +33,9 @@ def test_detect_matches_engine_on_input_grid(provider, scene, tiny_model, tmp_pa
     )
     layer = assert_on_grid_of(result["OUTPUT"], scene)
     assert layer.bandCount() == 1
-    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6)
+    np.testing.assert_allclose(
+        read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6
+    )
     assert result["SCORE_MAX"] == pytest.approx(engine.score_max)
     assert result["TILE_COUNT"] == engine.tile_count
     assert result["DEVICE_USED"] == engine.device
@@ -58,7 +60,9 @@ def test_detect_with_scales_and_settings_device(provider, scene, tiny_model, tmp
         tmp_path / "engine.tif",
         DetectionOptions(model=str(tiny_model), scales=(0.5, 1.0), device="auto", memory_mb=256),
     )
-    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6)
+    np.testing.assert_allclose(
+        read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6
+    )
 
 
 def test_model_name_is_looked_up_in_the_model_folder(provider, scene, tiny_model, tmp_path):
@@ -106,7 +110,9 @@ def test_non_raster_input_is_a_clear_error(provider, tiny_model, tmp_path):
     with pytest.raises(QgsProcessingException, match="not a raster layer QGIS can open"):
         processing.run(ALGORITHM, _parameters(vector, tiny_model, tmp_path / "s.tif"))
     with pytest.raises(QgsProcessingException, match="file not found"):
-        processing.run(ALGORITHM, _parameters(tmp_path / "nope.tif", tiny_model, tmp_path / "s.tif"))
+        processing.run(
+            ALGORITHM, _parameters(tmp_path / "nope.tif", tiny_model, tmp_path / "s.tif")
+        )
 
 
 def test_raster_without_valid_pixels_is_a_clear_error(provider, tiny_model, tmp_path):

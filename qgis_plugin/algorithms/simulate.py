@@ -1,0 +1,189 @@
+"""Processing algorithm "Simulate anomalies": training samples written to a folder to look at.
+
+A thin wrapper around :func:`uniadrs_engine.simulation.export.simulate_to_dir`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..dependencies import SIMULATION_MODULES
+from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, tr
+
+
+def background_paths(
+    algorithm: UniadrsAlgorithm,
+    parameters: Dict[str, Any],
+    context: QgsProcessingContext,
+    layers_name: str,
+    folder_name: str,
+) -> List[str]:
+    """Files of the background raster layers plus the background folder, if any.
+
+    Raises:
+        QgsProcessingException: If neither is given, or a layer is not a raster file.
+    """
+    paths = [
+        algorithm.gdal_source(layer, algorithm.parameterDefinition(layers_name).description())
+        for layer in algorithm.parameterAsLayerList(parameters, layers_name, context)
+    ]
+    folder = algorithm.parameterAsFile(parameters, folder_name, context)
+    if folder:
+        paths.append(folder)
+    if not paths:
+        raise QgsProcessingException(
+            "Give background rasters, a background folder, or both (the anomalies are pasted "
+            "into these images)"
+        )
+    return paths
+
+
+def split_patterns(text: str) -> List[str]:
+    """``"a*, b"`` -> ``["a*", "b"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
+    """Writes simulated training samples (image, labels) and a contact sheet."""
+
+    ALGORITHM_ID = "simulate"
+    DISPLAY_NAME = "Simulate anomalies"
+    GROUP = GROUP_TRAINING
+    TAGS = ("simulation", "training data", "synthetic", "samples")
+    REQUIRED_MODULES = SIMULATION_MODULES
+    HELP = "\n".join(
+        (
+            "Pastes simulated anomalies into real background images, as UniADRS training "
+            "does, and writes the samples to a folder so that you can look at them.",
+            "Spectral samples (from backgrounds of 10 bands or more) get small rectangles "
+            "whose spectra are band-permuted copies (anomalies) and larger ones (large "
+            "normal objects); spatial samples (from RGB/grey backgrounds) get objects cut from "
+            "other images.",
+            "Output folder: sample_NNNN_image.tif (float32) and sample_NNNN_labels.tif (0 "
+            "background, 1 anomaly, 2 ignore, 3 large normal object, with a colour table), "
+            "contact_sheet.png, samples.csv and simulation.json. The same seed gives the same "
+            "samples.",
+        )
+    )
+
+    BACKGROUNDS = "BACKGROUNDS"
+    BACKGROUND_FOLDER = "BACKGROUND_FOLDER"
+    EXCLUDE = "EXCLUDE"
+    COUNT = "COUNT"
+    SEED = "SEED"
+    SIZE = "SIZE"
+    SPECTRAL_SHARE = "SPECTRAL_SHARE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+
+    def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        """Declares the parameters and outputs."""
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.BACKGROUNDS,
+                tr("Background rasters"),
+                QgsProcessing.TypeRaster,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.BACKGROUND_FOLDER,
+                tr("Folder of background rasters (searched recursively)"),
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.EXCLUDE,
+                tr("Leave out backgrounds matching (comma-separated patterns)"),
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.COUNT,
+                tr("Number of samples"),
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=16,
+                minValue=1,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.SIZE,
+                tr("Sample size in pixels (a multiple of 8)"),
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=128,
+                minValue=16,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.SPECTRAL_SHARE,
+                tr("Share of spectral samples (0-1)"),
+                QgsProcessingParameterNumber.Double,
+                defaultValue=0.5,
+                minValue=0.0,
+                maxValue=1.0,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, tr("Output folder"))
+        )
+        self.addOutput(QgsProcessingOutputFile("CONTACT_SHEET", tr("Contact sheet (PNG)")))
+        self.addOutput(QgsProcessingOutputNumber("SAMPLE_COUNT", tr("Samples written")))
+
+    def execute(
+        self,
+        parameters: Dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Dict[str, Any]:
+        """Simulates with the engine and returns the outputs."""
+        export = engine_module("uniadrs_engine.simulation.export")
+        paths = background_paths(
+            self, parameters, context, self.BACKGROUNDS, self.BACKGROUND_FOLDER
+        )
+        output_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
+        count = self.parameterAsInt(parameters, self.COUNT, context)
+        progress, is_cancelled = self.callbacks(feedback)
+        written = export.simulate_to_dir(
+            paths,
+            output_folder,
+            n=count,
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            size=self.parameterAsInt(parameters, self.SIZE, context),
+            spectral_share=self.parameterAsDouble(parameters, self.SPECTRAL_SHARE, context),
+            exclude=split_patterns(self.parameterAsString(parameters, self.EXCLUDE, context)),
+            progress=progress,
+            is_cancelled=is_cancelled,
+        )
+        contact_sheet = next(
+            (str(path) for path in written if path.name == export.CONTACT_SHEET_NAME), ""
+        )
+        feedback.pushInfo(f"{count} sample(s) written to {output_folder}")
+        return {
+            self.OUTPUT_FOLDER: output_folder,
+            "CONTACT_SHEET": contact_sheet,
+            "SAMPLE_COUNT": count,
+        }

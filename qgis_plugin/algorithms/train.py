@@ -1,0 +1,220 @@
+"""Processing algorithm "Train UniADRS model": a model file from simulated anomalies.
+
+A thin wrapper around :func:`uniadrs_engine.training.trainer.train_from_config`. The run is
+described either by a YAML configuration file (as for ``uniadrs train``) or by the
+algorithm's parameters, which fill a :class:`~uniadrs_engine.training.config.TrainingConfig`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from .. import settings
+from ..dependencies import TRAINING_MODULES
+from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, make_advanced, tr
+from .simulate import background_paths, split_patterns
+
+#: Shown when the engine cannot be imported (the algorithm cannot run then anyway).
+_FALLBACK_CONFIGS = ("lite8s32",)
+
+
+def network_configurations() -> List[str]:
+    """Names of the engine's network configurations, the default (``lite8s32``) first."""
+    try:
+        from uniadrs_engine.model.config import NAMED_CONFIGS
+        from uniadrs_engine.training.config import TrainingConfig
+    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
+        return list(_FALLBACK_CONFIGS)
+    default = TrainingConfig.__dataclass_fields__["model"].default
+    return sorted(NAMED_CONFIGS, key=lambda name: (name != default, name))
+
+
+class TrainModelAlgorithm(UniadrsAlgorithm):
+    """Trains a UniADRS network on simulated anomalies and writes a model file."""
+
+    ALGORITHM_ID = "train"
+    DISPLAY_NAME = "Train UniADRS model"
+    GROUP = GROUP_TRAINING
+    TAGS = ("training", "deep learning", "model", "simulation")
+    REQUIRED_MODULES = TRAINING_MODULES
+    HELP = "\n".join(
+        (
+            "Trains a UniADRS network on anomalies simulated in your background images (no "
+            "labelled anomalies needed) and writes a model file (model.safetensors, with a "
+            "model card) for 'Detect anomalies (UniADRS)'.",
+            "Either give a training configuration file (YAML, as for 'uniadrs train'; the "
+            "other training parameters are then ignored, and its output_dir is replaced by the "
+            "output folder) or the backgrounds and the settings below.",
+            "The output folder also holds the checkpoint (checkpoint.pt) and the training "
+            "log. Training can be cancelled: tick 'Resume' and run again with the same output "
+            "folder to go on from the last checkpoint.",
+            "Training is slow on a CPU: a few thousand steps of the lite networks take about "
+            "an hour. Needs PyTorch in QGIS's Python.",
+        )
+    )
+
+    CONFIG = "CONFIG"
+    BACKGROUNDS = "BACKGROUNDS"
+    BACKGROUND_FOLDER = "BACKGROUND_FOLDER"
+    EXCLUDE = "EXCLUDE"
+    NETWORK = "NETWORK"
+    STEPS = "STEPS"
+    BATCH_SIZE = "BATCH_SIZE"
+    CROP_SIZE = "CROP_SIZE"
+    SEED = "SEED"
+    MODEL_NAME = "MODEL_NAME"
+    RESUME = "RESUME"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+
+    def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
+        """Declares the parameters and outputs."""
+        self._networks = network_configurations()
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.CONFIG,
+                tr("Training configuration (YAML; empty: the parameters below)"),
+                extension="yaml",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.BACKGROUNDS, tr("Background rasters"), QgsProcessing.TypeRaster, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.BACKGROUND_FOLDER,
+                tr("Folder of background rasters (searched recursively)"),
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.EXCLUDE,
+                tr("Leave out backgrounds matching (comma-separated patterns)"),
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                self.NETWORK, tr("Network configuration"), options=self._networks, defaultValue=0
+            )
+        )
+        for name, label, default, minimum in (
+            (self.STEPS, "Training steps", 3000, 1),
+            (self.BATCH_SIZE, "Samples per step", 4, 1),
+            (self.CROP_SIZE, "Sample size in pixels (a multiple of 8)", 128, 16),
+        ):
+            self.addParameter(
+                QgsProcessingParameterNumber(
+                    name,
+                    tr(label),
+                    QgsProcessingParameterNumber.Integer,
+                    defaultValue=default,
+                    minValue=minimum,
+                )
+            )
+        seed = QgsProcessingParameterNumber(
+            self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0
+        )
+        self.addParameter(make_advanced(seed))
+        self.addParameter(
+            QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                self.RESUME, tr("Resume from the output folder's checkpoint"), defaultValue=False
+            )
+        )
+        self.add_device_parameter()
+        self.addParameter(
+            QgsProcessingParameterFolderDestination(
+                self.OUTPUT_FOLDER,
+                tr("Output folder"),
+                defaultValue=str(settings.model_folder() / "uniadrs_model"),
+            )
+        )
+        self.addOutput(QgsProcessingOutputFile("MODEL_FILE", tr("Model file")))
+        self.addOutput(QgsProcessingOutputNumber("VALIDATION_AUC", tr("Validation AUC")))
+        self.addOutput(QgsProcessingOutputNumber("STEPS_DONE", tr("Steps trained")))
+
+    def cancelled_message(self, error: Exception) -> str:
+        """Training keeps its last checkpoint: say how to go on."""
+        return f"{error} (in QGIS: run again with 'Resume' ticked and the same output folder)"
+
+    def execute(
+        self,
+        parameters: Dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Dict[str, Any]:
+        """Trains with the engine and returns the outputs."""
+        training_config = engine_module("uniadrs_engine.training.config")
+        trainer = engine_module("uniadrs_engine.training.trainer")
+        output_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
+        config_file = self.parameterAsFile(parameters, self.CONFIG, context)
+        device_index = self.parameterAsEnum(parameters, self.DEVICE, context)
+        if config_file:
+            config = training_config.TrainingConfig.from_yaml(config_file)
+            config.output_dir = output_folder
+            if device_index > 0:
+                config.device = self.device(parameters, context)
+            feedback.pushInfo(f"Training configuration: {config_file}")
+        else:
+            networks = getattr(self, "_networks", None) or network_configurations()
+            config = training_config.TrainingConfig(
+                backgrounds=background_paths(
+                    self, parameters, context, self.BACKGROUNDS, self.BACKGROUND_FOLDER
+                ),
+                exclude=split_patterns(self.parameterAsString(parameters, self.EXCLUDE, context)),
+                model=networks[self.parameterAsEnum(parameters, self.NETWORK, context)],
+                steps=self.parameterAsInt(parameters, self.STEPS, context),
+                batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+                crop_size=self.parameterAsInt(parameters, self.CROP_SIZE, context),
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+                device=self.device(parameters, context),
+                output_dir=output_folder,
+                model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)
+                or "uniadrs",
+            )
+        Path(output_folder).mkdir(parents=True, exist_ok=True)
+        feedback.pushInfo(
+            f"Training {config.model} for {config.steps} steps of {config.batch_size} samples "
+            f"({config.crop_size} px) on {config.device}; output: {output_folder}"
+        )
+        progress, is_cancelled = self.callbacks(feedback)
+        result = trainer.train_from_config(
+            config,
+            resume=self.parameterAsBoolean(parameters, self.RESUME, context),
+            progress=progress,
+            is_cancelled=is_cancelled,
+        )
+        figures = ", ".join(f"{name} {value:.4g}" for name, value in result.validation.items())
+        feedback.pushInfo(
+            f"Model written to {result.model_path} after {result.steps} steps "
+            f"({result.wall_seconds:.0f} s); validation: {figures}"
+        )
+        return {
+            self.OUTPUT_FOLDER: output_folder,
+            "MODEL_FILE": str(result.model_path),
+            "VALIDATION_AUC": result.validation.get("auc"),
+            "STEPS_DONE": result.steps,
+        }

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import processing
+import pytest
+from qgis.core import QgsProcessingException
+
+from tests.qgis_plugin.conftest import assert_on_grid_of, read_band
+from tests.raster_factory import write_raster
+from uniadrs_engine.baselines.rx import rx_raster
+
+ALGORITHM = "uniadrs:rx"
+
+
+def test_global_rx_matches_engine(provider, scene, tmp_path):
+    result = processing.run(
+        ALGORITHM, {"INPUT": str(scene), "BANDS": [1, 2, 5], "OUTPUT": str(tmp_path / "rx.tif")}
+    )
+    engine = rx_raster(scene, tmp_path / "engine.tif", mode="global", bands=[1, 2, 5])
+    assert_on_grid_of(result["OUTPUT"], scene)
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
+    assert result["BACKGROUND_PIXELS"] == engine.background_pixels
+
+
+def test_local_rx_windows_in_map_units_equal_pixel_windows(provider, scene, tmp_path):
+    in_pixels = processing.run(
+        ALGORITHM,
+        {
+            "INPUT": str(scene),
+            "MODE": 1,
+            "INNER_WINDOW": 3,
+            "OUTER_WINDOW": 9,
+            "OUTPUT": str(tmp_path / "pixels.tif"),
+        },
+    )
+    in_metres = processing.run(  # 10 m pixels: 30 m and 90 m are 3 and 9 pixels
+        ALGORITHM,
+        {
+            "INPUT": str(scene),
+            "MODE": 1,
+            "WINDOW_UNITS": 1,
+            "INNER_WINDOW": 30.0,
+            "OUTER_WINDOW": 90.0,
+            "OUTPUT": str(tmp_path / "metres.tif"),
+        },
+    )
+    engine = rx_raster(scene, tmp_path / "engine.tif", mode="local", inner=3, outer=9)
+    expected = read_band(engine.output_path)
+    np.testing.assert_allclose(read_band(in_pixels["OUTPUT"]), expected)
+    np.testing.assert_allclose(read_band(in_metres["OUTPUT"]), expected)
+    assert_on_grid_of(in_metres["OUTPUT"], scene)
+
+
+def test_background_mask_is_passed_on(provider, scene, tmp_path):
+    background = np.ones((40, 48), dtype=np.uint8)
+    background[:10] = 0
+    mask_path = write_raster(tmp_path / "background.tif", background)
+    result = processing.run(
+        ALGORITHM,
+        {"INPUT": str(scene), "BACKGROUND_MASK": str(mask_path), "OUTPUT": str(tmp_path / "r.tif")},
+    )
+    engine = rx_raster(scene, tmp_path / "engine.tif", background_mask_path=mask_path)
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
+    assert result["BACKGROUND_PIXELS"] == 30 * 48
+
+
+def test_bad_windows_are_a_clear_error(provider, scene, tmp_path):
+    with pytest.raises(QgsProcessingException, match="odd|larger"):
+        processing.run(
+            ALGORITHM,
+            {
+                "INPUT": str(scene),
+                "MODE": 1,
+                "INNER_WINDOW": 9,
+                "OUTER_WINDOW": 5,
+                "OUTPUT": str(tmp_path / "r.tif"),
+            },
+        )
+    assert not (tmp_path / "r.tif").exists()
