@@ -199,7 +199,10 @@ def test_rx_raster_global_matches_the_array_function(make_raster, tmp_path):
 def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path,
                                                           with_background):
     image = _image(bands=3, rows=80, cols=70, seed=6)
-    path = make_raster(image, "image.tif")
+    image[:, 31:34, 40:42] = -1  # nodata across a tile edge
+    valid = np.ones(image.shape[1:], dtype=bool)
+    valid[31:34, 40:42] = False
+    path = make_raster(image, "image.tif", nodata=-1)
     background = np.ones(image.shape[1:], dtype=np.uint8)
     background[30:45, 20:60] = 0
     mask_path = make_raster(background, "background.tif") if with_background else None
@@ -207,8 +210,10 @@ def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path
     report = rx_raster(path, tmp_path / "local.tif", mode="local", inner=3, outer=9,
                        memory_mb=0.001, background_mask_path=mask_path)
     scores, _ = _read_scores(tmp_path / "local.tif")
-    expected = local_rx(image, 3, 9, background=(background > 0) if with_background else None)
-    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+    expected = local_rx(image, 3, 9, valid=valid,
+                        background=(background > 0) if with_background else None)
+    assert np.isnan(scores[~valid]).all()
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert (report.inner, report.outer, report.components) == (3, 9, 3)
 
 

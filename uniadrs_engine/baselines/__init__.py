@@ -1,1 +1,1 @@
-"""baselines subpackage."""
+"""Classic baseline detectors (global and local RX), on arrays and rasters."""
