@@ -26,7 +26,8 @@ difference between tiled and whole-image scores. A 256 px tile with a 64 px halo
 
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
-of one batch (:func:`estimate_tile_bytes`) fits beside the network's weights. Peak memory
+of one batch (:func:`estimate_tile_bytes`, including the next batch, read ahead in a
+background thread while this one is scored) fits beside the network's weights. Peak memory
 does not grow with the raster's size (``scripts/bench_memory.py`` measures it).
 
 Example:
@@ -41,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -218,9 +220,10 @@ def estimate_tile_bytes(
     Counts the float32 maps alive at the peak of each resolution level (the kept encoder
     outputs, a decoder cell's concatenations and LAM kernels), times
     :data:`MEMORY_SAFETY_FACTOR`, plus the tile's raster buffers (read, normalised, padded,
-    resampled). Checked on the CPU against the growth of peak resident memory over one
-    forward pass of 5 bands (measured / estimated): lite8 384x384 59 / 109 MiB, lite8s32
-    two 384x384 tiles 328 / 412, lite4 384x384 101 / 190, paper 256x256 123-174 / 301.
+    resampled, and the next batch read ahead). Checked on the CPU against the growth of peak
+    resident memory over one forward pass of 5 bands (measured / estimated): lite8 384x384
+    59 / 109 MiB, lite8s32 two 384x384 tiles 328 / 412, lite4 384x384 101 / 190, paper
+    256x256 123-174 / 301.
     """
     stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
     hidden, taps = config.lam_hidden, 49
@@ -234,7 +237,7 @@ def estimate_tile_bytes(
     )
     network_pixels = network_shape[0] * network_shape[1]
     activations = 4 * per_pixel * network_pixels * MEMORY_SAFETY_FACTOR
-    buffers = 4 * (4 * band_count + 4) * input_shape[0] * input_shape[1]
+    buffers = 4 * (5 * band_count + 4) * input_shape[0] * input_shape[1]
     return int(activations + buffers)
 
 
@@ -345,6 +348,14 @@ def _read_tile(
     return padded, core_valid
 
 
+def _read_batch(
+    source: RasterSource, tiles: Sequence[Tile], scaling: BandScaling
+) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """Reads a batch of tiles: ``[B, C, H, W]`` network input and each core's validity."""
+    read = [_read_tile(source, tile, scaling) for tile in tiles]
+    return np.stack([data for data, _ in read]), [valid for _, valid in read]
+
+
 def _score_scale(
     source: RasterSource,
     plan: ScalePlan,
@@ -356,22 +367,32 @@ def _score_scale(
     histogram: Optional[ScoreHistogram],
     summary: Optional[_ScoreSummary],
 ) -> None:
-    """Scores every tile of one scale in batches and writes the cores."""
+    """Scores every tile of one scale in batches and writes the cores.
+
+    The next batch is read (GDAL releases the GIL) in one background thread while the
+    current one is scored; only that thread touches ``source`` meanwhile.
+    """
     tiles = list(plan.grid)
-    batch_count = math.ceil(len(tiles) / plan.batch_size)
-    for batch_index in range(batch_count):
-        reporter.check_cancelled()
-        batch_tiles = tiles[batch_index * plan.batch_size : (batch_index + 1) * plan.batch_size]
-        read = [_read_tile(source, tile, scaling) for tile in batch_tiles]
-        scores = score_tiles(network, np.stack([data for data, _ in read]), plan.scale, device)
-        for tile, (_, core_valid), score in zip(batch_tiles, read, scores):
-            core_score = tile.crop_core(score)
-            writer.write(tile.core, core_score, core_valid)
-            if histogram is not None:
-                histogram.add(core_score[core_valid])
-            if summary is not None:
-                summary.add(core_score, core_valid)
-        reporter.update((batch_index + 1) / batch_count, f"scale {plan.scale:g}: scoring tiles")
+    batches = [
+        tiles[start : start + plan.batch_size] for start in range(0, len(tiles), plan.batch_size)
+    ]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniadrs-read") as reader:
+        pending = reader.submit(_read_batch, source, batches[0], scaling)
+        for index, batch_tiles in enumerate(batches):
+            reporter.check_cancelled()
+            data, core_valids = pending.result()
+            if index + 1 < len(batches):
+                pending = reader.submit(_read_batch, source, batches[index + 1], scaling)
+            scores = score_tiles(network, data, plan.scale, device)
+            del data
+            for tile, core_valid, score in zip(batch_tiles, core_valids, scores):
+                core_score = tile.crop_core(score)
+                writer.write(tile.core, core_score, core_valid)
+                if histogram is not None:
+                    histogram.add(core_score[core_valid])
+                if summary is not None:
+                    summary.add(core_score, core_valid)
+            reporter.update((index + 1) / len(batches), f"scale {plan.scale:g}: scoring tiles")
 
 
 def detect_raster(
