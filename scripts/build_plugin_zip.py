@@ -6,7 +6,7 @@ The plugin folder inside QGIS is ``uniadrs/``::
     uniadrs/
       __init__.py, plugin.py, provider.py, ...   <- qgis_plugin/
       algorithms/                                <- qgis_plugin/algorithms/
-      metadata.txt, icon.svg, LICENSE            <- top level / resources/
+      metadata.txt, icon.svg, icon.png, LICENSE  <- top level / resources/
       models/*.model3                            <- resources/models/ (Processing models)
       _vendor/uniadrs_engine/                    <- the engine, vendored
       _vendor/resources/models/uniadrs_default.safetensors   <- the default model, if built
@@ -137,6 +137,7 @@ def link_plugin(profile_folder: Path) -> Path:
              if entry.name not in SKIPPED_NAMES]
     links += [(REPO / "metadata.txt", "metadata.txt"), (RESOURCES / "icon.svg", "icon.svg"),
               (RESOURCES / "models", "models")]
+    links += [(png, png.name) for png in sorted(RESOURCES.glob("*.png"))]
     for source, name in links:
         (target / name).symlink_to(source)
     return target

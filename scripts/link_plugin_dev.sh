@@ -7,7 +7,7 @@
 # (~/.local/share/QGIS/QGIS3/profiles/default; on Windows %APPDATA%\QGIS\QGIS3\profiles\default,
 # on macOS ~/Library/Application Support/QGIS/QGIS3/profiles/default).
 # <profile>/python/plugins/uniadrs becomes a folder of symlinks into qgis_plugin/, plus
-# metadata.txt, resources/icon.svg and resources/models; the engine is imported from the
+# metadata.txt, the icons and resources/models; the engine is imported from the
 # checkout. Then enable "UniADRS Anomaly Detection" in Plugins > Manage and Install Plugins
 # (headless: qgis_process.bin plugins enable uniadrs). Run again after adding a top-level
 # file to qgis_plugin/.

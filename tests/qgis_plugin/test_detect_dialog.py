@@ -31,6 +31,10 @@ def test_detect_dialog_runs_and_loads_a_styled_layer(
     )
     assert dialog is not None
     dialog.show()
+    dialog.resize(1100, 800)
+    qtbot.wait(50)
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert dialog.grab().save(str(ARTIFACTS / "detect_dialog_parameters.png"))
     with qtbot.waitSignal(dialog.algorithmFinished, timeout=120_000) as finished:
         dialog.runAlgorithm()
     successful, results = finished.args
@@ -52,7 +56,6 @@ def test_detect_dialog_runs_and_loads_a_styled_layer(
     assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
     assert renderer.classificationMin() == pytest.approx(results["SCORE_MIN"])
     assert renderer.classificationMax() == pytest.approx(results["SCORE_MAX"])
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert dialog.grab().save(str(ARTIFACTS / "detect_dialog.png"))
+    assert dialog.grab().save(str(ARTIFACTS / "detect_dialog_log.png"))
     QgsProject.instance().removeMapLayer(layer.id())
     dialog.close()

@@ -67,6 +67,8 @@ def test_example_model_runs_and_loads_styled_outputs(provider, scene, tiny_model
     }
     assert isinstance(layers["scores.tif"].renderer(), QgsSingleBandPseudoColorRenderer)
     assert isinstance(layers["mask.tif"].renderer(), QgsPalettedRasterRenderer)
+    polygon_symbol = layers["objects.gpkg"].renderer().symbol()
+    assert polygon_symbol.color().name() == "#ff0000" and polygon_symbol.color().alpha() == 60
     for layer in layers.values():
         QgsProject.instance().removeMapLayer(layer.id())
     assert results
