@@ -12,7 +12,7 @@ from osgeo import gdal
 from scipy.stats import spearmanr
 
 from tests.raster_factory import anomaly_scene, write_raster
-from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.errors import CancelledError, DeviceError, InputError
 from uniadrs_engine.inference.detector import (
     DEFAULT_HALO,
     DetectionOptions,
@@ -20,6 +20,7 @@ from uniadrs_engine.inference.detector import (
     estimate_tile_bytes,
     plan_scale,
 )
+from uniadrs_engine.inference.device import OUT_OF_MEMORY_MESSAGE
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.raster.normalisation import normalise_array
@@ -276,3 +277,43 @@ def test_bad_options(scene, loaded_model, tmp_path: Path, changes) -> None:
     _, path = scene
     with pytest.raises(InputError):
         detect_raster(path, tmp_path / "s.tif", _options(loaded_model, **changes))
+
+
+def test_out_of_memory_splits_the_batch_then_reports(
+    scene, loaded_model, tmp_path: Path, monkeypatch
+) -> None:
+    """A batch the device cannot hold is split; a single tile that does not fit is an error."""
+    import uniadrs_engine.inference.detector as detector_module
+
+    _, path = scene
+    options = _options(loaded_model, tile=32, halo=8, batch_size=4)
+    reference = _read_scores(detect_raster(path, tmp_path / "ref.tif", options).output_path)
+    real_score_tiles = detector_module.score_tiles
+    batch_sizes = []
+
+    def small_device(network, tiles, scale, device):
+        batch_sizes.append(len(tiles))
+        if len(tiles) > 1:
+            raise DeviceError(OUT_OF_MEMORY_MESSAGE)
+        return real_score_tiles(network, tiles, scale, device)
+
+    monkeypatch.setattr(detector_module, "score_tiles", small_device)
+    split = detect_raster(path, tmp_path / "split.tif", options)
+    assert batch_sizes[:3] == [4, 2, 1]
+    np.testing.assert_allclose(_read_scores(split.output_path), reference, atol=2e-5)
+
+    def no_memory(network, tiles, scale, device):
+        raise DeviceError(OUT_OF_MEMORY_MESSAGE)
+
+    monkeypatch.setattr(detector_module, "score_tiles", no_memory)
+    with pytest.raises(DeviceError, match="lower --batch"):
+        detect_raster(path, tmp_path / "failed.tif", options)
+    assert not (tmp_path / "failed.tif").exists()
+    assert not [item for item in tmp_path.iterdir() if item.name.startswith(".")]
+
+
+def test_tight_budget_shrinks_the_halo_after_the_tile() -> None:
+    config = get_config("lite8")
+    plan = plan_scale(20000, 20000, 200, config, 1 / 16, 256, 64, 4, memory_mb=64)
+    assert plan.grid.tile_x == 32 * 16
+    assert plan.grid.halo_x < 64 * 16

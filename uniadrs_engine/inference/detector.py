@@ -50,7 +50,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from uniadrs_engine.errors import InputError
+from uniadrs_engine.errors import DeviceError, InputError
 from uniadrs_engine.inference.device import describe_device, resolve_device
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
@@ -276,7 +276,7 @@ def plan_scale(
 
     Returns:
         The plan; its batch size is lowered (and, if even one tile does not fit, its tile
-        shrunk down to :data:`MIN_TILE`) to fit the budget.
+        shrunk down to :data:`MIN_TILE`, then its halo) to fit the budget.
     """
     budget = max(1.0, memory_mb * _MIB - model_bytes)
     while True:
@@ -288,9 +288,12 @@ def plan_scale(
         resampled = scaled_size(input_shape, scale)
         network_shape = (padded_size(resampled[0]), padded_size(resampled[1]))
         tile_bytes = estimate_tile_bytes(config, band_count, network_shape, input_shape)
-        if tile_bytes <= budget or tile <= MIN_TILE:
+        if tile_bytes <= budget or (tile <= MIN_TILE and halo == 0):
             break
-        tile = max(MIN_TILE, tile // 2)
+        if tile > MIN_TILE:
+            tile = max(MIN_TILE, tile // 2)
+        else:
+            halo //= 2
     if tile_bytes > budget:
         logger.warning(
             "one tile needs about %.0f MiB, more than the %.0f MiB budget",
@@ -348,6 +351,29 @@ def _read_tile(
     return padded, core_valid
 
 
+def _score_splitting_on_oom(
+    network: torch.nn.Module, data: np.ndarray, scale: float, device: torch.device
+) -> np.ndarray:
+    """Scores a batch; if the device runs out of memory, scores its halves one after another.
+
+    The memory estimate is only an estimate (GPU allocators, other processes): a batch that
+    does not fit is split down to single tiles before the error reaches the user.
+    """
+    try:
+        return score_tiles(network, data, scale, device)
+    except DeviceError:
+        if len(data) == 1:
+            raise
+        half = len(data) // 2
+        logger.warning("out of memory with %d tiles a batch: trying %d", len(data), half)
+        return np.concatenate(
+            [
+                _score_splitting_on_oom(network, data[:half], scale, device),
+                _score_splitting_on_oom(network, data[half:], scale, device),
+            ]
+        )
+
+
 def _read_batch(
     source: RasterSource, tiles: Sequence[Tile], scaling: BandScaling
 ) -> Tuple[np.ndarray, List[np.ndarray]]:
@@ -383,7 +409,7 @@ def _score_scale(
             data, core_valids = pending.result()
             if index + 1 < len(batches):
                 pending = reader.submit(_read_batch, source, batches[index + 1], scaling)
-            scores = score_tiles(network, data, plan.scale, device)
+            scores = _score_splitting_on_oom(network, data, plan.scale, device)
             del data
             for tile, core_valid, score in zip(batch_tiles, core_valids, scores):
                 core_score = tile.crop_core(score)
