@@ -209,3 +209,33 @@ def test_reads_gdal_virtual_names(tmp_path: Path) -> None:
         np.testing.assert_array_equal(block.data, image)
     finally:
         gdal.Unlink(vsi_path)
+
+
+def test_internal_mask_and_alpha_band_invalidate_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "masked.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 4, 3, 2, gdal.GDT_Byte)
+    for index in (1, 2):
+        dataset.GetRasterBand(index).WriteArray(np.full((3, 4), 7, dtype=np.uint8))
+    dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+    mask = np.full((3, 4), 255, dtype=np.uint8)
+    mask[1, 2] = 0
+    dataset.GetRasterBand(1).GetMaskBand().WriteArray(mask)
+    dataset = None
+    with open_raster(path) as source:
+        valid = source.read_window(source.full_window()).valid
+    assert not valid[1, 2] and valid.sum() == 11
+
+    rgba = np.full((4, 3, 4), 9, dtype=np.uint8)
+    rgba[3] = 255
+    rgba[3, 0, 0] = 0
+    alpha_path = tmp_path / "rgba.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(alpha_path), 4, 3, 4, gdal.GDT_Byte, options=["PHOTOMETRIC=RGB", "ALPHA=YES"]
+    )
+    for index in range(4):
+        dataset.GetRasterBand(index + 1).WriteArray(rgba[index])
+    dataset = None
+    with open_raster(alpha_path, bands=[1, 2, 3]) as source:
+        block = source.read_window(Window(0, 0, 2, 2))
+    assert not block.valid[0, 0] and block.valid.sum() == 3
+    assert block.data[:, 0, 0].tolist() == [0.0, 0.0, 0.0]

@@ -3,8 +3,9 @@
 A raster is never read whole: :func:`open_raster` returns a :class:`RasterSource` whose
 :meth:`~RasterSource.read_window` reads one ``(xoff, yoff, xsize, ysize)`` window of the
 selected bands as ``float32 [bands, rows, cols]`` plus a ``bool [rows, cols]`` validity mask.
-A pixel is valid when every selected band is finite and differs from that band's nodata value;
-invalid pixels hold 0 in the returned data.
+A pixel is valid when every selected band is finite and differs from that band's nodata value
+(and, where the file has one, GDAL's explicit mask says so: an alpha band, an internal or
+``.msk`` mask); invalid pixels hold 0 in the returned data.
 
 Example:
     >>> with open_raster("scene.tif", bands=[1, 2, 3]) as source:  # doctest: +SKIP
@@ -75,6 +76,27 @@ def _looks_like_gdal_name(path: str) -> bool:
     return path.startswith("/vsi") or bool(_GDAL_PREFIXED_NAME.match(path))
 
 
+def _explicit_mask_bands(dataset: gdal.Dataset, band_indices: List[int]) -> List[gdal.Band]:
+    """GDAL masks to honour besides nodata: alpha bands, internal and ``.msk`` masks.
+
+    A mask shared by all bands (per dataset) is read once; masks that only restate the
+    nodata value or say "all valid" are skipped (nodata is compared directly).
+    """
+    masks: List[gdal.Band] = []
+    per_dataset_seen = False
+    for index in band_indices:
+        band = dataset.GetRasterBand(index)
+        flags = band.GetMaskFlags()
+        if flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA):
+            continue
+        if flags & gdal.GMF_PER_DATASET:
+            if per_dataset_seen:
+                continue
+            per_dataset_seen = True
+        masks.append(band.GetMaskBand())
+    return masks
+
+
 def _opens_as_vector(name: str) -> bool:
     """True when GDAL reads ``name`` as a vector dataset (call with GDAL errors quieted)."""
     try:
@@ -119,6 +141,7 @@ class RasterSource:
         self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
         block_x, block_y = bands[0].GetBlockSize()
         self.block_size: Tuple[int, int] = (int(block_x), int(block_y))
+        self._mask_bands = _explicit_mask_bands(dataset, self.band_indices)
 
     @property
     def dataset(self) -> gdal.Dataset:
@@ -167,6 +190,8 @@ class RasterSource:
             )
         raw = self._read_raw(xoff, yoff, xsize, ysize)
         valid = np.ones((ysize, xsize), dtype=bool)
+        for mask_band in self._mask_bands:
+            valid &= self._read_mask(mask_band, xoff, yoff, xsize, ysize)
         for band_data, nodata in zip(raw, self.nodata):
             if raw.dtype.kind == "f":
                 valid &= np.isfinite(band_data)
@@ -202,9 +227,23 @@ class RasterSource:
             raw = raw[None]
         return raw
 
+    def _read_mask(
+        self, mask_band: gdal.Band, xoff: int, yoff: int, xsize: int, ysize: int
+    ) -> np.ndarray:
+        """Reads an explicit GDAL mask (alpha band, internal or ``.msk`` mask) as bool."""
+        with quiet_gdal_errors():
+            try:
+                mask = mask_band.ReadAsArray(xoff, yoff, xsize, ysize)
+            except RuntimeError as error:
+                raise InputError(f"{self.path}: cannot read the mask: {error}") from None
+        if mask is None:
+            raise InputError(f"{self.path}: cannot read the mask: {_gdal_message('GDAL error')}")
+        return np.asarray(mask) != 0
+
     def close(self) -> None:
         """Releases the GDAL dataset; further reads raise."""
         self._dataset = None
+        self._mask_bands = []
 
     def __enter__(self) -> RasterSource:
         return self
