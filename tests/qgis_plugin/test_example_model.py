@@ -15,6 +15,7 @@ from qgis.core import (
 
 from tests.qgis_plugin.conftest import assert_on_grid_of, read_band
 from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
+from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
 
 MODEL_FILE = (
@@ -32,9 +33,13 @@ def test_example_model_is_valid(provider):
     model = load_example_model()
     valid, problems = model.validate()
     assert valid, problems
-    assert [child.algorithmId() for child in model.childAlgorithms().values()].count(
-        "uniadrs:detectanomalies"
-    ) == 1
+    assert sorted(child.algorithmId() for child in model.childAlgorithms().values()) == [
+        "native:rasterlayerstatistics",
+        "uniadrs:detectanomalies",
+        "uniadrs:threshold",
+    ]
+    # stale after a change of the preset table: regenerate with scripts/make_example_model.py
+    assert model.parameterDefinition("preset").options() == list(PRESETS)
 
 
 def test_example_model_runs_and_loads_styled_outputs(provider, scene, tiny_model, tmp_path):
