@@ -15,14 +15,17 @@ is kept. Along an axis where one tile plus its halos would cover the whole raste
 axis is scored at once with no padding: a raster that small is scored exactly as a whole
 image (:func:`~uniadrs_engine.inference.scoring.score_image`).
 
-Default halo. The network's convolutional receptive field is about 560 input pixels in each
-direction (dilated E4/E5 encoder stages and the 7x7 dilation-2 LAM cells at 1/8 resolution),
-and instance normalisation makes every output depend on the whole input; but the *effective*
-dependence falls off fast. :data:`DEFAULT_HALO` (64 input pixels: eight cells of the 1/8
-resolution encoder, more than the largest object the network treats as an anomaly, about
-55 px) is the measured compromise: see ``tests/inference/test_detector.py`` for the
-difference between tiled and whole-image scores. A 256 px tile with a 64 px halo costs
-(384/256)^2 = 2.25 times the work of the core alone.
+Default halo. The network's convolutional receptive field reaches about 560 input pixels in
+each direction (encoder ~200: dilated E4/E5 stages at 1/8 resolution; then ~360 more through
+the decoder cells' 7x7 dilation-2 LAM, three of them at 1/8), so covering it is out of the
+question: a 256 px tile would need 4x its area in context. Besides, instance normalisation
+makes every output depend on the statistics of the whole input, so no finite halo makes tiled
+scores equal to whole-image ones. :data:`~uniadrs_engine.inference.presets.DEFAULT_HALO` is
+64 input pixels: eight cells at 1/8 resolution, more than the largest object the network
+treats as an anomaly (about 55 px), for (384/256)^2 = 2.25 times the work of the core alone.
+It is a placeholder to confirm with a trained model (``scripts/bench_memory.py
+--agreement``); ``tests/inference/test_detector.py`` records how far tiled scores of an
+untrained network are from whole-image scores.
 
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
@@ -58,6 +61,7 @@ from uniadrs_engine.inference.fusion import (
     temporary_raster_path,
 )
 from uniadrs_engine.inference.presets import (
+    DEFAULT_HALO,
     Preset,
     get_preset,
     resolve_auto_preset,
@@ -76,9 +80,6 @@ from uniadrs_engine.raster.writer import ScoreRasterWriter, remove_if_exists
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-
-#: Default context on each side of a tile, in network input pixels.
-DEFAULT_HALO = 64
 
 #: Tiles are not shrunk below this (network input pixels) to fit the memory budget.
 MIN_TILE = 32

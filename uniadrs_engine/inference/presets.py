@@ -34,8 +34,11 @@ MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 4.0
 #: Bands from which ``auto`` treats a raster as hyperspectral.
 HYPERSPECTRAL_MIN_BANDS = 5
 
-#: Default core tile size in raster pixels.
+#: Default core tile size, in network input pixels (raster pixels at scale 1).
 DEFAULT_TILE = 256
+
+#: Default context on each side of a tile, in network input pixels (see the detector).
+DEFAULT_HALO = 64
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,9 @@ class Preset:
     Attributes:
         name: Preset name.
         scales: Input scales; several are fused by averaged ranks.
-        tile: Core tile size in raster pixels.
-        halo: Context on each side of a tile in raster pixels, or None for the detector's
-            default (enough for the network's effective receptive field at each scale).
+        tile: Core tile size in network input pixels (raster pixels at scale 1).
+        halo: Context on each side of a tile in network input pixels, or None for
+            :data:`DEFAULT_HALO`.
         description: One line for help texts.
     """
 

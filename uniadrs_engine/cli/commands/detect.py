@@ -18,7 +18,7 @@ from uniadrs_engine.cli.arguments import (
     progress_bar,
 )
 from uniadrs_engine.inference.device import DEVICE_CHOICES
-from uniadrs_engine.inference.presets import PRESETS
+from uniadrs_engine.inference.presets import DEFAULT_HALO, DEFAULT_TILE, PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,19 +35,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("input", help="input raster (any format GDAL reads)")
     parser.add_argument("output", help="output score GeoTIFF")
     parser.add_argument(
-        "--model", default="default", help="model file (.safetensors) or 'default' (shipped)"
+        "--model",
+        default="default",
+        metavar="PATH",
+        help="model file (.safetensors) or 'default' (shipped)",
     )
     parser.add_argument(
-        "--bands", type=band_list, default=None, help="1-based bands to use, e.g. 1,2,5-9 (all)"
+        "--bands",
+        type=band_list,
+        default=None,
+        metavar="LIST",
+        help="1-based bands to use, e.g. 1,2,5-9 (all)",
     )
     presets = ", ".join(f"{name} ({preset.description})" for name, preset in PRESETS.items())
     parser.add_argument(
-        "--preset", default="auto", help=f"modality preset (default auto): {presets}"
+        "--preset",
+        default="auto",
+        metavar="NAME",
+        help=f"modality preset (default auto): {presets}",
     )
     parser.add_argument(
         "--scale",
         type=float_list,
         default=None,
+        metavar="F[,F...]",
         help="input scale(s), e.g. 0.5 or 0.5,1 (several are fused); overrides the preset",
     )
     size = parser.add_mutually_exclusive_group()
@@ -66,24 +77,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="expected anomaly size in map units (e.g. metres)",
     )
     parser.add_argument(
-        "--tile", type=positive_int, default=None, help="core tile size, network pixels (256)"
+        "--tile",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"core tile size in network input pixels (= raster pixels at scale 1; {DEFAULT_TILE})",
     )
     parser.add_argument(
         "--halo",
         type=non_negative_int,
         default=None,
-        help="context around each tile, network pixels (64)",
+        metavar="N",
+        help=f"context on each side of a tile, network input pixels ({DEFAULT_HALO})",
     )
     parser.add_argument(
-        "--batch", type=positive_int, default=4, help="tiles per forward pass (default 4)"
+        "--batch",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="tiles per forward pass (default 4)",
     )
     parser.add_argument(
-        "--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)"
+        "--device",
+        default="auto",
+        metavar="D",
+        help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)",
     )
     parser.add_argument(
         "--memory-mb",
         type=positive_int,
         default=1024,
+        metavar="M",
         help="memory budget in MiB (default 1024)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
