@@ -72,9 +72,11 @@ def run_child(args: argparse.Namespace) -> None:
     import torch
 
     from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
+    from uniadrs_engine.raster.reader import limit_gdal_cache
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    limit_gdal_cache(max(32, args.memory_mb / 4))  # as `uniadrs detect` does
     baseline_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     options = DetectionOptions(
         model=args.model,

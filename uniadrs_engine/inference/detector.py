@@ -30,7 +30,9 @@ untrained network are from whole-image scores.
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
 of one batch (:func:`estimate_tile_bytes`, including the next batch, read ahead in a
-background thread while this one is scored) fits beside the network's weights. Peak memory
+background thread while this one is scored) fits beside the network's weights. GDAL's block
+cache (``GDAL_CACHEMAX``, a fixed cap) comes on top; ``uniadrs detect`` lowers it to a
+quarter of the budget (:func:`~uniadrs_engine.raster.reader.limit_gdal_cache`). Peak memory
 does not grow with the raster's size (``scripts/bench_memory.py`` measures it).
 
 Example:
@@ -90,7 +92,15 @@ MEMORY_SAFETY_FACTOR = 1.2
 #: Share of the progress bar given to the statistics pass and to the fusion pass.
 STATISTICS_SHARE, FUSION_SHARE = 0.05, 0.05
 
+#: Largest row strip of the streaming passes (statistics, fusion), in MiB.
+STRIP_MEMORY_MB = 64
+
 _MIB = 1024 * 1024
+
+
+def _strip_memory_mb(memory_mb: float) -> float:
+    """Budget of one row strip: small (strips need not be large to be efficient)."""
+    return min(STRIP_MEMORY_MB, memory_mb / 4)
 
 
 @dataclass
@@ -495,7 +505,7 @@ def detect_raster(
             logger.info("%s", plan.describe())
 
         statistics = compute_band_statistics(
-            source, min(256, options.memory_mb), reporter.sub(0.0, STATISTICS_SHARE)
+            source, _strip_memory_mb(options.memory_mb), reporter.sub(0.0, STATISTICS_SHARE)
         )
         scaling = BandScaling.from_statistics(statistics, str(source.path))
         fused = len(plans) > 1
@@ -537,7 +547,7 @@ def detect_raster(
                         temporary_paths,
                         histograms,
                         writer,
-                        min(256, options.memory_mb),
+                        _strip_memory_mb(options.memory_mb),
                         reporter.sub(scoring_end, 1.0),
                         summary.add,
                     )

@@ -130,7 +130,9 @@ def fuse_score_rasters(
     reporter = reporter or ProgressReporter()
     sources = [open_raster(path) for path in scale_paths]
     try:
-        bytes_per_pixel = 4 * (len(sources) + 4) + 8
+        # per map: the read (raw, float32, mask); per strip: the float64 temporaries of one
+        # CDF (positions, logits, indices, interpolation), the fused sum and the written copy
+        bytes_per_pixel = 12 * len(sources) + 96
         windows = block_windows(
             writer.width, writer.height, bytes_per_pixel, memory_mb, sources[0].block_size
         )

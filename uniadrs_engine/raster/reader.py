@@ -65,6 +65,18 @@ def quiet_gdal_errors() -> Iterator[None]:
         gdal.PopErrorHandler()
 
 
+def limit_gdal_cache(max_mb: float) -> None:
+    """Lowers GDAL's block cache (process-wide) to ``max_mb`` MiB if it is larger.
+
+    GDAL caches raster blocks up to ``GDAL_CACHEMAX`` (5% of the RAM by default) on top of
+    the engine's own ``memory_mb``. Command-line runs cap it; inside QGIS the application's
+    setting is left alone.
+    """
+    limit = int(max_mb * 1024 * 1024)
+    if gdal.GetCacheMax() > limit:
+        gdal.SetCacheMax(limit)
+
+
 def _gdal_message(default: str) -> str:
     """Returns GDAL's last error message, or ``default`` when it has none."""
     message = gdal.GetLastErrorMsg().strip()
