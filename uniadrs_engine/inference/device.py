@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
 
-import torch
+if TYPE_CHECKING:  # torch is imported where used, so that ``uniadrs --help`` stays fast
+    import torch
 
 from uniadrs_engine.errors import DeviceError
 
@@ -38,6 +39,8 @@ def resolve_device(spec: Union[str, torch.device, None] = "auto") -> torch.devic
     Raises:
         DeviceError: If the name is unknown or the device is not available.
     """
+    import torch
+
     if isinstance(spec, torch.device):
         return spec
     name = (spec or "auto").strip().lower()
@@ -62,6 +65,8 @@ def resolve_device(spec: Union[str, torch.device, None] = "auto") -> torch.devic
 
 def describe_device(device: torch.device) -> str:
     """A short name for reports: ``cpu`` or ``cuda:0 (GPU name)``."""
+    import torch
+
     if device.type != "cuda":
         return device.type
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -70,6 +75,8 @@ def describe_device(device: torch.device) -> str:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is an allocation failure of torch (GPU or CPU)."""
+    import torch
+
     out_of_memory_type = getattr(torch.cuda, "OutOfMemoryError", None)
     if out_of_memory_type is not None and isinstance(error, out_of_memory_type):
         return True
@@ -83,6 +90,8 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def release_cached_memory(device: torch.device) -> None:
     """Returns cached GPU memory to the driver (no-op on the CPU)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.empty_cache()
 

@@ -11,8 +11,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from uniadrs_engine.simulation.export import CONTACT_SHEET_NAME, simulate_to_dir
-
 
 def register(subparsers: Any) -> None:
     """Adds the ``simulate`` sub-command."""
@@ -68,6 +66,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``uniadrs simulate`` and returns the exit status."""
+    from uniadrs_engine.simulation.export import CONTACT_SHEET_NAME, simulate_to_dir
+
     with tqdm(total=args.n, unit="sample", desc="simulating") as bar:
 
         def progress(fraction: float, message: str) -> None:
