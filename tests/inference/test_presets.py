@@ -24,9 +24,10 @@ def test_table_has_every_modality() -> None:
     assert set(PRESETS) == {"auto", "hyperspectral", "visible", "sar", "infrared", "lowlight"}
     for name, preset in PRESETS.items():
         assert preset.name == name and preset.scales and preset.tile > 0 and preset.description
-    assert PRESETS["hyperspectral"].scales == (1.0,)
+    assert PRESETS["hyperspectral"].scales == (1.0, 2.0)
     assert PRESETS["visible"].scales == (0.5, 1.0)
-    assert PRESETS["sar"].scales == (0.5,)
+    assert PRESETS["sar"].scales == (0.5, 1.0)
+    assert PRESETS["infrared"].scales == (1.0, 2.0)
 
 
 def test_unknown_preset() -> None:

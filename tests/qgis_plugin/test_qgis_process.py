@@ -134,8 +134,11 @@ def test_detect_runs_headless_like_the_engine(qgis_process, scene, tiny_model, t
     engine = detect_raster(
         scene, tmp_path / "engine.tif", DetectionOptions(model=str(tiny_model), device="cpu")
     )
-    # another process may use another number of threads: float sums differ in the last bits
-    np.testing.assert_allclose(read_band(output), read_band(engine.output_path), atol=1e-5)
+    # Another process may use another number of threads: float sums differ in the last bits,
+    # and the rank fusion of two scales (a 5-band scene is hyperspectral: scales 1 and 2) can
+    # turn such a difference into a swap of neighbouring ranks, i.e. about 1/n of a pixel's
+    # fused score (n = 1,920 pixels here).
+    np.testing.assert_allclose(read_band(output), read_band(engine.output_path), atol=1e-3)
 
 
 def test_shipped_model3_runs_headless(qgis_process, scene, tiny_model, tmp_path):

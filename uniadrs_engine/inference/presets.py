@@ -61,8 +61,20 @@ class Preset:
     description: str = ""
 
 
-#: The built-in presets. Placeholder values after METHOD.md §7's protocol and §9's
-#: feasibility figures; the lead sets the final ones here (and nowhere else).
+#: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
+#: the network scores deviations of about 15-55 px at its input best (~30 px), so each
+#: modality's scales bring its typical anomaly size in pixels near that, and two scales an
+#: octave apart are fused (averaged ranks) because sizes vary within a modality:
+#:
+#: * hyperspectral (1, 2): anomalies in airborne/spaceborne cubes are mostly 1-10 px
+#:   (vehicles, roofs, aircraft at 1-20 m) and are found by their spectra; upsampling brings
+#:   the small ones towards the network's range.
+#: * visible (0.5, 1): vehicles, aircraft and ships in 0.3-1 m RGB are about 15-80 px.
+#: * sar (0.5, 1): ships in high-resolution SAR chips are about 10-60 px long.
+#: * infrared (1, 2): infrared *small* targets are by definition under about 9x9 px.
+#: * lowlight (0.5, 1): lights, vehicles and vessels at night are about 10-40 px.
+#: * auto (0.5, 1): objects of unknown size, at the cost of two passes; rasters of 5 bands
+#:   or more use the hyperspectral settings.
 PRESETS: Dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -71,11 +83,11 @@ PRESETS: Dict[str, Preset] = {
             (0.5, 1.0),
             description="any modality: hyperspectral settings from 5 bands, else two fused scales",
         ),
-        Preset("hyperspectral", (1.0,), description="hyperspectral cubes (spectral anomalies)"),
+        Preset("hyperspectral", (1.0, 2.0), description="hyperspectral cubes (spectral anomalies)"),
         Preset("visible", (0.5, 1.0), description="RGB / multispectral aerial or satellite"),
-        Preset("sar", (0.5,), description="synthetic aperture radar amplitude"),
-        Preset("infrared", (1.0,), description="thermal infrared"),
-        Preset("lowlight", (1.0,), description="night-time / low-light imagery"),
+        Preset("sar", (0.5, 1.0), description="synthetic aperture radar amplitude"),
+        Preset("infrared", (1.0, 2.0), description="thermal infrared (small targets)"),
+        Preset("lowlight", (0.5, 1.0), description="night-time / low-light imagery"),
     )
 }
 
