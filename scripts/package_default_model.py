@@ -1,0 +1,59 @@
+"""Packages a trained model as the shipped default model.
+
+Copies the final model of a training run (``runs/default_model/model.safetensors`` by
+default) to ``resources/models/uniadrs_default.safetensors``, recording in its model card the
+recommended inference presets (the engine's built-in table, ``inference/presets.py``) and the
+exact command that retrains it, with the run's paths made relative to the repository.
+
+Usage:
+    .venv/bin/python scripts/package_default_model.py [RUN_MODEL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from uniadrs_engine.inference.presets import PRESETS
+from uniadrs_engine.model.default import DEFAULT_MODEL_FILENAME
+from uniadrs_engine.model.model_file import load_model, save_model
+
+REPO = Path(__file__).resolve().parents[1]
+RETRAIN_COMMAND = "uniadrs train configs/default_model.yaml  (add --resume after an interruption)"
+
+
+def relative_paths(value: Any) -> Any:
+    """Rewrites absolute paths under the repository's parent as paths relative to the repo."""
+    if isinstance(value, dict):
+        return {key: relative_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [relative_paths(item) for item in value]
+    if isinstance(value, str) and value.startswith(str(REPO.parent)):
+        return Path(value).relative_to(REPO.parent).as_posix().replace(f"{REPO.name}/", "", 1)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default=REPO / "runs/default_model/model.safetensors")
+    args = parser.parse_args()
+    loaded = load_model(args.model)
+    card = loaded.card
+    card.presets = {
+        name: {"scales": list(preset.scales), "tile": preset.tile, "halo": preset.halo}
+        for name, preset in PRESETS.items()
+    }
+    card.training = relative_paths({**card.training, "retrain_command": RETRAIN_COMMAND})
+    card.validation = relative_paths(card.validation)
+    for source in card.data_sources:
+        source.pop("path", None)
+    target = REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
+    save_model(target, loaded.network, dataclasses.replace(card, created=card.created))
+    size_mb = target.stat().st_size / 1e6
+    print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")
+
+
+if __name__ == "__main__":
+    main()
