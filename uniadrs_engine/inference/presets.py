@@ -35,7 +35,7 @@ MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 4.0
 HYPERSPECTRAL_MIN_BANDS = 5
 
 #: Default core tile size, in network input pixels (raster pixels at scale 1).
-DEFAULT_TILE = 256
+DEFAULT_TILE = 512
 
 #: Default context on each side of a tile, in network input pixels (see the detector).
 DEFAULT_HALO = 64
