@@ -50,9 +50,19 @@ ANOMALY_COLOUR = "#ff0000"
 LayerStyle = Callable[[QgsMapLayer], None]
 
 
+#: Share of pixels below the start of the heat ramp: anomalies are rare, so the ramp spans the
+#: top 10 % of scores and everything else stays dark (readable at a glance).
+SCORE_STRETCH_LOWER_CUT = 0.90
+
+
 def _score_range(layer: QgsRasterLayer) -> tuple:
-    stats = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
-    return stats.minimumValue, stats.maximumValue
+    """``(start, end)`` of the heat ramp: the 90th percentile of the scores and their maximum."""
+    provider = layer.dataProvider()
+    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+    lower, _ = provider.cumulativeCut(1, SCORE_STRETCH_LOWER_CUT, 1.0)
+    if not stats.minimumValue <= lower < stats.maximumValue:
+        lower = stats.minimumValue
+    return lower, stats.maximumValue
 
 
 def style_score_layer(
@@ -62,8 +72,8 @@ def style_score_layer(
 
     Args:
         layer: A single-band score raster.
-        minimum: Lowest score; computed from the layer when None.
-        maximum: Highest score; computed from the layer when None.
+        minimum: Start of the ramp; by default the 90th percentile of the scores.
+        maximum: End of the ramp; by default the highest score.
     """
     if minimum is None or maximum is None:
         minimum, maximum = _score_range(layer)

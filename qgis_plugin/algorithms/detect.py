@@ -309,7 +309,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         attach_styler(
             context,
             output_path,
-            lambda layer: style_score_layer(layer, report.score_min, report.score_max),
+            style_score_layer,
         )
         return {
             self.OUTPUT: output_path,
