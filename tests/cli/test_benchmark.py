@@ -26,6 +26,17 @@ def test_benchmark_command_writes_reports(tiny_manifest, tmp_path, capsys):
     assert not (out / "figure.png").exists()
 
 
+def test_benchmark_command_writes_a_report_with_the_figure(tiny_manifest, tmp_path):
+    out = tmp_path / "out"
+    report = tmp_path / "docs" / "BENCHMARKS.md"
+    code = main(["benchmark", str(tiny_manifest), "--detectors", "rx-global", "--out", str(out),
+                 "--report", str(report), "--quiet"])
+    assert code == 0
+    text = report.read_text()
+    assert "](../out/figure.png)" in text and (out / "figure.png").exists()
+    assert "## Mean pixel AUC per modality" in text and "## Per scene" in text
+
+
 def test_benchmark_command_errors(tiny_manifest, tmp_path, capsys):
     for arguments in (["--detectors", "rx-median"], ["--scenes", "sar/*"]):
         assert main(["benchmark", str(tiny_manifest), "--out", str(tmp_path / "o"),

@@ -143,6 +143,7 @@ def write_results_markdown(
     manifest_path: str = "",
     detectors: Optional[Sequence[str]] = None,
     pooled: Optional[Dict[Tuple[str, str], float]] = None,
+    figure: Optional[str] = None,
 ) -> Path:
     """Writes the per-modality summary, the RX check, the settings and the per-scene table.
 
@@ -152,6 +153,7 @@ def write_results_markdown(
         manifest_path: Shown in the header.
         detectors: Column order (default: as they appear in ``results``).
         pooled: Optional pooled AUC per ``(modality, detector)``.
+        figure: Optional link (relative to ``path``) of the figure to show below the header.
     """
     detectors = list(detectors or dict.fromkeys(result.detector for result in results))
     modalities = list(dict.fromkeys(result.modality for result in results))
@@ -172,6 +174,10 @@ def write_results_markdown(
         f"{', '.join(detectors)}; run {stamp}. Pixel AUC-ROC with anomalies positive "
         "(exact, as scikit-learn's `roc_auc_score`).",
         "",
+    ]
+    if figure:
+        lines += [f"![Images, masks and score maps of a few scenes]({figure})", ""]
+    lines += [
         "## Mean pixel AUC per modality",
         "",
     ]

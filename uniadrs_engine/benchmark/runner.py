@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -109,6 +110,7 @@ def run_benchmark(
     figure: bool = True,
     figure_scenes: int = 4,
     keep_scores: bool = False,
+    report_path: Optional[PathLike] = None,
 ) -> List[SceneResult]:
     """Runs detectors over a manifest's scenes and writes ``results.csv`` / ``results.md``.
 
@@ -126,6 +128,8 @@ def run_benchmark(
         figure_scenes: Scenes in the figure (the first of each modality).
         keep_scores: Keep every score raster under ``out_dir/scores/<detector>/``; otherwise
             they are deleted after evaluation.
+        report_path: Also write the Markdown report there (e.g. ``docs/BENCHMARKS.md``),
+            with the figure linked relative to it.
 
     Returns:
         One :class:`SceneResult` per scene and detector, scene by scene.
@@ -187,6 +191,14 @@ def run_benchmark(
                 results,
                 out_dir / "figure.png",
             )
+        if report_path is not None:
+            report = Path(report_path)
+            figure_link = None
+            if figure and figure_keys:
+                figure_link = os.path.relpath(out_dir / "figure.png", report.resolve().parent)
+            write_results_markdown(results, report, manifest_path=str(manifest_path),
+                                   detectors=[detector.name for detector in detector_list],
+                                   pooled=pooled, figure=figure_link)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         if not keep_scores:

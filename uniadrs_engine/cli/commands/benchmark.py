@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-scores", action="store_true",
                         help="keep every score raster under OUT/scores/")
     parser.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
+    parser.add_argument(
+        "--report",
+        help="also write the Markdown report there (e.g. docs/BENCHMARKS.md), figure linked",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             memory_mb=args.memory_mb,
             figure=not args.no_figure,
             keep_scores=args.keep_scores,
+            report_path=args.report,
         )
     detectors = list(dict.fromkeys(result.detector for result in results))
     modalities = list(dict.fromkeys(result.modality for result in results))
@@ -90,4 +95,6 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} run(s) failed; see results.md")
     print(f"results: {args.out}/results.csv, {args.out}/results.md")
+    if args.report:
+        print(f"report: {args.report}")
     return 0
