@@ -193,6 +193,7 @@ def run_benchmark(
             )
         if report_path is not None:
             report = Path(report_path)
+            report.parent.mkdir(parents=True, exist_ok=True)
             figure_link = None
             if figure and figure_keys:
                 figure_link = os.path.relpath(out_dir / "figure.png", report.resolve().parent)
