@@ -25,13 +25,16 @@ RETRAIN_COMMAND = "uniadrs train configs/default_model.yaml  (add --resume after
 
 
 def relative_paths(value: Any) -> Any:
-    """Rewrites absolute paths under the repository's parent as paths relative to the repo."""
+    """Rewrites absolute paths beside or in the repository as paths relative to it."""
     if isinstance(value, dict):
         return {key: relative_paths(item) for key, item in value.items()}
     if isinstance(value, list):
         return [relative_paths(item) for item in value]
     if isinstance(value, str) and value.startswith(str(REPO.parent)):
-        return Path(value).relative_to(REPO.parent).as_posix().replace(f"{REPO.name}/", "", 1)
+        path = Path(value)
+        if path.is_relative_to(REPO):
+            return path.relative_to(REPO).as_posix()
+        return f"../{path.relative_to(REPO.parent).as_posix()}"
     return value
 
 

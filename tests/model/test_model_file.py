@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import pytest
@@ -39,6 +40,13 @@ def test_round_trip_keeps_weights_and_card(tmp_path):
     assert not loaded.network.training
     assert "trained 3 steps" in loaded.card.summary()
     assert read_model_card(path).config == get_config("lite8")
+    # A shipped or shared model file is readable by others (under the usual umask 022).
+    mask = os.umask(0o022)
+    try:
+        save_model(path, network, _card())
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_pickled_payload_is_refused(tmp_path):

@@ -1,0 +1,41 @@
+"""The shipped default model: present, small, documented by its card, and usable."""
+
+import numpy as np
+import torch
+
+from uniadrs_engine.inference.presets import PRESETS
+from uniadrs_engine.model.default import default_model_path
+from uniadrs_engine.model.model_file import load_model
+
+EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
+
+
+def test_default_model_is_shipped_small_and_documented():
+    path = default_model_path()
+    assert path.is_file(), "resources/models/uniadrs_default.safetensors must be shipped"
+    assert path.stat().st_size < 5 * 1024 * 1024
+    card = load_model("default").card
+    assert set(card.presets) == set(PRESETS)
+    assert card.training["steps"] >= 1000 and card.training["wall_seconds"] > 0
+    assert "uniadrs train configs/default_model.yaml" in card.training["retrain_command"]
+    assert 0.5 < card.validation["auc"] <= 1.0
+    assert {"spectral_auc", "spatial_auc"} <= set(card.validation)
+    used_sets = {name for source in card.data_sources for name in source["sets"]}
+    assert used_sets and not used_sets & EXCLUDED_SETS
+    assert all(source["license"] for source in card.data_sources)
+    # Only hyperspectral and visible backgrounds: SAR and infrared stay zero-shot.
+    backgrounds = [str(path) for path in card.training["config"]["backgrounds"]]
+    assert backgrounds and all(
+        path.rstrip("/").endswith(("hsi", "visible")) for path in backgrounds
+    )
+
+
+def test_default_model_scores_an_image():
+    network = load_model("default").network
+    torch.manual_seed(0)
+    image = torch.full((1, 3, 64, 64), 0.3)
+    image[:, :, 28:36, 28:36] = 0.9  # a small bright square on a flat background
+    with torch.inference_mode():
+        score = network(image).score[0, 0].numpy()
+    assert np.isfinite(score).all()
+    assert score[28:36, 28:36].mean() > np.median(score)
