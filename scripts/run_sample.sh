@@ -39,21 +39,29 @@ else
   label="global RX (no default model shipped yet)"
 fi
 
-.venv/bin/python - "$output" "$label" "$repo/resources/sample/hrsid_P0094_ships_mask.tif" <<'PY'
+.venv/bin/python - "$output" "$label" "$repo/resources/sample/hrsid_P0094_ships_mask.tif" \
+  "$out_dir/detect.json" <<'PY'
+import json
 import sys
+
+import numpy as np
 
 from uniadrs_engine.metrics.evaluation import evaluate_rasters
 from uniadrs_engine.raster.reader import open_raster
-from uniadrs_engine.raster.statistics import compute_band_statistics
 
-output, label, mask = sys.argv[1:4]
+output, label, mask, run_json = sys.argv[1:5]
+run = json.load(open(run_json, encoding="utf-8"))["results"]
 with open_raster(output) as scores:
-    stats = compute_band_statistics(scores)
+    block = scores.read_window((0, 0, scores.width, scores.height))
+    values = block.data[0][block.valid]
     size = f"{scores.width}x{scores.height}"
+top = float(np.quantile(values, 0.99))
 auc = evaluate_rasters(output, mask).auc
+seconds = run.get("SECONDS")
+timing = f" in {seconds:.1f} s on {run.get('DEVICE_USED', 'cpu')}" if seconds else ""
 print(f"Score GeoTIFF: {output}")
 print(
-    f"{label}: {size} px scored, score min {stats.minimum[0]:.3f} / mean {stats.mean[0]:.3f} / "
-    f"max {stats.maximum[0]:.3f}; pixel AUC against the ships mask {auc:.3f}"
+    f"{label}: {size} px scored{timing}; scores {values.min():.3f}-{values.max():.3f}, "
+    f"top 1 % above {top:.3f}; pixel AUC against the ships mask {auc:.3f}"
 )
 PY
