@@ -110,3 +110,17 @@ def test_train_command_end_to_end(tiny_config, backgrounds, tmp_path, capsys):
     assert "model:" in output and (tmp_path / "cli_run" / "model.safetensors").is_file()
     assert main(["train", str(tmp_path / "nope.yaml")]) == 2
     assert "training configuration not found" in capsys.readouterr().err
+
+
+def test_spectral_options_reach_the_simulator(tiny_config):
+    from uniadrs_engine.training.simulators import build_simulation
+
+    config = dataclasses.replace(
+        tiny_config,
+        spectral_options={"spectrum_sources": {"transplant": 1.0}, "abundance_range": [0.5, 1.0]},
+    )
+    setup = build_simulation(config)
+    spectral = setup.training.spectral
+    assert spectral.abundance_range == (0.5, 1.0)
+    with pytest.raises(TrainingError, match="invalid spectral_options"):
+        build_simulation(dataclasses.replace(tiny_config, spectral_options={"colour": 1}))

@@ -43,6 +43,9 @@ class TrainingConfig:
             the fixed validation set (also removed from ``backgrounds``).
         validation_samples: Size of the fixed validation set.
         spectral_share: Probability that a sample is spectral (else spatial).
+        spectral_options: Keyword options of the spectral simulator (e.g.
+            ``spectrum_sources: {permute: 1, transplant: 1}``, ``abundance_range: [0.5, 1]``);
+            empty = METHOD.md's simulation.
         crop_size: Training sample size (a multiple of 8).
         steps: Optimisation steps.
         batch_size: Samples per step.
@@ -74,6 +77,7 @@ class TrainingConfig:
     validation_backgrounds: List[str] = field(default_factory=list)
     validation_samples: int = 32
     spectral_share: float = 0.5
+    spectral_options: Dict[str, Any] = field(default_factory=dict)
     crop_size: int = 128
     steps: int = 3000
     batch_size: int = 4

@@ -56,7 +56,16 @@ def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) 
     spectral = None
     spatial = None
     if pool.hyperspectral and share > 0.0:
-        spectral = SpectralSimulator(pool, size=config.crop_size, out_channels=in_channels)
+        options = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in config.spectral_options.items()
+        }
+        try:
+            spectral = SpectralSimulator(
+                pool, size=config.crop_size, out_channels=in_channels, **options
+            )
+        except TypeError as error:
+            raise TrainingError(f"invalid spectral_options: {error}") from error
     if pool.visible and share < 1.0:
         bank = ObjectBank.from_pool(pool, np.random.default_rng([config.seed, bank_seed]))
         spatial = SpatialSimulator(pool, bank, size=config.crop_size)
