@@ -5,7 +5,7 @@ A thin wrapper around :func:`uniadrs_engine.simulation.export.simulate_to_dir`.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import (
     QgsProcessing,
@@ -57,6 +57,48 @@ def split_patterns(text: str) -> List[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def add_background_parameters(algorithm: UniadrsAlgorithm) -> None:
+    """Adds the background layers, background folder and exclude patterns parameters.
+
+    The algorithm names them with its ``BACKGROUNDS``, ``BACKGROUND_FOLDER`` and ``EXCLUDE``
+    attributes (read back with :func:`background_sources`).
+    """
+    algorithm.addParameter(
+        QgsProcessingParameterMultipleLayers(
+            algorithm.BACKGROUNDS,
+            tr("Background rasters"),
+            QgsProcessing.TypeRaster,
+            optional=True,
+        )
+    )
+    algorithm.addParameter(
+        QgsProcessingParameterFile(
+            algorithm.BACKGROUND_FOLDER,
+            tr("Folder of background rasters (searched recursively)"),
+            behavior=QgsProcessingParameterFile.Folder,
+            optional=True,
+        )
+    )
+    algorithm.addParameter(
+        QgsProcessingParameterString(
+            algorithm.EXCLUDE,
+            tr("Leave out backgrounds matching (comma-separated patterns)"),
+            optional=True,
+        )
+    )
+
+
+def background_sources(
+    algorithm: UniadrsAlgorithm, parameters: Dict[str, Any], context: QgsProcessingContext
+) -> Tuple[List[str], List[str]]:
+    """The background paths and exclude patterns of :func:`add_background_parameters`."""
+    paths = background_paths(
+        algorithm, parameters, context, algorithm.BACKGROUNDS, algorithm.BACKGROUND_FOLDER
+    )
+    exclude = split_patterns(algorithm.parameterAsString(parameters, algorithm.EXCLUDE, context))
+    return paths, exclude
+
+
 class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
     """Writes simulated training samples (image, labels) and a contact sheet."""
 
@@ -91,29 +133,7 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
 
     def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         """Declares the parameters and outputs."""
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                self.BACKGROUNDS,
-                tr("Background rasters"),
-                QgsProcessing.TypeRaster,
-                optional=True,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.BACKGROUND_FOLDER,
-                tr("Folder of background rasters (searched recursively)"),
-                behavior=QgsProcessingParameterFile.Folder,
-                optional=True,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.EXCLUDE,
-                tr("Leave out backgrounds matching (comma-separated patterns)"),
-                optional=True,
-            )
-        )
+        add_background_parameters(self)
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.COUNT,
@@ -161,9 +181,7 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
     ) -> Dict[str, Any]:
         """Simulates with the engine and returns the outputs."""
         export = engine_module("uniadrs_engine.simulation.export")
-        paths = background_paths(
-            self, parameters, context, self.BACKGROUNDS, self.BACKGROUND_FOLDER
-        )
+        paths, exclude = background_sources(self, parameters, context)
         output_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         count = self.parameterAsInt(parameters, self.COUNT, context)
         progress, is_cancelled = self.callbacks(feedback)
@@ -174,7 +192,7 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context),
             size=self.parameterAsInt(parameters, self.SIZE, context),
             spectral_share=self.parameterAsDouble(parameters, self.SPECTRAL_SHARE, context),
-            exclude=split_patterns(self.parameterAsString(parameters, self.EXCLUDE, context)),
+            exclude=exclude,
             progress=progress,
             is_cancelled=is_cancelled,
         )

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
@@ -20,7 +19,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -28,7 +26,7 @@ from qgis.core import (
 from .. import settings
 from ..dependencies import TRAINING_MODULES
 from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, make_advanced, tr
-from .simulate import background_paths, split_patterns
+from .simulate import add_background_parameters, background_sources
 
 #: Shown when the engine cannot be imported (the algorithm cannot run then anyway).
 _FALLBACK_CONFIGS = ("lite8s32",)
@@ -93,26 +91,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 optional=True,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterMultipleLayers(
-                self.BACKGROUNDS, tr("Background rasters"), QgsProcessing.TypeRaster, optional=True
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.BACKGROUND_FOLDER,
-                tr("Folder of background rasters (searched recursively)"),
-                behavior=QgsProcessingParameterFile.Folder,
-                optional=True,
-            )
-        )
-        self.addParameter(
-            QgsProcessingParameterString(
-                self.EXCLUDE,
-                tr("Leave out backgrounds matching (comma-separated patterns)"),
-                optional=True,
-            )
-        )
+        add_background_parameters(self)
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.NETWORK, tr("Network configuration"), options=self._networks, defaultValue=0
@@ -180,11 +159,10 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             feedback.pushInfo(f"Training configuration: {config_file}")
         else:
             networks = getattr(self, "_networks", None) or network_configurations()
+            backgrounds, exclude = background_sources(self, parameters, context)
             config = training_config.TrainingConfig(
-                backgrounds=background_paths(
-                    self, parameters, context, self.BACKGROUNDS, self.BACKGROUND_FOLDER
-                ),
-                exclude=split_patterns(self.parameterAsString(parameters, self.EXCLUDE, context)),
+                backgrounds=backgrounds,
+                exclude=exclude,
                 model=networks[self.parameterAsEnum(parameters, self.NETWORK, context)],
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
