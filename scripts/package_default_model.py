@@ -12,7 +12,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +49,8 @@ def main() -> None:
     }
     card.training = relative_paths({**card.training, "retrain_command": RETRAIN_COMMAND})
     card.validation = relative_paths(card.validation)
-    for source in card.data_sources:
-        source.pop("path", None)
     target = REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
-    save_model(target, loaded.network, dataclasses.replace(card, created=card.created))
+    save_model(target, loaded.network, card)
     size_mb = target.stat().st_size / 1e6
     print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")
 

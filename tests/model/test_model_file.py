@@ -40,7 +40,7 @@ def test_round_trip_keeps_weights_and_card(tmp_path):
     assert not loaded.network.training
     assert "trained 3 steps" in loaded.card.summary()
     assert read_model_card(path).config == get_config("lite8")
-    # A shipped or shared model file is readable by others (under the usual umask 022).
+    # A shipped or shared model file is readable by others (mkstemp alone would make it 0600).
     mask = os.umask(0o022)
     try:
         save_model(path, network, _card())

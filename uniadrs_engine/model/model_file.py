@@ -35,8 +35,8 @@ from uniadrs_engine.model.network import UniADRS
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
 
-#: Permissions of a written model file before the umask (mkstemp makes files private).
-_READABLE_FILE_MODE = 0o666
+#: Permissions of a written model file (mkstemp makes files private; models are shared data).
+_MODEL_FILE_MODE = 0o644
 
 #: First bytes of files that carry pickled objects: zip (``torch.save``) and pickle streams.
 _PICKLE_SIGNATURES = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
@@ -78,17 +78,11 @@ def save_model(path: Union[str, Path], network: UniADRS, card: ModelCard) -> Non
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata={CARD_METADATA_KEY: card.to_json()})
-        os.chmod(temporary, _READABLE_FILE_MODE & ~_current_umask())
+        os.chmod(temporary, _MODEL_FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_model_card(path: Union[str, Path]) -> ModelCard:
