@@ -7,7 +7,9 @@ from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.training.losses import (
     FPR_ANCHORS,
     THRESHOLDS,
+    BalancedBCELoss,
     PixelMarginLoss,
+    build_pixel_loss,
     check_finite,
     compactness,
     feature_margin_loss,
@@ -119,3 +121,35 @@ def test_non_finite_values_raise_a_clear_error():
     with pytest.raises(TrainingError, match="not finite at step 7"):
         check_finite(torch.tensor([1.0, float("nan")]), "the training loss", 7)
     check_finite(torch.tensor([1.0]), "the training loss", 7)
+
+
+def test_balanced_bce_weighs_the_two_classes_equally():
+    score = torch.tensor([[[[0.9, 0.2], [0.4, 0.7]]]])
+    labels = torch.tensor([[[1, 0], [0, 2]]])
+    expected = 0.5 * -math.log(0.9) + 0.5 * (-math.log(0.8) - math.log(0.6)) / 2
+    assert float(BalancedBCELoss()(score, labels)) == pytest.approx(expected, rel=1e-6)
+    # The ignored pixel does not count; a sample without anomalies gets the normal term alone.
+    changed = score.clone()
+    changed[0, 0, 1, 1] = 0.01
+    assert float(BalancedBCELoss()(changed, labels)) == pytest.approx(expected, rel=1e-6)
+    no_anomaly = torch.tensor([[[0, 0], [0, 2]]])
+    normal_only = -(math.log(0.1) + math.log(0.8) + math.log(0.6)) / 3
+    assert float(BalancedBCELoss()(score, no_anomaly)) == pytest.approx(normal_only, rel=1e-6)
+    with pytest.raises(TrainingError, match="no labelled pixel"):
+        BalancedBCELoss()(score, torch.full((1, 2, 2), 2))
+
+
+def test_balanced_bce_gradient_is_finite_at_saturated_scores():
+    score = torch.tensor([[[[1.0, 0.0]]]], requires_grad=True)
+    labels = torch.tensor([[[0, 1]]])
+    value = BalancedBCELoss()(score, labels)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(score.grad).all()
+
+
+def test_pixel_loss_factory():
+    assert isinstance(build_pixel_loss("margin"), PixelMarginLoss)
+    assert build_pixel_loss("margin", faithful=True).lambda_max is None
+    assert list(build_pixel_loss("balanced_bce").parameters()) == []
+    with pytest.raises(TrainingError, match="unknown pixel_loss"):
+        build_pixel_loss("hinge")

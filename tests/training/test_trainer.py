@@ -12,7 +12,7 @@ from uniadrs_engine.errors import CancelledError, TrainingError
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
-from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.trainer import Trainer, learning_rate_at, train_from_config
 
 
@@ -33,7 +33,11 @@ def test_a_run_writes_a_model_with_its_card(tiny_config):
     assert len(log) == 5
 
 
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(tiny_config, tmp_path):
+@pytest.mark.parametrize("pixel_loss", ["margin", "balanced_bce"])
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(
+    tiny_config, tmp_path, pixel_loss
+):
+    tiny_config = dataclasses.replace(tiny_config, pixel_loss=pixel_loss)
     straight = train_from_config(tiny_config)
 
     resumed_config = dataclasses.replace(tiny_config, output_dir=str(tmp_path / "resumed"))
@@ -95,6 +99,30 @@ def test_configuration_errors_are_clear(tmp_path):
     bad.write_text("backgrounds: [unclosed")
     with pytest.raises(TrainingError, match="not valid YAML"):
         TrainingConfig.from_yaml(bad)
+    with pytest.raises(TrainingError, match="unknown pixel_loss"):
+        TrainingConfig(backgrounds=["a"], pixel_loss="hinge")
+
+
+def test_overrides_replace_keys_and_take_paths_from_the_current_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "train.yaml"
+    path.write_text("backgrounds: [data]\nseed: 1\noutput_dir: runs/a\n")
+    plain = TrainingConfig.from_yaml(path)
+    assert plain.backgrounds == [str(folder / "data")] and plain.seed == 1
+    monkeypatch.chdir(tmp_path)
+    overrides = dict(
+        parse_override(text)
+        for text in ("seed=7", "output_dir=runs/b", "backgrounds=other", "spectral_share=0.6")
+    )
+    changed = TrainingConfig.from_yaml(path, overrides=overrides)
+    assert changed.seed == 7 and changed.spectral_share == 0.6
+    assert changed.output_dir == str(tmp_path / "runs" / "b")
+    assert changed.backgrounds == [str(tmp_path / "other")]
+    assert parse_override("exclude=[a, b]") == ("exclude", ["a", "b"])
+    for text in ("seed", "=3", "seed=[1"):
+        with pytest.raises(TrainingError, match="override"):
+            parse_override(text)
 
 
 def test_train_command_end_to_end(tiny_config, backgrounds, tmp_path, capsys):
@@ -110,6 +138,14 @@ def test_train_command_end_to_end(tiny_config, backgrounds, tmp_path, capsys):
     assert "model:" in output and (tmp_path / "cli_run" / "model.safetensors").is_file()
     assert main(["train", str(tmp_path / "nope.yaml")]) == 2
     assert "training configuration not found" in capsys.readouterr().err
+    # --set replaces keys, the same way on --resume.
+    other = ["--set", "seed=11", "--set", f"output_dir={tmp_path / 'seed11'}"]
+    assert main(["train", str(config_path), *other]) == 0
+    card = load_model(tmp_path / "seed11" / "model.safetensors").card
+    assert card.training["config"]["seed"] == 11
+    assert main(["train", str(config_path), *other, "--resume"]) == 0
+    assert main(["train", str(config_path), "--set", "seed"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_spectral_options_reach_the_simulator(tiny_config):

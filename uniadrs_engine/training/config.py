@@ -20,12 +20,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
 from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
+
+PIXEL_LOSSES = ("margin", "balanced_bce")
+"""Pixel losses a configuration may name (built by ``losses.build_pixel_loss``)."""
+PATH_KEYS = ("backgrounds", "validation_backgrounds", "output_dir")
+"""Keys holding paths (lists of them, or one for ``output_dir``)."""
 
 
 @dataclass
@@ -55,6 +60,8 @@ class TrainingConfig:
         schedule: ``cosine`` (decay to ``min_learning_rate``) or ``constant``.
         min_learning_rate: Floor of the cosine schedule.
         gradient_clip: Gradient norm clip.
+        pixel_loss: ``margin`` (the large-margin loss of METHOD.md §4) or ``balanced_bce``
+            (class-balanced cross-entropy, METHOD.md §9).
         faithful_loss: Combine the pixel-loss terms as published (halving) and leave the
             multipliers unclipped.
         feature_loss_weight: Weight of the feature-level loss (1 = as published).
@@ -87,6 +94,7 @@ class TrainingConfig:
     schedule: str = "cosine"
     min_learning_rate: float = 1e-4
     gradient_clip: float = 100.0
+    pixel_loss: str = "margin"
     faithful_loss: bool = False
     feature_loss_weight: float = 1.0
     seed: int = 0
@@ -113,6 +121,10 @@ class TrainingConfig:
             raise TrainingError("steps and batch_size must be positive")
         if not 0.0 <= self.spectral_share <= 1.0:
             raise TrainingError("spectral_share must lie in [0, 1]")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise TrainingError(
+                f"unknown pixel_loss {self.pixel_loss!r}; choose one of {list(PIXEL_LOSSES)}"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise TrainingError("schedule must be 'cosine' or 'constant'")
 
@@ -142,7 +154,7 @@ class TrainingConfig:
             raise TrainingError(f"unknown training configuration keys: {unknown}")
         values = dict(data)
         if base_dir is not None:
-            for key in ("backgrounds", "validation_backgrounds"):
+            for key in PATH_KEYS[:2]:
                 values[key] = [_resolve(base_dir, item) for item in values.get(key, [])]
             if "output_dir" in values:
                 values["output_dir"] = _resolve(base_dir, values["output_dir"])
@@ -152,8 +164,15 @@ class TrainingConfig:
             raise TrainingError(f"invalid training configuration: {error}") from error
 
     @classmethod
-    def from_yaml(cls, path: Union[str, Path]) -> TrainingConfig:
+    def from_yaml(
+        cls, path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None
+    ) -> TrainingConfig:
         """Reads a YAML configuration file.
+
+        Args:
+            path: The YAML file; relative paths in it are taken from its folder.
+            overrides: Keys replacing the file's (e.g. another ``seed``); relative paths
+                among them are taken from the current folder.
 
         Raises:
             TrainingError: If the file is missing, not YAML, or invalid.
@@ -165,7 +184,43 @@ class TrainingConfig:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             raise TrainingError(f"{path}: not valid YAML ({error})") from error
-        return cls.from_dict(data or {}, base_dir=path.resolve().parent)
+        if data is None:
+            data = {}
+        if overrides and isinstance(data, dict):
+            data = {**data, **_absolute_paths(overrides)}
+        return cls.from_dict(data, base_dir=path.resolve().parent)
+
+
+def parse_override(text: str) -> Tuple[str, Any]:
+    """Parses a ``KEY=VALUE`` override; the value is read as YAML (``seed=7``, ``a=[1, 2]``).
+
+    Raises:
+        TrainingError: If there is no ``=`` or the value is not valid YAML.
+
+    Example:
+        >>> parse_override("spectral_share=0.6")
+        ('spectral_share', 0.6)
+    """
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise TrainingError(f"an override must read KEY=VALUE, not {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise TrainingError(f"override {key.strip()}: not a valid YAML value ({error})") from None
+
+
+def _absolute_paths(overrides: Dict[str, Any]) -> Dict[str, Any]:
+    values = dict(overrides)
+    for key in PATH_KEYS:
+        if key not in values:
+            continue
+        if key == "output_dir":
+            values[key] = str(Path(values[key]).expanduser().resolve())
+        else:
+            items = [values[key]] if isinstance(values[key], str) else values[key]
+            values[key] = [str(Path(item).expanduser().resolve()) for item in items]
+    return values
 
 
 def _resolve(base_dir: Path, item: str) -> str:

@@ -4,6 +4,8 @@
   weighted BCE terms with learnable, non-negative multipliers ``lambda`` on the negatives
   (trained by gradient *ascent*, which in practice ramps the background weight up; clean
   mode clips them at ``lambda_max``), minus a prior-dependent FPR anchor.
+* :class:`BalancedBCELoss`: an alternative pixel loss (class-balanced binary cross-entropy,
+  METHOD.md §9), selected with the training configuration's ``pixel_loss: balanced_bce``.
 * :func:`feature_margin_loss`: compactness of normal and anomaly feature clusters with
   separation of their centres.
 
@@ -31,6 +33,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.training.config import PIXEL_LOSSES
 
 LABEL_BACKGROUND = 0
 LABEL_ANOMALY = 1
@@ -118,6 +121,69 @@ class PixelMarginLoss(nn.Module):
         prior = (target.sum() + 1.0) / (target.numel() + 2.0)
         anchor = prior * (sum(FPR_ANCHORS) / len(FPR_ANCHORS))
         return PIXEL_LOSS_SCALE * functional.relu(combined - anchor)
+
+
+class BalancedBCELoss(nn.Module):
+    """Class-balanced binary cross-entropy: the anomaly and the normal pixels weigh half each.
+
+    Per sample: ``0.5 * mean BCE(anomaly pixels) + 0.5 * mean BCE(normal pixels)``, over the
+    labelled pixels (label 2 is skipped; a sample without anomaly pixels gets the normal term
+    alone). It has no learnable multipliers.
+
+    Example:
+        >>> import torch
+        >>> labels = torch.zeros(1, 4, 4, dtype=torch.long)
+        >>> labels[0, 0, 0] = 1
+        >>> score = torch.full((1, 1, 4, 4), 0.5)
+        >>> round(float(BalancedBCELoss()(score, labels)), 4)
+        0.6931
+    """
+
+    lambda_max: Optional[float] = None
+
+    def forward(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the per-sample loss.
+
+        Args:
+            score: ``[B, 1, H, W]`` scores in ``[0, 1]``.
+            labels: ``[B, H, W]`` integer labels.
+
+        Raises:
+            TrainingError: If a sample has no labelled (non-ignored) pixel.
+        """
+        losses = []
+        for sample_score, sample_labels in zip(score, labels):
+            flat_labels = sample_labels.reshape(-1)
+            labelled = flat_labels != LABEL_IGNORE
+            if not bool(labelled.any()):
+                raise TrainingError("a training sample has no labelled pixel (all ignored)")
+            values = sample_score.reshape(-1)[labelled].clamp(1e-7, 1.0 - 1e-7)
+            positive = flat_labels[labelled] == LABEL_ANOMALY
+            terms = []
+            if bool(positive.any()):
+                terms.append(-torch.log(values[positive]).mean())
+            if bool((~positive).any()):
+                terms.append(-torch.log1p(-values[~positive]).mean())
+            losses.append(torch.stack(terms).mean())
+        return torch.stack(losses).mean()
+
+
+def build_pixel_loss(name: str, faithful: bool = False) -> nn.Module:
+    """The pixel loss a training configuration names.
+
+    Args:
+        name: ``margin`` (METHOD.md §4, the default) or ``balanced_bce``.
+        faithful: For ``margin``: combine the terms as published and leave the multipliers
+            unclipped.
+
+    Raises:
+        TrainingError: On an unknown name.
+    """
+    if name == "margin":
+        return PixelMarginLoss(faithful_combination=faithful, lambda_max=None if faithful else 10.0)
+    if name == "balanced_bce":
+        return BalancedBCELoss()
+    raise TrainingError(f"unknown pixel_loss {name!r}; choose one of {list(PIXEL_LOSSES)}")
 
 
 def compactness(features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

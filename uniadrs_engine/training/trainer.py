@@ -33,7 +33,7 @@ from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.data_sources import summarise_sources
-from uniadrs_engine.training.losses import PixelMarginLoss, check_finite, feature_margin_loss
+from uniadrs_engine.training.losses import build_pixel_loss, check_finite, feature_margin_loss
 from uniadrs_engine.training.simulators import SimulationSetup, build_simulation
 from uniadrs_engine.training.validation import build_validation_set, evaluate
 
@@ -113,16 +113,16 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.network = UniADRS(config.model_config()).to(self.device)
-        self.pixel_loss = PixelMarginLoss(
-            faithful_combination=config.faithful_loss,
-            lambda_max=None if config.faithful_loss else 10.0,
-        ).to(self.device)
+        self.pixel_loss = build_pixel_loss(config.pixel_loss, config.faithful_loss).to(self.device)
         trainable = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
             trainable, lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        self.lambda_optimizer = torch.optim.Adam(
-            self.pixel_loss.parameters(), lr=LAMBDA_LEARNING_RATE, weight_decay=LAMBDA_WEIGHT_DECAY
+        multipliers = list(self.pixel_loss.parameters())
+        self.lambda_optimizer = (
+            torch.optim.Adam(multipliers, lr=LAMBDA_LEARNING_RATE, weight_decay=LAMBDA_WEIGHT_DECAY)
+            if multipliers
+            else None
         )
         self.step = 0
         self.wall_seconds = 0.0
@@ -152,7 +152,9 @@ class Trainer:
             "network": self.network.state_dict(),
             "pixel_loss": self.pixel_loss.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "lambda_optimizer": self.lambda_optimizer.state_dict(),
+            "lambda_optimizer": (
+                self.lambda_optimizer.state_dict() if self.lambda_optimizer else None
+            ),
             "records": [vars(record) for record in self.records],
             "history": self.history,
         }
@@ -173,7 +175,8 @@ class Trainer:
         self.network.load_state_dict(state["network"])
         self.pixel_loss.load_state_dict(state["pixel_loss"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
+        if self.lambda_optimizer is not None:
+            self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
         self.step = int(state["step"])
         self.wall_seconds = float(state["wall_seconds"])
         self.records = [StepRecord(**record) for record in state["records"]]
@@ -209,15 +212,17 @@ class Trainer:
         loss = pixel + self.config.feature_loss_weight * feature
         check_finite(loss, "the training loss", self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        self.lambda_optimizer.zero_grad(set_to_none=True)
+        if self.lambda_optimizer is not None:
+            self.lambda_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(
             [p for p in self.network.parameters() if p.requires_grad], self.config.gradient_clip
         )
         self.optimizer.step()
-        self.lambda_optimizer.step()
-        if self.pixel_loss.lambda_max is not None:
-            self.pixel_loss.clip_multipliers()
+        if self.lambda_optimizer is not None:
+            self.lambda_optimizer.step()
+            if self.pixel_loss.lambda_max is not None:
+                self.pixel_loss.clip_multipliers()
         record = StepRecord(
             step=self.step,
             loss=float(loss.detach()),

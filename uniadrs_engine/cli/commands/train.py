@@ -3,6 +3,7 @@
 Example:
     $ uniadrs train configs/default_model.yaml            # a new run
     $ uniadrs train configs/default_model.yaml --resume   # go on after an interruption
+    $ uniadrs train configs/default_model.yaml --set seed=7 --set output_dir=runs/seed7
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 from tqdm import tqdm
 
-from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.config import TrainingConfig, parse_override
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="resume from the checkpoint in output_dir"
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replace a configuration key (the value is YAML; paths are relative to the "
+        "current folder); repeat it for several keys, and again with --resume",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -37,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the training and prints where the model is."""
     from uniadrs_engine.training.trainer import train_from_config
 
-    config = TrainingConfig.from_yaml(args.config)
+    overrides = dict(parse_override(text) for text in args.overrides)
+    config = TrainingConfig.from_yaml(args.config, overrides=overrides)
     with tqdm(total=config.steps, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def progress(fraction: float, message: str) -> None:
