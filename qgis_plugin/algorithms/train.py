@@ -30,6 +30,7 @@ from .simulate import add_background_parameters, background_sources
 
 #: Shown when the engine cannot be imported (the algorithm cannot run then anyway).
 _FALLBACK_CONFIGS = ("lite8s32",)
+_FALLBACK_PIXEL_LOSSES = ("margin",)
 
 
 def network_configurations() -> List[str]:
@@ -41,6 +42,15 @@ def network_configurations() -> List[str]:
         return list(_FALLBACK_CONFIGS)
     default = TrainingConfig.__dataclass_fields__["model"].default
     return sorted(NAMED_CONFIGS, key=lambda name: (name != default, name))
+
+
+def pixel_losses() -> List[str]:
+    """Names of the engine's pixel losses, the default (``margin``) first."""
+    try:
+        from uniadrs_engine.training.config import PIXEL_LOSSES
+    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
+        return list(_FALLBACK_PIXEL_LOSSES)
+    return list(PIXEL_LOSSES)
 
 
 class TrainModelAlgorithm(UniadrsAlgorithm):
@@ -76,6 +86,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     BATCH_SIZE = "BATCH_SIZE"
     CROP_SIZE = "CROP_SIZE"
     SEED = "SEED"
+    PIXEL_LOSS = "PIXEL_LOSS"
     MODEL_NAME = "MODEL_NAME"
     RESUME = "RESUME"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -115,6 +126,14 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0
         )
         self.addParameter(make_advanced(seed))
+        self._pixel_losses = pixel_losses()
+        pixel_loss = QgsProcessingParameterEnum(
+            self.PIXEL_LOSS,
+            tr("Pixel loss (margin: large-margin AUC loss; balanced_bce: balanced cross-entropy)"),
+            options=self._pixel_losses,
+            defaultValue=0,
+        )
+        self.addParameter(make_advanced(pixel_loss))
         self.addParameter(
             QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
         )
@@ -159,6 +178,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             feedback.pushInfo(f"Training configuration: {config_file}")
         else:
             networks = getattr(self, "_networks", None) or network_configurations()
+            losses = getattr(self, "_pixel_losses", None) or pixel_losses()
             backgrounds, exclude = background_sources(self, parameters, context)
             config = training_config.TrainingConfig(
                 backgrounds=backgrounds,
@@ -168,6 +188,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 crop_size=self.parameterAsInt(parameters, self.CROP_SIZE, context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
+                pixel_loss=losses[self.parameterAsEnum(parameters, self.PIXEL_LOSS, context)],
                 device=self.device(parameters, context),
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)

@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 
 from tests.qgis_plugin.conftest import read_band
 from tests.raster_factory import write_raster
+from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.simulation.export import simulate_to_dir
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.trainer import train_from_config
@@ -115,3 +116,24 @@ def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
             feedback=feedback,
         )
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_train_from_parameters_with_the_balanced_pixel_loss(provider, backgrounds, tmp_path):
+    algorithm = provider.algorithm("train")
+    options = algorithm.parameterDefinition("PIXEL_LOSS").options()
+    assert options[0] == TrainingConfig.__dataclass_fields__["pixel_loss"].default
+    result = processing.run(
+        "uniadrs:train",
+        {
+            "BACKGROUND_FOLDER": str(backgrounds),
+            "NETWORK": 0,
+            "STEPS": 1,
+            "BATCH_SIZE": 1,
+            "CROP_SIZE": 32,
+            "PIXEL_LOSS": options.index("balanced_bce"),
+            "DEVICE": 2,
+            "OUTPUT_FOLDER": str(tmp_path / "run"),
+        },
+    )
+    card = load_model(result["MODEL_FILE"]).card
+    assert card.training["config"]["pixel_loss"] == "balanced_bce"
