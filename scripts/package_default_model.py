@@ -5,6 +5,10 @@ default) to ``resources/models/uniadrs_default.safetensors``, recording in its m
 recommended inference presets (the engine's built-in table, ``inference/presets.py``) and the
 exact command that retrains it, with the run's paths made relative to the repository.
 
+The run must have been trained with ``configs/default_model.yaml`` (up to its output folder
+and the names written into the card), so that the retrain command gives the same model; the
+card takes its name, version and description from that file.
+
 Usage:
     .venv/bin/python scripts/package_default_model.py [RUN_MODEL]
 """
@@ -18,8 +22,10 @@ from typing import Any
 from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.model.default import DEFAULT_MODEL_FILENAME
 from uniadrs_engine.model.model_file import load_model, save_model
+from uniadrs_engine.training.config import TrainingConfig, weight_differences
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "configs" / "default_model.yaml"
 RETRAIN_COMMAND = "uniadrs train configs/default_model.yaml  (add --resume after an interruption)"
 
 
@@ -43,6 +49,16 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model(args.model)
     card = loaded.card
+    config = TrainingConfig.from_yaml(DEFAULT_CONFIG)
+    differing = weight_differences(config, card.training.get("config", {}))
+    if differing:
+        raise SystemExit(
+            f"{args.model} was not trained with {DEFAULT_CONFIG.name}: {differing} differ; "
+            "make the file describe the run first"
+        )
+    card.name = config.model_name
+    card.model_version = config.model_version
+    card.description = config.description
     card.presets = {
         name: {"scales": list(preset.scales), "tile": preset.tile, "halo": preset.halo}
         for name, preset in PRESETS.items()

@@ -1,11 +1,16 @@
 """The shipped default model: present, small, documented by its card, and usable."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.model.default import default_model_path
 from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.training.config import TrainingConfig, weight_differences
+
+REPO = Path(__file__).resolve().parents[2]
 
 EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
 
@@ -39,3 +44,16 @@ def test_default_model_scores_an_image():
         score = network(image).score[0, 0].numpy()
     assert np.isfinite(score).all()
     assert score[28:36, 28:36].mean() > np.median(score)
+
+
+def test_the_retrain_command_describes_the_shipped_model(monkeypatch):
+    """configs/default_model.yaml must be the configuration the shipped model was trained with."""
+    config = TrainingConfig.from_yaml(REPO / "configs" / "default_model.yaml")
+    card = load_model("default").card
+    monkeypatch.chdir(REPO)  # the card's paths are relative to the repository
+    assert weight_differences(config, card.training["config"]) == []
+    assert (card.name, card.model_version) == (config.model_name, config.model_version)
+    other = TrainingConfig.from_yaml(
+        REPO / "configs" / "default_model.yaml", overrides={"seed": config.seed + 1}
+    )
+    assert weight_differences(other, card.training["config"]) == ["seed"]

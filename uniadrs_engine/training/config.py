@@ -31,6 +31,11 @@ PIXEL_LOSSES = ("margin", "balanced_bce")
 """Pixel losses a configuration may name (built by ``losses.build_pixel_loss``)."""
 PATH_KEYS = ("backgrounds", "validation_backgrounds", "output_dir")
 """Keys holding paths (lists of them, or one for ``output_dir``)."""
+WEIGHT_NEUTRAL_KEYS = frozenset(
+    {"output_dir", "model_name", "model_version", "description", "presets", "device", "threads",
+     "checkpoint_every"}
+)
+"""Keys that change neither the trained weights nor the validation record."""
 
 
 @dataclass
@@ -189,6 +194,35 @@ class TrainingConfig:
         if overrides and isinstance(data, dict):
             data = {**data, **_absolute_paths(overrides)}
         return cls.from_dict(data, base_dir=path.resolve().parent)
+
+
+def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List[str]:
+    """Keys of ``config`` that differ from a recorded run's in ways that change the model.
+
+    Every key but :data:`WEIGHT_NEUTRAL_KEYS` counts.
+
+    Args:
+        config: A configuration, e.g. read from a YAML file.
+        recorded: The configuration of a run as plain data (a model card's
+            ``training["config"]``); its relative paths count as relative to the current
+            folder.
+
+    Example:
+        >>> a = TrainingConfig(backgrounds=["/data"], seed=1)
+        >>> weight_differences(a, {**a.to_dict(), "seed": 2, "threads": 4})
+        ['seed']
+    """
+    recorded = dict(recorded)
+    for key in PATH_KEYS[:2]:
+        recorded[key] = [str(Path(item).expanduser().resolve()) for item in recorded.get(key, [])]
+    current = config.to_dict()
+    for key in PATH_KEYS[:2]:
+        current[key] = [str(Path(item).expanduser().resolve()) for item in current[key]]
+    return sorted(
+        key
+        for key, value in current.items()
+        if key not in WEIGHT_NEUTRAL_KEYS and recorded.get(key) != value
+    )
 
 
 def parse_override(text: str) -> Tuple[str, Any]:
