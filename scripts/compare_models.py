@@ -2,7 +2,9 @@
 
 Each training configuration given defines a validation set (its validation backgrounds and
 simulation settings, drawn with fixed seeds); every model is scored on every set, so the
-candidates are compared on the same samples.
+candidates are compared on the same samples. ``CONFIG@KEY=VALUE`` (``@`` repeatable) changes
+keys of one configuration, e.g. ``configs/default_model.yaml@spectral_share=0.5`` rebuilds the
+validation samples of experiments 2-4 in docs/DEFAULT_MODEL.md.
 
 Usage:
     .venv/bin/python scripts/compare_models.py --models A.safetensors B.safetensors \\
@@ -17,7 +19,7 @@ import argparse
 import torch
 
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
 from uniadrs_engine.training.validation import build_validation_set, evaluate
 
@@ -34,7 +36,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     means = {path: [] for path in args.models}
     for config_path in args.configs:
-        config = TrainingConfig.from_yaml(config_path)
+        path, *overrides = config_path.split("@")
+        config = TrainingConfig.from_yaml(
+            path, overrides=dict(parse_override(text) for text in overrides)
+        )
         samples = build_validation_set(
             build_simulation(config).validation, args.samples, config.seed
         )
