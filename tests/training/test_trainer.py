@@ -12,7 +12,7 @@ from uniadrs_engine.errors import CancelledError, TrainingError
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
-from uniadrs_engine.training.config import TrainingConfig, parse_override
+from uniadrs_engine.training.config import TrainingConfig, parse_override, weight_differences
 from uniadrs_engine.training.trainer import Trainer, learning_rate_at, train_from_config
 
 
@@ -160,3 +160,13 @@ def test_spectral_options_reach_the_simulator(tiny_config):
     assert spectral.abundance_range == (0.5, 1.0)
     with pytest.raises(TrainingError, match="invalid spectral_options"):
         build_simulation(dataclasses.replace(tiny_config, spectral_options={"colour": 1}))
+
+
+def test_weight_differences_ignore_run_settings_and_default_missing_keys():
+    config = TrainingConfig(backgrounds=["/data"], seed=1)
+    recorded = {**config.to_dict(), "threads": 4, "output_dir": "elsewhere", "seed": 2}
+    assert weight_differences(config, recorded) == ["seed"]
+    del recorded["pixel_loss"]  # recorded before the key existed: counts as the default
+    assert weight_differences(config, recorded) == ["seed"]
+    recorded["pixel_loss"] = "balanced_bce"
+    assert weight_differences(config, recorded) == ["pixel_loss", "seed"]

@@ -211,8 +211,14 @@ def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List
         >>> a = TrainingConfig(backgrounds=["/data"], seed=1)
         >>> weight_differences(a, {**a.to_dict(), "seed": 2, "threads": 4})
         ['seed']
+        >>> recorded = a.to_dict()
+        >>> del recorded["pixel_loss"]  # a run recorded before the key existed
+        >>> weight_differences(a, recorded)
+        []
     """
-    recorded = dict(recorded)
+    # Keys added after a run was recorded count with their defaults.
+    defaults = TrainingConfig(backgrounds=["-"]).to_dict()
+    recorded = {**defaults, **recorded}
     for key in PATH_KEYS[:2]:
         recorded[key] = [str(Path(item).expanduser().resolve()) for item in recorded.get(key, [])]
     current = config.to_dict()
