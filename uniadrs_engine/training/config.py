@@ -29,8 +29,8 @@ from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfi
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
 """Pixel losses a configuration may name (built by ``losses.build_pixel_loss``)."""
-PATH_KEYS = ("backgrounds", "validation_backgrounds", "output_dir")
-"""Keys holding paths (lists of them, or one for ``output_dir``)."""
+PATH_LIST_KEYS = ("backgrounds", "validation_backgrounds")
+"""Keys holding lists of paths (``output_dir`` holds one path)."""
 WEIGHT_NEUTRAL_KEYS = frozenset(
     {"output_dir", "model_name", "model_version", "description", "presets", "device", "threads",
      "checkpoint_every"}
@@ -159,7 +159,7 @@ class TrainingConfig:
             raise TrainingError(f"unknown training configuration keys: {unknown}")
         values = dict(data)
         if base_dir is not None:
-            for key in PATH_KEYS[:2]:
+            for key in PATH_LIST_KEYS:
                 values[key] = [_resolve(base_dir, item) for item in values.get(key, [])]
             if "output_dir" in values:
                 values["output_dir"] = _resolve(base_dir, values["output_dir"])
@@ -219,11 +219,10 @@ def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List
     # Keys added after a run was recorded count with their defaults.
     defaults = TrainingConfig(backgrounds=["-"]).to_dict()
     recorded = {**defaults, **recorded}
-    for key in PATH_KEYS[:2]:
-        recorded[key] = [str(Path(item).expanduser().resolve()) for item in recorded.get(key, [])]
     current = config.to_dict()
-    for key in PATH_KEYS[:2]:
-        current[key] = [str(Path(item).expanduser().resolve()) for item in current[key]]
+    for values in (recorded, current):
+        for key in PATH_LIST_KEYS:
+            values[key] = [_resolve(Path.cwd(), item) for item in values[key]]
     return sorted(
         key
         for key, value in current.items()
@@ -252,14 +251,12 @@ def parse_override(text: str) -> Tuple[str, Any]:
 
 def _absolute_paths(overrides: Dict[str, Any]) -> Dict[str, Any]:
     values = dict(overrides)
-    for key in PATH_KEYS:
-        if key not in values:
-            continue
-        if key == "output_dir":
-            values[key] = str(Path(values[key]).expanduser().resolve())
-        else:
+    for key in PATH_LIST_KEYS:
+        if key in values:
             items = [values[key]] if isinstance(values[key], str) else values[key]
-            values[key] = [str(Path(item).expanduser().resolve()) for item in items]
+            values[key] = [_resolve(Path.cwd(), item) for item in items]
+    if "output_dir" in values:
+        values["output_dir"] = _resolve(Path.cwd(), values["output_dir"])
     return values
 
 

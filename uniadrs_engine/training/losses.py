@@ -50,7 +50,35 @@ FEATURE_LOSS_SCALE = 0.1
 COMPACT_OUTLIER_WEIGHT = 10.0
 
 
-class PixelMarginLoss(nn.Module):
+class _PerSamplePixelLoss(nn.Module):
+    """A pixel loss computed per sample over its labelled pixels, then averaged."""
+
+    def forward(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the per-sample loss.
+
+        Args:
+            score: ``[B, 1, H, W]`` scores in ``[0, 1]``.
+            labels: ``[B, H, W]`` integer labels.
+
+        Raises:
+            TrainingError: If a sample has no labelled (non-ignored) pixel.
+        """
+        losses = []
+        for sample_score, sample_labels in zip(score, labels):
+            flat_labels = sample_labels.reshape(-1)
+            labelled = flat_labels != LABEL_IGNORE
+            if not bool(labelled.any()):
+                raise TrainingError("a training sample has no labelled pixel (all ignored)")
+            values = sample_score.reshape(-1)[labelled].clamp(1e-7, 1.0 - 1e-7)
+            losses.append(self._sample_loss(values, flat_labels[labelled] == LABEL_ANOMALY))
+        return torch.stack(losses).mean()
+
+    def _sample_loss(self, score: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        """The loss of one sample's labelled scores (clamped) and anomaly mask."""
+        raise NotImplementedError
+
+
+class PixelMarginLoss(_PerSamplePixelLoss):
     """Pixel-level large-margin (AUC-ranking surrogate) loss.
 
     Args:
@@ -74,29 +102,8 @@ class PixelMarginLoss(nn.Module):
         with torch.no_grad():
             self.multipliers.clamp_(min=0.0, max=self.lambda_max)
 
-    def forward(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of the per-sample loss.
-
-        Args:
-            score: ``[B, 1, H, W]`` scores in ``[0, 1]``.
-            labels: ``[B, H, W]`` integer labels.
-
-        Raises:
-            TrainingError: If a sample has no labelled (non-ignored) pixel.
-        """
-        losses = [
-            self._sample_loss(sample_score.reshape(-1), sample_labels.reshape(-1))
-            for sample_score, sample_labels in zip(score, labels)
-        ]
-        return torch.stack(losses).mean()
-
-    def _sample_loss(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        labelled = labels != LABEL_IGNORE
-        if not bool(labelled.any()):
-            raise TrainingError("a training sample has no labelled pixel (all ignored)")
-        score = score[labelled].clamp(1e-7, 1.0 - 1e-7)
-        target = (labels[labelled] == LABEL_ANOMALY).to(score.dtype)
-        positive = target > 0.5
+    def _sample_loss(self, score: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        target = positive.to(score.dtype)
         cross_entropy = functional.binary_cross_entropy(score, target, reduction="none")
         multipliers = self.multipliers.clamp(min=0.0)
         terms = []
@@ -123,7 +130,7 @@ class PixelMarginLoss(nn.Module):
         return PIXEL_LOSS_SCALE * functional.relu(combined - anchor)
 
 
-class BalancedBCELoss(nn.Module):
+class BalancedBCELoss(_PerSamplePixelLoss):
     """Class-balanced binary cross-entropy: the anomaly and the normal pixels weigh half each.
 
     Per sample: ``0.5 * mean BCE(anomaly pixels) + 0.5 * mean BCE(normal pixels)``, over the
@@ -139,33 +146,13 @@ class BalancedBCELoss(nn.Module):
         0.6931
     """
 
-    lambda_max: Optional[float] = None
-
-    def forward(self, score: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of the per-sample loss.
-
-        Args:
-            score: ``[B, 1, H, W]`` scores in ``[0, 1]``.
-            labels: ``[B, H, W]`` integer labels.
-
-        Raises:
-            TrainingError: If a sample has no labelled (non-ignored) pixel.
-        """
-        losses = []
-        for sample_score, sample_labels in zip(score, labels):
-            flat_labels = sample_labels.reshape(-1)
-            labelled = flat_labels != LABEL_IGNORE
-            if not bool(labelled.any()):
-                raise TrainingError("a training sample has no labelled pixel (all ignored)")
-            values = sample_score.reshape(-1)[labelled].clamp(1e-7, 1.0 - 1e-7)
-            positive = flat_labels[labelled] == LABEL_ANOMALY
-            terms = []
-            if bool(positive.any()):
-                terms.append(-torch.log(values[positive]).mean())
-            if bool((~positive).any()):
-                terms.append(-torch.log1p(-values[~positive]).mean())
-            losses.append(torch.stack(terms).mean())
-        return torch.stack(losses).mean()
+    def _sample_loss(self, score: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        terms = []
+        if bool(positive.any()):
+            terms.append(-torch.log(score[positive]).mean())
+        if bool((~positive).any()):
+            terms.append(-torch.log1p(-score[~positive]).mean())
+        return torch.stack(terms).mean()
 
 
 def build_pixel_loss(name: str, faithful: bool = False) -> nn.Module:
