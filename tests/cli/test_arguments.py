@@ -48,3 +48,18 @@ def test_progress_bar_accepts_fractions(capsys) -> None:
     with progress_bar(enabled=False) as update:
         update(0.3, "x")
     assert capsys.readouterr().err == ""
+
+
+def test_a_resumed_bar_counts_its_rate_from_where_it_resumed(capsys) -> None:
+    import re
+    import time
+
+    with progress_bar(steps=1000) as update:
+        update(0.9, "resumed")  # a run that goes on from step 900
+        time.sleep(0.2)
+        update(0.91, "step 910")
+    err = capsys.readouterr().err
+    assert "910/1000" in err
+    rates = [float(value) for value in re.findall(r"([\d.]+)step/s", err)]
+    # 10 steps in about 0.2 s: some 50 steps/s, not the ~4,500 that 910 steps would give.
+    assert rates and max(rates) < 500

@@ -126,27 +126,45 @@ def positive_float(text: str) -> float:
 
 @contextmanager
 def progress_bar(
-    description: str = "", enabled: bool = True
+    description: str = "", enabled: bool = True, *, steps: int | None = None, unit: str = "step"
 ) -> Iterator[Callable[[float, str], None]]:
     """A tqdm bar on stderr, yielded as a ``progress(fraction, message)`` callable.
+
+    Work that resumes part-way (a training run from its checkpoint) reports a first
+    fraction above zero; the bar then starts its clock there, so its rate and time left
+    count only the work done in this run.
 
     Args:
         description: Text before the bar.
         enabled: Show the bar (False gives a callable that does nothing).
+        steps: Count the bar in this many units (with their rate) instead of percent.
+        unit: Name of one unit when ``steps`` is given.
     """
     from tqdm import tqdm
 
+    total = steps if steps else 1000
+    percent_format = "{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
+    bar_format = None if steps else percent_format
     with tqdm(
-        total=1000,
+        total=total,
         desc=description,
+        unit=unit,
         file=sys.stderr,
         dynamic_ncols=True,
         disable=not enabled,
-        bar_format="{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
+        bar_format=bar_format,
     ) as bar:
+        started = False
 
         def update(fraction: float, message: str = "") -> None:
-            position = int(round(min(1.0, max(0.0, fraction)) * 1000))
+            nonlocal started
+            if bar.disable:
+                return
+            position = int(round(min(1.0, max(0.0, fraction)) * total))
+            if not started:
+                started = True
+                bar.initial = bar.n = bar.last_print_n = position
+                bar.start_t = bar.last_print_t = bar._time()
             if position != bar.n or message:
                 bar.n = position
                 if message:

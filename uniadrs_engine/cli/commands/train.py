@@ -9,10 +9,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tqdm import tqdm
-
+from uniadrs_engine.cli.arguments import progress_bar
 from uniadrs_engine.training.config import TrainingConfig, parse_override
 
 
@@ -49,12 +47,10 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(text) for text in args.overrides)
     config = TrainingConfig.from_yaml(args.config, overrides=overrides)
-    with tqdm(total=config.steps, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+    with progress_bar(steps=config.steps) as bar:
 
         def progress(fraction: float, message: str) -> None:
-            bar.n = round(fraction * config.steps)
-            bar.set_postfix_str(message.split(" ", 2)[-1] if message else "")
-            bar.refresh()
+            bar(fraction, message.split(" ", 2)[-1] if message else "")
 
         result = train_from_config(config, resume=args.resume, progress=progress)
     figures = ", ".join(
