@@ -79,8 +79,11 @@ def plugin_files(include_default_model: bool = True) -> List[Tuple[Path, str]]:
     if license_file.is_file():
         files.append((license_file, "LICENSE"))
     else:
-        print("warning: no LICENSE file at the repository root; the official plugin "
-              "repository requires one in the ZIP", file=sys.stderr)
+        print(
+            "warning: no LICENSE file at the repository root; the official plugin "
+            "repository requires one in the ZIP",
+            file=sys.stderr,
+        )
     for model in sorted((RESOURCES / "models").glob("*.model3")):
         files.append((model, f"models/{model.name}"))
     for path in _tree(ENGINE_SOURCE):
@@ -133,10 +136,16 @@ def link_plugin(profile_folder: Path) -> Path:
             raise SystemExit(f"{target} holds real files (an installed copy?): remove it first")
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    links = [(entry, entry.name) for entry in sorted(PLUGIN_SOURCE.iterdir())
-             if entry.name not in SKIPPED_NAMES]
-    links += [(REPO / "metadata.txt", "metadata.txt"), (RESOURCES / "icon.svg", "icon.svg"),
-              (RESOURCES / "models", "models")]
+    links = [
+        (entry, entry.name)
+        for entry in sorted(PLUGIN_SOURCE.iterdir())
+        if entry.name not in SKIPPED_NAMES
+    ]
+    links += [
+        (REPO / "metadata.txt", "metadata.txt"),
+        (RESOURCES / "icon.svg", "icon.svg"),
+        (RESOURCES / "models", "models"),
+    ]
     links += [(png, png.name) for png in sorted(RESOURCES.glob("*.png"))]
     for source, name in links:
         (target / name).symlink_to(source)
@@ -145,12 +154,20 @@ def link_plugin(profile_folder: Path) -> Path:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--output", type=Path, default=REPO / "dist",
-                        help="folder of the ZIP (default: dist/)")
-    parser.add_argument("--without-default-model", action="store_true",
-                        help="leave the default model out of the ZIP")
-    parser.add_argument("--link", type=Path, metavar="PROFILE_FOLDER",
-                        help="link the plugin into this QGIS profile instead of building a ZIP")
+    parser.add_argument(
+        "--output", type=Path, default=REPO / "dist", help="folder of the ZIP (default: dist/)"
+    )
+    parser.add_argument(
+        "--without-default-model",
+        action="store_true",
+        help="leave the default model out of the ZIP",
+    )
+    parser.add_argument(
+        "--link",
+        type=Path,
+        metavar="PROFILE_FOLDER",
+        help="link the plugin into this QGIS profile instead of building a ZIP",
+    )
     args = parser.parse_args(argv)
     if args.link is not None:
         print(link_plugin(args.link.expanduser()))

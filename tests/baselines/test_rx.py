@@ -46,8 +46,9 @@ def test_global_rx_is_the_mahalanobis_distance_with_pinv():
     assert np.isnan(scores[3, 4])
     np.testing.assert_allclose(scores[valid], expected, rtol=1e-6, atol=1e-6)
     default = global_rx(image)
-    np.testing.assert_allclose(default.ravel(), _direct_rx(image.reshape(3, -1),
-                                                           image.reshape(3, -1)), rtol=1e-6)
+    np.testing.assert_allclose(
+        default.ravel(), _direct_rx(image.reshape(3, -1), image.reshape(3, -1)), rtol=1e-6
+    )
 
 
 def test_global_rx_finds_an_implanted_target():
@@ -71,8 +72,9 @@ def _brute_force_local_rx(image, inner, outer, used, shrinkage):
     pixels = image[:, used].astype(np.float64)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov(pixels))
     projection = eigenvectors.T / np.sqrt(eigenvalues)[:, None]
-    whitened = np.einsum("kc,chw->khw", projection,
-                         image.astype(np.float64) - pixels.mean(axis=1)[:, None, None])
+    whitened = np.einsum(
+        "kc,chw->khw", projection, image.astype(np.float64) - pixels.mean(axis=1)[:, None, None]
+    )
     bands, rows, cols = image.shape
     scores = np.full((rows, cols), np.nan)
     ro, ri = outer // 2, inner // 2
@@ -97,8 +99,9 @@ def _brute_force_local_rx(image, inner, outer, used, shrinkage):
     return scores
 
 
-@pytest.mark.parametrize(("with_background", "shrinkage"), [(False, None), (True, None),
-                                                            (False, 0.3)])
+@pytest.mark.parametrize(
+    ("with_background", "shrinkage"), [(False, None), (True, None), (False, 0.3)]
+)
 def test_local_rx_matches_brute_force_windows(with_background, shrinkage):
     image = _image(bands=3, rows=14, cols=17, seed=2)
     background = None
@@ -183,8 +186,9 @@ def test_rx_raster_global_matches_the_array_function(make_raster, tmp_path):
     mask_path = make_raster(background, "background.tif")
     valid = np.ones(image.shape[1:], dtype=bool)
     valid[2, 3] = False
-    report = rx_raster(path, tmp_path / "rx.tif", memory_mb=0.01,
-                       background_mask_path=mask_path, bands=[1, 2, 4])
+    report = rx_raster(
+        path, tmp_path / "rx.tif", memory_mb=0.01, background_mask_path=mask_path, bands=[1, 2, 4]
+    )
     scores, source = _read_scores(tmp_path / "rx.tif")
     expected = global_rx(image[[0, 1, 3]], valid=valid, background=background > 0)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, equal_nan=True)
@@ -196,8 +200,7 @@ def test_rx_raster_global_matches_the_array_function(make_raster, tmp_path):
 
 
 @pytest.mark.parametrize("with_background", [False, True])
-def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path,
-                                                          with_background):
+def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path, with_background):
     image = _image(bands=3, rows=80, cols=70, seed=6)
     image[:, 31:34, 40:42] = -1  # nodata across a tile edge
     valid = np.ones(image.shape[1:], dtype=bool)
@@ -207,11 +210,19 @@ def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path
     background[30:45, 20:60] = 0
     mask_path = make_raster(background, "background.tif") if with_background else None
     # a tiny budget: 32-pixel tiles, a 3x3 grid with halos of 4
-    report = rx_raster(path, tmp_path / "local.tif", mode="local", inner=3, outer=9,
-                       memory_mb=0.001, background_mask_path=mask_path)
+    report = rx_raster(
+        path,
+        tmp_path / "local.tif",
+        mode="local",
+        inner=3,
+        outer=9,
+        memory_mb=0.001,
+        background_mask_path=mask_path,
+    )
     scores, _ = _read_scores(tmp_path / "local.tif")
-    expected = local_rx(image, 3, 9, valid=valid,
-                        background=(background > 0) if with_background else None)
+    expected = local_rx(
+        image, 3, 9, valid=valid, background=(background > 0) if with_background else None
+    )
     assert np.isnan(scores[~valid]).all()
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert (report.inner, report.outer, report.components) == (3, 9, 3)
@@ -230,8 +241,13 @@ def test_rx_raster_cancellation_leaves_nothing(make_raster, tmp_path):
     for mode in ("global", "local"):
         calls.clear()
         with pytest.raises(CancelledError):
-            rx_raster(path, out_folder / "rx.tif", mode=mode, memory_mb=0.001,
-                      is_cancelled=cancel_in_scoring_pass)
+            rx_raster(
+                path,
+                out_folder / "rx.tif",
+                mode=mode,
+                memory_mb=0.001,
+                is_cancelled=cancel_in_scoring_pass,
+            )
         assert list(out_folder.iterdir()) == []
 
 

@@ -19,12 +19,18 @@ def test_rx_detectors_reproduce_the_manifest_and_write_reports(tiny_manifest, tm
     out = tmp_path / "out"
     fractions = []
     results = run_benchmark(
-        tiny_manifest, ("rx-global", "rx-local"), out,
+        tiny_manifest,
+        ("rx-global", "rx-local"),
+        out,
         progress=lambda fraction, message: fractions.append(fraction),
     )
     assert [(r.scene, r.detector) for r in results] == [
-        ("a", "rx-global"), ("a", "rx-local"), ("b", "rx-global"), ("b", "rx-local"),
-        ("c", "rx-global"), ("c", "rx-local"),
+        ("a", "rx-global"),
+        ("a", "rx-local"),
+        ("b", "rx-global"),
+        ("b", "rx-local"),
+        ("c", "rx-global"),
+        ("c", "rx-local"),
     ]
     assert all(result.ok and result.seconds > 0 for result in results)
     for result in results:
@@ -43,8 +49,10 @@ def test_rx_detectors_reproduce_the_manifest_and_write_reports(tiny_manifest, tm
     leftovers = [path.name for path in out.iterdir()]
     assert sorted(leftovers) == ["figure.png", "pooled.csv", "results.csv", "results.md"]
 
-    pooled = {(row["modality"], row["detector"]): row
-              for row in csv.DictReader((out / "pooled.csv").open())}
+    pooled = {
+        (row["modality"], row["detector"]): row
+        for row in csv.DictReader((out / "pooled.csv").open())
+    }
     assert set(pooled) == {(m, d) for m in ("hsi", "ir") for d in ("rx-global", "rx-local")}
     hsi_images = []
     for name in ("a", "b"):
@@ -61,8 +69,9 @@ def test_rx_detectors_reproduce_the_manifest_and_write_reports(tiny_manifest, tm
 
 def test_keep_scores_and_scene_filter(tiny_manifest, tmp_path):
     out = tmp_path / "out"
-    results = run_benchmark(tiny_manifest, ("rx-global",), out, scenes="ir/*",
-                            keep_scores=True, figure=False)
+    results = run_benchmark(
+        tiny_manifest, ("rx-global",), out, scenes="ir/*", keep_scores=True, figure=False
+    )
     assert len(results) == 1
     assert (out / "scores" / "rx-global" / "ir__c.tif").exists()
     assert results[0].score_path is not None
@@ -75,16 +84,16 @@ def test_failures_are_recorded_and_cancellation_stops(tiny_manifest, tmp_path):
 
     from tests.raster_factory import write_raster
 
-    write_raster(tiny_manifest.parent / "hsi/b/mask.tif", np.zeros((40, 48), np.uint8),
-                 epsg=None)
+    write_raster(tiny_manifest.parent / "hsi/b/mask.tif", np.zeros((40, 48), np.uint8), epsg=None)
     results = run_benchmark(tiny_manifest, ("rx-global",), tmp_path / "out", figure=False)
     failed = [result for result in results if not result.ok]
     assert [result.scene for result in failed] == ["b"]
     assert "no anomaly pixel" in failed[0].error
     assert "## Errors" in (tmp_path / "out" / "results.md").read_text()
     with pytest.raises(CancelledError):
-        run_benchmark(tiny_manifest, ("rx-local",), tmp_path / "cancelled",
-                      is_cancelled=lambda: True)
+        run_benchmark(
+            tiny_manifest, ("rx-local",), tmp_path / "cancelled", is_cancelled=lambda: True
+        )
     assert not (tmp_path / "cancelled" / "results.csv").exists()
 
 
@@ -111,13 +120,24 @@ def test_uniadrs_detector_with_a_tiny_model(tiny_manifest, tmp_path):
     torch.set_num_threads(1)
     try:
         model_path = tmp_path / "tiny.safetensors"
-        card = ModelCard(name="tiny", config=get_config("lite8"), model_version="0",
-                         data_sources=[{"name": "none", "license": "CC0"}],
-                         training={"steps": 0}, validation={})
+        card = ModelCard(
+            name="tiny",
+            config=get_config("lite8"),
+            model_version="0",
+            data_sources=[{"name": "none", "license": "CC0"}],
+            training={"steps": 0},
+            validation={},
+        )
         save_model(model_path, UniADRS(get_config("lite8")), card)
-        results = run_benchmark(tiny_manifest, ("uniadrs", "rx-global"), tmp_path / "out",
-                                model=str(model_path), scenes="ir/*", device="cpu",
-                                figure=False)
+        results = run_benchmark(
+            tiny_manifest,
+            ("uniadrs", "rx-global"),
+            tmp_path / "out",
+            model=str(model_path),
+            scenes="ir/*",
+            device="cpu",
+            figure=False,
+        )
     finally:
         torch.set_num_threads(threads)
     uniadrs = [result for result in results if result.detector == "uniadrs"]
@@ -125,5 +145,9 @@ def test_uniadrs_detector_with_a_tiny_model(tiny_manifest, tmp_path):
     assert 0.0 <= uniadrs[0].auc <= 1.0
     assert uniadrs[0].settings.endswith("preset infrared")
     with pytest.raises(ModelFileError, match="tiny_missing"):
-        run_benchmark(tiny_manifest, ("uniadrs",), tmp_path / "out2",
-                      model=str(tmp_path / "tiny_missing.safetensors"))
+        run_benchmark(
+            tiny_manifest,
+            ("uniadrs",),
+            tmp_path / "out2",
+            model=str(tmp_path / "tiny_missing.safetensors"),
+        )

@@ -27,11 +27,15 @@ def write_tiny_manifest(root: Path) -> Path:
         write_raster(folder / "image.tif", image, epsg=None, geotransform=_PLAIN_GRID)
         write_raster(folder / "mask.tif", mask, epsg=None, geotransform=_PLAIN_GRID)
         rx_auc = roc_auc_score(mask.ravel(), global_rx(image).ravel())
-        scenes.append({
-            "modality": modality, "scene": name,
-            "image": f"{modality}/{name}/image.tif", "mask": f"{modality}/{name}/mask.tif",
-            "rx_auc": round(float(rx_auc), 4),
-        })
+        scenes.append(
+            {
+                "modality": modality,
+                "scene": name,
+                "image": f"{modality}/{name}/image.tif",
+                "mask": f"{modality}/{name}/mask.tif",
+                "rx_auc": round(float(rx_auc), 4),
+            }
+        )
     path = root / "manifest.json"
     path.write_text(json.dumps({"description": "tiny", "scenes": scenes}))
     return path

@@ -15,8 +15,20 @@ def tiny_manifest(tmp_path):
 
 def test_benchmark_command_writes_reports(tiny_manifest, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["benchmark", str(tiny_manifest), "--detectors", "rx-global,rx-local",
-                 "--out", str(out), "--scenes", "hsi/*", "--quiet", "--no-figure"])
+    code = main(
+        [
+            "benchmark",
+            str(tiny_manifest),
+            "--detectors",
+            "rx-global,rx-local",
+            "--out",
+            str(out),
+            "--scenes",
+            "hsi/*",
+            "--quiet",
+            "--no-figure",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
@@ -29,8 +41,19 @@ def test_benchmark_command_writes_reports(tiny_manifest, tmp_path, capsys):
 def test_benchmark_command_writes_a_report_with_the_figure(tiny_manifest, tmp_path):
     out = tmp_path / "out"
     report = tmp_path / "docs" / "BENCHMARKS.md"
-    code = main(["benchmark", str(tiny_manifest), "--detectors", "rx-global", "--out", str(out),
-                 "--report", str(report), "--quiet"])
+    code = main(
+        [
+            "benchmark",
+            str(tiny_manifest),
+            "--detectors",
+            "rx-global",
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert code == 0
     text = report.read_text()
     assert "](../out/figure.png)" in text and (out / "figure.png").exists()
@@ -39,8 +62,19 @@ def test_benchmark_command_writes_a_report_with_the_figure(tiny_manifest, tmp_pa
 
 def test_benchmark_command_errors(tiny_manifest, tmp_path, capsys):
     for arguments in (["--detectors", "rx-median"], ["--scenes", "sar/*"]):
-        assert main(["benchmark", str(tiny_manifest), "--out", str(tmp_path / "o"),
-                     "--quiet", *arguments]) == 2
+        assert (
+            main(
+                [
+                    "benchmark",
+                    str(tiny_manifest),
+                    "--out",
+                    str(tmp_path / "o"),
+                    "--quiet",
+                    *arguments,
+                ]
+            )
+            == 2
+        )
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("uniadrs: error:")
     assert main(["benchmark", str(tmp_path / "none.json"), "--quiet"]) == 2

@@ -22,8 +22,7 @@ def scores_and_mask(make_raster):
 def test_json_output_is_one_object(scores_and_mask, tmp_path, capsys):
     score_path, mask_path, scores, mask = scores_and_mask
     png = tmp_path / "roc.png"
-    assert main(["evaluate", str(score_path), str(mask_path), "--json",
-                 "--roc-png", str(png)]) == 0
+    assert main(["evaluate", str(score_path), str(mask_path), "--json", "--roc-png", str(png)]) == 0
     out = capsys.readouterr().out
     values = json.loads(out)
     assert out.count("\n") == 1

@@ -20,8 +20,24 @@ def test_global_and_local(scene_raster, tmp_path, capsys):
         image = source.read_window(source.full_window()).data
     assert main(["rx", str(image_path), str(tmp_path / "g.tif"), "--quiet", "--bands", "1-3"]) == 0
     np.testing.assert_allclose(_scores(tmp_path / "g.tif"), global_rx(image[:3]), rtol=1e-5)
-    assert main(["rx", str(image_path), str(tmp_path / "l.tif"), "--mode", "local",
-                 "--inner", "3", "--outer", "9", "--memory-mb", "1"]) == 0
+    assert (
+        main(
+            [
+                "rx",
+                str(image_path),
+                str(tmp_path / "l.tif"),
+                "--mode",
+                "local",
+                "--inner",
+                "3",
+                "--outer",
+                "9",
+                "--memory-mb",
+                "1",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(_scores(tmp_path / "l.tif"), local_rx(image, 3, 9), rtol=1e-5)
     captured = capsys.readouterr()
     assert "local RX, windows 3/9 px, 5 band(s)" in captured.out
@@ -32,12 +48,24 @@ def test_background_mask_option(scene_raster, make_raster, tmp_path):
     background = np.ones((64, 80), dtype=np.uint8)
     background[:10] = 0
     background_path = make_raster(background, "background.tif")
-    assert main(["rx", str(image_path), str(tmp_path / "b.tif"), "--quiet",
-                 "--background-mask", str(background_path)]) == 0
+    assert (
+        main(
+            [
+                "rx",
+                str(image_path),
+                str(tmp_path / "b.tif"),
+                "--quiet",
+                "--background-mask",
+                str(background_path),
+            ]
+        )
+        == 0
+    )
     with open_raster(image_path) as source:
         image = source.read_window(source.full_window()).data
-    np.testing.assert_allclose(_scores(tmp_path / "b.tif"),
-                               global_rx(image, background=background > 0), rtol=1e-5)
+    np.testing.assert_allclose(
+        _scores(tmp_path / "b.tif"), global_rx(image, background=background > 0), rtol=1e-5
+    )
 
 
 def test_bad_input_gives_one_line_and_no_output(scene_raster, tmp_path, capsys):
@@ -45,8 +73,16 @@ def test_bad_input_gives_one_line_and_no_output(scene_raster, tmp_path, capsys):
     cases = [
         [str(tmp_path / "missing.tif"), str(tmp_path / "o.tif")],
         [str(image_path), str(tmp_path / "o.tif"), "--inner", "3"],
-        [str(image_path), str(tmp_path / "o.tif"), "--mode", "local", "--inner", "9",
-         "--outer", "5"],
+        [
+            str(image_path),
+            str(tmp_path / "o.tif"),
+            "--mode",
+            "local",
+            "--inner",
+            "9",
+            "--outer",
+            "5",
+        ],
         [str(image_path), str(tmp_path / "o.tif"), "--bands", "7"],
         [str(image_path), str(tmp_path / "no_folder" / "o.tif")],
     ]

@@ -99,8 +99,9 @@ def test_cancellation_raises(make_raster):
     scores, mask = _scores_and_mask()
     reporter = ProgressReporter(is_cancelled=lambda: True)
     with pytest.raises(CancelledError):
-        evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"),
-                         progress=reporter)
+        evaluate_rasters(
+            make_raster(scores, "s.tif"), make_raster(mask, "m.tif"), progress=reporter
+        )
 
 
 def test_save_roc_png_writes_a_png_and_no_temporary_file(make_raster, tmp_path):

@@ -66,10 +66,16 @@ def test_mask_raster_and_mask_callable_restrict_the_pixels(make_raster):
     with open_raster(make_raster(image)) as source:
         from_raster = compute_band_statistics(source, 0.001, covariance=True, mask=mask_path)
         from_callable = compute_band_statistics(
-            source, 0.001, covariance=True,
-            mask=lambda window: background[
-                window.yoff : window.yoff + window.ysize, window.xoff : window.xoff + window.xsize
-            ] > 0,
+            source,
+            0.001,
+            covariance=True,
+            mask=lambda window: (
+                background[
+                    window.yoff : window.yoff + window.ysize,
+                    window.xoff : window.xoff + window.xsize,
+                ]
+                > 0
+            ),
         )
     _, _, mean, covariance = _reference(image[:, background > 0])
     for statistics in (from_raster, from_callable):

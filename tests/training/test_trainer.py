@@ -34,9 +34,7 @@ def test_a_run_writes_a_model_with_its_card(tiny_config):
 
 
 @pytest.mark.parametrize("pixel_loss", ["margin", "balanced_bce"])
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(
-    tiny_config, tmp_path, pixel_loss
-):
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(tiny_config, tmp_path, pixel_loss):
     tiny_config = dataclasses.replace(tiny_config, pixel_loss=pixel_loss)
     straight = train_from_config(tiny_config)
 

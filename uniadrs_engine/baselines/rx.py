@@ -515,16 +515,31 @@ def rx_raster(
             )
             assert statistics.covariance is not None
             if mode == "global":
-                _write_global(source, output_path, statistics.mean, statistics.covariance,
-                              memory_mb, reporter.sub(0.3, 1.0))
+                _write_global(
+                    source,
+                    output_path,
+                    statistics.mean,
+                    statistics.covariance,
+                    memory_mb,
+                    reporter.sub(0.3, 1.0),
+                )
                 components = None
             else:
                 assert inner is not None and outer is not None
                 transform = WhiteningTransform.from_statistics(
                     statistics.mean, statistics.covariance, max_components
                 )
-                _write_local(source, background, output_path, transform, inner, outer,
-                             shrinkage, memory_mb, reporter.sub(0.3, 1.0))
+                _write_local(
+                    source,
+                    background,
+                    output_path,
+                    transform,
+                    inner,
+                    outer,
+                    shrinkage,
+                    memory_mb,
+                    reporter.sub(0.3, 1.0),
+                )
                 components = transform.components
         finally:
             if background is not None:

@@ -110,8 +110,9 @@ class UniadrsDetector:
     memory_mb: float = 1024
 
     @classmethod
-    def load(cls, model: str = "default", device: str = "auto", memory_mb: float = 1024
-             ) -> UniadrsDetector:
+    def load(
+        cls, model: str = "default", device: str = "auto", memory_mb: float = 1024
+    ) -> UniadrsDetector:
         """Loads the model on the device.
 
         Raises:

@@ -29,9 +29,23 @@ RX_AUC_TOLERANCE = 1e-3
 
 #: Columns of results.csv, in order.
 CSV_COLUMNS = (
-    "modality", "scene", "detector", "auc", "seconds", "manifest_rx_auc",
-    "auc_dt", "auc_ft", "td", "bs", "odp", "tdbs", "snpr",
-    "n_pixels", "n_anomalies", "settings", "error",
+    "modality",
+    "scene",
+    "detector",
+    "auc",
+    "seconds",
+    "manifest_rx_auc",
+    "auc_dt",
+    "auc_ft",
+    "td",
+    "bs",
+    "odp",
+    "tdbs",
+    "snpr",
+    "n_pixels",
+    "n_anomalies",
+    "settings",
+    "error",
 )
 
 #: Largest side of the thumbnails in the figure.
@@ -62,14 +76,24 @@ def write_results_csv(results: Sequence[SceneResult], path: Path) -> Path:
     writer.writerow(CSV_COLUMNS)
     for result in results:
         family = result.roc3d.as_dict() if result.roc3d is not None else {}
-        writer.writerow([
-            result.modality, result.scene, result.detector,
-            _number(result.auc, 6), _number(result.seconds, 3),
-            _number(result.manifest_rx_auc, 4),
-            *(_number(family.get(name), 6) for name in ("auc_dt", "auc_ft", "td", "bs",
-                                                         "odp", "tdbs", "snpr")),
-            result.n_pixels, result.n_anomalies, result.settings, result.error or "",
-        ])
+        writer.writerow(
+            [
+                result.modality,
+                result.scene,
+                result.detector,
+                _number(result.auc, 6),
+                _number(result.seconds, 3),
+                _number(result.manifest_rx_auc, 4),
+                *(
+                    _number(family.get(name), 6)
+                    for name in ("auc_dt", "auc_ft", "td", "bs", "odp", "tdbs", "snpr")
+                ),
+                result.n_pixels,
+                result.n_anomalies,
+                result.settings,
+                result.error or "",
+            ]
+        )
     _write_text(path, buffer.getvalue())
     return path
 
@@ -82,8 +106,11 @@ def write_pooled_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("modality", "detector", "pooled_auc", "scenes"))
     for (modality, detector), value in pooled.items():
-        count = sum(1 for result in results
-                    if (result.modality, result.detector) == (modality, detector) and result.ok)
+        count = sum(
+            1
+            for result in results
+            if (result.modality, result.detector) == (modality, detector) and result.ok
+        )
         writer.writerow((modality, detector, _number(value, 6), count))
     _write_text(path, buffer.getvalue())
     return path
@@ -112,15 +139,19 @@ def _times(results: Sequence[SceneResult]) -> str:
 
 def _rx_check_lines(results: Sequence[SceneResult]) -> List[str]:
     compared = [
-        result for result in results
+        result
+        for result in results
         if result.detector == "rx-global" and result.ok and result.manifest_rx_auc is not None
     ]
     if not compared:
         return []
     differences = np.array([result.auc - result.manifest_rx_auc for result in compared])
     worst = int(np.argmax(np.abs(differences)))
-    off = [result for result, difference in zip(compared, differences)
-           if abs(difference) > RX_AUC_TOLERANCE]
+    off = [
+        result
+        for result, difference in zip(compared, differences)
+        if abs(difference) > RX_AUC_TOLERANCE
+    ]
     lines = [
         "## Global RX against the manifest's `rx_auc`",
         "",
@@ -128,10 +159,15 @@ def _rx_check_lines(results: Sequence[SceneResult]) -> List[str]:
         f"largest {differences[worst]:+.2e} ({compared[worst].modality}/{compared[worst].scene}).",
     ]
     if off:
-        lines.append(f"Scenes off by more than {RX_AUC_TOLERANCE}: " + ", ".join(
-            f"{result.modality}/{result.scene} ({result.auc:.4f} vs "
-            f"{result.manifest_rx_auc:.4f})" for result in off
-        ) + ".")
+        lines.append(
+            f"Scenes off by more than {RX_AUC_TOLERANCE}: "
+            + ", ".join(
+                f"{result.modality}/{result.scene} ({result.auc:.4f} vs "
+                f"{result.manifest_rx_auc:.4f})"
+                for result in off
+            )
+            + "."
+        )
     else:
         lines.append(f"Every scene is within {RX_AUC_TOLERANCE}.")
     return lines + [""]
@@ -163,8 +199,11 @@ def write_results_markdown(
     }
 
     def select(modality: Optional[str], detector: str) -> List[SceneResult]:
-        return [result for result in results if result.detector == detector
-                and (modality is None or result.modality == modality)]
+        return [
+            result
+            for result in results
+            if result.detector == detector and (modality is None or result.modality == modality)
+        ]
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [
@@ -184,8 +223,13 @@ def write_results_markdown(
     rows = []
     for modality in [*modalities, None]:
         count = len({scene for scene in scenes if modality is None or scene[0] == modality})
-        rows.append([modality or "**all**", str(count),
-                     *(_mean_auc(select(modality, detector)) for detector in detectors)])
+        rows.append(
+            [
+                modality or "**all**",
+                str(count),
+                *(_mean_auc(select(modality, detector)) for detector in detectors),
+            ]
+        )
     lines += _table(["modality", "scenes", *detectors], rows) + [""]
     if pooled:
         lines += [
@@ -194,13 +238,16 @@ def write_results_markdown(
             "All pixels of all scenes of a modality ranked together (score scales matter).",
             "",
         ]
-        rows = [[modality, *(_number(pooled.get((modality, detector)))
-                             for detector in detectors)] for modality in modalities]
+        rows = [
+            [modality, *(_number(pooled.get((modality, detector))) for detector in detectors)]
+            for modality in modalities
+        ]
         lines += _table(["modality", *detectors], rows) + [""]
     lines += ["## Detector time per modality (seconds: total / mean per scene)", ""]
-    rows = [[modality or "**all**", *(_times(select(modality, detector))
-                                      for detector in detectors)]
-            for modality in [*modalities, None]]
+    rows = [
+        [modality or "**all**", *(_times(select(modality, detector)) for detector in detectors)]
+        for modality in [*modalities, None]
+    ]
     lines += _table(["modality", *detectors], rows) + [""]
     lines += _rx_check_lines(results)
     lines += ["## Settings", ""]
@@ -217,23 +264,41 @@ def write_results_markdown(
         row = [modality, scene]
         for detector in detectors:
             result = by_key.get((modality, scene, detector))
-            row.append("error" if result is not None and not result.ok
-                       else _number(result.auc) if result is not None else "")
-        manifest_auc = next((result.manifest_rx_auc for result in results
-                             if (result.modality, result.scene) == (modality, scene)), None)
+            row.append(
+                "error"
+                if result is not None and not result.ok
+                else _number(result.auc)
+                if result is not None
+                else ""
+            )
+        manifest_auc = next(
+            (
+                result.manifest_rx_auc
+                for result in results
+                if (result.modality, result.scene) == (modality, scene)
+            ),
+            None,
+        )
         row.append(_number(manifest_auc))
         for detector in detectors:
             result = by_key.get((modality, scene, detector))
             row.append(_number(result.seconds, 2) if result is not None else "")
         rows.append(row)
-    header = ["modality", "scene", *(f"AUC {name}" for name in detectors), "manifest RX",
-              *(f"s {name}" for name in detectors)]
+    header = [
+        "modality",
+        "scene",
+        *(f"AUC {name}" for name in detectors),
+        "manifest RX",
+        *(f"s {name}" for name in detectors),
+    ]
     lines += _table(header, rows) + [""]
     failures = [result for result in results if result.error]
     if failures:
         lines += ["## Errors", ""]
-        lines += [f"- {result.detector} on {result.modality}/{result.scene}: {result.error}"
-                  for result in failures]
+        lines += [
+            f"- {result.detector} on {result.modality}/{result.scene}: {result.error}"
+            for result in failures
+        ]
         lines.append("")
     _write_text(path, "\n".join(lines))
     return path
@@ -305,13 +370,18 @@ def save_benchmark_figure(
         axes[row, 0].set_ylabel(f"{scene.modality}\n{scene.name[:24]}", fontsize=7)
         axes[row, 1].imshow(_thumbnail(scene.mask_path)[0] > 0, cmap="gray")
         for column, detector in enumerate(detectors, start=2):
-            result = next((item for item in results if item.detector == detector
-                           and (item.modality, item.scene) == (scene.modality, scene.name)),
-                          None)
+            result = next(
+                (
+                    item
+                    for item in results
+                    if item.detector == detector
+                    and (item.modality, item.scene) == (scene.modality, scene.name)
+                ),
+                None,
+            )
             axis = axes[row, column]
             if result is not None and result.score_path and Path(result.score_path).exists():
-                axis.imshow(_stretch(_thumbnail(Path(result.score_path))[0], 1, 99.5),
-                            cmap="magma")
+                axis.imshow(_stretch(_thumbnail(Path(result.score_path))[0], 1, 99.5), cmap="magma")
                 axis.set_title(f"{detector}: AUC {result.auc:.3f}", fontsize=7)
             else:
                 axis.set_title(f"{detector}: no map", fontsize=7)

@@ -145,8 +145,7 @@ def run_benchmark(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create the output folder {out_dir}: {error}") from None
-    detector_list = make_detectors(list(detectors), model=model, device=device,
-                                   memory_mb=memory_mb)
+    detector_list = make_detectors(list(detectors), model=model, device=device, memory_mb=memory_mb)
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
     figure_keys = set(_figure_scene_keys(scene_list, figure_scenes)) if figure else set()
     work_dir = Path(tempfile.mkdtemp(prefix=".benchmark-", dir=out_dir))
@@ -168,8 +167,13 @@ def run_benchmark(
                 result = _run_one(detector, scene, score_path, step_reporter, memory_mb)
                 results.append(result)
                 pending.setdefault(scene.modality, []).append((result, score_path, scene.mask_path))
-                logger.info("%s %s: AUC %.4f in %.2f s", detector.name, scene.key,
-                            result.auc, result.seconds)
+                logger.info(
+                    "%s %s: AUC %.4f in %.2f s",
+                    detector.name,
+                    scene.key,
+                    result.auc,
+                    result.seconds,
+                )
             remaining[scene.modality] -= 1
             if remaining[scene.modality] == 0:
                 finished = pending.pop(scene.modality, [])
@@ -182,9 +186,13 @@ def run_benchmark(
         reporter.update(1.0, "writing reports")
         write_results_csv(results, out_dir / "results.csv")
         write_pooled_csv(pooled, results, out_dir / "pooled.csv")
-        write_results_markdown(results, out_dir / "results.md", manifest_path=str(manifest_path),
-                               detectors=[detector.name for detector in detector_list],
-                               pooled=pooled)
+        write_results_markdown(
+            results,
+            out_dir / "results.md",
+            manifest_path=str(manifest_path),
+            detectors=[detector.name for detector in detector_list],
+            pooled=pooled,
+        )
         if figure and figure_keys:
             save_benchmark_figure(
                 [scene for scene in scene_list if scene.key in figure_keys],
@@ -197,9 +205,14 @@ def run_benchmark(
             figure_link = None
             if figure and figure_keys:
                 figure_link = os.path.relpath(out_dir / "figure.png", report.resolve().parent)
-            write_results_markdown(results, report, manifest_path=str(manifest_path),
-                                   detectors=[detector.name for detector in detector_list],
-                                   pooled=pooled, figure=figure_link)
+            write_results_markdown(
+                results,
+                report,
+                manifest_path=str(manifest_path),
+                detectors=[detector.name for detector in detector_list],
+                pooled=pooled,
+                figure=figure_link,
+            )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         if not keep_scores:
@@ -219,14 +232,16 @@ def _pooled_aucs(
     detectors = list(dict.fromkeys(result.detector for result, _, _ in finished))
     for detector in detectors:
         pairs = [
-            (score_path, mask_path) for result, score_path, mask_path in finished
+            (score_path, mask_path)
+            for result, score_path, mask_path in finished
             if result.detector == detector and result.ok and score_path.exists()
         ]
         if not pairs:
             continue
         try:
             pooled[(modality, detector)] = pooled_auc_rasters(
-                pairs, memory_mb=memory_mb,
+                pairs,
+                memory_mb=memory_mb,
                 progress=ProgressReporter(is_cancelled=reporter.is_cancelled),
             )
         except CancelledError:
@@ -250,20 +265,28 @@ def _run_one(
     started = time.perf_counter()
     try:
         detector.run(  # type: ignore[attr-defined]
-            scene, score_path,
+            scene,
+            score_path,
             progress=reporter.sub(0.0, 0.9).update,
             is_cancelled=reporter.is_cancelled,
         )
         seconds = time.perf_counter() - started
-        evaluation = evaluate_rasters(score_path, scene.mask_path, memory_mb=memory_mb,
-                                      progress=reporter.sub(0.9, 1.0))
+        evaluation = evaluate_rasters(
+            score_path, scene.mask_path, memory_mb=memory_mb, progress=reporter.sub(0.9, 1.0)
+        )
     except CancelledError:
         raise
     except UniadrsError as error:
         logger.warning("%s on %s failed: %s", name, scene.key, error)
         return SceneResult(
-            modality=scene.modality, scene=scene.name, detector=name, settings=settings,
-            seconds=math.nan, auc=math.nan, manifest_rx_auc=scene.rx_auc, roc3d=None,
+            modality=scene.modality,
+            scene=scene.name,
+            detector=name,
+            settings=settings,
+            seconds=math.nan,
+            auc=math.nan,
+            manifest_rx_auc=scene.rx_auc,
+            roc3d=None,
             error=str(error),
         )
     return SceneResult(

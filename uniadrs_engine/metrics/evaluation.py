@@ -174,9 +174,10 @@ class _PairStream:
 
     @contextmanager
     def _open(self, score_path: str, mask_path: str) -> Iterator[Tuple[RasterSource, RasterSource]]:
-        with open_raster(score_path, bands=[self.score_band]) as scores, open_raster(
-            mask_path, bands=[self.mask_band]
-        ) as mask:
+        with (
+            open_raster(score_path, bands=[self.score_band]) as scores,
+            open_raster(mask_path, bands=[self.mask_band]) as mask,
+        ):
             yield scores, mask
 
     def __len__(self) -> int:
@@ -275,14 +276,10 @@ def _histogram_curve(
     tpr = np.concatenate([[0.0], detected / max(detected[-1], 1)])
     fpr = np.concatenate([[0.0], false_alarms / max(false_alarms[-1], 1)])
     thresholds = np.concatenate([[np.inf], edges[:-1][::-1]])
-    return RocCurve(
-        false_positive_rate=fpr, true_positive_rate=tpr, thresholds=thresholds, auc=auc
-    )
+    return RocCurve(false_positive_rate=fpr, true_positive_rate=tpr, thresholds=thresholds, auc=auc)
 
 
-def _rank(
-    stream: _PairStream, memory_mb: float, reporter: ProgressReporter, what: str
-) -> _Ranking:
+def _rank(stream: _PairStream, memory_mb: float, reporter: ProgressReporter, what: str) -> _Ranking:
     """Runs the passes: summary, then exact pair counts (chunked if needed) and histograms."""
     # a quarter of the budget for the reference scores (float64, searchsorted temporaries);
     # the strips read take at most half of it
@@ -447,11 +444,17 @@ def save_roc_png(
     figure = Figure(figsize=(9.0, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     roc_axes, tau_axes = figure.subplots(1, 2)
-    roc_axes.plot(curve.false_positive_rate, curve.true_positive_rate, lw=1.5,
-                  label=f"AUC = {curve.auc:.4f}")
+    roc_axes.plot(
+        curve.false_positive_rate, curve.true_positive_rate, lw=1.5, label=f"AUC = {curve.auc:.4f}"
+    )
     roc_axes.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
-    roc_axes.set(xlabel="false-alarm rate P_F", ylabel="detection rate P_D",
-                 xlim=(0, 1), ylim=(0, 1.01), title="ROC (D, F)")
+    roc_axes.set(
+        xlabel="false-alarm rate P_F",
+        ylabel="detection rate P_D",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title="ROC (D, F)",
+    )
     roc_axes.legend(loc="lower right")
     finite = np.isfinite(curve.thresholds)
     if finite.sum() >= 2:
@@ -461,8 +464,13 @@ def save_roc_png(
         tau_axes.plot(tau, curve.true_positive_rate[finite], label="P_D(tau)")
         tau_axes.plot(tau, curve.false_positive_rate[finite], label="P_F(tau)")
         tau_axes.legend(loc="upper right")
-    tau_axes.set(xlabel="normalised threshold tau", ylabel="rate", xlim=(0, 1), ylim=(0, 1.01),
-                 title="3D-ROC projections")
+    tau_axes.set(
+        xlabel="normalised threshold tau",
+        ylabel="rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title="3D-ROC projections",
+    )
     if title:
         figure.suptitle(title)
     figure.tight_layout()

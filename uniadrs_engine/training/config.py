@@ -32,8 +32,16 @@ PIXEL_LOSSES = ("margin", "balanced_bce")
 PATH_LIST_KEYS = ("backgrounds", "validation_backgrounds")
 """Keys holding lists of paths (``output_dir`` holds one path)."""
 WEIGHT_NEUTRAL_KEYS = frozenset(
-    {"output_dir", "model_name", "model_version", "description", "presets", "device", "threads",
-     "checkpoint_every"}
+    {
+        "output_dir",
+        "model_name",
+        "model_version",
+        "description",
+        "presets",
+        "device",
+        "threads",
+        "checkpoint_every",
+    }
 )
 """Keys that change neither the trained weights nor the validation record."""
 

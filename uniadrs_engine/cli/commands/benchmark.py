@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("manifest", help="benchmark manifest (JSON)")
     parser.add_argument(
-        "--detectors", type=_detector_list, default=list(DETECTOR_NAMES),
+        "--detectors",
+        type=_detector_list,
+        default=list(DETECTOR_NAMES),
         help=f"comma-separated, among {', '.join(DETECTOR_NAMES)} (default: all)",
     )
     parser.add_argument("--out", default="benchmark-results", help="output folder")
@@ -44,15 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", default="default", help="model file for 'uniadrs', or 'default' (shipped)"
     )
     parser.add_argument(
-        "--scenes", default=None, metavar="GLOB",
+        "--scenes",
+        default=None,
+        metavar="GLOB",
         help="only scenes whose modality/name or name matches (comma-separated globs)",
     )
     parser.add_argument("--device", default="auto", help="device for 'uniadrs' (auto)")
     parser.add_argument(
         "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
     )
-    parser.add_argument("--keep-scores", action="store_true",
-                        help="keep every score raster under OUT/scores/")
+    parser.add_argument(
+        "--keep-scores", action="store_true", help="keep every score raster under OUT/scores/"
+    )
     parser.add_argument("--no-figure", action="store_true", help="do not draw figure.png")
     parser.add_argument(
         "--report",
@@ -87,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
     for modality in modalities:
         figures = []
         for detector in detectors:
-            aucs = [result.auc for result in results
-                    if result.modality == modality and result.detector == detector and result.ok]
+            aucs = [
+                result.auc
+                for result in results
+                if result.modality == modality and result.detector == detector and result.ok
+            ]
             figures.append(f"{detector} {sum(aucs) / len(aucs):.4f}" if aucs else f"{detector} -")
         print(f"  {modality:<8} " + ", ".join(figures))
     failures = sum(1 for result in results if not result.ok)

@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     with progress_bar("evaluate", enabled=not args.quiet) as progress:
         result = evaluate_rasters(
-            args.score, args.mask, memory_mb=args.memory_mb,
+            args.score,
+            args.mask,
+            memory_mb=args.memory_mb,
             progress=ProgressReporter(progress=progress),
         )
     values = result.as_dict()

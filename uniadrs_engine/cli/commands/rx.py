@@ -36,25 +36,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("output", help="output score GeoTIFF")
     parser.add_argument("--mode", choices=RX_MODES, default="global", help="default: global")
     parser.add_argument(
-        "--inner", type=positive_int, default=None,
+        "--inner",
+        type=positive_int,
+        default=None,
         help=f"local mode: odd guard-window size in pixels (default {DEFAULT_INNER})",
     )
     parser.add_argument(
-        "--outer", type=positive_int, default=None,
+        "--outer",
+        type=positive_int,
+        default=None,
         help=f"local mode: odd outer-window size in pixels (default {DEFAULT_OUTER})",
     )
     parser.add_argument(
         "--bands", type=band_list, default=None, help="1-based bands to use, e.g. 1,2,5-9 (all)"
     )
     parser.add_argument(
-        "--background-mask", default=None, metavar="PATH",
+        "--background-mask",
+        default=None,
+        metavar="PATH",
         help="raster on the same grid; its non-zero pixels are the background the statistics "
         "are estimated from",
     )
     parser.add_argument(
-        "--max-components", type=positive_int, default=DEFAULT_MAX_COMPONENTS,
-        help=f"local mode: whitened principal components kept (default "
-        f"{DEFAULT_MAX_COMPONENTS})",
+        "--max-components",
+        type=positive_int,
+        default=DEFAULT_MAX_COMPONENTS,
+        help=f"local mode: whitened principal components kept (default {DEFAULT_MAX_COMPONENTS})",
     )
     parser.add_argument(
         "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
