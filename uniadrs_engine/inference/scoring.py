@@ -33,7 +33,7 @@ import torch.nn.functional as functional
 
 from uniadrs_engine.inference.device import out_of_memory_as_device_error
 from uniadrs_engine.model.config import SIZE_MULTIPLE
-from uniadrs_engine.model.network import UniADRS
+from uniadrs_engine.model.ensemble import ScoringNetwork
 
 DeviceLike = Union[str, torch.device]
 
@@ -104,7 +104,7 @@ def scaled_size(size: Tuple[int, int], scale: float) -> Tuple[int, int]:
     return (max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale))))
 
 
-def score_batch(network: UniADRS, batch: torch.Tensor) -> torch.Tensor:
+def score_batch(network: ScoringNetwork, batch: torch.Tensor) -> torch.Tensor:
     """Scores a ``[B, C, H, W]`` batch on the network's device; returns ``[B, H, W]``.
 
     Pads to multiples of 8 and crops back; scores band slices and averages them when
@@ -124,7 +124,7 @@ def score_batch(network: UniADRS, batch: torch.Tensor) -> torch.Tensor:
 
 
 def score_tiles(
-    network: UniADRS, tiles: np.ndarray, scale: float = 1.0, device: DeviceLike = "cpu"
+    network: ScoringNetwork, tiles: np.ndarray, scale: float = 1.0, device: DeviceLike = "cpu"
 ) -> np.ndarray:
     """Scores a batch of equally sized normalised tiles at an input scale.
 
@@ -151,7 +151,7 @@ def score_tiles(
 
 
 def score_image(
-    network: UniADRS, image: np.ndarray, device: DeviceLike = "cpu", scale: float = 1.0
+    network: ScoringNetwork, image: np.ndarray, device: DeviceLike = "cpu", scale: float = 1.0
 ) -> np.ndarray:
     """Scores one whole normalised image.
 

@@ -24,7 +24,10 @@ from uniadrs_engine.model.config import ModelConfig
 
 #: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+
+#: Format version written for single networks, which engines before ensembles read too.
+SINGLE_NETWORK_FORMAT_VERSION = 1
 
 #: The only input normalisation the engine implements (see ``raster/normalisation.py``).
 NORMALISATION_BAND_MAX = "band_max"
@@ -47,6 +50,8 @@ class ModelCard:
         validation: Validation figures on held-out simulated samples.
         engine_version: Version of the engine that wrote the file.
         created: ISO date-time of writing.
+        members: For an ensemble (:mod:`uniadrs_engine.model.ensemble`), one record per member
+            network (name, version, training, validation); empty for a single network.
     """
 
     name: str
@@ -60,6 +65,12 @@ class ModelCard:
     validation: Dict[str, Any] = field(default_factory=dict)
     engine_version: str = __version__
     created: str = ""
+    members: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def member_count(self) -> int:
+        """How many networks the file holds (1 unless it is an ensemble)."""
+        return max(1, len(self.members))
 
     @property
     def in_channels(self) -> int:
@@ -70,7 +81,9 @@ class ModelCard:
         """A JSON-serialisable dictionary, with the format marker."""
         return {
             "format": MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
+            "format_version": (
+                MODEL_FORMAT_VERSION if self.members else SINGLE_NETWORK_FORMAT_VERSION
+            ),
             "name": self.name,
             "model_version": self.model_version,
             "description": self.description,
@@ -83,6 +96,7 @@ class ModelCard:
             "validation": self.validation,
             "engine_version": self.engine_version,
             "created": self.created,
+            "members": self.members,
         }
 
     def to_json(self) -> str:
@@ -118,6 +132,7 @@ class ModelCard:
             validation=dict(data.get("validation", {})),
             engine_version=str(data.get("engine_version", "")),
             created=str(data.get("created", "")),
+            members=list(data.get("members", [])),
         )
 
     @classmethod
@@ -142,6 +157,12 @@ class ModelCard:
         steps = self.training.get("steps")
         if steps:
             parts.append(f"trained {steps} steps")
+        if self.members:
+            member_steps = [member.get("training", {}).get("steps") for member in self.members]
+            parts.append(
+                f"ensemble of {len(self.members)} networks "
+                f"(trained {', '.join(str(value) for value in member_steps)} steps)"
+            )
         auc = self.validation.get("auc")
         if auc is not None:
             parts.append(f"simulated validation AUC {float(auc):.3f}")

@@ -22,15 +22,20 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Sequence, Union
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.model.ensemble import (
+    MemberMean,
+    ScoringNetwork,
+    build_network,
+    ensemble_card,
+)
 from uniadrs_engine.model.model_card import ModelCard
-from uniadrs_engine.model.network import UniADRS
 
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
@@ -47,26 +52,32 @@ class LoadedModel:
     """A network ready for inference, with its model card.
 
     Attributes:
-        network: The network, in eval mode, on the requested device.
+        network: The network (or seed ensemble), in eval mode, on the requested device.
         card: The model card read from the file.
         path: Where it was loaded from.
     """
 
-    network: UniADRS
+    network: ScoringNetwork
     card: ModelCard
     path: Path
 
 
-def save_model(path: Union[str, Path], network: UniADRS, card: ModelCard) -> None:
+def save_model(path: Union[str, Path], network: ScoringNetwork, card: ModelCard) -> None:
     """Writes ``network``'s weights and ``card`` to ``path`` (atomically).
 
     Args:
         path: Output file (``.safetensors`` by convention).
-        network: The network; its configuration must be the card's.
+        network: The network or ensemble; its configuration and member count must be the
+            card's.
         card: Model card; ``created`` is filled in when empty.
     """
     if network.config != card.config:
         raise ValueError("the model card's configuration differs from the network's")
+    member_count = len(getattr(network, "members", ())) or 1
+    if member_count != card.member_count:
+        raise ValueError(
+            f"the network holds {member_count} member(s), its card {card.member_count}"
+        )
     if not card.created:
         card.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     tensors = {
@@ -126,7 +137,7 @@ def load_model(
         weights = load_file(str(resolved), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
-    network = UniADRS(card.config)
+    network = build_network(card.config, card.member_count)
     try:
         network.load_state_dict(weights, strict=True)
     except RuntimeError as error:
@@ -136,6 +147,39 @@ def load_model(
         ) from error
     network.eval()
     return LoadedModel(network=network.to(device), card=card, path=resolved)
+
+
+def save_ensemble(
+    model_paths: Sequence[Union[str, Path]],
+    path: Union[str, Path],
+    name: str,
+    model_version: str = "1",
+    description: str = "",
+) -> ModelCard:
+    """Joins single-network model files into one ensemble model file.
+
+    Args:
+        model_paths: Two or more model files (or ``"default"``) of one configuration.
+        path: Output model file.
+        name: Name of the ensemble.
+        model_version: Its version.
+        description: What it is for.
+
+    Returns:
+        The ensemble's card, as written.
+
+    Raises:
+        ModelFileError: If a file is unreadable, already an ensemble, or the members
+            disagree on configuration, normalisation or presets.
+    """
+    loaded = [load_model(model_path) for model_path in model_paths]
+    try:
+        card = ensemble_card([model.card for model in loaded], name, model_version, description)
+        network = MemberMean([model.network for model in loaded])  # type: ignore[misc]
+    except ValueError as error:
+        raise ModelFileError(f"cannot join these models: {error}") from error
+    save_model(path, network, card)
+    return card
 
 
 def _checked_path(path: Union[str, Path]) -> Path:

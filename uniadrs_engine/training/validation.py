@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from uniadrs_engine.metrics.roc import pixel_auc
-from uniadrs_engine.model.network import UniADRS
+from uniadrs_engine.model.ensemble import ScoringNetwork
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
 
@@ -47,7 +47,7 @@ def sample_auc(score: np.ndarray, labels: np.ndarray) -> float:
 
 @torch.inference_mode()
 def evaluate(
-    network: UniADRS, samples: Sequence[Any], device: torch.device, batch_size: int = 4
+    network: ScoringNetwork, samples: Sequence[Any], device: torch.device, batch_size: int = 4
 ) -> Dict[str, float]:
     """Mean per-sample AUC overall and per kind (``spectral``, ``spatial``).
 

@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from uniadrs_engine.cli.main import main
+from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.inference.scoring import score_image
+from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.ensemble import MemberMean, ensemble_card
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import (
+    CARD_METADATA_KEY,
+    load_model,
+    read_model_card,
+    save_ensemble,
+    save_model,
+)
+from uniadrs_engine.model.network import UniADRS
+
+
+def _member(tmp_path, seed, config="lite8", presets=None):
+    torch.manual_seed(seed)
+    network = UniADRS(get_config(config))
+    card = ModelCard(
+        name=f"seed{seed}",
+        config=network.config,
+        model_version="1",
+        presets=presets or {"visible": {"scales": [0.5]}},
+        training={"steps": 10 + seed, "seed": seed, "wall_seconds": 60.0},
+        validation={"auc": 0.8},
+        data_sources=[
+            {"name": "generated", "license": "CC0"},
+            {"name": f"s{seed}", "license": "x"},
+        ],
+    )
+    path = tmp_path / f"seed{seed}.safetensors"
+    save_model(path, network, card)
+    return path
+
+
+def test_an_ensemble_scores_the_mean_of_its_members(tmp_path):
+    paths = [_member(tmp_path, seed) for seed in (1, 2, 3)]
+    image = np.random.default_rng(0).random((4, 24, 40), dtype=np.float32)
+    singles = [score_image(load_model(path).network, image) for path in paths]
+    assert not np.allclose(singles[0], singles[1])  # the members really differ
+
+    output = tmp_path / "trio.safetensors"
+    card = save_ensemble(paths, output, "trio", "2", "three seeds")
+    loaded = load_model(output)
+    assert isinstance(loaded.network, MemberMean) and not loaded.network.training
+    np.testing.assert_allclose(score_image(loaded.network, image), np.mean(singles, 0), atol=1e-6)
+
+    assert loaded.card == card and card.member_count == 3
+    assert [member["training"]["seed"] for member in card.members] == [1, 2, 3]
+    assert card.training["wall_seconds"] == 180.0
+    assert card.presets == {"visible": {"scales": [0.5]}}
+    assert [source["name"] for source in card.data_sources] == ["generated", "s1", "s2", "s3"]
+    assert "ensemble of 3 networks (trained 11, 12, 13 steps)" in card.summary()
+
+
+def test_single_network_files_keep_format_1_and_ensembles_are_format_2(tmp_path):
+    single = _member(tmp_path, 1)
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble([single, _member(tmp_path, 2)], pair, "pair")
+    # Engines from before ensembles read single networks (format 1) and refuse ensembles with
+    # "newer than this engine reads" instead of a confusing weight mismatch.
+    assert json.loads(read_model_card(single).to_json())["format_version"] == 1
+    assert json.loads(read_model_card(pair).to_json())["format_version"] == 2
+
+
+def test_members_that_disagree_are_refused(tmp_path):
+    first = _member(tmp_path, 1)
+    with pytest.raises(ModelFileError, match="differ in config"):
+        save_ensemble([first, _member(tmp_path, 2, config="lite4")], tmp_path / "x.st", "x")
+    with pytest.raises(ModelFileError, match="differ in presets"):
+        save_ensemble([first, _member(tmp_path, 3, presets={"sar": {}})], tmp_path / "x.st", "x")
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble([first, _member(tmp_path, 4)], pair, "pair")
+    with pytest.raises(ModelFileError, match="already an ensemble"):
+        save_ensemble([pair, first], tmp_path / "x.st", "x")
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble_card([read_model_card(first)], "one")
+
+
+def test_an_ensemble_file_missing_a_member_is_refused(tmp_path):
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble([_member(tmp_path, 1), _member(tmp_path, 2)], pair, "pair")
+    weights = load_file(str(pair))
+    card_json = read_model_card(pair).to_json()
+    save_file(
+        {name: value for name, value in weights.items() if not name.startswith("members.1.")},
+        str(pair),
+        metadata={CARD_METADATA_KEY: card_json},
+    )
+    with pytest.raises(ModelFileError, match="do not match the model card"):
+        load_model(pair)
+
+
+def test_save_model_checks_the_member_count(tmp_path):
+    network = MemberMean([UniADRS(get_config("lite8")), UniADRS(get_config("lite8"))])
+    with pytest.raises(ValueError, match="2 member"):
+        save_model(tmp_path / "x.safetensors", network, ModelCard("x", get_config("lite8")))
+
+
+def test_the_ensemble_command(tmp_path, capsys):
+    paths = [str(_member(tmp_path, seed)) for seed in (1, 2)]
+    output = tmp_path / "pair.safetensors"
+    assert (
+        main(["ensemble", *paths, "-o", str(output), "--name", "pair", "--model-version", "3"]) == 0
+    )
+    assert "ensemble of 2 networks" in capsys.readouterr().out
+    card = read_model_card(output)
+    assert (card.name, card.model_version, card.member_count) == ("pair", "3", 2)
+    assert main(["ensemble", paths[0], "-o", str(tmp_path / "one.safetensors")]) == 2
+    assert "at least two" in capsys.readouterr().err
+    assert main(["ensemble", paths[0], str(tmp_path / "missing"), "-o", str(output)]) == 2

@@ -1,0 +1,47 @@
+"""``uniadrs ensemble MODEL MODEL [...] -o OUT``: join models into a seed ensemble.
+
+The ensemble is one model file that scores with every member and averages their score maps
+(:mod:`uniadrs_engine.model.ensemble`); it is used like any model file (``--model OUT``) and
+takes as many times longer to score as it has members.
+
+Example:
+    $ uniadrs train configs/default_model.yaml --set seed=1 --set output_dir=runs/s1
+    $ uniadrs train configs/default_model.yaml --set seed=2 --set output_dir=runs/s2
+    $ uniadrs ensemble runs/s1/model.safetensors runs/s2/model.safetensors -o pair.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``ensemble`` sub-command."""
+    parser = subparsers.add_parser(
+        "ensemble",
+        help="join models of one configuration into a seed ensemble (mean of their scores)",
+        description=(
+            "Join two or more model files of one network configuration (for example the "
+            "same training configuration with different seeds) into one model file whose "
+            "score is the mean of the members' scores. The members must agree on "
+            "configuration, input normalisation and inference presets."
+        ),
+    )
+    parser.add_argument("models", nargs="+", metavar="MODEL", help="model files (or 'default')")
+    parser.add_argument("-o", "--output", required=True, help="ensemble model file to write")
+    parser.add_argument("--name", default="uniadrs-ensemble", help="name in the model card")
+    parser.add_argument("--model-version", default="1", help="version in the model card")
+    parser.add_argument("--description", default="", help="description in the model card")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Writes the ensemble and prints its summary."""
+    from uniadrs_engine.errors import InputError
+    from uniadrs_engine.model.model_file import save_ensemble
+
+    if len(args.models) < 2:
+        raise InputError("an ensemble needs at least two model files")
+    card = save_ensemble(args.models, args.output, args.name, args.model_version, args.description)
+    print(f"{args.output}: {card.summary()}")
+    return 0

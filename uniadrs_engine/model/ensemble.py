@@ -1,0 +1,119 @@
+"""Seed ensembles: several networks of one configuration whose scores are averaged.
+
+Networks trained with different seeds disagree on single scenes far more than their mean
+validation AUC does (METHOD.md §9: ±0.2 per hyperspectral scene between runs); averaging
+their score maps damps that. An ensemble behaves like one network for inference (same
+``config``, same ``forward`` signature, ``score`` in ``[0, 1]``) and is saved as one model
+file: the members' weights under ``members.<i>.`` and a card that lists each member's
+training record (:func:`ensemble_card`).
+
+Example:
+    >>> import torch
+    >>> from uniadrs_engine.model.config import get_config
+    >>> from uniadrs_engine.model.network import UniADRS
+    >>> pair = MemberMean([UniADRS(get_config("lite8")), UniADRS(get_config("lite8"))])
+    >>> pair(torch.rand(1, 3, 16, 16)).score.shape
+    torch.Size([1, 1, 16, 16])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Union
+
+import torch
+from torch import nn
+
+from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.network import NetworkOutput, UniADRS
+
+#: Card fields copied into each member's record in an ensemble card.
+MEMBER_RECORD_FIELDS = ("name", "model_version", "training", "validation", "created")
+
+
+class MemberMean(nn.Module):
+    """Networks of one configuration scored together: the mean of their score maps.
+
+    Attributes:
+        config: The members' common configuration.
+        members: The member networks.
+    """
+
+    def __init__(self, members: Sequence[UniADRS]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+        configs = {member.config for member in members}
+        if len(configs) != 1:
+            raise ValueError("ensemble members must share one network configuration")
+        self.config: ModelConfig = members[0].config
+        self.members = nn.ModuleList(members)
+
+    def forward(self, image: torch.Tensor, fold_input: bool = True) -> NetworkOutput:
+        """Scores ``image`` with every member.
+
+        Returns:
+            The mean score map, and the members' feature maps concatenated along channels.
+        """
+        outputs = [member(image, fold_input=fold_input) for member in self.members]
+        score = torch.stack([output.score for output in outputs]).mean(dim=0)
+        return NetworkOutput(score=score, feat=torch.cat([output.feat for output in outputs], 1))
+
+
+#: What inference scores with: one network or an ensemble of them.
+ScoringNetwork = Union[UniADRS, MemberMean]
+
+
+def build_network(config: ModelConfig, member_count: int = 1) -> ScoringNetwork:
+    """An untrained network (``member_count`` 1) or ensemble of ``member_count`` networks."""
+    if member_count <= 1:
+        return UniADRS(config)
+    return MemberMean([UniADRS(config) for _ in range(member_count)])
+
+
+def ensemble_card(
+    cards: Sequence[ModelCard], name: str, model_version: str = "1", description: str = ""
+) -> ModelCard:
+    """The card of an ensemble of models with ``cards``.
+
+    The members must agree on configuration, input normalisation and inference presets
+    (these are properties of the ensemble as a whole); their data sources are merged and
+    each member's training record and validation figures are kept in ``members``.
+
+    Raises:
+        ValueError: If fewer than two cards are given or they disagree.
+    """
+    if len(cards) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {len(cards)}")
+    first = cards[0]
+    for card in cards:
+        if card.members:
+            raise ValueError(f"'{card.name}' is already an ensemble; list its members instead")
+        for field_name in ("config", "normalisation", "presets"):
+            if getattr(card, field_name) != getattr(first, field_name):
+                raise ValueError(
+                    f"ensemble members differ in {field_name}: '{first.name}' and '{card.name}'"
+                )
+    sources: List[Dict[str, Any]] = []
+    for card in cards:
+        for source in card.data_sources:
+            if source not in sources:
+                sources.append(source)
+    wall_seconds = [card.training.get("wall_seconds") for card in cards]
+    training: Dict[str, Any] = {"ensemble": "mean of the members' score maps"}
+    if all(isinstance(value, (int, float)) for value in wall_seconds):
+        training["wall_seconds"] = float(sum(wall_seconds))  # type: ignore[arg-type]
+    return ModelCard(
+        name=name,
+        config=first.config,
+        model_version=model_version,
+        description=description,
+        normalisation=first.normalisation,
+        presets=dict(first.presets),
+        training=training,
+        data_sources=sources,
+        members=[
+            {field_name: getattr(card, field_name) for field_name in MEMBER_RECORD_FIELDS}
+            for card in cards
+        ],
+    )
