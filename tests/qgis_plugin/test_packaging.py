@@ -110,3 +110,14 @@ def test_dev_link_points_into_the_checkout(build, tmp_path):
 
 def test_metadata_and_engine_versions_agree(build):
     assert build.metadata_version() == build.engine_version()
+
+
+def test_metadata_about_names_every_algorithm():
+    from qgis_plugin.algorithms import algorithm_classes
+
+    metadata = configparser.ConfigParser(interpolation=None)
+    metadata.read(REPO / "metadata.txt", encoding="utf-8")
+    about = metadata["general"]["about"]
+    names = [algorithm.DISPLAY_NAME for algorithm in algorithm_classes()]
+    assert len(names) >= 6
+    assert [name for name in names if name not in about] == []
