@@ -117,3 +117,18 @@ def test_the_ensemble_command(tmp_path, capsys):
     assert main(["ensemble", paths[0], "-o", str(tmp_path / "one.safetensors")]) == 2
     assert "at least two" in capsys.readouterr().err
     assert main(["ensemble", paths[0], str(tmp_path / "missing"), "-o", str(output)]) == 2
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_scores(tmp_path):
+    paths = [_member(tmp_path, seed) for seed in (1, 2)]
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_ensemble(paths, full, "pair")
+    assert main(["ensemble", *map(str, paths), "-o", str(half), "--float16"]) == 0
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert {value.dtype for value in load_file(str(half)).values()} == {torch.float16}
+    loaded = load_model(half)
+    assert {value.dtype for value in loaded.network.state_dict().values()} == {torch.float32}
+    image = np.random.default_rng(1).random((3, 32, 32), dtype=np.float32)
+    np.testing.assert_allclose(
+        score_image(loaded.network, image), score_image(load_model(full).network, image), atol=5e-3
+    )

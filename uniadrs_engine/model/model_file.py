@@ -62,7 +62,9 @@ class LoadedModel:
     path: Path
 
 
-def save_model(path: Union[str, Path], network: ScoringNetwork, card: ModelCard) -> None:
+def save_model(
+    path: Union[str, Path], network: ScoringNetwork, card: ModelCard, float16: bool = False
+) -> None:
     """Writes ``network``'s weights and ``card`` to ``path`` (atomically).
 
     Args:
@@ -70,6 +72,8 @@ def save_model(path: Union[str, Path], network: ScoringNetwork, card: ModelCard)
         network: The network or ensemble; its configuration and member count must be the
             card's.
         card: Model card; ``created`` is filled in when empty.
+        float16: Store floating-point weights as float16 (half the file; they are read back
+            into float32, so only their rounding changes, about 1e-3 relative).
     """
     if network.config != card.config:
         raise ValueError("the model card's configuration differs from the network's")
@@ -81,7 +85,8 @@ def save_model(path: Union[str, Path], network: ScoringNetwork, card: ModelCard)
     if not card.created:
         card.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     tensors = {
-        name: value.detach().cpu().contiguous() for name, value in network.state_dict().items()
+        name: _stored(value.detach().cpu(), float16).contiguous()
+        for name, value in network.state_dict().items()
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +99,10 @@ def save_model(path: Union[str, Path], network: ScoringNetwork, card: ModelCard)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _stored(tensor: torch.Tensor, float16: bool) -> torch.Tensor:
+    return tensor.half() if float16 and tensor.is_floating_point() else tensor
 
 
 def read_model_card(path: Union[str, Path]) -> ModelCard:
@@ -137,6 +146,10 @@ def load_model(
         weights = load_file(str(resolved), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
+    weights = {
+        name: value.float() if value.is_floating_point() else value
+        for name, value in weights.items()
+    }
     network = build_network(card.config, card.member_count)
     try:
         network.load_state_dict(weights, strict=True)
@@ -155,6 +168,7 @@ def save_ensemble(
     name: str,
     model_version: str = "1",
     description: str = "",
+    float16: bool = False,
 ) -> ModelCard:
     """Joins single-network model files into one ensemble model file.
 
@@ -164,6 +178,7 @@ def save_ensemble(
         name: Name of the ensemble.
         model_version: Its version.
         description: What it is for.
+        float16: Store the weights as float16 (see :func:`save_model`).
 
     Returns:
         The ensemble's card, as written.
@@ -178,7 +193,7 @@ def save_ensemble(
         network = MemberMean([model.network for model in loaded])  # type: ignore[misc]
     except ValueError as error:
         raise ModelFileError(f"cannot join these models: {error}") from error
-    save_model(path, network, card)
+    save_model(path, network, card, float16=float16)
     return card
 
 
