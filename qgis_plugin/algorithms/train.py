@@ -87,6 +87,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     CROP_SIZE = "CROP_SIZE"
     SEED = "SEED"
     PIXEL_LOSS = "PIXEL_LOSS"
+    MEMBERS = "MEMBERS"
     MODEL_NAME = "MODEL_NAME"
     RESUME = "RESUME"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -134,6 +135,21 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             defaultValue=0,
         )
         self.addParameter(make_advanced(pixel_loss))
+        members = QgsProcessingParameterNumber(
+            self.MEMBERS,
+            tr("Networks (more than 1: a seed ensemble, scores averaged)"),
+            QgsProcessingParameterNumber.Integer,
+            defaultValue=1,
+            minValue=1,
+        )
+        members.setHelp(
+            tr(
+                "Trains this many networks with seeds seed, seed + 1, ... one after the other and "
+                "writes one model file that averages their scores: steadier from scene to scene, "
+                "as many times slower to train and to run."
+            )
+        )
+        self.addParameter(make_advanced(members))
         self.addParameter(
             QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
         )
@@ -189,6 +205,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 crop_size=self.parameterAsInt(parameters, self.CROP_SIZE, context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 pixel_loss=losses[self.parameterAsEnum(parameters, self.PIXEL_LOSS, context)],
+                members=self.parameterAsInt(parameters, self.MEMBERS, context),
                 device=self.device(parameters, context),
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)
@@ -196,7 +213,8 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             )
         Path(output_folder).mkdir(parents=True, exist_ok=True)
         feedback.pushInfo(
-            f"Training {config.model} for {config.steps} steps of {config.batch_size} samples "
+            f"Training {config.members} x {config.model} for {config.steps} steps of "
+            f"{config.batch_size} samples "
             f"({config.crop_size} px) on {config.device}; output: {output_folder}"
         )
         progress, is_cancelled = self.callbacks(feedback)

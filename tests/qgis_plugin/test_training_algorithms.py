@@ -98,23 +98,25 @@ def test_train_from_yaml_matches_engine(provider, backgrounds, tmp_path):
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6)
 
 
+def _parameters(backgrounds: Path, tmp_path: Path, **extra) -> dict:
+    """A tiny training run from the algorithm's parameters (CPU, lite8, 32 px samples)."""
+    return {
+        "BACKGROUND_FOLDER": str(backgrounds),
+        "NETWORK": 0,
+        "STEPS": 2,
+        "BATCH_SIZE": 1,
+        "CROP_SIZE": 32,
+        "DEVICE": 2,
+        "OUTPUT_FOLDER": str(tmp_path / "run"),
+        **extra,
+    }
+
+
 def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     with pytest.raises(QgsProcessingException, match="Resume"):
-        processing.run(
-            "uniadrs:train",
-            {
-                "BACKGROUND_FOLDER": str(backgrounds),
-                "NETWORK": 0,
-                "STEPS": 2,
-                "BATCH_SIZE": 1,
-                "CROP_SIZE": 32,
-                "DEVICE": 2,
-                "OUTPUT_FOLDER": str(tmp_path / "run"),
-            },
-            feedback=feedback,
-        )
+        processing.run("uniadrs:train", _parameters(backgrounds, tmp_path), feedback=feedback)
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
@@ -124,16 +126,18 @@ def test_train_from_parameters_with_the_balanced_pixel_loss(provider, background
     assert options[0] == TrainingConfig.__dataclass_fields__["pixel_loss"].default
     result = processing.run(
         "uniadrs:train",
-        {
-            "BACKGROUND_FOLDER": str(backgrounds),
-            "NETWORK": 0,
-            "STEPS": 1,
-            "BATCH_SIZE": 1,
-            "CROP_SIZE": 32,
-            "PIXEL_LOSS": options.index("balanced_bce"),
-            "DEVICE": 2,
-            "OUTPUT_FOLDER": str(tmp_path / "run"),
-        },
+        _parameters(backgrounds, tmp_path, STEPS=1, PIXEL_LOSS=options.index("balanced_bce")),
     )
     card = load_model(result["MODEL_FILE"]).card
     assert card.training["config"]["pixel_loss"] == "balanced_bce"
+
+
+def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):
+    result = processing.run(
+        "uniadrs:train", _parameters(backgrounds, tmp_path, STEPS=1, SEED=10, MEMBERS=2)
+    )
+    assert Path(result["MODEL_FILE"]) == tmp_path / "run" / "model.safetensors"
+    card = load_model(result["MODEL_FILE"]).card
+    assert card.member_count == 2 and card.training["seeds"] == [10, 11]
+    assert (tmp_path / "run" / "member_1" / "model.safetensors").is_file()
+    assert 0.0 <= result["VALIDATION_AUC"] <= 1.0

@@ -88,6 +88,9 @@ class TrainingConfig:
         model_version: Version written into the model card.
         description: Description written into the model card.
         presets: Recommended inference presets written into the model card.
+        members: Networks to train (1 = one model; N > 1 = a seed ensemble of N networks
+            with seeds ``seed``, ``seed + 1``, ..., see :mod:`uniadrs_engine.training.members`).
+        float16_weights: Store the model file's weights as float16 (half the size).
     """
 
     backgrounds: List[str]
@@ -120,6 +123,8 @@ class TrainingConfig:
     model_version: str = "1"
     description: str = ""
     presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    members: int = 1
+    float16_weights: bool = False
 
     def __post_init__(self) -> None:
         if not self.backgrounds:
@@ -132,6 +137,8 @@ class TrainingConfig:
             raise TrainingError(f"crop_size must be a multiple of {SIZE_MULTIPLE} and >= 16")
         if self.steps < 1 or self.batch_size < 1:
             raise TrainingError("steps and batch_size must be positive")
+        if not isinstance(self.members, int) or self.members < 1:
+            raise TrainingError(f"members must be a positive whole number, got {self.members!r}")
         if not 0.0 <= self.spectral_share <= 1.0:
             raise TrainingError("spectral_share must lie in [0, 1]")
         if self.pixel_loss not in PIXEL_LOSSES:

@@ -166,7 +166,10 @@ class Trainer:
             TrainingError: If there is none or it belongs to a different configuration.
         """
         state = load_checkpoint(self.checkpoint_path)
-        saved, current = state["config"], self.config.to_dict()
+        # Keys added to the configuration after the checkpoint was written count with their
+        # defaults, so an engine update does not strand a run.
+        defaults = TrainingConfig(backgrounds=["-"]).to_dict()
+        saved, current = {**defaults, **state["config"]}, self.config.to_dict()
         changed = {k for k in current if saved.get(k) != current[k]} - RESUMABLE_CHANGES
         if changed:
             raise TrainingError(
@@ -316,7 +319,7 @@ class Trainer:
             },
         )
         model_path = self.output_dir / MODEL_FILENAME
-        save_model(model_path, self.network.cpu(), card)
+        save_model(model_path, self.network.cpu(), card, float16=config.float16_weights)
         self.network.to(self.device)
         return TrainingResult(
             model_path=model_path,
@@ -333,5 +336,13 @@ def train_from_config(
     progress: Optional[ProgressCallback] = None,
     is_cancelled: Optional[CancelCheck] = None,
 ) -> TrainingResult:
-    """Trains a model as ``config`` says (resuming from its checkpoint if asked)."""
+    """Trains a model as ``config`` says (resuming from its checkpoint if asked).
+
+    With ``members`` > 1 it trains each member in turn and writes their ensemble
+    (:mod:`uniadrs_engine.training.members`).
+    """
+    if config.members > 1:
+        from uniadrs_engine.training.members import train_members
+
+        return train_members(config, resume=resume, progress=progress, is_cancelled=is_cancelled)
     return Trainer(config, progress=progress, is_cancelled=is_cancelled).run(resume=resume)

@@ -1,0 +1,122 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from uniadrs_engine.cli.main import main
+from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.model.ensemble import MemberMean
+from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
+from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.members import join_members, member_config
+from uniadrs_engine.training.trainer import Trainer, train_from_config
+
+
+@pytest.fixture
+def pair_config(tiny_config):
+    return dataclasses.replace(tiny_config, members=2, model_name="pair", model_version="5")
+
+
+def test_a_two_member_run_writes_the_ensemble_of_two_single_runs(pair_config, tmp_path):
+    result = train_from_config(pair_config)
+    loaded = load_model(result.model_path)
+    assert isinstance(loaded.network, MemberMean)
+    card = loaded.card
+    assert (card.name, card.model_version, card.member_count) == ("pair", "5", 2)
+    assert card.training["seeds"] == [3, 4] and card.training["steps"] == 4
+    assert card.training["config"]["members"] == 2
+    assert 0.0 <= card.validation["auc"] <= 1.0 and card.validation["samples"] == 2
+    assert card.validation["held_out_sources"]
+    assert result.validation["auc"] == card.validation["auc"]
+
+    # Member 1 is exactly the single run with seed + 1.
+    single = train_from_config(
+        dataclasses.replace(pair_config, members=1, seed=4, output_dir=str(tmp_path / "single"))
+    )
+    single_weights = load_file(str(single.model_path))
+    ensemble_weights = load_file(str(result.model_path))
+    for name, value in single_weights.items():
+        torch.testing.assert_close(ensemble_weights[f"members.1.{name}"], value)
+
+
+def test_an_interrupted_ensemble_run_resumes_member_by_member(pair_config, tmp_path):
+    straight = train_from_config(pair_config)
+    resumed_config = dataclasses.replace(pair_config, output_dir=str(tmp_path / "resumed"))
+    calls = []
+
+    def cancel_in_member_1() -> bool:
+        calls.append(1)
+        return len(calls) > 6  # member 0 (4 steps, 5 checks) done, member 1 part-way
+
+    with pytest.raises(CancelledError):
+        train_from_config(resumed_config, is_cancelled=cancel_in_member_1)
+    assert (tmp_path / "resumed" / "member_0" / "model.safetensors").is_file()
+    assert (tmp_path / "resumed" / "member_1" / CHECKPOINT_FILENAME).is_file()
+    fractions = []
+    resumed = train_from_config(
+        resumed_config, resume=True, progress=lambda f, m: fractions.append((f, m))
+    )
+    assert fractions[-1][0] == pytest.approx(1.0) and "(member 2/2)" in fractions[-1][1]
+    expected, found = load_file(str(straight.model_path)), load_file(str(resumed.model_path))
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], atol=1e-5, rtol=1e-4)
+
+
+def test_members_trained_separately_are_joined_only_if_they_are_the_members(pair_config, tmp_path):
+    runs = []
+    for index in range(2):
+        member = dataclasses.replace(
+            member_config(pair_config, index), output_dir=str(tmp_path / f"separate{index}")
+        )
+        runs.append(train_from_config(member).model_path)
+    joined = join_members(pair_config, runs, tmp_path / "joined.safetensors")
+    assert load_model(joined.model_path).card.training["seeds"] == [3, 4]
+    with pytest.raises(TrainingError, match="not member 0 .*seed"):
+        join_members(pair_config, runs[::-1], tmp_path / "x.safetensors")
+    with pytest.raises(TrainingError, match="expected 2 member models"):
+        join_members(pair_config, runs[:1], tmp_path / "x.safetensors")
+
+
+def test_float16_weights_halve_the_model_file(tiny_config, tmp_path):
+    full = train_from_config(tiny_config).model_path
+    half = train_from_config(
+        dataclasses.replace(tiny_config, float16_weights=True, output_dir=str(tmp_path / "half"))
+    ).model_path
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    image = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    with torch.inference_mode():
+        scores = [load_model(p).network(torch.from_numpy(image)).score for p in (full, half)]
+    torch.testing.assert_close(scores[0], scores[1], atol=5e-3, rtol=0)
+
+
+def test_members_must_be_a_positive_whole_number(tiny_config):
+    for value in (0, -1, 1.5):
+        with pytest.raises(TrainingError, match="members"):
+            TrainingConfig.from_dict({**tiny_config.to_dict(), "members": value})
+
+
+def test_a_checkpoint_from_before_new_keys_still_resumes(tiny_config):
+    trainer = Trainer(tiny_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    path = trainer.checkpoint_path
+    state = load_checkpoint(path)
+    for key in ("members", "float16_weights"):
+        del state["config"][key]
+    save_checkpoint(path, state)
+    assert Trainer(tiny_config).run(resume=True).steps == 4
+
+
+def test_train_command_trains_an_ensemble(pair_config, tmp_path, capsys):
+    import yaml
+
+    config_path = tmp_path / "pair.yaml"
+    data = {**pair_config.to_dict(), "steps": 2, "validate_every": 2}
+    config_path.write_text(yaml.safe_dump(data))
+    assert main(["train", str(config_path)]) == 0
+    output = capsys.readouterr().out
+    assert "model:" in output and "validation" in output
+    assert load_model(pair_config.output_dir + "/model.safetensors").card.member_count == 2

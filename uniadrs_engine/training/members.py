@@ -1,0 +1,161 @@
+"""Training a seed ensemble: ``members: N`` in a training configuration.
+
+Member ``k`` is the configuration with seed ``seed + k``, trained like any single run in
+``output_dir/member_<k>`` (its own checkpoints, resume and model file). When every member is
+trained, :func:`join_members` writes ``output_dir/model.safetensors``: one ensemble model file
+(:mod:`uniadrs_engine.model.ensemble`) whose card holds the whole configuration, the
+ensemble's own validation figures on the configuration's fixed validation set, and each
+member's record.
+
+Members trained separately (``--set seed=S --set output_dir=...``) can be joined afterwards
+with the same checks: each must have been trained with exactly its member configuration.
+
+Example:
+    >>> config = TrainingConfig(backgrounds=["x"], seed=7, members=2, output_dir="runs/pair")
+    >>> member = member_config(config, 1)
+    >>> member.seed, member.members, Path(member.output_dir).name
+    (8, 1, 'member_1')
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from uniadrs_engine.errors import ModelFileError, TrainingError
+from uniadrs_engine.inference.device import resolve_device
+from uniadrs_engine.model.ensemble import MemberMean, ensemble_card
+from uniadrs_engine.model.model_file import load_model, save_model
+from uniadrs_engine.progress import CancelCheck, ProgressCallback
+from uniadrs_engine.training.config import TrainingConfig, weight_differences
+from uniadrs_engine.training.data_sources import summarise_sources
+from uniadrs_engine.training.simulators import build_simulation
+from uniadrs_engine.training.trainer import MODEL_FILENAME, Trainer, TrainingResult
+from uniadrs_engine.training.validation import build_validation_set, evaluate
+
+
+def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
+    """The single-network configuration of member ``index`` (seed ``seed + index``)."""
+    if not 0 <= index < config.members:
+        raise ValueError(f"member index {index} outside 0..{config.members - 1}")
+    return replace(
+        config,
+        members=1,
+        seed=config.seed + index,
+        output_dir=str(Path(config.output_dir) / f"member_{index}"),
+        model_name=f"{config.model_name}-member{index}",
+    )
+
+
+def train_members(
+    config: TrainingConfig,
+    resume: bool = False,
+    progress: Optional[ProgressCallback] = None,
+    is_cancelled: Optional[CancelCheck] = None,
+) -> TrainingResult:
+    """Trains every member in turn (resuming each from its checkpoint if asked), then joins.
+
+    A member whose run is complete is not trained again on resume; its model is rewritten
+    from its last checkpoint.
+    """
+    count = config.members
+    model_paths: List[Path] = []
+    for index in range(count):
+
+        def member_progress(fraction: float, message: str, index: int = index) -> None:
+            if progress is not None:
+                progress((index + fraction) / count, f"{message} (member {index + 1}/{count})")
+
+        trainer = Trainer(
+            member_config(config, index), progress=member_progress, is_cancelled=is_cancelled
+        )
+        model_paths.append(trainer.run(resume=resume).model_path)
+    return join_members(config, model_paths)
+
+
+def join_members(
+    config: TrainingConfig,
+    model_paths: Sequence[Union[str, Path]],
+    output_path: Optional[Union[str, Path]] = None,
+) -> TrainingResult:
+    """Joins the trained members of ``config`` into its ensemble model file.
+
+    Args:
+        config: The ensemble's configuration (``members`` >= 2).
+        model_paths: The members' model files, member 0 first.
+        output_path: Where to write; default ``output_dir/model.safetensors``.
+
+    Raises:
+        TrainingError: If the count is wrong or a file was not trained with its member
+            configuration.
+    """
+    if config.members < 2:
+        raise TrainingError("joining members needs a configuration with members >= 2")
+    if len(model_paths) != config.members:
+        raise TrainingError(f"expected {config.members} member models, got {len(model_paths)}")
+    try:
+        members = [load_model(path) for path in model_paths]
+    except ModelFileError as error:
+        raise TrainingError(str(error)) from error
+    for index, member in enumerate(members):
+        differing = weight_differences(
+            member_config(config, index), member.card.training.get("config", {})
+        )
+        if differing:
+            raise TrainingError(
+                f"{member.path} is not member {index} of this configuration "
+                f"(it differs in {differing})"
+            )
+    card = ensemble_card(
+        [member.card for member in members],
+        config.model_name,
+        config.model_version,
+        config.description,
+    )
+    card.presets = dict(config.presets) or card.presets
+    card.training = _training_record(config, [member.card.training for member in members])
+    output = Path(output_path) if output_path else Path(config.output_dir) / MODEL_FILENAME
+    network = MemberMean([member.network for member in members])  # type: ignore[misc]
+    # Write, read back (float16 storage rounds the weights), then validate what was written.
+    save_model(output, network, card, float16=config.float16_weights)
+    stored = load_model(output, device=resolve_device(config.device))
+    validation = _validate(config, stored.network, resolve_device(config.device))
+    card.validation = validation
+    save_model(output, stored.network.cpu(), card, float16=config.float16_weights)
+    figures = {key: value for key, value in validation.items() if isinstance(value, float)}
+    return TrainingResult(
+        model_path=output,
+        steps=int(card.training["steps"]),
+        wall_seconds=float(card.training["wall_seconds"]),
+        validation=figures,
+    )
+
+
+def _training_record(config: TrainingConfig, records: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {
+        "ensemble": "mean of the members' score maps",
+        "members": config.members,
+        "seeds": [record.get("seed") for record in records],
+        "steps": min(int(record.get("steps", 0)) for record in records),
+        "batch_size": config.batch_size,
+        "crop_size": config.crop_size,
+        "spectral_share": config.spectral_share,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+        "wall_seconds": round(sum(float(record.get("wall_seconds", 0)) for record in records), 1),
+        "torch": torch.__version__,
+        "config": config.to_dict(),
+    }
+
+
+def _validate(config: TrainingConfig, network: Any, device: torch.device) -> Dict[str, Any]:
+    """The ensemble's figures on the configuration's fixed validation set (member 0's)."""
+    simulation = build_simulation(config)
+    samples = build_validation_set(simulation.validation, config.validation_samples, config.seed)
+    return {
+        **evaluate(network, samples, device),
+        "held_out_sources": summarise_sources(simulation.validation_files),
+    }
