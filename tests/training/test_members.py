@@ -74,6 +74,9 @@ def test_members_trained_separately_are_joined_only_if_they_are_the_members(pair
         runs.append(train_from_config(member).model_path)
     joined = join_members(pair_config, runs, tmp_path / "joined.safetensors")
     assert load_model(joined.model_path).card.training["seeds"] == [3, 4]
+    half_config = dataclasses.replace(pair_config, float16_weights=True)
+    half = join_members(half_config, runs, tmp_path / "half.safetensors").model_path
+    assert half.stat().st_size < 0.55 * joined.model_path.stat().st_size
     with pytest.raises(TrainingError, match="not member 0 .*seed"):
         join_members(pair_config, runs[::-1], tmp_path / "x.safetensors")
     with pytest.raises(TrainingError, match="expected 2 member models"):

@@ -38,12 +38,16 @@ from uniadrs_engine.training.validation import build_validation_set, evaluate
 
 
 def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
-    """The single-network configuration of member ``index`` (seed ``seed + index``)."""
+    """The single-network configuration of member ``index`` (seed ``seed + index``).
+
+    Members keep full-precision weights; ``float16_weights`` applies to the ensemble file.
+    """
     if not 0 <= index < config.members:
         raise ValueError(f"member index {index} outside 0..{config.members - 1}")
     return replace(
         config,
         members=1,
+        float16_weights=False,
         seed=config.seed + index,
         output_dir=str(Path(config.output_dir) / f"member_{index}"),
         model_name=f"{config.model_name}-member{index}",
