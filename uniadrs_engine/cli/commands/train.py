@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(text) for text in args.overrides)
     config = TrainingConfig.from_yaml(args.config, overrides=overrides)
-    with progress_bar(steps=config.steps) as bar:
+    with progress_bar(steps=config.steps * config.members) as bar:
 
         def progress(fraction: float, message: str) -> None:
             bar(fraction, message.split(" ", 2)[-1] if message else "")
