@@ -58,7 +58,7 @@ def test_an_ensemble_scores_the_mean_of_its_members(tmp_path):
     assert card.training["wall_seconds"] == 180.0
     assert card.presets == {"visible": {"scales": [0.5]}}
     assert [source["name"] for source in card.data_sources] == ["generated", "s1", "s2", "s3"]
-    assert "ensemble of 3 networks (trained 11, 12, 13 steps)" in card.summary()
+    assert "ensemble of 3 networks trained 11, 12, 13 steps" in card.summary()
 
 
 def test_single_network_files_keep_format_1_and_ensembles_are_format_2(tmp_path):

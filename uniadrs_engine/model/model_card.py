@@ -155,14 +155,16 @@ class ModelCard:
             f"config {self.config.name} ({self.in_channels} input channels)",
         ]
         steps = self.training.get("steps")
-        if steps:
-            parts.append(f"trained {steps} steps")
         if self.members:
             member_steps = [member.get("training", {}).get("steps") for member in self.members]
-            parts.append(
-                f"ensemble of {len(self.members)} networks "
-                f"(trained {', '.join(str(value) for value in member_steps)} steps)"
+            each = (
+                f"{member_steps[0]} steps each"
+                if len(set(member_steps)) == 1
+                else f"{', '.join(str(value) for value in member_steps)} steps"
             )
+            parts.append(f"ensemble of {len(self.members)} networks trained {each}")
+        elif steps:
+            parts.append(f"trained {steps} steps")
         auc = self.validation.get("auc")
         if auc is not None:
             parts.append(f"simulated validation AUC {float(auc):.3f}")
