@@ -143,7 +143,7 @@ def test_uniadrs_detector_with_a_tiny_model(tiny_manifest, tmp_path):
     uniadrs = [result for result in results if result.detector == "uniadrs"]
     assert len(uniadrs) == 1 and uniadrs[0].ok, uniadrs[0].error
     assert 0.0 <= uniadrs[0].auc <= 1.0
-    assert uniadrs[0].settings.endswith("preset infrared")
+    assert uniadrs[0].settings == "UniADRS tiny.safetensors ('tiny' v0), preset infrared"
     with pytest.raises(ModelFileError, match="tiny_missing"):
         run_benchmark(
             tiny_manifest,

@@ -130,7 +130,12 @@ class UniadrsDetector:
 
     def describe(self, modality: str) -> str:
         """A short description of the settings used on a modality."""
-        return f"UniADRS {Path(self.loaded_model.path).name}, preset {preset_for(modality)}"
+        card = self.loaded_model.card
+        networks = f", {card.member_count} networks" if card.member_count > 1 else ""
+        return (
+            f"UniADRS {Path(self.loaded_model.path).name} ('{card.name}' v{card.model_version}"
+            f"{networks}), preset {preset_for(modality)}"
+        )
 
     def run(
         self,
