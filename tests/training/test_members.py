@@ -77,6 +77,12 @@ def test_members_trained_separately_are_joined_only_if_they_are_the_members(pair
     half_config = dataclasses.replace(pair_config, float16_weights=True)
     half = join_members(half_config, runs, tmp_path / "half.safetensors").model_path
     assert half.stat().st_size < 0.55 * joined.model_path.stat().st_size
+    # Members trained apart from a float16 configuration ("--set members=1") join it too.
+    half_member = dataclasses.replace(
+        member_config(half_config, 1), float16_weights=True, output_dir=str(tmp_path / "h1")
+    )
+    mixed = [runs[0], train_from_config(half_member).model_path]
+    assert join_members(half_config, mixed, tmp_path / "mixed.safetensors").steps == 4
     with pytest.raises(TrainingError, match="not member 0 .*seed"):
         join_members(pair_config, runs[::-1], tmp_path / "x.safetensors")
     with pytest.raises(TrainingError, match="expected 2 member models"):

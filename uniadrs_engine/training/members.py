@@ -105,9 +105,15 @@ def join_members(
     except ModelFileError as error:
         raise TrainingError(str(error)) from error
     for index, member in enumerate(members):
-        differing = weight_differences(
-            member_config(config, index), member.card.training.get("config", {})
-        )
+        # How a member's own file stored its weights does not matter: the ensemble file
+        # stores them as ``config.float16_weights`` says.
+        differing = [
+            key
+            for key in weight_differences(
+                member_config(config, index), member.card.training.get("config", {})
+            )
+            if key != "float16_weights"
+        ]
         if differing:
             raise TrainingError(
                 f"{member.path} is not member {index} of this configuration "
