@@ -53,6 +53,10 @@ def test_the_retrain_command_describes_the_shipped_model(monkeypatch):
     monkeypatch.chdir(REPO)  # the card's paths are relative to the repository
     assert weight_differences(config, card.training["config"]) == []
     assert (card.name, card.model_version) == (config.model_name, config.model_version)
+    assert card.member_count == config.members
+    assert [member["training"]["seed"] for member in card.members] == [
+        config.seed + index for index in range(len(card.members))
+    ]
     other = TrainingConfig.from_yaml(
         REPO / "configs" / "default_model.yaml", overrides={"seed": config.seed + 1}
     )
