@@ -4,24 +4,30 @@ Each training configuration given defines a validation set (its validation backg
 simulation settings, drawn with fixed seeds); every model is scored on every set, so the
 candidates are compared on the same samples. ``CONFIG@KEY=VALUE`` (``@`` repeatable) changes
 keys of one configuration, e.g. ``configs/default_model.yaml@spectral_share=0.5`` rebuilds the
-validation samples of experiments 2-4 in docs/DEFAULT_MODEL.md.
+validation samples of experiments 2-7 in docs/DEFAULT_MODEL.md. ``--rx`` adds global RX
+(computed on each sample alone) as a reference detector.
 
 Usage:
     .venv/bin/python scripts/compare_models.py --models A.safetensors B.safetensors \\
         --configs configs/default_model.yaml configs/experiments/hsi_realistic_spectra.yaml \\
-        [--samples 96]
+        [--samples 96] [--rx]
 """
 
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
+from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.validation import build_validation_set, evaluate
+from uniadrs_engine.training.validation import build_validation_set, evaluate, summarise_scores
+
+#: Name of the reference detector that ``--rx`` adds.
+RX_NAME = "global RX (per sample)"
 
 
 def main() -> None:
@@ -29,12 +35,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--configs", nargs="+", required=True)
     parser.add_argument("--samples", type=int, default=96)
+    parser.add_argument("--rx", action="store_true", help="also score global RX")
     args = parser.parse_args()
     models = {path: load_model(path).network for path in args.models}
     device = torch.device("cpu")
     print("| validation set | model | AUC | spectral | spatial |")
     print("|---|---|---|---|---|")
-    means = {path: [] for path in args.models}
+    means = {path: [] for path in [*args.models, *([RX_NAME] if args.rx else [])]}
     for config_path in args.configs:
         path, *overrides = config_path.split("@")
         config = TrainingConfig.from_yaml(
@@ -43,8 +50,11 @@ def main() -> None:
         samples = build_validation_set(
             build_simulation(config).validation, args.samples, config.seed
         )
-        for path, network in models.items():
-            figures = evaluate(network, samples, device)
+        results = {path: evaluate(network, samples, device) for path, network in models.items()}
+        if args.rx:
+            rx_maps = [np.nan_to_num(global_rx(sample.image), nan=0.0) for sample in samples]
+            results[RX_NAME] = summarise_scores(samples, rx_maps)
+        for path, figures in results.items():
             means[path].append(figures["auc"])
             print(
                 f"| {config_path} | {path} | {figures['auc']:.4f} | "

@@ -57,14 +57,28 @@ def evaluate(
     """
     was_training = network.training
     network.eval()
-    aucs: Dict[str, List[float]] = {"spectral": [], "spatial": []}
+    scores: List[np.ndarray] = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         images, _ = collate(batch, network.config.in_channels)
-        scores = network(images.to(device)).score[:, 0].float().cpu().numpy()
-        for sample, score in zip(batch, scores):
-            aucs.setdefault(sample.kind, []).append(sample_auc(score, sample.labels))
+        scores.extend(network(images.to(device)).score[:, 0].float().cpu().numpy())
     network.train(was_training)
+    return summarise_scores(samples, scores)
+
+
+def summarise_scores(samples: Sequence[Any], scores: Sequence[np.ndarray]) -> Dict[str, float]:
+    """Mean per-sample AUC overall and per kind, of any detector's score maps.
+
+    Args:
+        samples: The validation samples.
+        scores: One score map per sample (``[H, W]``, higher = more anomalous).
+
+    Returns:
+        As :func:`evaluate`.
+    """
+    aucs: Dict[str, List[float]] = {"spectral": [], "spatial": []}
+    for sample, score in zip(samples, scores):
+        aucs.setdefault(sample.kind, []).append(sample_auc(score, sample.labels))
     everything = [value for values in aucs.values() for value in values]
     result: Dict[str, float] = {"auc": float(np.mean(everything)), "samples": len(everything)}
     for kind, values in aucs.items():
