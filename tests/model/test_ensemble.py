@@ -132,3 +132,14 @@ def test_float16_storage_halves_the_file_and_keeps_the_scores(tmp_path):
     np.testing.assert_allclose(
         score_image(loaded.network, image), score_image(load_model(full).network, image), atol=5e-3
     )
+
+
+def test_an_ensemble_output_is_shaped_like_one_network():
+    members = [UniADRS(get_config("lite8")) for _ in range(3)]
+    image = torch.rand(2, 4, 16, 24)
+    with torch.inference_mode():
+        outputs = [member(image) for member in members]
+        joint = MemberMean(members)(image)
+    assert joint.score.shape == outputs[0].score.shape
+    assert joint.feat.shape == outputs[0].feat.shape
+    torch.testing.assert_close(joint.feat, torch.stack([o.feat for o in outputs]).mean(0))

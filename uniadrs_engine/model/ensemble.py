@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -50,14 +50,22 @@ class MemberMean(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, image: torch.Tensor, fold_input: bool = True) -> NetworkOutput:
-        """Scores ``image`` with every member.
+        """Scores ``image`` with every member, one after the other.
 
         Returns:
-            The mean score map, and the members' feature maps concatenated along channels.
+            The mean of the members' score maps, and the mean of their feature maps (shaped
+            as one network's, so an ensemble fits wherever a network does). Only running
+            sums are kept, so peak memory is that of one member.
         """
-        outputs = [member(image, fold_input=fold_input) for member in self.members]
-        score = torch.stack([output.score for output in outputs]).mean(dim=0)
-        return NetworkOutput(score=score, feat=torch.cat([output.feat for output in outputs], 1))
+        score_sum: Optional[torch.Tensor] = None
+        feat_sum: Optional[torch.Tensor] = None
+        for member in self.members:
+            output = member(image, fold_input=fold_input)
+            score_sum = output.score if score_sum is None else score_sum + output.score
+            feat_sum = output.feat if feat_sum is None else feat_sum + output.feat
+        assert score_sum is not None and feat_sum is not None
+        count = len(self.members)
+        return NetworkOutput(score=score_sum / count, feat=feat_sum / count)
 
 
 #: What inference scores with: one network or an ensemble of them.
