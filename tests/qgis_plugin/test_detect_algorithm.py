@@ -143,3 +143,32 @@ def test_nodata_pixels_stay_nodata(provider, tiny_model, tmp_path):
     assert (scores[:4, :4] == SCORE_NODATA).all()
     assert (scores[4:, 4:] != SCORE_NODATA).all()
     assert isinstance(QgsProcessingContext(), QgsProcessingContext)
+
+
+def test_an_ensemble_model_file_scores_the_mean_of_its_members(provider, scene, tmp_path):
+    import torch
+
+    from uniadrs_engine.model.config import get_config
+    from uniadrs_engine.model.model_card import ModelCard
+    from uniadrs_engine.model.model_file import save_ensemble, save_model
+    from uniadrs_engine.model.network import UniADRS
+
+    members = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        card = ModelCard(name=f"member{seed}", config=get_config("lite8"))
+        members.append(tmp_path / f"member{seed}.safetensors")
+        save_model(members[-1], UniADRS(card.config), card)
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble(members, pair, "plugin-test-pair")
+    # One scale: the score raster holds the network's scores themselves (no rank fusion).
+    maps = [
+        read_band(
+            processing.run(ALGORITHM, _parameters(scene, model, tmp_path / f"{i}.tif", SCALES="1"))[
+                "OUTPUT"
+            ]
+        )
+        for i, model in enumerate([*members, pair])
+    ]
+    assert not np.allclose(maps[0], maps[1])
+    np.testing.assert_allclose(maps[2], (maps[0] + maps[1]) / 2, atol=1e-5)

@@ -146,10 +146,7 @@ def load_model(
         weights = load_file(str(resolved), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
-    weights = {
-        name: value.float() if value.is_floating_point() else value
-        for name, value in weights.items()
-    }
+    # float16-stored weights are copied into the float32 parameters by load_state_dict.
     network = build_network(card.config, card.member_count)
     try:
         network.load_state_dict(weights, strict=True)

@@ -211,6 +211,16 @@ class TrainingConfig:
         return cls.from_dict(data, base_dir=path.resolve().parent)
 
 
+def with_defaults(recorded: Dict[str, Any]) -> Dict[str, Any]:
+    """A recorded configuration (checkpoint, model card) with keys added since at their defaults.
+
+    Example:
+        >>> with_defaults({"backgrounds": ["a"], "seed": 4})["members"]
+        1
+    """
+    return {**TrainingConfig(backgrounds=["-"]).to_dict(), **recorded}
+
+
 def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List[str]:
     """Keys of ``config`` that differ from a recorded run's in ways that change the model.
 
@@ -231,9 +241,7 @@ def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List
         >>> weight_differences(a, recorded)
         []
     """
-    # Keys added after a run was recorded count with their defaults.
-    defaults = TrainingConfig(backgrounds=["-"]).to_dict()
-    recorded = {**defaults, **recorded}
+    recorded = with_defaults(recorded)
     current = config.to_dict()
     for values in (recorded, current):
         for key in PATH_LIST_KEYS:

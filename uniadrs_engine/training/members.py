@@ -27,13 +27,22 @@ import torch
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
-from uniadrs_engine.model.ensemble import MemberMean, ensemble_card
-from uniadrs_engine.model.model_file import load_model, save_model
+from uniadrs_engine.model.model_file import (
+    load_model,
+    read_model_card,
+    save_ensemble,
+    save_model,
+)
 from uniadrs_engine.progress import CancelCheck, ProgressCallback
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
 from uniadrs_engine.training.data_sources import summarise_sources
 from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.trainer import MODEL_FILENAME, Trainer, TrainingResult
+from uniadrs_engine.training.trainer import (
+    MODEL_FILENAME,
+    Trainer,
+    TrainingResult,
+    training_record,
+)
 from uniadrs_engine.training.validation import build_validation_set, evaluate
 
 
@@ -101,64 +110,56 @@ def join_members(
     if len(model_paths) != config.members:
         raise TrainingError(f"expected {config.members} member models, got {len(model_paths)}")
     try:
-        members = [load_model(path) for path in model_paths]
+        cards = [read_model_card(path) for path in model_paths]
     except ModelFileError as error:
         raise TrainingError(str(error)) from error
-    for index, member in enumerate(members):
+    for index, (path, card) in enumerate(zip(model_paths, cards)):
         # How a member's own file stored its weights does not matter: the ensemble file
         # stores them as ``config.float16_weights`` says.
         differing = [
             key
             for key in weight_differences(
-                member_config(config, index), member.card.training.get("config", {})
+                member_config(config, index), card.training.get("config", {})
             )
             if key != "float16_weights"
         ]
         if differing:
             raise TrainingError(
-                f"{member.path} is not member {index} of this configuration "
-                f"(it differs in {differing})"
+                f"{path} is not member {index} of this configuration (it differs in {differing})"
             )
-    card = ensemble_card(
-        [member.card for member in members],
+    output = Path(output_path) if output_path else Path(config.output_dir) / MODEL_FILENAME
+    save_ensemble(
+        model_paths,
+        output,
         config.model_name,
         config.model_version,
         config.description,
+        float16=config.float16_weights,
     )
+    # Validate what was written (float16 storage rounds the weights), then record it.
+    device = resolve_device(config.device)
+    stored = load_model(output, device=device)
+    card = stored.card
     card.presets = dict(config.presets) or card.presets
-    card.training = _training_record(config, [member.card.training for member in members])
-    output = Path(output_path) if output_path else Path(config.output_dir) / MODEL_FILENAME
-    network = MemberMean([member.network for member in members])  # type: ignore[misc]
-    # Write, read back (float16 storage rounds the weights), then validate what was written.
-    save_model(output, network, card, float16=config.float16_weights)
-    stored = load_model(output, device=resolve_device(config.device))
-    validation = _validate(config, stored.network, resolve_device(config.device))
-    card.validation = validation
+    card.training = {
+        **training_record(config),
+        "ensemble": card.training["ensemble"],
+        "members": config.members,
+        "seeds": [member.training.get("seed") for member in cards],
+        "steps": min(int(member.training.get("steps", 0)) for member in cards),
+        "wall_seconds": round(
+            sum(float(member.training.get("wall_seconds", 0)) for member in cards), 1
+        ),
+    }
+    card.validation = _validate(config, stored.network, device)
     save_model(output, stored.network.cpu(), card, float16=config.float16_weights)
-    figures = {key: value for key, value in validation.items() if isinstance(value, float)}
+    figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
     return TrainingResult(
         model_path=output,
         steps=int(card.training["steps"]),
         wall_seconds=float(card.training["wall_seconds"]),
         validation=figures,
     )
-
-
-def _training_record(config: TrainingConfig, records: List[Dict[str, Any]]) -> Dict[str, Any]:
-    return {
-        "ensemble": "mean of the members' score maps",
-        "members": config.members,
-        "seeds": [record.get("seed") for record in records],
-        "steps": min(int(record.get("steps", 0)) for record in records),
-        "batch_size": config.batch_size,
-        "crop_size": config.crop_size,
-        "spectral_share": config.spectral_share,
-        "learning_rate": config.learning_rate,
-        "seed": config.seed,
-        "wall_seconds": round(sum(float(record.get("wall_seconds", 0)) for record in records), 1),
-        "torch": torch.__version__,
-        "config": config.to_dict(),
-    }
 
 
 def _validate(config: TrainingConfig, network: Any, device: torch.device) -> Dict[str, Any]:

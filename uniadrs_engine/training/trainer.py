@@ -31,7 +31,7 @@ from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
-from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.config import TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
 from uniadrs_engine.training.losses import build_pixel_loss, check_finite, feature_margin_loss
 from uniadrs_engine.training.simulators import SimulationSetup, build_simulation
@@ -88,6 +88,19 @@ def learning_rate_at(step: int, config: TrainingConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / span)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.min_learning_rate + (config.learning_rate - config.min_learning_rate) * cosine
+
+
+def training_record(config: TrainingConfig) -> Dict[str, Any]:
+    """What every model card records of the configuration a model was trained with."""
+    return {
+        "batch_size": config.batch_size,
+        "crop_size": config.crop_size,
+        "spectral_share": config.spectral_share,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+        "torch": torch.__version__,
+        "config": config.to_dict(),
+    }
 
 
 class Trainer:
@@ -166,10 +179,9 @@ class Trainer:
             TrainingError: If there is none or it belongs to a different configuration.
         """
         state = load_checkpoint(self.checkpoint_path)
-        # Keys added to the configuration after the checkpoint was written count with their
-        # defaults, so an engine update does not strand a run.
-        defaults = TrainingConfig(backgrounds=["-"]).to_dict()
-        saved, current = {**defaults, **state["config"]}, self.config.to_dict()
+        # Keys added after the checkpoint was written count with their defaults, so an engine
+        # update does not strand a run.
+        saved, current = with_defaults(state["config"]), self.config.to_dict()
         changed = {k for k in current if saved.get(k) != current[k]} - RESUMABLE_CHANGES
         if changed:
             raise TrainingError(
@@ -299,17 +311,11 @@ class Trainer:
             description=config.description,
             presets=config.presets,
             training={
+                **training_record(config),
                 "steps": self.step,
-                "batch_size": config.batch_size,
-                "crop_size": config.crop_size,
-                "spectral_share": config.spectral_share,
-                "learning_rate": config.learning_rate,
-                "seed": config.seed,
                 "wall_seconds": round(self.wall_seconds, 1),
                 "parameters": count_parameters(self.network),
                 "device": str(self.device),
-                "torch": torch.__version__,
-                "config": config.to_dict(),
             },
             data_sources=summarise_sources(self.simulation.training_files),
             validation={
