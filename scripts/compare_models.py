@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=96)
     parser.add_argument("--rx", action="store_true", help="also score global RX")
     args = parser.parse_args()
-    models = {path: load_model(path).network for path in args.models}
+    models = {path: load_model(path) for path in args.models}
     device = torch.device("cpu")
     print("| validation set | model | AUC | spectral | spatial |")
     print("|---|---|---|---|---|")
@@ -50,7 +50,10 @@ def main() -> None:
         samples = build_validation_set(
             build_simulation(config).validation, args.samples, config.seed
         )
-        results = {path: evaluate(network, samples, device) for path, network in models.items()}
+        results = {
+            path: evaluate(model.network, samples, device, normalisation=model.card.normalisation)
+            for path, model in models.items()
+        }
         if args.rx:
             rx_maps = [np.nan_to_num(global_rx(sample.image), nan=0.0) for sample in samples]
             results[RX_NAME] = summarise_scores(samples, rx_maps)

@@ -1,7 +1,8 @@
 """Tiled, memory-bounded anomaly detection on a raster file of any size.
 
-:func:`detect_raster` reads a raster (any GDAL format, a band selection), normalises it by
-the per-band maxima of the whole raster (one streaming statistics pass), scores it tile by
+:func:`detect_raster` reads a raster (any GDAL format, a band selection), normalises it as
+the model card says with statistics of the whole raster (one streaming pass: per-band
+maxima, or mean and covariance for spectral whitening), scores it tile by
 tile at one or more input scales and writes a float32 score GeoTIFF on the input's grid
 (nodata :data:`~uniadrs_engine.raster.writer.SCORE_NODATA` where the input is invalid).
 Several scales are fused by averaged ranks (:mod:`uniadrs_engine.inference.fusion`).
@@ -75,7 +76,11 @@ from uniadrs_engine.inference.scoring import padded_size, scaled_size, score_til
 from uniadrs_engine.model.config import ModelConfig
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.normalisation import BandScaling
+from uniadrs_engine.raster.normalisation import (
+    InputScaling,
+    needs_covariance,
+    scaling_from_statistics,
+)
 from uniadrs_engine.raster.reader import RasterSource, open_raster
 from uniadrs_engine.raster.statistics import compute_band_statistics
 from uniadrs_engine.raster.tiling import Tile, TileGrid, pad_tile
@@ -354,7 +359,7 @@ def _load(model: Union[str, Path, LoadedModel], device: torch.device) -> LoadedM
 
 
 def _read_tile(
-    source: RasterSource, tile: Tile, scaling: BandScaling
+    source: RasterSource, tile: Tile, scaling: InputScaling
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised, mirror-padded tile data and the validity of its core."""
     block = source.read_window(tile.read)
@@ -388,7 +393,7 @@ def _score_splitting_on_oom(
 
 
 def _read_batch(
-    source: RasterSource, tiles: Sequence[Tile], scaling: BandScaling
+    source: RasterSource, tiles: Sequence[Tile], scaling: InputScaling
 ) -> Tuple[np.ndarray, List[np.ndarray]]:
     """Reads a batch of tiles: ``[B, C, H, W]`` network input and each core's validity."""
     read = [_read_tile(source, tile, scaling) for tile in tiles]
@@ -400,7 +405,7 @@ def _score_scale(
     plan: ScalePlan,
     network: torch.nn.Module,
     device: torch.device,
-    scaling: BandScaling,
+    scaling: InputScaling,
     writer: ScoreRasterWriter,
     reporter: ProgressReporter,
     histogram: Optional[ScoreHistogram],
@@ -507,9 +512,12 @@ def detect_raster(
             logger.info("%s", plan.describe())
 
         statistics = compute_band_statistics(
-            source, _strip_memory_mb(options.memory_mb), reporter.sub(0.0, STATISTICS_SHARE)
+            source,
+            _strip_memory_mb(options.memory_mb),
+            reporter.sub(0.0, STATISTICS_SHARE),
+            covariance=needs_covariance(card.normalisation),
         )
-        scaling = BandScaling.from_statistics(statistics, str(source.path))
+        scaling = scaling_from_statistics(card.normalisation, statistics, str(source.path))
         fused = len(plans) > 1
         scoring_end = 1.0 - (FUSION_SHARE if fused else 0.0)
         total_tiles = sum(len(plan.grid) for plan in plans)

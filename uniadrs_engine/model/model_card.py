@@ -21,6 +21,7 @@ from typing import Any, Dict, List
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 #: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
@@ -28,9 +29,6 @@ MODEL_FORMAT_VERSION = 2
 
 #: Format version written for single networks, which engines before ensembles read too.
 SINGLE_NETWORK_FORMAT_VERSION = 1
-
-#: The only input normalisation the engine implements (see ``raster/normalisation.py``).
-NORMALISATION_BAND_MAX = "band_max"
 
 
 @dataclass
@@ -58,7 +56,7 @@ class ModelCard:
     config: ModelConfig
     model_version: str = "0"
     description: str = ""
-    normalisation: str = NORMALISATION_BAND_MAX
+    normalisation: str = NORMALISATION_NAME
     presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     training: Dict[str, Any] = field(default_factory=dict)
     data_sources: List[Dict[str, Any]] = field(default_factory=list)
@@ -117,9 +115,11 @@ class ModelCard:
                 f"model file format {data.get('format_version')} is newer than this engine "
                 f"reads ({MODEL_FORMAT_VERSION}); update uniadrs"
             )
-        normalisation = data.get("normalisation", NORMALISATION_BAND_MAX)
-        if normalisation != NORMALISATION_BAND_MAX:
-            raise ModelFileError(f"unsupported input normalisation {normalisation!r}")
+        normalisation = data.get("normalisation", NORMALISATION_NAME)
+        if normalisation not in NORMALISATIONS:
+            raise ModelFileError(
+                f"unsupported input normalisation {normalisation!r}; update uniadrs"
+            )
         return cls(
             name=str(data.get("name", "unnamed")),
             config=ModelConfig.from_dict(data.get("config", {})),

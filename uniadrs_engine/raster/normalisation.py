@@ -1,11 +1,15 @@
-"""The one definition of the network's input normalisation (``band_max``, METHOD.md §7).
+"""The one definition of the network's input normalisations (named in model cards).
 
-Each band is divided by its maximum absolute value over the valid pixels of the whole raster
-(not of a tile, so tiled and whole-image scoring see the same values). A band that is
-constant zero (or whose maximum is not a positive finite number) is divided by 1, so every
-output stays finite. Invalid pixels (nodata, non-finite) are filled with the band's
-normalised mean before the network sees them, so they neither stand out as anomalies nor
-enter the statistics.
+``band_max`` (METHOD.md §7, every model up to 3.0): each band is divided by its maximum
+absolute value over the valid pixels of the whole raster (not of a tile, so tiled and
+whole-image scoring see the same values). A band that is constant zero (or whose maximum is
+not a positive finite number) is divided by 1, so every output stays finite. Invalid pixels
+(nodata, non-finite) are filled with the band's normalised mean before the network sees
+them, so they neither stand out as anomalies nor enter the statistics.
+
+``whiten`` (:class:`SpectralWhitening`): per-raster ZCA whitening of the band vectors with
+the mean and covariance that global RX uses, so the network sees each scene's spectra in a
+space where its background is standardised and decorrelated.
 
 Example:
     >>> import numpy as np
@@ -19,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -125,3 +129,181 @@ def normalise_array(image: np.ndarray, valid: Optional[np.ndarray] = None) -> np
         use &= np.asarray(valid, dtype=bool)
     scaling = BandScaling.from_array(image, use)
     return scaling.apply(np.where(use[None], image, 0.0).astype(np.float32), use)
+
+
+# --------------------------------------------------------------------------- spectral whitening
+
+#: Name of the spectral whitening normalisation in model cards.
+WHITENING_NAME = "whiten"
+
+#: Every input normalisation the engine implements, by model-card name.
+NORMALISATIONS = (NORMALISATION_NAME, WHITENING_NAME)
+
+#: Whitening: added to every eigenvalue of the band correlation matrix (whose eigenvalues
+#: average 1), so that directions with next to no variance (repeated or near-constant bands,
+#: noise) are not blown up to unit variance. Fixed in advance, not tuned.
+WHITENING_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class SpectralWhitening:
+    """``z = matrix @ (x - mean)``: per-raster ZCA whitening of the band vectors.
+
+    Every band is standardised (its standard deviation over the valid pixels becomes 1), then
+    the band correlation matrix ``R`` is whitened symmetrically (ZCA), ``R^-1/2`` with
+    :data:`WHITENING_FLOOR` added to its eigenvalues. The result keeps one output band per
+    input band (band ``k`` stays nearest to band ``k``, which the network's band repetition
+    relies on), has the identity as its covariance up to the floor, and does not depend on a
+    positive scale of any band: a band-max-scaled training crop and the raw raster whiten to
+    the same values. The Mahalanobis distance that global RX scores is the squared norm of
+    ``z`` (up to the floor). A constant band whitens to 0; invalid pixels are 0 (the mean).
+
+    Attributes:
+        mean: ``float64 [C]``.
+        matrix: ``float64 [C, C]``, symmetric up to the band scaling.
+    """
+
+    mean: np.ndarray
+    matrix: np.ndarray
+
+    @classmethod
+    def from_moments(
+        cls, mean: np.ndarray, covariance: np.ndarray, floor: float = WHITENING_FLOOR
+    ) -> SpectralWhitening:
+        """Builds the whitening from a band mean and covariance.
+
+        Args:
+            mean: ``[C]``.
+            covariance: ``[C, C]``, symmetric.
+            floor: Added to the correlation matrix's eigenvalues.
+        """
+        covariance = np.asarray(covariance, dtype=np.float64)
+        variance = np.diag(covariance)
+        usable = np.isfinite(variance) & (variance > 0)
+        std = np.where(usable, np.sqrt(np.where(usable, variance, 1.0)), 1.0)
+        correlation = covariance / np.outer(std, std)
+        correlation[~usable, :] = 0.0
+        correlation[:, ~usable] = 0.0
+        correlation[~usable, ~usable] = 1.0
+        correlation = np.where(np.isfinite(correlation), correlation, 0.0)
+        eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (correlation + correlation.T))
+        inverse_root = 1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + floor)
+        zca = (eigenvectors * inverse_root) @ eigenvectors.T
+        matrix = zca / std[None, :]
+        matrix[:, ~usable] = 0.0
+        return cls(mean=np.asarray(mean, dtype=np.float64), matrix=matrix)
+
+    @classmethod
+    def from_statistics(
+        cls, statistics: BandStatistics, what: str = "the raster"
+    ) -> SpectralWhitening:
+        """Builds the whitening from whole-raster statistics with their covariance.
+
+        Raises:
+            InputError: If the statistics cover fewer than two valid pixels.
+            ValueError: If the statistics hold no covariance.
+        """
+        if statistics.count < 2:
+            raise InputError(f"{what} has fewer than two valid pixels: no spectral whitening")
+        if statistics.covariance is None:
+            raise ValueError("spectral whitening needs statistics with their covariance")
+        return cls.from_moments(statistics.mean, statistics.covariance)
+
+    @classmethod
+    def from_array(cls, image: np.ndarray, valid: Optional[np.ndarray] = None) -> SpectralWhitening:
+        """Builds the whitening of an in-memory ``[C, H, W]`` image (e.g. a training crop).
+
+        The covariance is accumulated in float32 around the float64 mean, which is ample for
+        one crop and keeps a 270-band training batch cheap.
+
+        Raises:
+            InputError: If fewer than two pixels are valid.
+        """
+        data = np.asarray(image)
+        use = np.isfinite(data).all(axis=0)
+        if valid is not None:
+            use &= np.asarray(valid, dtype=bool)
+        count = int(use.sum())
+        if count < 2:
+            raise InputError("the image has fewer than two valid pixels: no spectral whitening")
+        pixels = data.reshape(data.shape[0], -1) if use.all() else data[:, use]
+        mean = pixels.mean(axis=1, dtype=np.float64)
+        centred = pixels.astype(np.float32) - mean.astype(np.float32)[:, None]
+        covariance = (centred @ centred.T).astype(np.float64) / (count - 1)
+        return cls.from_moments(mean, covariance)
+
+    @property
+    def band_count(self) -> int:
+        """Number of bands."""
+        return int(self.mean.shape[0])
+
+    def apply(self, data: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
+        """Whitens ``[C, H, W]`` data into a new ``float32 [C, H, W]`` array.
+
+        Args:
+            data: Raw band values (any positive per-band scale of them gives the same result).
+            valid: Optional ``bool [H, W]``; pixels where it is False become 0.
+        """
+        if data.shape[0] != self.band_count:
+            raise ValueError(f"expected {self.band_count} bands, got {data.shape[0]}")
+        bands, rows, cols = data.shape
+        pixels = np.asarray(data, dtype=np.float32).reshape(bands, -1)
+        centred = pixels - self.mean.astype(np.float32)[:, None]
+        whitened = (self.matrix.astype(np.float32) @ centred).reshape(bands, rows, cols)
+        if valid is not None:
+            invalid = ~np.asarray(valid, dtype=bool)
+            if invalid.any():
+                whitened[:, invalid] = 0.0
+        whitened[~np.isfinite(whitened)] = 0.0
+        return whitened
+
+
+#: What an input normalisation provides: ``apply(data, valid)`` and ``band_count``.
+InputScaling = Union[BandScaling, SpectralWhitening]
+
+
+def check_normalisation(name: str) -> str:
+    """Returns ``name`` if the engine implements that normalisation.
+
+    Raises:
+        ValueError: Otherwise.
+    """
+    if name not in NORMALISATIONS:
+        raise ValueError(
+            f"unknown input normalisation {name!r}; expected one of {', '.join(NORMALISATIONS)}"
+        )
+    return name
+
+
+def needs_covariance(name: str) -> bool:
+    """Whether the normalisation ``name`` needs the band covariance of the whole raster."""
+    return check_normalisation(name) == WHITENING_NAME
+
+
+def scaling_from_statistics(
+    name: str, statistics: BandStatistics, what: str = "the raster"
+) -> InputScaling:
+    """The normalisation ``name`` of a raster, from its whole-raster statistics.
+
+    The statistics need their covariance when :func:`needs_covariance` says so.
+    """
+    if check_normalisation(name) == WHITENING_NAME:
+        return SpectralWhitening.from_statistics(statistics, what)
+    return BandScaling.from_statistics(statistics, what)
+
+
+def normalise_input(
+    image: np.ndarray, name: str = NORMALISATION_NAME, valid: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """Normalises an in-memory ``[C, H, W]`` image by its own statistics, as ``name`` says.
+
+    Invalid (non-finite or ``valid == False``) pixels are filled (band means for
+    ``band_max``, 0 for ``whiten``).
+    """
+    if check_normalisation(name) == NORMALISATION_NAME:
+        return normalise_array(image, valid)
+    use = np.isfinite(image).all(axis=0)
+    if valid is not None:
+        use &= np.asarray(valid, dtype=bool)
+    whitening = SpectralWhitening.from_array(image, use)
+    return whitening.apply(np.where(use[None], image, 0.0).astype(np.float32), use)

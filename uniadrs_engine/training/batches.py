@@ -3,7 +3,9 @@
 Samples with the same band count are stacked as they are (the network folds the band
 repetition into its first convolution). A batch that mixes band counts (a 270-band spectral
 sample beside a 3-band spatial one) repeats every sample's bands up to the network's input
-channels first, which gives the same result per sample.
+channels first, which gives the same result per sample. Each image is first brought to the
+network's input normalisation: simulated samples come scaled by their maximum (``band_max``);
+``whiten`` whitens every sample by its own statistics, as inference whitens a raster.
 
 Example:
     >>> import numpy as np
@@ -23,18 +25,31 @@ import numpy as np
 import torch
 
 from uniadrs_engine.model.network import repeat_bands
+from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, normalise_input
 
 
-def collate(samples: Sequence[Any], in_channels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def network_input(image: np.ndarray, normalisation: str = NORMALISATION_NAME) -> np.ndarray:
+    """A simulated sample's image (already divided by its maximum) in ``normalisation``."""
+    if normalisation == NORMALISATION_NAME:
+        return np.ascontiguousarray(image, dtype=np.float32)
+    return normalise_input(image, normalisation)
+
+
+def collate(
+    samples: Sequence[Any], in_channels: int, normalisation: str = NORMALISATION_NAME
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Stacks samples (objects with ``image [C,H,W]`` and ``labels [H,W]``) into tensors.
+
+    Args:
+        samples: The samples.
+        in_channels: The network's input channels.
+        normalisation: The network's input normalisation (see :func:`network_input`).
 
     Returns:
         ``images [B, C', H, W]`` float32 and ``labels [B, H, W]`` int64.
     """
     band_counts = {sample.image.shape[0] for sample in samples}
-    images = [
-        torch.from_numpy(np.ascontiguousarray(sample.image, dtype=np.float32)) for sample in samples
-    ]
+    images = [torch.from_numpy(network_input(sample.image, normalisation)) for sample in samples]
     if len(band_counts) > 1:
         images = [repeat_bands(image[None], in_channels)[0] for image in images]
     labels = [torch.from_numpy(np.asarray(sample.labels, dtype=np.int64)) for sample in samples]

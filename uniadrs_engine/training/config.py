@@ -26,6 +26,7 @@ import yaml
 
 from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
+from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
 """Pixel losses a configuration may name (built by ``losses.build_pixel_loss``)."""
@@ -91,6 +92,9 @@ class TrainingConfig:
         members: Networks to train (1 = one model; N > 1 = a seed ensemble of N networks
             with seeds ``seed``, ``seed + 1``, ..., see :mod:`uniadrs_engine.training.members`).
         float16_weights: Store the model file's weights as float16 (half the size).
+        normalisation: Input normalisation of the network (``band_max`` or ``whiten``, see
+            :mod:`uniadrs_engine.raster.normalisation`), applied to every training and
+            validation sample and recorded in the model card for inference.
     """
 
     backgrounds: List[str]
@@ -125,8 +129,14 @@ class TrainingConfig:
     presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     members: int = 1
     float16_weights: bool = False
+    normalisation: str = NORMALISATION_NAME
 
     def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise TrainingError(
+                f"unknown normalisation {self.normalisation!r}; "
+                f"choose one of {', '.join(NORMALISATIONS)}"
+            )
         if not self.backgrounds:
             raise TrainingError("the training configuration names no backgrounds")
         if self.model not in NAMED_CONFIGS:

@@ -167,6 +167,6 @@ def _validate(config: TrainingConfig, network: Any, device: torch.device) -> Dic
     simulation = build_simulation(config)
     samples = build_validation_set(simulation.validation, config.validation_samples, config.seed)
     return {
-        **evaluate(network, samples, device),
+        **evaluate(network, samples, device, normalisation=config.normalisation),
         "held_out_sources": summarise_sources(simulation.validation_files),
     }

@@ -214,7 +214,9 @@ class Trainer:
         samples = [
             self.simulation.training.sample(generator) for _ in range(self.config.batch_size)
         ]
-        images, labels = collate(samples, self.network.config.in_channels)
+        images, labels = collate(
+            samples, self.network.config.in_channels, self.config.normalisation
+        )
         images, labels = images.to(self.device), labels.to(self.device)
         check_finite(images, "a simulated training batch", self.step)
         learning_rate = learning_rate_at(self.step, self.config)
@@ -252,7 +254,13 @@ class Trainer:
     def validate(self) -> Dict[str, Any]:
         """Validates on the fixed held-out set and records the figures."""
         figures: Dict[str, Any] = dict(
-            evaluate(self.network, self.validation_samples, self.device), step=self.step
+            evaluate(
+                self.network,
+                self.validation_samples,
+                self.device,
+                normalisation=self.config.normalisation,
+            ),
+            step=self.step,
         )
         self.history = [entry for entry in self.history if entry["step"] != self.step]
         self.history.append(figures)
@@ -309,6 +317,7 @@ class Trainer:
             config=self.network.config,
             model_version=config.model_version,
             description=config.description,
+            normalisation=config.normalisation,
             presets=config.presets,
             training={
                 **training_record(config),

@@ -19,6 +19,7 @@ import torch
 
 from uniadrs_engine.metrics.roc import pixel_auc
 from uniadrs_engine.model.ensemble import ScoringNetwork
+from uniadrs_engine.raster.normalisation import NORMALISATION_NAME
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
 
@@ -47,9 +48,20 @@ def sample_auc(score: np.ndarray, labels: np.ndarray) -> float:
 
 @torch.inference_mode()
 def evaluate(
-    network: ScoringNetwork, samples: Sequence[Any], device: torch.device, batch_size: int = 4
+    network: ScoringNetwork,
+    samples: Sequence[Any],
+    device: torch.device,
+    batch_size: int = 4,
+    normalisation: str = NORMALISATION_NAME,
 ) -> Dict[str, float]:
     """Mean per-sample AUC overall and per kind (``spectral``, ``spatial``).
+
+    Args:
+        network: The network (or ensemble) to score with.
+        samples: The validation samples.
+        device: Where to score.
+        batch_size: Samples per forward pass.
+        normalisation: The network's input normalisation (its model card's).
 
     Returns:
         ``{"auc": ..., "spectral_auc": ..., "spatial_auc": ..., "samples": n}`` (a kind
@@ -60,7 +72,7 @@ def evaluate(
     scores: List[np.ndarray] = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
-        images, _ = collate(batch, network.config.in_channels)
+        images, _ = collate(batch, network.config.in_channels, normalisation)
         scores.extend(network(images.to(device)).score[:, 0].float().cpu().numpy())
     network.train(was_training)
     return summarise_scores(samples, scores)
