@@ -3,6 +3,7 @@ progress, cancellation, memory budget and multi-scale fusion."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import List
 
@@ -23,7 +24,7 @@ from uniadrs_engine.inference.detector import (
 from uniadrs_engine.inference.device import OUT_OF_MEMORY_MESSAGE
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
-from uniadrs_engine.raster.normalisation import normalise_array
+from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_array, normalise_input
 from uniadrs_engine.raster.reader import open_raster
 from uniadrs_engine.raster.writer import SCORE_NODATA
 
@@ -317,3 +318,26 @@ def test_tight_budget_shrinks_the_halo_after_the_tile() -> None:
     plan = plan_scale(20000, 20000, 200, config, 1 / 16, 256, 64, 4, memory_mb=64)
     assert plan.grid.tile_x == 32 * 16
     assert plan.grid.halo_x < 64 * 16
+
+
+def test_a_whitening_model_scores_the_raster_whitened_by_its_own_statistics(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    """A model whose card says ``whiten`` sees the raster whitened with the mean and
+    covariance of all its valid pixels, streamed, whatever the tiling: one tile equals
+    whole-image scoring of the in-memory whitening, and nodata pixels change nothing."""
+    image, _ = scene
+    model = replace(loaded_model, card=replace(loaded_model.card, normalisation=WHITENING_NAME))
+    with_nodata = image.copy()
+    with_nodata[:, :5, :7] = -9999.0
+    path = write_raster(tmp_path / "nodata.tif", with_nodata, nodata=-9999.0)
+    valid = np.ones(image.shape[1:], dtype=bool)
+    valid[:5, :7] = False
+    whole = score_image(model.network, normalise_input(image, WHITENING_NAME, valid))
+    report = detect_raster(path, tmp_path / "w.tif", _options(model, tile=32, halo=48))
+    assert report.tile_count == 1
+    scores = _read_scores(tmp_path / "w.tif")
+    assert np.isnan(scores[:5, :7]).all()
+    np.testing.assert_allclose(scores[valid], whole[valid], atol=1e-5)
+    band_max = score_image(loaded_model.network, normalise_array(image))
+    assert np.abs(whole - band_max).max() > 1e-3

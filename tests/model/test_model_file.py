@@ -10,6 +10,7 @@ from uniadrs_engine.model.default import DEFAULT_MODEL_ENV, resolve_model_path
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import load_model, read_model_card, save_model
 from uniadrs_engine.model.network import UniADRS
+from uniadrs_engine.raster.normalisation import WHITENING_NAME
 
 
 def _card(**changes):
@@ -102,4 +103,16 @@ def test_card_rejects_unknown_config_keys():
     data = _card().to_dict()
     data["config"]["mystery"] = 1
     with pytest.raises(ModelFileError, match="unknown model configuration keys"):
+        ModelCard.from_dict(data)
+
+
+def test_card_keeps_a_known_normalisation_and_refuses_an_unknown_one(tmp_path):
+    path = tmp_path / "whiten.safetensors"
+    card = _card()
+    card.normalisation = WHITENING_NAME
+    save_model(path, UniADRS(get_config("lite8")), card)
+    assert load_model(path).card.normalisation == WHITENING_NAME
+    data = _card().to_dict()
+    data["normalisation"] = "histogram_equalise"
+    with pytest.raises(ModelFileError, match="unsupported input normalisation"):
         ModelCard.from_dict(data)

@@ -1,4 +1,5 @@
-"""Tests of the band_max input normalisation (the one definition used for inference)."""
+"""Tests of the input normalisations (band_max and spectral whitening), the one definition
+used for training samples and inference rasters."""
 
 from __future__ import annotations
 
@@ -8,10 +9,26 @@ import numpy as np
 import pytest
 
 from tests.raster_factory import write_raster
+from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.normalisation import BandScaling, band_max_divisors, normalise_array
+from uniadrs_engine.raster.normalisation import (
+    NORMALISATION_NAME,
+    WHITENING_NAME,
+    BandScaling,
+    SpectralWhitening,
+    band_max_divisors,
+    check_normalisation,
+    needs_covariance,
+    normalise_array,
+    normalise_input,
+    scaling_from_statistics,
+)
 from uniadrs_engine.raster.reader import open_raster
-from uniadrs_engine.raster.statistics import BandStatistics, compute_band_statistics
+from uniadrs_engine.raster.statistics import (
+    BandStatistics,
+    StatisticsAccumulator,
+    compute_band_statistics,
+)
 
 
 def test_divisors_use_the_largest_absolute_value_and_keep_constant_bands_finite() -> None:
@@ -61,3 +78,92 @@ def test_normalise_array_treats_non_finite_values_as_invalid() -> None:
     np.testing.assert_allclose(normalise_array(image), [[[0.25, 0.5, 7 / 12, 1.0]]])
     with pytest.raises(InputError, match="no valid pixel"):
         normalise_array(np.full((1, 2, 2), np.nan, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- spectral whitening
+
+
+def _correlated_image(seed: int = 0, bands: int = 5, rows: int = 40, cols: int = 50):
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(bands, bands))
+    pixels = mixing @ rng.normal(size=(bands, rows * cols)) + 100.0
+    return pixels.reshape(bands, rows, cols).astype(np.float32)
+
+
+def test_whitening_decorrelates_and_standardises_the_bands() -> None:
+    image = _correlated_image()
+    whitened = normalise_input(image, WHITENING_NAME)
+    assert whitened.dtype == np.float32 and whitened.shape == image.shape
+    covariance = np.cov(whitened.reshape(image.shape[0], -1))
+    np.testing.assert_allclose(covariance, np.eye(image.shape[0]), atol=0.02)
+    np.testing.assert_allclose(whitened.mean(axis=(1, 2)), 0.0, atol=1e-4)
+
+
+def test_whitening_keeps_band_order_and_ignores_a_per_band_scale() -> None:
+    """ZCA keeps output band k nearest to input band k, and a band-max-scaled training crop
+    whitens to the same values as the raw raster."""
+    image = _correlated_image(seed=1)
+    image[0] += 3.0 * image[1]
+    whitened = normalise_input(image, WHITENING_NAME)
+    scaled = image * np.array([0.5, 10.0, 1e-3, 7.0, 1.0], dtype=np.float32)[:, None, None]
+    np.testing.assert_allclose(normalise_input(scaled, WHITENING_NAME), whitened, atol=1e-3)
+    for band in range(image.shape[0]):
+        assert np.corrcoef(whitened[band].ravel(), image[band].ravel())[0, 1] > 0.3
+
+
+def test_whitened_squared_norm_is_the_global_rx_score() -> None:
+    """Without the eigenvalue floor, ``|z|^2`` is global RX's squared Mahalanobis distance."""
+    image = _correlated_image(seed=2)
+    image[:, 7, 9] += 5.0
+    statistics = StatisticsAccumulator(image.shape[0], covariance=True)
+    statistics.add(image.reshape(image.shape[0], -1))
+    moments = statistics.result()
+    whitening = SpectralWhitening.from_moments(moments.mean, moments.covariance, floor=0.0)
+    norms = (whitening.apply(image).astype(np.float64) ** 2).sum(axis=0)
+    np.testing.assert_allclose(norms, global_rx(image), rtol=1e-3, atol=1e-3)
+
+
+def test_whitening_of_constant_repeated_and_invalid_bands_stays_finite() -> None:
+    image = _correlated_image(seed=3, bands=3)
+    image = np.concatenate([image, image[:1], np.full((1, *image.shape[1:]), 7.0, np.float32)])
+    valid = np.ones(image.shape[1:], dtype=bool)
+    valid[0, :4] = False
+    image[:, 0, :4] = np.nan
+    whitened = normalise_input(image, WHITENING_NAME, valid)
+    assert np.isfinite(whitened).all()
+    np.testing.assert_array_equal(whitened[:, 0, :4], 0.0)
+    np.testing.assert_array_equal(whitened[4], 0.0)
+    np.testing.assert_allclose(whitened[0], whitened[3], atol=1e-4)
+    single = normalise_input(image[:1], WHITENING_NAME, valid)
+    assert single[0][valid].std() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_whitening_from_streamed_raster_statistics_equals_the_in_memory_one(
+    tmp_path: Path,
+) -> None:
+    image = _correlated_image(seed=4, rows=300, cols=70)
+    path = write_raster(tmp_path / "w.tif", image)
+    with open_raster(path) as source:
+        statistics = compute_band_statistics(source, memory_mb=0.05, covariance=True)
+        whitening = scaling_from_statistics(WHITENING_NAME, statistics, "w.tif")
+        block = source.read_window(source.full_window())
+    assert isinstance(whitening, SpectralWhitening)
+    np.testing.assert_allclose(
+        whitening.apply(block.data, block.valid), normalise_input(image, WHITENING_NAME), atol=1e-4
+    )
+    with pytest.raises(ValueError, match="covariance"):
+        SpectralWhitening.from_statistics(BandStatistics(10, *([np.zeros(2)] * 3)))
+    with pytest.raises(InputError, match="fewer than two"):
+        normalise_input(image[:, :1, :1], WHITENING_NAME)
+
+
+def test_normalisation_names() -> None:
+    assert needs_covariance(WHITENING_NAME) and not needs_covariance(NORMALISATION_NAME)
+    assert isinstance(
+        scaling_from_statistics(
+            NORMALISATION_NAME, BandStatistics(3, np.zeros(1), np.ones(1), np.zeros(1))
+        ),
+        BandScaling,
+    )
+    with pytest.raises(ValueError, match="unknown input normalisation 'pca'"):
+        check_normalisation("pca")

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from uniadrs_engine.cli.main import main
 from uniadrs_engine.errors import CancelledError, TrainingError
 from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_input
 from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
 from uniadrs_engine.training.config import TrainingConfig, parse_override, weight_differences
@@ -76,6 +77,23 @@ def test_mixed_band_counts_in_one_batch():
     assert labels.dtype == torch.int64
 
 
+def test_whitening_runs_whiten_every_sample_and_record_it_for_inference(tiny_config):
+    """``normalisation: whiten`` whitens each sample of a batch by its own statistics (a
+    mixed batch too) and the model card tells inference to do the same."""
+    rng = np.random.default_rng(0)
+    spectral = SimpleNamespace(image=rng.random((270, 16, 16), "f4"), labels=np.zeros((16, 16)))
+    spatial = SimpleNamespace(image=rng.random((3, 16, 16), "f4"), labels=np.zeros((16, 16)))
+    images, _ = collate([spectral, spatial], in_channels=270, normalisation=WHITENING_NAME)
+    expected = normalise_input(spatial.image, WHITENING_NAME)
+    np.testing.assert_allclose(images[1, :3].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(images[0].numpy(), normalise_input(spectral.image, WHITENING_NAME))
+    result = train_from_config(dataclasses.replace(tiny_config, normalisation=WHITENING_NAME))
+    card = load_model(result.model_path).card
+    assert card.normalisation == WHITENING_NAME
+    assert card.training["config"]["normalisation"] == WHITENING_NAME
+    assert 0.0 <= card.validation["auc"] <= 1.0
+
+
 def test_learning_rate_schedule():
     config = TrainingConfig(
         backgrounds=["x"], steps=100, warmup_steps=10, learning_rate=1.0, min_learning_rate=0.0
@@ -99,6 +117,8 @@ def test_configuration_errors_are_clear(tmp_path):
         TrainingConfig.from_yaml(bad)
     with pytest.raises(TrainingError, match="unknown pixel_loss"):
         TrainingConfig(backgrounds=["a"], pixel_loss="hinge")
+    with pytest.raises(TrainingError, match="unknown normalisation 'pca'"):
+        TrainingConfig(backgrounds=["a"], normalisation="pca")
 
 
 def test_overrides_replace_keys_and_take_paths_from_the_current_folder(tmp_path, monkeypatch):

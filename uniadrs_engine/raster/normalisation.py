@@ -144,6 +144,9 @@ NORMALISATIONS = (NORMALISATION_NAME, WHITENING_NAME)
 #: noise) are not blown up to unit variance. Fixed in advance, not tuned.
 WHITENING_FLOOR = 1e-3
 
+#: Whitening: pixels whitened at a time (bounds the temporary centred copy).
+WHITENING_CHUNK_PIXELS = 16384
+
 
 @dataclass(frozen=True)
 class SpectralWhitening:
@@ -248,8 +251,14 @@ class SpectralWhitening:
             raise ValueError(f"expected {self.band_count} bands, got {data.shape[0]}")
         bands, rows, cols = data.shape
         pixels = np.asarray(data, dtype=np.float32).reshape(bands, -1)
-        centred = pixels - self.mean.astype(np.float32)[:, None]
-        whitened = (self.matrix.astype(np.float32) @ centred).reshape(bands, rows, cols)
+        mean = self.mean.astype(np.float32)[:, None]
+        matrix = self.matrix.astype(np.float32)
+        whitened = np.empty((bands, rows * cols), dtype=np.float32)
+        # In column chunks, so the only full-size array besides the input is the output.
+        for start in range(0, rows * cols, WHITENING_CHUNK_PIXELS):
+            stop = start + WHITENING_CHUNK_PIXELS
+            np.matmul(matrix, pixels[:, start:stop] - mean, out=whitened[:, start:stop])
+        whitened = whitened.reshape(bands, rows, cols)
         if valid is not None:
             invalid = ~np.asarray(valid, dtype=bool)
             if invalid.any():
