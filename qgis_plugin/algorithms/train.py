@@ -31,6 +31,7 @@ from .simulate import add_background_parameters, background_sources
 #: Shown when the engine cannot be imported (the algorithm cannot run then anyway).
 _FALLBACK_CONFIGS = ("lite8s32",)
 _FALLBACK_PIXEL_LOSSES = ("margin",)
+_FALLBACK_NORMALISATIONS = ("band_max",)
 
 
 def network_configurations() -> List[str]:
@@ -51,6 +52,17 @@ def pixel_losses() -> List[str]:
     except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
         return list(_FALLBACK_PIXEL_LOSSES)
     return list(PIXEL_LOSSES)
+
+
+def normalisations() -> List[str]:
+    """Names of the engine's input normalisations, the default (``band_max``) first."""
+    try:
+        from uniadrs_engine.raster.normalisation import NORMALISATIONS
+        from uniadrs_engine.training.config import TrainingConfig
+    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
+        return list(_FALLBACK_NORMALISATIONS)
+    default = TrainingConfig.__dataclass_fields__["normalisation"].default
+    return sorted(NORMALISATIONS, key=lambda name: name != default)
 
 
 class TrainModelAlgorithm(UniadrsAlgorithm):
@@ -88,6 +100,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     SEED = "SEED"
     PIXEL_LOSS = "PIXEL_LOSS"
     MEMBERS = "MEMBERS"
+    NORMALISATION = "NORMALISATION"
     MODEL_NAME = "MODEL_NAME"
     RESUME = "RESUME"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
@@ -150,6 +163,21 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             )
         )
         self.addParameter(make_advanced(members))
+        self._normalisations = normalisations()
+        normalisation = QgsProcessingParameterEnum(
+            self.NORMALISATION,
+            tr("Input normalisation (band_max: bands divided by their maximum; whiten: RX-style)"),
+            options=self._normalisations,
+            defaultValue=0,
+        )
+        normalisation.setHelp(
+            tr(
+                "whiten: every training sample, and later every raster scored with the model, is "
+                "whitened with its own band mean and covariance (the statistics global RX uses). "
+                "The model file records the choice; detection applies it."
+            )
+        )
+        self.addParameter(make_advanced(normalisation))
         self.addParameter(
             QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
         )
@@ -195,6 +223,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         else:
             networks = getattr(self, "_networks", None) or network_configurations()
             losses = getattr(self, "_pixel_losses", None) or pixel_losses()
+            names = getattr(self, "_normalisations", None) or normalisations()
             backgrounds, exclude = background_sources(self, parameters, context)
             config = training_config.TrainingConfig(
                 backgrounds=backgrounds,
@@ -206,6 +235,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 pixel_loss=losses[self.parameterAsEnum(parameters, self.PIXEL_LOSS, context)],
                 members=self.parameterAsInt(parameters, self.MEMBERS, context),
+                normalisation=names[self.parameterAsEnum(parameters, self.NORMALISATION, context)],
                 device=self.device(parameters, context),
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)

@@ -132,6 +132,19 @@ def test_train_from_parameters_with_the_balanced_pixel_loss(provider, background
     assert card.training["config"]["pixel_loss"] == "balanced_bce"
 
 
+def test_train_from_parameters_with_spectral_whitening(provider, backgrounds, tmp_path):
+    algorithm = provider.algorithm("train")
+    options = algorithm.parameterDefinition("NORMALISATION").options()
+    assert options[0] == TrainingConfig.__dataclass_fields__["normalisation"].default
+    result = processing.run(
+        "uniadrs:train",
+        _parameters(backgrounds, tmp_path, STEPS=1, NORMALISATION=options.index("whiten")),
+    )
+    card = load_model(result["MODEL_FILE"]).card
+    assert card.normalisation == "whiten"
+    assert card.training["config"]["normalisation"] == "whiten"
+
+
 def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):
     result = processing.run(
         "uniadrs:train", _parameters(backgrounds, tmp_path, STEPS=1, SEED=10, MEMBERS=2)
