@@ -112,6 +112,7 @@ def test_card_keeps_a_known_normalisation_and_refuses_an_unknown_one(tmp_path):
     card.normalisation = WHITENING_NAME
     save_model(path, UniADRS(get_config("lite8")), card)
     assert load_model(path).card.normalisation == WHITENING_NAME
+    assert "whiten input" in load_model(path).card.summary()
     data = _card().to_dict()
     data["normalisation"] = "histogram_equalise"
     with pytest.raises(ModelFileError, match="unsupported input normalisation"):

@@ -152,7 +152,8 @@ class ModelCard:
         """One line for logs: name, version, configuration, training and validation."""
         parts = [
             f"UniADRS model '{self.name}' v{self.model_version}",
-            f"config {self.config.name} ({self.in_channels} input channels)",
+            f"config {self.config.name} ({self.in_channels} input channels, "
+            f"{self.normalisation} input)",
         ]
         steps = self.training.get("steps")
         if self.members:
