@@ -21,13 +21,14 @@ from uniadrs_engine.model.model_file import (
 from uniadrs_engine.model.network import UniADRS
 
 
-def _member(tmp_path, seed, config="lite8", presets=None):
+def _member(tmp_path, seed, config="lite8", presets=None, normalisation="band_max"):
     torch.manual_seed(seed)
     network = UniADRS(get_config(config))
     card = ModelCard(
         name=f"seed{seed}",
         config=network.config,
         model_version="1",
+        normalisation=normalisation,
         presets=presets or {"visible": {"scales": [0.5]}},
         training={"steps": 10 + seed, "seed": seed, "wall_seconds": 60.0},
         validation={"auc": 0.8},
@@ -77,6 +78,9 @@ def test_members_that_disagree_are_refused(tmp_path):
         save_ensemble([first, _member(tmp_path, 2, config="lite4")], tmp_path / "x.st", "x")
     with pytest.raises(ModelFileError, match="differ in presets"):
         save_ensemble([first, _member(tmp_path, 3, presets={"sar": {}})], tmp_path / "x.st", "x")
+    with pytest.raises(ModelFileError, match="differ in normalisation"):
+        whitening = _member(tmp_path, 5, normalisation="whiten")
+        save_ensemble([first, whitening], tmp_path / "x.st", "x")
     pair = tmp_path / "pair.safetensors"
     save_ensemble([first, _member(tmp_path, 4)], pair, "pair")
     with pytest.raises(ModelFileError, match="already an ensemble"):
