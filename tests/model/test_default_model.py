@@ -8,6 +8,7 @@ import torch
 from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.model.default import default_model_path
 from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.raster.normalisation import normalise_input
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,12 +37,13 @@ def test_default_model_is_shipped_small_and_documented():
 
 
 def test_default_model_scores_an_image():
-    network = load_model("default").network
-    torch.manual_seed(0)
-    image = torch.full((1, 3, 64, 64), 0.3)
-    image[:, :, 28:36, 28:36] = 0.9  # a small bright square on a flat background
+    """A small bright square on a flat background, given in the card's input normalisation."""
+    model = load_model("default")
+    image = np.full((3, 64, 64), 0.3, dtype=np.float32)
+    image[:, 28:36, 28:36] = 0.9
+    normalised = normalise_input(image, model.card.normalisation)
     with torch.inference_mode():
-        score = network(image).score[0, 0].numpy()
+        score = model.network(torch.from_numpy(normalised)[None]).score[0, 0].numpy()
     assert np.isfinite(score).all()
     assert score[28:36, 28:36].mean() > np.median(score)
 
