@@ -177,7 +177,7 @@ def run_agreement(args: argparse.Namespace) -> None:
     from uniadrs_engine.inference.device import resolve_device
     from uniadrs_engine.inference.scoring import score_image
     from uniadrs_engine.model.model_file import load_model
-    from uniadrs_engine.raster.normalisation import normalise_array
+    from uniadrs_engine.raster.normalisation import normalise_input
     from uniadrs_engine.raster.reader import open_raster
 
     if args.threads:
@@ -196,7 +196,8 @@ def run_agreement(args: argparse.Namespace) -> None:
         )
         with open_raster(raster) as source:
             block = source.read_window(source.full_window())
-        whole = score_image(model.network, normalise_array(block.data, block.valid), device)
+        normalised = normalise_input(block.data, model.card.normalisation, block.valid)
+        whole = score_image(model.network, normalised, device)
         print(f"model {model.card.summary()}\nraster {raster.name}: {block.data.shape}")
         header = ("tile", "halo", "tiles", "max diff", "mean diff", "rho", "seconds")
         print(" ".join(f"{name:>9}" for name in header))
