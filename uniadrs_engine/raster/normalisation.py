@@ -1,6 +1,6 @@
 """The one definition of the network's input normalisations (named in model cards).
 
-``band_max`` (METHOD.md §7, every model up to 3.0): each band is divided by its maximum
+``band_max`` (METHOD.md §7, the default models up to 3.0): each band is divided by its maximum
 absolute value over the valid pixels of the whole raster (not of a tile, so tiled and
 whole-image scoring see the same values). A band that is constant zero (or whose maximum is
 not a positive finite number) is divided by 1, so every output stays finite. Invalid pixels
