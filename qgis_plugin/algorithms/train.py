@@ -7,8 +7,9 @@ algorithm's parameters, which fill a :class:`~uniadrs_engine.training.config.Tra
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import (
     QgsProcessingContext,
@@ -34,35 +35,42 @@ _FALLBACK_PIXEL_LOSSES = ("margin",)
 _FALLBACK_NORMALISATIONS = ("band_max",)
 
 
+def _engine_choices(
+    module: str, names: str, config_field: str, fallback: Tuple[str, ...]
+) -> List[str]:
+    """Names in the engine's ``module.names``, the training configuration's default first."""
+    try:
+        from uniadrs_engine.training.config import TrainingConfig
+
+        choices = getattr(importlib.import_module(module), names)
+    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
+        return list(fallback)
+    default = TrainingConfig.__dataclass_fields__[config_field].default
+    return sorted(choices, key=lambda name: (name != default, name))
+
+
 def network_configurations() -> List[str]:
     """Names of the engine's network configurations, the default (``lite8s32``) first."""
-    try:
-        from uniadrs_engine.model.config import NAMED_CONFIGS
-        from uniadrs_engine.training.config import TrainingConfig
-    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
-        return list(_FALLBACK_CONFIGS)
-    default = TrainingConfig.__dataclass_fields__["model"].default
-    return sorted(NAMED_CONFIGS, key=lambda name: (name != default, name))
+    return _engine_choices(
+        "uniadrs_engine.model.config", "NAMED_CONFIGS", "model", _FALLBACK_CONFIGS
+    )
 
 
 def pixel_losses() -> List[str]:
     """Names of the engine's pixel losses, the default (``margin``) first."""
-    try:
-        from uniadrs_engine.training.config import PIXEL_LOSSES
-    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
-        return list(_FALLBACK_PIXEL_LOSSES)
-    return list(PIXEL_LOSSES)
+    return _engine_choices(
+        "uniadrs_engine.training.config", "PIXEL_LOSSES", "pixel_loss", _FALLBACK_PIXEL_LOSSES
+    )
 
 
 def normalisations() -> List[str]:
     """Names of the engine's input normalisations, the default (``band_max``) first."""
-    try:
-        from uniadrs_engine.raster.normalisation import NORMALISATIONS
-        from uniadrs_engine.training.config import TrainingConfig
-    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
-        return list(_FALLBACK_NORMALISATIONS)
-    default = TrainingConfig.__dataclass_fields__["normalisation"].default
-    return sorted(NORMALISATIONS, key=lambda name: name != default)
+    return _engine_choices(
+        "uniadrs_engine.raster.normalisation",
+        "NORMALISATIONS",
+        "normalisation",
+        _FALLBACK_NORMALISATIONS,
+    )
 
 
 class TrainModelAlgorithm(UniadrsAlgorithm):

@@ -120,29 +120,27 @@ def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
-def test_train_from_parameters_with_the_balanced_pixel_loss(provider, backgrounds, tmp_path):
+@pytest.mark.parametrize(
+    "parameter,field,choice",
+    [("PIXEL_LOSS", "pixel_loss", "balanced_bce"), ("NORMALISATION", "normalisation", "whiten")],
+)
+def test_train_from_parameters_with_a_non_default_choice(
+    provider, backgrounds, tmp_path, parameter, field, choice
+):
+    """An enum parameter lists the engine's choices, the configuration default first, and the
+    chosen one reaches the training configuration (and, for the normalisation, the card that
+    detection reads)."""
     algorithm = provider.algorithm("train")
-    options = algorithm.parameterDefinition("PIXEL_LOSS").options()
-    assert options[0] == TrainingConfig.__dataclass_fields__["pixel_loss"].default
+    options = algorithm.parameterDefinition(parameter).options()
+    assert options[0] == TrainingConfig.__dataclass_fields__[field].default
     result = processing.run(
         "uniadrs:train",
-        _parameters(backgrounds, tmp_path, STEPS=1, PIXEL_LOSS=options.index("balanced_bce")),
+        _parameters(backgrounds, tmp_path, STEPS=1, **{parameter: options.index(choice)}),
     )
     card = load_model(result["MODEL_FILE"]).card
-    assert card.training["config"]["pixel_loss"] == "balanced_bce"
-
-
-def test_train_from_parameters_with_spectral_whitening(provider, backgrounds, tmp_path):
-    algorithm = provider.algorithm("train")
-    options = algorithm.parameterDefinition("NORMALISATION").options()
-    assert options[0] == TrainingConfig.__dataclass_fields__["normalisation"].default
-    result = processing.run(
-        "uniadrs:train",
-        _parameters(backgrounds, tmp_path, STEPS=1, NORMALISATION=options.index("whiten")),
-    )
-    card = load_model(result["MODEL_FILE"]).card
-    assert card.normalisation == "whiten"
-    assert card.training["config"]["normalisation"] == "whiten"
+    assert card.training["config"][field] == choice
+    if field == "normalisation":
+        assert card.normalisation == choice
 
 
 def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):

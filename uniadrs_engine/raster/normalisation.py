@@ -124,11 +124,7 @@ def normalise_array(image: np.ndarray, valid: Optional[np.ndarray] = None) -> np
 
     Invalid (non-finite or ``valid == False``) pixels are filled with the band means.
     """
-    use = np.isfinite(image).all(axis=0)
-    if valid is not None:
-        use &= np.asarray(valid, dtype=bool)
-    scaling = BandScaling.from_array(image, use)
-    return scaling.apply(np.where(use[None], image, 0.0).astype(np.float32), use)
+    return normalise_input(image, NORMALISATION_NAME, valid)
 
 
 # --------------------------------------------------------------------------- spectral whitening
@@ -289,6 +285,11 @@ def needs_covariance(name: str) -> bool:
     return check_normalisation(name) == WHITENING_NAME
 
 
+def _scaling_class(name: str) -> type:
+    """The class that implements the normalisation ``name``."""
+    return SpectralWhitening if check_normalisation(name) == WHITENING_NAME else BandScaling
+
+
 def scaling_from_statistics(
     name: str, statistics: BandStatistics, what: str = "the raster"
 ) -> InputScaling:
@@ -296,9 +297,7 @@ def scaling_from_statistics(
 
     The statistics need their covariance when :func:`needs_covariance` says so.
     """
-    if check_normalisation(name) == WHITENING_NAME:
-        return SpectralWhitening.from_statistics(statistics, what)
-    return BandScaling.from_statistics(statistics, what)
+    return _scaling_class(name).from_statistics(statistics, what)
 
 
 def normalise_input(
@@ -309,10 +308,8 @@ def normalise_input(
     Invalid (non-finite or ``valid == False``) pixels are filled (band means for
     ``band_max``, 0 for ``whiten``).
     """
-    if check_normalisation(name) == NORMALISATION_NAME:
-        return normalise_array(image, valid)
     use = np.isfinite(image).all(axis=0)
     if valid is not None:
         use &= np.asarray(valid, dtype=bool)
-    whitening = SpectralWhitening.from_array(image, use)
-    return whitening.apply(np.where(use[None], image, 0.0).astype(np.float32), use)
+    scaling = _scaling_class(name).from_array(image, use)
+    return scaling.apply(np.where(use[None], image, 0.0).astype(np.float32), use)
