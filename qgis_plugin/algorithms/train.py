@@ -182,6 +182,8 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             tr(
                 "whiten: every training sample, and later every raster scored with the model, is "
                 "whitened with its own band mean and covariance (the statistics global RX uses). "
+                "soft_whiten: the same, but the weak (mostly noise) spectral directions are "
+                "damped instead of raised to unit variance. "
                 "The model file records the choice; detection applies it."
             )
         )

@@ -13,6 +13,7 @@ from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.normalisation import (
     NORMALISATION_NAME,
+    SOFT_WHITENING_NAME,
     WHITENING_NAME,
     BandScaling,
     SpectralWhitening,
@@ -138,18 +139,40 @@ def test_whitening_of_constant_repeated_and_invalid_bands_stays_finite() -> None
     assert single[0][valid].std() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_soft_whitening_damps_weak_directions_and_equalises_strong_ones() -> None:
+    """Two strong sources and a weak noise direction (correlation eigenvalues about 2.6, 0.35
+    and 0.011): whitening raises the noise direction to (nearly) unit variance, soft whitening
+    leaves it at about 0.011 / (0.011 + 0.1), while both bring the strong ones near 1."""
+    rng = np.random.default_rng(5)
+    sources = rng.normal(size=(2, 4000)) * np.array([[10.0], [6.0]])
+    mixing = np.array([[1.0, 0.6], [0.8, -0.7], [0.9, 0.1]])
+    noise = rng.normal(size=(3, 4000))
+    image = (mixing @ sources + noise + 50.0).reshape(3, 40, 100).astype(np.float32)
+    for name, weakest, middle in (
+        (WHITENING_NAME, (0.85, 1.0), (0.95, 1.0)),
+        (SOFT_WHITENING_NAME, (0.05, 0.15), (0.7, 0.85)),
+    ):
+        whitened = normalise_input(image, name).reshape(3, -1).astype(np.float64)
+        eigenvalues = np.linalg.eigvalsh(np.cov(whitened))
+        assert weakest[0] <= eigenvalues[0] <= weakest[1], (name, eigenvalues)
+        assert middle[0] <= eigenvalues[1] <= middle[1], (name, eigenvalues)
+        assert 0.95 <= eigenvalues[2] <= 1.0, (name, eigenvalues)
+    assert needs_covariance(SOFT_WHITENING_NAME)
+
+
+@pytest.mark.parametrize("name", [WHITENING_NAME, SOFT_WHITENING_NAME])
 def test_whitening_from_streamed_raster_statistics_equals_the_in_memory_one(
-    tmp_path: Path,
+    tmp_path: Path, name: str
 ) -> None:
     image = _correlated_image(seed=4, rows=300, cols=70)
     path = write_raster(tmp_path / "w.tif", image)
     with open_raster(path) as source:
         statistics = compute_band_statistics(source, memory_mb=0.05, covariance=True)
-        whitening = scaling_from_statistics(WHITENING_NAME, statistics, "w.tif")
+        whitening = scaling_from_statistics(name, statistics, "w.tif")
         block = source.read_window(source.full_window())
     assert isinstance(whitening, SpectralWhitening)
     np.testing.assert_allclose(
-        whitening.apply(block.data, block.valid), normalise_input(image, WHITENING_NAME), atol=1e-4
+        whitening.apply(block.data, block.valid), normalise_input(image, name), atol=1e-4
     )
     with pytest.raises(ValueError, match="covariance"):
         SpectralWhitening.from_statistics(BandStatistics(10, *([np.zeros(2)] * 3)))

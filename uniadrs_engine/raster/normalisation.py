@@ -11,6 +11,10 @@ them, so they neither stand out as anomalies nor enter the statistics.
 the mean and covariance that global RX uses, so the network sees each scene's spectra in a
 space where its background is standardised and decorrelated.
 
+``soft_whiten``: the same whitening with a larger eigenvalue floor
+(:data:`SOFT_WHITENING_FLOOR`), which damps the weak, mostly noise directions of a
+hyperspectral scene instead of raising them to unit variance.
+
 Example:
     >>> import numpy as np
     >>> scaling = BandScaling.from_array(np.array([[[2.0, -4.0]], [[0.0, 0.0]]]))
@@ -23,7 +27,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -132,13 +136,29 @@ def normalise_array(image: np.ndarray, valid: Optional[np.ndarray] = None) -> np
 #: Name of the spectral whitening normalisation in model cards.
 WHITENING_NAME = "whiten"
 
-#: Every input normalisation the engine implements, by model-card name.
-NORMALISATIONS = (NORMALISATION_NAME, WHITENING_NAME)
+#: Name of the soft (shrunk) spectral whitening in model cards: the same whitening with a
+#: floor of :data:`SOFT_WHITENING_FLOOR`.
+SOFT_WHITENING_NAME = "soft_whiten"
 
 #: Whitening: added to every eigenvalue of the band correlation matrix (whose eigenvalues
 #: average 1), so that directions with next to no variance (repeated or near-constant bands,
 #: noise) are not blown up to unit variance. Fixed in advance, not tuned.
 WHITENING_FLOOR = 1e-3
+
+#: Soft whitening: a floor of a tenth of the average eigenvalue. Directions that carry less
+#: than about a tenth of a band's variance (mostly noise in hyperspectral data) are damped
+#: rather than raised to unit variance, while the stronger directions are still decorrelated
+#: and equalised. Fixed in advance (docs/DEFAULT_MODEL.md, experiment 9), not tuned.
+SOFT_WHITENING_FLOOR = 0.1
+
+#: The eigenvalue floor of each whitening normalisation, by model-card name.
+WHITENING_FLOORS: Dict[str, float] = {
+    WHITENING_NAME: WHITENING_FLOOR,
+    SOFT_WHITENING_NAME: SOFT_WHITENING_FLOOR,
+}
+
+#: Every input normalisation the engine implements, by model-card name.
+NORMALISATIONS = (NORMALISATION_NAME, *WHITENING_FLOORS)
 
 #: Whitening: pixels whitened at a time (bounds the temporary centred copy).
 WHITENING_CHUNK_PIXELS = 16384
@@ -194,9 +214,14 @@ class SpectralWhitening:
 
     @classmethod
     def from_statistics(
-        cls, statistics: BandStatistics, what: str = "the raster"
+        cls, statistics: BandStatistics, what: str = "the raster", floor: float = WHITENING_FLOOR
     ) -> SpectralWhitening:
         """Builds the whitening from whole-raster statistics with their covariance.
+
+        Args:
+            statistics: Whole-raster statistics with their covariance.
+            what: The raster, for error messages.
+            floor: Added to the correlation matrix's eigenvalues.
 
         Raises:
             InputError: If the statistics cover fewer than two valid pixels.
@@ -206,14 +231,24 @@ class SpectralWhitening:
             raise InputError(f"{what} has fewer than two valid pixels: no spectral whitening")
         if statistics.covariance is None:
             raise ValueError("spectral whitening needs statistics with their covariance")
-        return cls.from_moments(statistics.mean, statistics.covariance)
+        return cls.from_moments(statistics.mean, statistics.covariance, floor)
 
     @classmethod
-    def from_array(cls, image: np.ndarray, valid: Optional[np.ndarray] = None) -> SpectralWhitening:
+    def from_array(
+        cls,
+        image: np.ndarray,
+        valid: Optional[np.ndarray] = None,
+        floor: float = WHITENING_FLOOR,
+    ) -> SpectralWhitening:
         """Builds the whitening of an in-memory ``[C, H, W]`` image (e.g. a training crop).
 
         The covariance is accumulated in float32 around the float64 mean, which is ample for
         one crop and keeps a 270-band training batch cheap.
+
+        Args:
+            image: ``[C, H, W]``.
+            valid: Optional ``bool [H, W]``; only these (finite) pixels enter the statistics.
+            floor: Added to the correlation matrix's eigenvalues.
 
         Raises:
             InputError: If fewer than two pixels are valid.
@@ -229,7 +264,7 @@ class SpectralWhitening:
         mean = pixels.mean(axis=1, dtype=np.float64)
         centred = pixels.astype(np.float32) - mean.astype(np.float32)[:, None]
         covariance = (centred @ centred.T).astype(np.float64) / (count - 1)
-        return cls.from_moments(mean, covariance)
+        return cls.from_moments(mean, covariance, floor)
 
     @property
     def band_count(self) -> int:
@@ -282,12 +317,7 @@ def check_normalisation(name: str) -> str:
 
 def needs_covariance(name: str) -> bool:
     """Whether the normalisation ``name`` needs the band covariance of the whole raster."""
-    return check_normalisation(name) == WHITENING_NAME
-
-
-def _scaling_class(name: str) -> type:
-    """The class that implements the normalisation ``name``."""
-    return SpectralWhitening if check_normalisation(name) == WHITENING_NAME else BandScaling
+    return check_normalisation(name) in WHITENING_FLOORS
 
 
 def scaling_from_statistics(
@@ -297,7 +327,9 @@ def scaling_from_statistics(
 
     The statistics need their covariance when :func:`needs_covariance` says so.
     """
-    return _scaling_class(name).from_statistics(statistics, what)
+    if needs_covariance(name):
+        return SpectralWhitening.from_statistics(statistics, what, WHITENING_FLOORS[name])
+    return BandScaling.from_statistics(statistics, what)
 
 
 def normalise_input(
@@ -306,10 +338,14 @@ def normalise_input(
     """Normalises an in-memory ``[C, H, W]`` image by its own statistics, as ``name`` says.
 
     Invalid (non-finite or ``valid == False``) pixels are filled (band means for
-    ``band_max``, 0 for ``whiten``).
+    ``band_max``, 0 for the whitenings).
     """
     use = np.isfinite(image).all(axis=0)
     if valid is not None:
         use &= np.asarray(valid, dtype=bool)
-    scaling = _scaling_class(name).from_array(image, use)
+    scaling: InputScaling
+    if needs_covariance(name):
+        scaling = SpectralWhitening.from_array(image, use, WHITENING_FLOORS[name])
+    else:
+        scaling = BandScaling.from_array(image, use)
     return scaling.apply(np.where(use[None], image, 0.0).astype(np.float32), use)

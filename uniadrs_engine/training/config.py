@@ -92,9 +92,9 @@ class TrainingConfig:
         members: Networks to train (1 = one model; N > 1 = a seed ensemble of N networks
             with seeds ``seed``, ``seed + 1``, ..., see :mod:`uniadrs_engine.training.members`).
         float16_weights: Store the model file's weights as float16 (half the size).
-        normalisation: Input normalisation of the network (``band_max`` or ``whiten``, see
-            :mod:`uniadrs_engine.raster.normalisation`), applied to every training and
-            validation sample and recorded in the model card for inference.
+        normalisation: Input normalisation of the network (``band_max``, ``whiten`` or
+            ``soft_whiten``, see :mod:`uniadrs_engine.raster.normalisation`), applied to every
+            training and validation sample and recorded in the model card for inference.
     """
 
     backgrounds: List[str]
