@@ -26,12 +26,15 @@ import yaml
 
 from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
+from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
 """Pixel losses a configuration may name (built by ``losses.build_pixel_loss``)."""
 PATH_LIST_KEYS = ("backgrounds", "validation_backgrounds")
-"""Keys holding lists of paths (``output_dir`` holds one path)."""
+"""Keys holding lists of paths."""
+PATH_KEYS = ("output_dir", "init_model")
+"""Keys holding one path (``init_model`` may also be ``default``, which is kept as is)."""
 WEIGHT_NEUTRAL_KEYS = frozenset(
     {
         "output_dir",
@@ -95,6 +98,11 @@ class TrainingConfig:
         normalisation: Input normalisation of the network (``band_max``, ``whiten`` or
             ``soft_whiten``, see :mod:`uniadrs_engine.raster.normalisation`), applied to every
             training and validation sample and recorded in the model card for inference.
+        init_model: A model file (or ``default``) whose weights start the run instead of a
+            random initialisation (fine-tuning, :mod:`uniadrs_engine.training.initial_weights`);
+            None = random.
+        init_member: Which network of an ensemble ``init_model`` starts the run (member ``k``
+            of an ensemble run starts from network ``init_member + k``).
     """
 
     backgrounds: List[str]
@@ -130,6 +138,8 @@ class TrainingConfig:
     members: int = 1
     float16_weights: bool = False
     normalisation: str = NORMALISATION_NAME
+    init_model: Optional[str] = None
+    init_member: int = 0
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
@@ -157,6 +167,10 @@ class TrainingConfig:
             )
         if self.schedule not in ("cosine", "constant"):
             raise TrainingError("schedule must be 'cosine' or 'constant'")
+        if not isinstance(self.init_member, int) or self.init_member < 0:
+            raise TrainingError(
+                f"init_member must be a whole number >= 0, got {self.init_member!r}"
+            )
 
     def model_config(self) -> ModelConfig:
         """The network configuration with ``model_options`` applied."""
@@ -186,8 +200,9 @@ class TrainingConfig:
         if base_dir is not None:
             for key in PATH_LIST_KEYS:
                 values[key] = [_resolve(base_dir, item) for item in values.get(key, [])]
-            if "output_dir" in values:
-                values["output_dir"] = _resolve(base_dir, values["output_dir"])
+            for key in PATH_KEYS:
+                if values.get(key) is not None:
+                    values[key] = _resolve_single(base_dir, key, values[key])
         try:
             return cls(**values)
         except TypeError as error:
@@ -288,9 +303,17 @@ def _absolute_paths(overrides: Dict[str, Any]) -> Dict[str, Any]:
         if key in values:
             items = [values[key]] if isinstance(values[key], str) else values[key]
             values[key] = [_resolve(Path.cwd(), item) for item in items]
-    if "output_dir" in values:
-        values["output_dir"] = _resolve(Path.cwd(), values["output_dir"])
+    for key in PATH_KEYS:
+        if values.get(key) is not None:
+            values[key] = _resolve_single(Path.cwd(), key, values[key])
     return values
+
+
+def _resolve_single(base_dir: Path, key: str, item: str) -> str:
+    """Resolves one of :data:`PATH_KEYS`; ``init_model: default`` names the shipped model."""
+    if key == "init_model" and item == DEFAULT_MODEL_NAME:
+        return item
+    return _resolve(base_dir, item)
 
 
 def _resolve(base_dir: Path, item: str) -> str:

@@ -50,6 +50,8 @@ def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
     """The single-network configuration of member ``index`` (seed ``seed + index``).
 
     Members keep full-precision weights; ``float16_weights`` applies to the ensemble file.
+    A run that starts from ``init_model`` starts member ``index`` from its network
+    ``init_member + index`` (:mod:`uniadrs_engine.training.initial_weights`).
     """
     if not 0 <= index < config.members:
         raise ValueError(f"member index {index} outside 0..{config.members - 1}")
@@ -58,6 +60,7 @@ def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
         members=1,
         float16_weights=False,
         seed=config.seed + index,
+        init_member=config.init_member + index,
         output_dir=str(Path(config.output_dir) / f"member_{index}"),
         model_name=f"{config.model_name}-member{index}",
     )

@@ -33,6 +33,7 @@ from uniadrs_engine.training.batches import collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
 from uniadrs_engine.training.config import TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
+from uniadrs_engine.training.initial_weights import load_initial_weights
 from uniadrs_engine.training.losses import build_pixel_loss, check_finite, feature_margin_loss
 from uniadrs_engine.training.simulators import SimulationSetup, build_simulation
 from uniadrs_engine.training.validation import build_validation_set, evaluate
@@ -126,6 +127,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.network = UniADRS(config.model_config()).to(self.device)
+        #: Where the initial weights came from (None: a random initialisation).
+        self.initialised_from: Optional[Dict[str, Any]] = None
         self.pixel_loss = build_pixel_loss(config.pixel_loss, config.faithful_loss).to(self.device)
         trainable = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(
@@ -170,6 +173,7 @@ class Trainer:
             ),
             "records": [vars(record) for record in self.records],
             "history": self.history,
+            "initialised_from": self.initialised_from,
         }
 
     def restore(self) -> None:
@@ -196,7 +200,24 @@ class Trainer:
         self.wall_seconds = float(state["wall_seconds"])
         self.records = [StepRecord(**record) for record in state["records"]]
         self.history = list(state["history"])
+        self.initialised_from = state.get("initialised_from", self.initialised_from)
         LOGGER.info("resumed at step %d", self.step)
+
+    def initialise(self) -> None:
+        """Starts a new run from ``config.init_model``'s weights, if it names one.
+
+        Raises:
+            TrainingError: If the file is unreadable or does not fit the run.
+        """
+        config = self.config
+        if config.init_model is None:
+            return
+        initial = load_initial_weights(
+            config.init_model, config.init_member, self.network.config, config.normalisation
+        )
+        self.network.load_state_dict(initial.state)
+        self.initialised_from = initial.provenance
+        LOGGER.info("initialised from %s", initial.provenance)
 
     def save_checkpoint(self) -> None:
         """Writes the checkpoint and the loss log."""
@@ -277,8 +298,10 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.checkpoint_path.is_file():
             self.restore()
-        elif resume:
-            LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
+        else:
+            if resume:
+                LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
+            self.initialise()
         self.prepare_data()
         session_start = time.perf_counter()
         wall_at_start = self.wall_seconds
@@ -325,6 +348,7 @@ class Trainer:
                 "wall_seconds": round(self.wall_seconds, 1),
                 "parameters": count_parameters(self.network),
                 "device": str(self.device),
+                **({"initialised_from": self.initialised_from} if self.initialised_from else {}),
             },
             data_sources=summarise_sources(self.simulation.training_files),
             validation={

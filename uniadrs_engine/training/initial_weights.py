@@ -1,0 +1,114 @@
+"""Starting a training run from a trained model's weights (fine-tuning).
+
+``init_model`` in a training configuration names a model file (or ``default``, the shipped
+model) whose weights replace the random initialisation; the run then trains as usual, with a
+fresh optimiser and its own schedule. Use it to adapt the default model to one's own
+backgrounds, or to train a model further with a new schedule.
+
+The file is read like any model file (safetensors only, never unpickled). Its network
+configuration and input normalisation must be the run's. An ensemble file provides network
+``init_member``; a single-network file provides its one network whatever the index, so every
+member of an ensemble run can start from it.
+
+Example:
+    >>> member_network_index(member_count=2, index=1)
+    1
+    >>> member_network_index(member_count=1, index=3) is None
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from uniadrs_engine.errors import ModelFileError, TrainingError
+from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.model.model_file import load_model
+
+
+@dataclass
+class InitialWeights:
+    """The weights a run starts from, and where they came from.
+
+    Attributes:
+        state: The network's state dict (one network, not an ensemble).
+        provenance: Plain-data record for the model card: file, its SHA-256, name, version
+            and which of its networks was taken.
+    """
+
+    state: Dict[str, torch.Tensor]
+    provenance: Dict[str, Any]
+
+
+def member_network_index(member_count: int, index: int) -> Optional[int]:
+    """Which network of a file with ``member_count`` networks serves index ``index``.
+
+    Returns:
+        ``index`` for an ensemble file, None for a single-network file (its one network
+        serves every index).
+
+    Raises:
+        TrainingError: If an ensemble file has no network ``index``.
+    """
+    if member_count <= 1:
+        return None
+    if not 0 <= index < member_count:
+        raise TrainingError(
+            f"init_member {index} is outside the initial model's networks 0..{member_count - 1}"
+        )
+    return index
+
+
+def load_initial_weights(
+    model: Union[str, Path], index: int, config: ModelConfig, normalisation: str
+) -> InitialWeights:
+    """Reads the weights a run with ``config`` and ``normalisation`` starts from.
+
+    Args:
+        model: A model file, or ``default``.
+        index: Which network of an ensemble file to take (``init_member``).
+        config: The run's network configuration; the file's must equal it.
+        normalisation: The run's input normalisation; the file's must equal it.
+
+    Raises:
+        TrainingError: If the file is unreadable or does not fit the run.
+    """
+    try:
+        loaded = load_model(model)
+    except ModelFileError as error:
+        raise TrainingError(f"init_model: {error}") from error
+    card = loaded.card
+    if card.config != config:
+        raise TrainingError(
+            f"init_model {loaded.path} has another network configuration than this run "
+            f"({card.config.name!r} against {config.name!r}, or their options differ)"
+        )
+    if card.normalisation != normalisation:
+        raise TrainingError(
+            f"init_model {loaded.path} was trained with normalisation "
+            f"{card.normalisation!r}, this run uses {normalisation!r}"
+        )
+    network_index = member_network_index(card.member_count, index)
+    network = loaded.network if network_index is None else loaded.network.members[network_index]
+    state = {name: value.detach().clone() for name, value in network.state_dict().items()}
+    provenance = {
+        "model": str(loaded.path),
+        "sha256": _sha256(loaded.path),
+        "name": card.name,
+        "model_version": card.model_version,
+        "network": network_index,
+    }
+    return InitialWeights(state=state, provenance=provenance)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
