@@ -49,6 +49,15 @@ def _engine_choices(
     return sorted(choices, key=lambda name: (name != default, name))
 
 
+def config_default(config_field: str, fallback: Any) -> Any:
+    """The training configuration's default for ``config_field`` (one place defines it)."""
+    try:
+        from uniadrs_engine.training.config import TrainingConfig
+    except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
+        return fallback
+    return TrainingConfig.__dataclass_fields__[config_field].default
+
+
 def network_configurations() -> List[str]:
     """Names of the engine's network configurations, the default (``lite8s32``) first."""
     return _engine_choices(
@@ -92,6 +101,11 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             "The output folder also holds the checkpoint (checkpoint.pt) and the training "
             "log. Training can be cancelled: tick 'Resume' and run again with the same output "
             "folder to go on from the last checkpoint.",
+            "To fine-tune a trained model (for example the shipped default model) on your own "
+            "backgrounds, give it as 'Start from model': training then starts from its weights "
+            "instead of a random start, and takes its network configuration and input "
+            "normalisation from it; a lower learning rate (e.g. 0.001) keeps more of what it "
+            "learnt.",
             "Training is slow on a CPU: a few thousand steps of the lite networks take about "
             "an hour. Needs PyTorch in QGIS's Python.",
         )
@@ -110,6 +124,8 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     MEMBERS = "MEMBERS"
     NORMALISATION = "NORMALISATION"
     MODEL_NAME = "MODEL_NAME"
+    INIT_MODEL = "INIT_MODEL"
+    LEARNING_RATE = "LEARNING_RATE"
     RESUME = "RESUME"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
 
@@ -131,9 +147,14 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             )
         )
         for name, label, default, minimum in (
-            (self.STEPS, "Training steps", 3000, 1),
-            (self.BATCH_SIZE, "Samples per step", 4, 1),
-            (self.CROP_SIZE, "Sample size in pixels (a multiple of 8)", 128, 16),
+            (self.STEPS, "Training steps", config_default("steps", 3000), 1),
+            (self.BATCH_SIZE, "Samples per step", config_default("batch_size", 4), 1),
+            (
+                self.CROP_SIZE,
+                "Sample size in pixels (a multiple of 8)",
+                config_default("crop_size", 128),
+                16,
+            ),
         ):
             self.addParameter(
                 QgsProcessingParameterNumber(
@@ -144,6 +165,28 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                     minValue=minimum,
                 )
             )
+        init_model = QgsProcessingParameterFile(
+            self.INIT_MODEL,
+            tr("Start from model (fine-tune its weights; empty: a random start)"),
+            extension="safetensors",
+            optional=True,
+        )
+        init_model.setHelp(
+            tr(
+                "A UniADRS model file whose weights start the training. Its network "
+                "configuration and input normalisation are used, whatever is chosen below; an "
+                "ensemble file starts network k of the new model from its network k."
+            )
+        )
+        self.addParameter(init_model)
+        learning_rate = QgsProcessingParameterNumber(
+            self.LEARNING_RATE,
+            tr("Peak learning rate"),
+            QgsProcessingParameterNumber.Double,
+            defaultValue=config_default("learning_rate", 0.003),
+            minValue=1e-7,
+        )
+        self.addParameter(make_advanced(learning_rate))
         seed = QgsProcessingParameterNumber(
             self.SEED, tr("Random seed"), QgsProcessingParameterNumber.Integer, defaultValue=0
         )
@@ -235,17 +278,32 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             losses = getattr(self, "_pixel_losses", None) or pixel_losses()
             names = getattr(self, "_normalisations", None) or normalisations()
             backgrounds, exclude = background_sources(self, parameters, context)
+            init_model = self.parameterAsFile(parameters, self.INIT_MODEL, context) or None
+            network = {
+                "model": networks[self.parameterAsEnum(parameters, self.NETWORK, context)],
+                "normalisation": names[
+                    self.parameterAsEnum(parameters, self.NORMALISATION, context)
+                ],
+            }
+            if init_model:
+                initial_weights = engine_module("uniadrs_engine.training.initial_weights")
+                network = initial_weights.settings_of_model(init_model)
+                feedback.pushInfo(
+                    f"Starting from {init_model}: network {network['model']}, "
+                    f"normalisation {network['normalisation']}"
+                )
             config = training_config.TrainingConfig(
                 backgrounds=backgrounds,
                 exclude=exclude,
-                model=networks[self.parameterAsEnum(parameters, self.NETWORK, context)],
+                **network,
+                init_model=init_model,
+                learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
                 steps=self.parameterAsInt(parameters, self.STEPS, context),
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 crop_size=self.parameterAsInt(parameters, self.CROP_SIZE, context),
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 pixel_loss=losses[self.parameterAsEnum(parameters, self.PIXEL_LOSS, context)],
                 members=self.parameterAsInt(parameters, self.MEMBERS, context),
-                normalisation=names[self.parameterAsEnum(parameters, self.NORMALISATION, context)],
                 device=self.device(parameters, context),
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)

@@ -7,12 +7,16 @@ from pathlib import Path
 import numpy as np
 import processing
 import pytest
+import torch
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from safetensors.numpy import load_file
 
 from tests.qgis_plugin.conftest import read_band
 from tests.raster_factory import write_raster
-from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import load_model, save_model
+from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.simulation.export import simulate_to_dir
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.trainer import train_from_config
@@ -152,3 +156,27 @@ def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):
     assert card.member_count == 2 and card.training["seeds"] == [10, 11]
     assert (tmp_path / "run" / "member_1" / "model.safetensors").is_file()
     assert 0.0 <= result["VALIDATION_AUC"] <= 1.0
+
+
+def test_train_from_a_model_takes_its_network_and_normalisation(provider, backgrounds, tmp_path):
+    """'Start from model' fine-tunes: the run starts from the file's weights, with its
+    network configuration and normalisation whatever the enums say, at the learning rate
+    given."""
+    config = get_config("lite8", stem_width=16)
+    torch.manual_seed(4)
+    start = tmp_path / "start.safetensors"
+    save_model(
+        start, UniADRS(config), ModelCard(name="start", config=config, normalisation="whiten")
+    )
+    algorithm = provider.algorithm("train")
+    assert algorithm.parameterDefinition("LEARNING_RATE").defaultValue() == (
+        TrainingConfig.__dataclass_fields__["learning_rate"].default
+    )
+    result = processing.run(
+        "uniadrs:train",
+        _parameters(backgrounds, tmp_path, STEPS=1, INIT_MODEL=str(start), LEARNING_RATE=0.0005),
+    )
+    card = load_model(result["MODEL_FILE"]).card
+    assert card.config == config and card.normalisation == "whiten"
+    assert card.training["initialised_from"]["model"] == str(start)
+    assert card.training["config"]["learning_rate"] == 0.0005

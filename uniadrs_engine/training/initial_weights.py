@@ -20,15 +20,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import torch
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
-from uniadrs_engine.model.config import ModelConfig
-from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.model.config import NAMED_CONFIGS, ModelConfig
+from uniadrs_engine.model.default import resolve_model_path
+from uniadrs_engine.model.model_file import load_model, read_model_card
 
 
 @dataclass
@@ -104,6 +105,42 @@ def load_initial_weights(
         "network": network_index,
     }
     return InitialWeights(state=state, provenance=provenance)
+
+
+def settings_of_model(model: Union[str, Path]) -> Dict[str, Any]:
+    """The configuration keys a run starting from ``model`` must have.
+
+    Returns:
+        ``model`` (the network configuration's name), ``model_options`` (its fields that
+        differ from that named configuration) and ``normalisation``, as a training
+        configuration holds them.
+
+    Raises:
+        TrainingError: If the file is unreadable or its network is not a named
+            configuration with options.
+    """
+    try:
+        card = read_model_card(resolve_model_path(model))
+    except ModelFileError as error:
+        raise TrainingError(f"init_model: {error}") from error
+    named = NAMED_CONFIGS.get(card.config.name)
+    if named is None:
+        raise TrainingError(
+            f"init_model {model}: its network configuration {card.config.name!r} is not one "
+            f"of {sorted(NAMED_CONFIGS)}"
+        )
+    options = {
+        item.name: getattr(card.config, item.name)
+        for item in fields(ModelConfig)
+        if item.name != "name" and getattr(card.config, item.name) != getattr(named, item.name)
+    }
+    if "encoder_widths" in options:
+        options["encoder_widths"] = list(options["encoder_widths"])
+    return {
+        "model": card.config.name,
+        "model_options": options,
+        "normalisation": card.normalisation,
+    }
 
 
 def _sha256(path: Path) -> str:
