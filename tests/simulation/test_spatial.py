@@ -104,6 +104,15 @@ def test_nodata_pixels_are_ignored(tmp_path):
     unpasted = (sample.labels != ANOMALY) & (sample.labels != LARGE_NORMAL)
     assert np.all(sample.labels[nodata & unpasted] == IGNORE)
     assert np.all(sample.image[:, nodata & unpasted] == 0.0)
+    # The sample says where it holds data (the tile's, or pasted objects'), for statistics
+    # such as the whitening's.
+    np.testing.assert_array_equal(sample.valid, ~(nodata & unpasted))
+
+
+def test_a_sample_without_nodata_has_no_validity_mask(tmp_path):
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "t.tif", visible_tile(2))])
+    sample = SpatialSimulator(pool, ObjectBank([]), size=32).sample(np.random.default_rng(0))
+    assert sample.valid is None
 
 
 @pytest.mark.parametrize("target_fraction", [0.02, 0.06, 0.2, 0.5])

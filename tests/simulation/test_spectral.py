@@ -8,7 +8,13 @@ from tests.simulation.conftest import HSI_BANDS
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.geometry import WarpParameters
-from uniadrs_engine.simulation.sample import ANOMALY, BACKGROUND, LABEL_VALUES, LARGE_NORMAL
+from uniadrs_engine.simulation.sample import (
+    ANOMALY,
+    BACKGROUND,
+    IGNORE,
+    LABEL_VALUES,
+    LARGE_NORMAL,
+)
 from uniadrs_engine.simulation.spectral import SpectralSimulator, resample_bands
 
 NO_WARP = WarpParameters(max_rotation_degrees=0.0, scale_range=(1.0, 1.0), warp_strength=(0.0, 0.0))
@@ -150,3 +156,19 @@ def test_regions_are_rectangles_or_polygons(pool, polygon_share):
         assert all(fill == 1.0 for fill in fills)
     else:
         assert all(fill < 0.95 for fill in fills)
+
+
+def test_a_sample_says_where_its_background_held_data(tmp_path):
+    """Without warp the validity mask is the nodata region of the patch; nodata pixels are
+    ignored and 0."""
+    image, _ = anomaly_scene(rows=64, cols=64, bands=12, seed=4)
+    image[:, :, :16] = -9999.0
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "h.tif", image, nodata=-9999.0)])
+    simulator = SpectralSimulator(pool, size=64, out_channels=None, patch_size=64, warp=NO_WARP)
+    sample = simulator.sample(np.random.default_rng(1))
+    expected = np.ones((64, 64), bool)
+    expected[:, :16] = False
+    np.testing.assert_array_equal(sample.valid, expected)
+    assert np.all(sample.labels[~expected] == IGNORE) and np.all(sample.image[:, ~expected] == 0)
+    full = BackgroundPool.from_paths([write_raster(tmp_path / "f.tif", image[:, :, 16:])])
+    assert SpectralSimulator(full, size=32).sample(np.random.default_rng(1)).valid is None

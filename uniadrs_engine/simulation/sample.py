@@ -50,6 +50,9 @@ class SimulatedSample:
             :attr:`BackgroundFile.name <uniadrs_engine.simulation.backgrounds.BackgroundFile>`).
         band_indices: For spectral samples, the 0-based band of the source file behind each
             output channel (the random pick of METHOD §6 step 5); None for spatial samples.
+        valid: bool ``[H, W]``, False where the background held no data (those pixels are
+            0 in ``image`` and must not enter statistics such as the whitening's); None when
+            every pixel is valid.
     """
 
     image: np.ndarray
@@ -57,6 +60,7 @@ class SimulatedSample:
     kind: str
     source: str
     band_indices: Optional[np.ndarray] = None
+    valid: Optional[np.ndarray] = None
 
     @property
     def channels(self) -> int:
@@ -71,6 +75,17 @@ class SimulatedSample:
     def anomaly_fraction(self) -> float:
         """Fraction of the pixels labelled anomaly."""
         return float(np.mean(self.labels == ANOMALY))
+
+
+def only_if_partial(valid: np.ndarray) -> Optional[np.ndarray]:
+    """A sample's validity mask: a bool copy of ``valid``, or None when every pixel is valid.
+
+    Example:
+        >>> only_if_partial(np.ones((2, 2), bool)) is None
+        True
+    """
+    valid = np.asarray(valid, dtype=bool)
+    return None if valid.all() else valid.copy()
 
 
 def scale_by_maximum(

@@ -50,6 +50,7 @@ from uniadrs_engine.simulation.sample import (
     SimulatedSample,
     check_size,
     has_both_classes,
+    only_if_partial,
     scale_by_maximum,
 )
 
@@ -174,6 +175,7 @@ class SpatialSimulator:
             labels=labels,
             kind=SPATIAL,
             source=background.name,
+            valid=only_if_partial(valid),
         )
 
     def _add_noise(

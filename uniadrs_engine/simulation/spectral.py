@@ -66,6 +66,7 @@ from uniadrs_engine.simulation.sample import (
     SimulatedSample,
     check_size,
     has_both_classes,
+    only_if_partial,
     scale_by_maximum,
 )
 
@@ -208,6 +209,7 @@ class SpectralSimulator:
             kind=SPECTRAL,
             source=background.name,
             band_indices=np.asarray(background.bands, dtype=np.int64)[picks],
+            valid=only_if_partial(valid[rows, cols]),
         )
 
     def _paint(

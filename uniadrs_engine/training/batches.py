@@ -5,7 +5,8 @@ repetition into its first convolution). A batch that mixes band counts (a 270-ba
 sample beside a 3-band spatial one) repeats every sample's bands up to the network's input
 channels first, which gives the same result per sample. Each image is first brought to the
 network's input normalisation: simulated samples come scaled by their maximum (``band_max``);
-``whiten`` whitens every sample by its own statistics, as inference whitens a raster.
+``whiten`` whitens every sample by its own statistics over its valid pixels, as inference
+whitens a raster over its valid pixels.
 
 Example:
     >>> import numpy as np
@@ -19,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -28,11 +29,22 @@ from uniadrs_engine.model.network import repeat_bands
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, normalise_input
 
 
-def network_input(image: np.ndarray, normalisation: str = NORMALISATION_NAME) -> np.ndarray:
-    """A simulated sample's image (already divided by its maximum) in ``normalisation``."""
+def network_input(
+    image: np.ndarray,
+    normalisation: str = NORMALISATION_NAME,
+    valid: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """A simulated sample's image (already divided by its maximum) in ``normalisation``.
+
+    Args:
+        image: The sample's image.
+        normalisation: The network's input normalisation.
+        valid: Where the background held data (None: everywhere); other pixels stay out of
+            the statistics and are 0 in the result, as nodata is at inference.
+    """
     if normalisation == NORMALISATION_NAME:
         return np.ascontiguousarray(image, dtype=np.float32)
-    return normalise_input(image, normalisation)
+    return normalise_input(image, normalisation, valid)
 
 
 def collate(
@@ -49,7 +61,10 @@ def collate(
         ``images [B, C', H, W]`` float32 and ``labels [B, H, W]`` int64.
     """
     band_counts = {sample.image.shape[0] for sample in samples}
-    images = [torch.from_numpy(network_input(sample.image, normalisation)) for sample in samples]
+    images = [
+        torch.from_numpy(network_input(sample.image, normalisation, getattr(sample, "valid", None)))
+        for sample in samples
+    ]
     if len(band_counts) > 1:
         images = [repeat_bands(image[None], in_channels)[0] for image in images]
     labels = [torch.from_numpy(np.asarray(sample.labels, dtype=np.int64)) for sample in samples]
