@@ -5,8 +5,8 @@ repetition into its first convolution). A batch that mixes band counts (a 270-ba
 sample beside a 3-band spatial one) repeats every sample's bands up to the network's input
 channels first, which gives the same result per sample. Each image is first brought to the
 network's input normalisation: simulated samples come scaled by their maximum (``band_max``);
-``whiten`` whitens every sample by its own statistics over its valid pixels, as inference
-whitens a raster over its valid pixels.
+``whiten`` whitens every sample by its own statistics over its valid pixels and distinct
+bands, as inference whitens a raster's bands over its valid pixels.
 
 Example:
     >>> import numpy as np
@@ -33,18 +33,33 @@ def network_input(
     image: np.ndarray,
     normalisation: str = NORMALISATION_NAME,
     valid: Optional[np.ndarray] = None,
+    band_indices: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """A simulated sample's image (already divided by its maximum) in ``normalisation``.
+
+    A spectral sample's channels are bands of its source picked with replacement, so a band
+    can fill several channels. Inference whitens a raster's distinct bands, and whitening a
+    band ``m`` times over would scale it by about ``1 / sqrt(m)``; so the whitenings are
+    computed on the distinct bands and then copied to every channel that holds them, which
+    gives each channel the values inference gives that band.
 
     Args:
         image: The sample's image.
         normalisation: The network's input normalisation.
         valid: Where the background held data (None: everywhere); other pixels stay out of
             the statistics and are 0 in the result, as nodata is at inference.
+        band_indices: The source band behind each channel (None: the channels are distinct
+            bands).
     """
     if normalisation == NORMALISATION_NAME:
         return np.ascontiguousarray(image, dtype=np.float32)
-    return normalise_input(image, normalisation, valid)
+    if band_indices is None:
+        return normalise_input(image, normalisation, valid)
+    _, first, copies = np.unique(np.asarray(band_indices), return_index=True, return_inverse=True)
+    if len(first) == len(band_indices):
+        return normalise_input(image, normalisation, valid)
+    distinct = normalise_input(image[first], normalisation, valid)
+    return np.ascontiguousarray(distinct[copies.ravel()])
 
 
 def collate(
@@ -62,7 +77,14 @@ def collate(
     """
     band_counts = {sample.image.shape[0] for sample in samples}
     images = [
-        torch.from_numpy(network_input(sample.image, normalisation, getattr(sample, "valid", None)))
+        torch.from_numpy(
+            network_input(
+                sample.image,
+                normalisation,
+                getattr(sample, "valid", None),
+                getattr(sample, "band_indices", None),
+            )
+        )
         for sample in samples
     ]
     if len(band_counts) > 1:
