@@ -139,6 +139,37 @@ def test_whitening_of_constant_repeated_and_invalid_bands_stays_finite() -> None
     assert single[0][valid].std() == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("name", [WHITENING_NAME, SOFT_WHITENING_NAME])
+def test_a_gray_image_stored_in_several_bands_whitens_as_the_one_band_image(name: str) -> None:
+    """Bands that hold one image up to small differences (noise at 0.3 % of the image's
+    spread, one band inverted and offset, one band constant) are whitened as that image: the
+    same values in every band as the one-band raster gets, not their differences raised
+    towards unit variance."""
+    rng = np.random.default_rng(6)
+    gray = _correlated_image(seed=6, bands=1)
+    spread = float(gray.std())
+    bands = [gray[0] + rng.normal(0, 0.003 * spread, gray.shape[1:]) for _ in range(3)]
+    bands[1] = 40.0 - 2.0 * bands[1]
+    image = np.stack([*bands, np.full(gray.shape[1:], 5.0)]).astype(np.float32)
+    whitened = normalise_input(image, name)
+    one_band = normalise_input(gray, name)[0]
+    for band in range(3):
+        np.testing.assert_allclose(whitened[band], one_band, atol=0.02 * float(one_band.std()))
+    np.testing.assert_array_equal(whitened[3], 0.0)
+    # Their differences are not raised: without the rule they would hold most of the variance.
+    assert np.corrcoef(whitened[0].ravel(), whitened[2].ravel())[0, 1] > 0.999
+
+
+def test_ordinary_correlated_bands_are_whitened_band_by_band() -> None:
+    """The one-image rule leaves bands alone that differ by more than 1 % of their variance."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(1, 40, 50))
+    image = np.concatenate([base, base + rng.normal(0, 0.15, base.shape)]).astype(np.float32)
+    assert np.corrcoef(image.reshape(2, -1))[0, 1] > 0.98
+    whitened = normalise_input(image, WHITENING_NAME).reshape(2, -1)
+    assert abs(np.corrcoef(whitened)[0, 1]) < 0.1
+
+
 def test_soft_whitening_damps_weak_directions_and_equalises_strong_ones() -> None:
     """Two strong sources and a weak noise direction (correlation eigenvalues about 2.6, 0.35
     and 0.011): whitening raises the noise direction to (nearly) unit variance, soft whitening

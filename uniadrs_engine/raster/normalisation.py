@@ -160,6 +160,15 @@ WHITENING_FLOORS: Dict[str, float] = {
 #: Every input normalisation the engine implements, by model-card name.
 NORMALISATIONS = (NORMALISATION_NAME, *WHITENING_FLOORS)
 
+#: Whitening: a raster whose band correlation matrix has every eigenvalue but the largest
+#: below this holds one image in several bands (a gray image stored as RGB, a pseudo-colour
+#: export): its bands share more than 99 % of their variance, and whitening them apart would
+#: raise their small differences (compression and rounding noise, eigenvalues of about
+#: 1e-5 to 1e-3) towards unit variance, next to the image itself. Such a raster is whitened
+#: as the one image it holds: the mean of its standardised bands, in every band. Ten times
+#: :data:`WHITENING_FLOOR`, fixed in advance, not tuned.
+SINGLE_IMAGE_EIGENVALUE = 0.01
+
 #: Whitening: pixels whitened at a time (bounds the temporary centred copy).
 WHITENING_CHUNK_PIXELS = 16384
 
@@ -176,6 +185,8 @@ class SpectralWhitening:
     positive scale of any band: a band-max-scaled training crop and the raw raster whiten to
     the same values. The Mahalanobis distance that global RX scores is the squared norm of
     ``z`` (up to the floor). A constant band whitens to 0; invalid pixels are 0 (the mean).
+    A raster whose bands hold one image (:data:`SINGLE_IMAGE_EIGENVALUE`) gets that image,
+    standardised, in every band, as a one-band raster of it would.
 
     Attributes:
         mean: ``float64 [C]``.
@@ -205,9 +216,14 @@ class SpectralWhitening:
         correlation[:, ~usable] = 0.0
         correlation[~usable, ~usable] = 1.0
         correlation = np.where(np.isfinite(correlation), correlation, 0.0)
-        eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (correlation + correlation.T))
+        correlation = 0.5 * (correlation + correlation.T)
+        eigenvalues, eigenvectors = np.linalg.eigh(correlation)
         inverse_root = 1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + floor)
         zca = (eigenvectors * inverse_root) @ eigenvectors.T
+        single = _single_image_row(correlation[np.ix_(usable, usable)], floor)
+        if single is not None:
+            zca = np.zeros_like(zca)
+            zca[np.ix_(usable, usable)] = single[None, :]
         matrix = zca / std[None, :]
         matrix[:, ~usable] = 0.0
         return cls(mean=np.asarray(mean, dtype=np.float64), matrix=matrix)
@@ -296,6 +312,36 @@ class SpectralWhitening:
                 whitened[:, invalid] = 0.0
         whitened[~np.isfinite(whitened)] = 0.0
         return whitened
+
+
+def _single_image_row(correlation: np.ndarray, floor: float) -> Optional[np.ndarray]:
+    """The whitening row of a raster that holds one image in several bands, else None.
+
+    Args:
+        correlation: The correlation matrix of the raster's non-constant bands.
+        floor: The whitening's eigenvalue floor.
+
+    Returns:
+        Weights on the standardised bands that give their first principal component (for
+        identical bands, their mean) as a one-band raster of it is whitened, when every eigenvalue
+        of ``correlation`` but the largest is below :data:`SINGLE_IMAGE_EIGENVALUE`; None
+        otherwise (or with fewer than two bands).
+    """
+    count = correlation.shape[0]
+    if count < 2:
+        return None
+    # The second largest eigenvalue is at least 1 - |r| for every pair of bands (Cauchy
+    # interlacing), so one weakly correlated pair settles it without an eigendecomposition.
+    off_diagonal = np.abs(correlation[~np.eye(count, dtype=bool)])
+    if (1.0 - off_diagonal).max() >= SINGLE_IMAGE_EIGENVALUE:
+        return None
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    if eigenvalues[-2] >= SINGLE_IMAGE_EIGENVALUE:
+        return None
+    leading = eigenvectors[:, -1] * (1.0 if eigenvectors[:, -1].sum() >= 0 else -1.0)
+    # The component brought to unit variance, then whitened as a one-band raster of it is.
+    variance = max(float(eigenvalues[-1]), np.finfo(float).tiny)
+    return leading / np.sqrt(variance) / np.sqrt(1.0 + floor)
 
 
 #: What an input normalisation provides: ``apply(data, valid)`` and ``band_count``.
