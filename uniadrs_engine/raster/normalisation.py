@@ -165,7 +165,8 @@ NORMALISATIONS = (NORMALISATION_NAME, *WHITENING_FLOORS)
 #: export): its bands share more than 99 % of their variance, and whitening them apart would
 #: raise their small differences (compression and rounding noise, eigenvalues of about
 #: 1e-5 to 1e-3) towards unit variance, next to the image itself. Such a raster is whitened
-#: as the one image it holds: the mean of its standardised bands, in every band. Ten times
+#: as the one image it holds: the first principal component of its standardised bands (for
+#: identical bands, their mean), whitened as a one-band raster, in every band. Ten times
 #: :data:`WHITENING_FLOOR`, fixed in advance, not tuned.
 SINGLE_IMAGE_EIGENVALUE = 0.01
 
