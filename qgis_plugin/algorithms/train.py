@@ -40,12 +40,10 @@ def _engine_choices(
 ) -> List[str]:
     """Names in the engine's ``module.names``, the training configuration's default first."""
     try:
-        from uniadrs_engine.training.config import TrainingConfig
-
         choices = getattr(importlib.import_module(module), names)
     except Exception:  # noqa: BLE001 - the provider must load even with a broken engine
         return list(fallback)
-    default = TrainingConfig.__dataclass_fields__[config_field].default
+    default = config_default(config_field, fallback[0])
     return sorted(choices, key=lambda name: (name != default, name))
 
 

@@ -117,6 +117,7 @@ def test_a_model_that_does_not_fit_the_run_is_refused(tiny_config, tmp_path, fil
     start = _model_file(tmp_path / "other.safetensors", **file_options)
     with pytest.raises(TrainingError, match=message):
         train_from_config(dataclasses.replace(tiny_config, init_model=str(start)))
+    assert not Path(tiny_config.output_dir).exists()  # nothing left behind
 
 
 def test_a_missing_or_pickled_file_is_a_clear_error(tiny_config, tmp_path):

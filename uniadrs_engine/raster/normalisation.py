@@ -218,12 +218,13 @@ class SpectralWhitening:
         correlation[~usable, ~usable] = 1.0
         correlation = np.where(np.isfinite(correlation), correlation, 0.0)
         correlation = 0.5 * (correlation + correlation.T)
-        eigenvalues, eigenvectors = np.linalg.eigh(correlation)
-        inverse_root = 1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + floor)
-        zca = (eigenvectors * inverse_root) @ eigenvectors.T
         single = _single_image_row(correlation[np.ix_(usable, usable)], floor)
-        if single is not None:
-            zca = np.zeros_like(zca)
+        if single is None:
+            eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+            inverse_root = 1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + floor)
+            zca = (eigenvectors * inverse_root) @ eigenvectors.T
+        else:
+            zca = np.zeros_like(correlation)
             zca[np.ix_(usable, usable)] = single[None, :]
         matrix = zca / std[None, :]
         matrix[:, ~usable] = 0.0

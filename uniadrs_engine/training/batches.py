@@ -53,13 +53,14 @@ def network_input(
     """
     if normalisation == NORMALISATION_NAME:
         return np.ascontiguousarray(image, dtype=np.float32)
-    if band_indices is None:
-        return normalise_input(image, normalisation, valid)
-    _, first, copies = np.unique(np.asarray(band_indices), return_index=True, return_inverse=True)
-    if len(first) == len(band_indices):
-        return normalise_input(image, normalisation, valid)
-    distinct = normalise_input(image[first], normalisation, valid)
-    return np.ascontiguousarray(distinct[copies.ravel()])
+    if band_indices is not None:
+        _, first, copies = np.unique(
+            np.asarray(band_indices), return_index=True, return_inverse=True
+        )
+        if len(first) < len(band_indices):
+            distinct = normalise_input(image[first], normalisation, valid)
+            return np.ascontiguousarray(distinct[copies.ravel()])
+    return normalise_input(image, normalisation, valid)
 
 
 def collate(

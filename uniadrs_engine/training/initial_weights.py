@@ -22,13 +22,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, ModelConfig
 from uniadrs_engine.model.default import resolve_model_path
+from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import load_model, read_model_card
 
 
@@ -65,6 +66,50 @@ def member_network_index(member_count: int, index: int) -> Optional[int]:
     return index
 
 
+def checked_network_index(
+    card: ModelCard, index: int, config: ModelConfig, normalisation: str, path: Union[str, Path]
+) -> Optional[int]:
+    """Checks that a model file (its card) can start a run; returns its network to take.
+
+    Args:
+        card: The model file's card.
+        index: Which network of an ensemble file to take (``init_member``).
+        config: The run's network configuration; the file's must equal it.
+        normalisation: The run's input normalisation; the file's must equal it.
+        path: The file, for messages.
+
+    Returns:
+        As :func:`member_network_index`.
+
+    Raises:
+        TrainingError: If the file does not fit the run.
+    """
+    if card.config != config:
+        raise TrainingError(
+            f"init_model {path} has another network configuration than this run "
+            f"({card.config.name!r} against {config.name!r}, or their options differ)"
+        )
+    if card.normalisation != normalisation:
+        raise TrainingError(
+            f"init_model {path} was trained with normalisation "
+            f"{card.normalisation!r}, this run uses {normalisation!r}"
+        )
+    return member_network_index(card.member_count, index)
+
+
+def read_initial_card(model: Union[str, Path]) -> Tuple[ModelCard, Path]:
+    """The card and resolved path of ``init_model`` (no weights are read).
+
+    Raises:
+        TrainingError: If the file is missing, foreign or carries a pickled payload.
+    """
+    try:
+        path = resolve_model_path(model)
+        return read_model_card(path), path
+    except ModelFileError as error:
+        raise TrainingError(f"init_model: {error}") from error
+
+
 def load_initial_weights(
     model: Union[str, Path], index: int, config: ModelConfig, normalisation: str
 ) -> InitialWeights:
@@ -79,27 +124,17 @@ def load_initial_weights(
     Raises:
         TrainingError: If the file is unreadable or does not fit the run.
     """
+    card, path = read_initial_card(model)
+    network_index = checked_network_index(card, index, config, normalisation, path)
     try:
-        loaded = load_model(model)
+        loaded = load_model(path)
     except ModelFileError as error:
         raise TrainingError(f"init_model: {error}") from error
-    card = loaded.card
-    if card.config != config:
-        raise TrainingError(
-            f"init_model {loaded.path} has another network configuration than this run "
-            f"({card.config.name!r} against {config.name!r}, or their options differ)"
-        )
-    if card.normalisation != normalisation:
-        raise TrainingError(
-            f"init_model {loaded.path} was trained with normalisation "
-            f"{card.normalisation!r}, this run uses {normalisation!r}"
-        )
-    network_index = member_network_index(card.member_count, index)
     network = loaded.network if network_index is None else loaded.network.members[network_index]
     state = {name: value.detach().clone() for name, value in network.state_dict().items()}
     provenance = {
-        "model": str(loaded.path),
-        "sha256": _sha256(loaded.path),
+        "model": str(path),
+        "sha256": _sha256(path),
         "name": card.name,
         "model_version": card.model_version,
         "network": network_index,
@@ -119,10 +154,7 @@ def settings_of_model(model: Union[str, Path]) -> Dict[str, Any]:
         TrainingError: If the file is unreadable or its network is not a named
             configuration with options.
     """
-    try:
-        card = read_model_card(resolve_model_path(model))
-    except ModelFileError as error:
-        raise TrainingError(f"init_model: {error}") from error
+    card, _ = read_initial_card(model)
     named = NAMED_CONFIGS.get(card.config.name)
     if named is None:
         raise TrainingError(

@@ -36,7 +36,7 @@ from uniadrs_engine.model.model_file import (
 from uniadrs_engine.progress import CancelCheck, ProgressCallback
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
 from uniadrs_engine.training.data_sources import summarise_sources
-from uniadrs_engine.training.initial_weights import load_initial_weights
+from uniadrs_engine.training.initial_weights import checked_network_index, read_initial_card
 from uniadrs_engine.training.simulators import build_simulation
 from uniadrs_engine.training.trainer import (
     MODEL_FILENAME,
@@ -80,11 +80,12 @@ def train_members(
     """
     count = config.members
     if config.init_model is not None:
-        # Fail now, not after the first members' hours of training.
+        # Fail now, not after the first members' hours of training (the card is enough).
+        card, path = read_initial_card(config.init_model)
         for index in range(count):
             member = member_config(config, index)
-            load_initial_weights(
-                config.init_model, member.init_member, member.model_config(), config.normalisation
+            checked_network_index(
+                card, member.init_member, member.model_config(), config.normalisation, path
             )
     model_paths: List[Path] = []
     for index in range(count):

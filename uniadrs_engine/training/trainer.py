@@ -295,13 +295,13 @@ class Trainer:
             CancelledError: If cancelled; the state of the last checkpoint is kept.
             TrainingError: On unusable data or a non-finite loss.
         """
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.checkpoint_path.is_file():
             self.restore()
         else:
             if resume:
                 LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
             self.initialise()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_data()
         session_start = time.perf_counter()
         wall_at_start = self.wall_seconds
