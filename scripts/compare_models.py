@@ -5,29 +5,62 @@ simulation settings, drawn with fixed seeds); every model is scored on every set
 candidates are compared on the same samples. ``CONFIG@KEY=VALUE`` (``@`` repeatable) changes
 keys of one configuration, e.g. ``configs/default_model.yaml@spectral_share=0.5`` rebuilds the
 validation samples of experiments 2-7 in docs/DEFAULT_MODEL.md. ``--rx`` adds global RX
-(computed on each sample alone) as a reference detector.
+(computed on each sample alone) as a reference detector. ``--rx-weight W`` adds, for every
+model, the model fused with global RX at weight ``W`` (averaged ranks, as ``uniadrs detect
+--rx-weight`` fuses them) on the samples the hyperspectral preset would score (5 bands or
+more); other samples keep the model's own scores.
 
 Usage:
     .venv/bin/python scripts/compare_models.py --models A.safetensors B.safetensors \\
         --configs configs/default_model.yaml configs/experiments/hsi_realistic_spectra.yaml \\
-        [--samples 96] [--rx]
+        [--samples 96] [--rx] [--rx-weight 0.5]
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from uniadrs_engine.baselines.rx import global_rx
+from uniadrs_engine.inference.fusion import check_rx_weight, fuse_score_arrays, fusion_weights
+from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.validation import build_validation_set, evaluate, summarise_scores
+from uniadrs_engine.training.validation import (
+    build_validation_set,
+    score_samples,
+    summarise_scores,
+)
 
 #: Name of the reference detector that ``--rx`` adds.
 RX_NAME = "global RX (per sample)"
+
+
+def fused_with_rx(
+    samples: Sequence,
+    model_maps: Sequence[np.ndarray],
+    rx_maps: Sequence[np.ndarray],
+    weight: float,
+) -> List[np.ndarray]:
+    """Each sample of 5 bands or more: the model's and RX's ranks fused at ``weight``."""
+    fused = []
+    for sample, model_map, rx_map in zip(samples, model_maps, rx_maps):
+        if sample.image.shape[0] < HYPERSPECTRAL_MIN_BANDS:
+            fused.append(model_map)
+            continue
+        fused.append(
+            fuse_score_arrays(
+                [model_map, rx_map],
+                sample.valid,
+                weights=fusion_weights(1, weight),
+                unbounded=[False, True],
+            )
+        )
+    return fused
 
 
 def main() -> None:
@@ -36,12 +69,16 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", required=True)
     parser.add_argument("--samples", type=int, default=96)
     parser.add_argument("--rx", action="store_true", help="also score global RX")
+    parser.add_argument(
+        "--rx-weight", type=float, default=None, help="also score each model fused with RX"
+    )
     args = parser.parse_args()
+    weight: Optional[float] = None if args.rx_weight is None else check_rx_weight(args.rx_weight)
     models = {path: load_model(path) for path in args.models}
     device = torch.device("cpu")
     print("| validation set | model | AUC | spectral | spatial |")
     print("|---|---|---|---|---|")
-    means = {path: [] for path in [*args.models, *([RX_NAME] if args.rx else [])]}
+    means: Dict[str, Dict[str, List[float]]] = {}
     for config_path in args.configs:
         path, *overrides = config_path.split("@")
         config = TrainingConfig.from_yaml(
@@ -50,22 +87,41 @@ def main() -> None:
         samples = build_validation_set(
             build_simulation(config).validation, args.samples, config.seed
         )
-        results = {
-            path: evaluate(model.network, samples, device, normalisation=model.card.normalisation)
-            for path, model in models.items()
-        }
+        rx_maps = None
+        if args.rx or weight is not None:
+            rx_maps = [
+                np.nan_to_num(global_rx(sample.image, valid=sample.valid), nan=0.0)
+                for sample in samples
+            ]
+        results = {}
+        for name, model in models.items():
+            maps = score_samples(
+                model.network, samples, device, normalisation=model.card.normalisation
+            )
+            results[name] = summarise_scores(samples, maps)
+            if weight is not None:
+                assert rx_maps is not None
+                fused = fused_with_rx(samples, maps, rx_maps, weight)
+                results[f"{name} + global RX (weight {weight:g})"] = summarise_scores(
+                    samples, fused
+                )
         if args.rx:
-            rx_maps = [np.nan_to_num(global_rx(sample.image), nan=0.0) for sample in samples]
+            assert rx_maps is not None
             results[RX_NAME] = summarise_scores(samples, rx_maps)
-        for path, figures in results.items():
-            means[path].append(figures["auc"])
+        for name, figures in results.items():
+            kept = means.setdefault(name, {"auc": [], "spectral_auc": []})
+            kept["auc"].append(figures["auc"])
+            kept["spectral_auc"].append(figures.get("spectral_auc", float("nan")))
             print(
-                f"| {config_path} | {path} | {figures['auc']:.4f} | "
+                f"| {config_path} | {name} | {figures['auc']:.4f} | "
                 f"{figures.get('spectral_auc', float('nan')):.4f} | "
                 f"{figures.get('spatial_auc', float('nan')):.4f} |"
             )
-    for path, values in means.items():
-        print(f"mean AUC over the validation sets: {sum(values) / len(values):.4f}  {path}")
+    for name, values in means.items():
+        print(
+            f"mean AUC over the validation sets: {np.mean(values['auc']):.4f}, "
+            f"spectral {np.mean(values['spectral_auc']):.4f}  {name}"
+        )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             "Modality preset sets the input scales, tile and halo; 'auto' uses the hyperspectral "
             "settings from 5 bands on. The detectable anomaly size is roughly 15-55 pixels after "
             "scaling: give the expected anomaly size (in pixels) or explicit input scales (e.g. "
-            "0.5,1; several scales are fused) to adapt it.",
+            "0.5,1; several scales are fused) to adapt it. An RX weight above 0 (advanced) also "
+            "computes global RX and fuses its rank with the network's.",
             "Model: empty uses the model shipped with the plugin; otherwise a .safetensors model "
             "file (a bare file name is looked up in the model folder of the UniADRS settings).",
             "Large rasters are processed in tiles within the memory budget; the run can be "
@@ -100,6 +101,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
     SCALES = "SCALES"
     OBJECT_SIZE = "OBJECT_SIZE"
     OBJECT_SIZE_UNITS = "OBJECT_SIZE_UNITS"
+    RX_WEIGHT = "RX_WEIGHT"
     TILE = "TILE"
     HALO = "HALO"
     BATCH_SIZE = "BATCH_SIZE"
@@ -175,6 +177,22 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
                 defaultValue=0,
             )
         )
+        rx_weight = QgsProcessingParameterNumber(
+            self.RX_WEIGHT,
+            tr("Weight of global RX in the fused score (empty: the preset's)"),
+            QgsProcessingParameterNumber.Double,
+            optional=True,
+            minValue=0.0,
+            maxValue=0.99,
+        )
+        rx_weight.setHelp(
+            tr(
+                "Also computes global RX (Mahalanobis distance to the raster's mean) on the same "
+                "bands and fuses its rank with the network's at this weight: 0 scores with the "
+                "network alone, 0.5 weighs both equally. Empty: the preset's weight."
+            )
+        )
+        self.addParameter(make_advanced(rx_weight))
         tile = QgsProcessingParameterNumber(
             self.TILE,
             tr("Tile size in network input pixels (0: the preset's)"),
@@ -272,6 +290,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             0
         ]
         halo = parameters.get(self.HALO)
+        rx_weight = parameters.get(self.RX_WEIGHT)
         tile = self.parameterAsInt(parameters, self.TILE, context)
         detector = engine_module("uniadrs_engine.inference.detector")
         options = detector.DetectionOptions(
@@ -288,6 +307,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.device(parameters, context),
             memory_mb=self.memory_mb(parameters, context),
+            rx_weight=None
+            if rx_weight in (None, "")
+            else self.parameterAsDouble(parameters, self.RX_WEIGHT, context),
         )
         feedback.pushInfo(
             f"UniADRS: preset {options.preset}, device {options.device}, "
@@ -299,8 +321,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         )
         feedback.pushInfo(f"Model: {report.model_summary}")
         feedback.pushInfo(
-            f"Device: {report.device}; scales: {', '.join(f'{s:g}' for s in report.scales)}; "
-            f"{report.tile_count} tile(s) in {report.seconds:.1f} s"
+            f"Device: {report.device}; scales: {', '.join(f'{s:g}' for s in report.scales)}"
+            + (f" + global RX (weight {report.rx_weight:g})" if report.rx_weight > 0 else "")
+            + f"; {report.tile_count} tile(s) in {report.seconds:.1f} s"
         )
         feedback.pushInfo(
             f"Scores: min {report.score_min:.4g}, max {report.score_max:.4g}, "

@@ -100,6 +100,19 @@ def test_detect_with_object_size(
     assert captured.err == ""
 
 
+def test_detect_with_global_rx_fused(
+    model_file: Path, scene_path: Path, tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "scores.tif"
+    args = ["detect", str(scene_path), str(output), "--model", str(model_file), "--quiet"]
+    status = main([*args, "--device", "cpu", "--rx-weight", "0.5"])
+    captured = capsys.readouterr()
+    assert status == 0 and output.exists()
+    assert "+ global RX (weight 0.5) |" in captured.out
+    line = _run_error([*args, "--rx-weight", "1"], capsys)
+    assert "weight of global RX must be at least 0 and below 1" in line
+
+
 def _run_error(args: list, capsys) -> str:
     status = main(args)
     captured = capsys.readouterr()

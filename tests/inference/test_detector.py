@@ -13,6 +13,7 @@ from osgeo import gdal
 from scipy.stats import spearmanr
 
 from tests.raster_factory import anomaly_scene, write_raster
+from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.errors import CancelledError, DeviceError, InputError
 from uniadrs_engine.inference.detector import (
     DEFAULT_HALO,
@@ -22,6 +23,7 @@ from uniadrs_engine.inference.detector import (
     plan_scale,
 )
 from uniadrs_engine.inference.device import OUT_OF_MEMORY_MESSAGE
+from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_array, normalise_input
@@ -150,7 +152,7 @@ def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path:
     detect_raster(
         path,
         tmp_path / "s.tif",
-        _options(loaded_model, tile=32, halo=8, scales=[0.5, 1.0], batch_size=2),
+        _options(loaded_model, tile=32, halo=8, scales=[0.5, 1.0], batch_size=2, rx_weight=0.5),
         progress=lambda fraction, message: fractions.append(fraction),
     )
     assert fractions[-1] == 1.0
@@ -158,9 +160,11 @@ def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path:
     assert len(fractions) > 6
 
 
-@pytest.mark.parametrize("scales,cancel_after", [([1.0], 2), ([0.5, 1.0], 8)])
+@pytest.mark.parametrize(
+    "scales,cancel_after,rx_weight", [([1.0], 2, 0.0), ([0.5, 1.0], 8, 0.0), ([1.0], 13, 0.5)]
+)
 def test_cancellation_leaves_no_file(
-    scene, loaded_model, tmp_path: Path, scales, cancel_after: int
+    scene, loaded_model, tmp_path: Path, scales, cancel_after: int, rx_weight: float
 ) -> None:
     _, path = scene
     calls = []
@@ -174,7 +178,9 @@ def test_cancellation_leaves_no_file(
         detect_raster(
             path,
             output,
-            _options(loaded_model, tile=32, halo=8, scales=scales, batch_size=1),
+            _options(
+                loaded_model, tile=32, halo=8, scales=scales, batch_size=1, rx_weight=rx_weight
+            ),
             is_cancelled=is_cancelled,
         )
     assert sorted(item.name for item in tmp_path.iterdir()) == ["scene.tif"]
@@ -190,6 +196,59 @@ def test_multi_scale_fusion(scene, loaded_model, tmp_path: Path) -> None:
     assert np.isfinite(fused).all() and fused.min() >= 0 and fused.max() <= 1
     assert 0.4 < fused.mean() < 0.6  # a mean of ranks
     assert sorted(item.name for item in tmp_path.iterdir()) == ["s.tif", "scene.tif"]
+
+
+def test_fusion_with_global_rx_weighs_the_ranks_of_network_and_rx(
+    loaded_model, tmp_path: Path
+) -> None:
+    """An RX weight fuses the network's rank with global RX's (computed on the same bands,
+    nodata left out of its statistics) at that weight: the output equals the in-memory
+    fusion of the network-only scores and ``global_rx``."""
+    image, _ = anomaly_scene(rows=64, cols=80, bands=5, seed=4)
+    image[:, :3, :7] = -1.0
+    path = write_raster(tmp_path / "scene.tif", image, nodata=-1.0)
+    valid = ~(image == -1.0).all(axis=0)
+    alone = detect_raster(path, tmp_path / "n.tif", _options(loaded_model, rx_weight=0.0))
+    assert alone.rx_weight == 0.0 and "global RX" not in alone.summary_line()
+    fused = detect_raster(
+        path, tmp_path / "f.tif", _options(loaded_model, rx_weight=0.25, bands=[1, 2, 4, 5])
+    )
+    assert fused.rx_weight == 0.25 and "global RX (weight 0.25)" in fused.summary_line()
+    network_only = detect_raster(
+        path, tmp_path / "n4.tif", _options(loaded_model, rx_weight=0.0, bands=[1, 2, 4, 5])
+    )
+    assert network_only.valid_pixels == fused.valid_pixels == int(valid.sum())
+    network = _read_scores(tmp_path / "n4.tif")
+    rx = global_rx(image[[0, 1, 3, 4]], valid=valid)
+    expected = fuse_score_arrays(
+        [np.nan_to_num(network), np.nan_to_num(rx)],
+        valid,
+        weights=[0.75, 0.25],
+        unbounded=[False, True],
+    )
+    scores = _read_scores(tmp_path / "f.tif")
+    assert np.isnan(scores[~valid]).all()
+    np.testing.assert_allclose(scores[valid], expected[valid], atol=1e-4)
+    assert sorted(item.name for item in tmp_path.iterdir()) == [
+        "f.tif",
+        "n.tif",
+        "n4.tif",
+        "scene.tif",
+    ]
+
+
+def test_the_preset_sets_the_rx_weight_unless_the_options_do(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    _, path = scene
+    card = replace(loaded_model.card, presets={"visible": {"scales": [1.0], "rx_weight": 0.5}})
+    model = replace(loaded_model, card=card)
+    options = DetectionOptions(model=model, device="cpu", preset="visible", tile=48, halo=8)
+    assert detect_raster(path, tmp_path / "a.tif", options).rx_weight == 0.5
+    options = replace(options, rx_weight=0.0)
+    assert detect_raster(path, tmp_path / "b.tif", options).rx_weight == 0.0
+    options = replace(options, rx_weight=None, preset="sar")
+    assert detect_raster(path, tmp_path / "c.tif", options).rx_weight == 0.0
 
 
 def test_memory_budget_lowers_the_batch_and_then_the_tile() -> None:
@@ -272,7 +331,15 @@ def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "changes", [dict(tile=0), dict(halo=-1), dict(batch_size=0), dict(memory_mb=1)]
+    "changes",
+    [
+        dict(tile=0),
+        dict(halo=-1),
+        dict(batch_size=0),
+        dict(memory_mb=1),
+        dict(rx_weight=1.0),
+        dict(rx_weight=-0.5),
+    ],
 )
 def test_bad_options(scene, loaded_model, tmp_path: Path, changes) -> None:
     _, path = scene

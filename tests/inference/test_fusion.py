@@ -9,12 +9,15 @@ import pytest
 from scipy.stats import rankdata
 
 from tests.raster_factory import write_raster
-from uniadrs_engine.errors import CancelledError
+from uniadrs_engine.errors import CancelledError, InputError
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
+    check_rx_weight,
     fuse_score_arrays,
     fuse_score_rasters,
+    fusion_weights,
     temporary_raster_path,
+    to_unit_interval,
 )
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import open_raster
@@ -102,3 +105,42 @@ def test_temporary_raster_paths_are_hidden_and_unique(tmp_path: Path) -> None:
     first = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
     second = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
     assert first != second and first.parent == tmp_path and first.name.startswith(".out.")
+
+
+def test_unbounded_scores_keep_their_order_over_a_wide_range() -> None:
+    distances = np.array([0.0, 1e-6, 0.5, 3.0, 250.0, 1e5, 5e6, np.inf])
+    squashed = to_unit_interval(distances)
+    assert squashed[0] == 0.0 and squashed[-1] == 1.0
+    assert (np.diff(squashed) > 0).all()
+    assert to_unit_interval(np.array([-2.0]))[0] == 0.0
+    histogram = ScoreHistogram(unbounded=True)
+    values = np.random.default_rng(2).chisquare(200, size=4000)  # RX distances of 200 bands
+    histogram.add(values)
+    exact = (rankdata(values) - 0.5) / values.size
+    assert np.abs(histogram.cdf(values) - exact).max() < 2e-3
+
+
+def test_fusion_weights() -> None:
+    assert fusion_weights(1) == [1.0]
+    assert fusion_weights(2) == [0.5, 0.5]
+    assert fusion_weights(1, 0.5) == [0.5, 0.5]
+    np.testing.assert_allclose(fusion_weights(2, 0.2), [0.4, 0.4, 0.2])
+    for weight in (-0.1, 1.0, 1.5, float("nan")):
+        with pytest.raises(InputError, match="weight of global RX"):
+            check_rx_weight(weight)
+    with pytest.raises(ValueError):
+        fusion_weights(0, 0.5)
+
+
+def test_weighted_fusion_of_a_bounded_and_an_unbounded_map() -> None:
+    rng = np.random.default_rng(3)
+    network = rng.random((60, 60)).astype(np.float32)
+    distances = rng.chisquare(4, size=(60, 60))
+    rank_network = (rankdata(network).reshape(60, 60) - 0.5) / network.size
+    rank_rx = (rankdata(distances).reshape(60, 60) - 0.5) / distances.size
+    fused = fuse_score_arrays([network, distances], weights=[0.75, 0.25], unbounded=[False, True])
+    assert np.abs(fused - (0.75 * rank_network + 0.25 * rank_rx)).max() < 2e-3
+    with pytest.raises(ValueError, match="weights"):
+        fuse_score_arrays([network, distances], weights=[0.5, 0.6])
+    with pytest.raises(ValueError, match="weights"):
+        fuse_score_arrays([network, distances], weights=[1.0])

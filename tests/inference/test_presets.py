@@ -37,14 +37,21 @@ def test_unknown_preset() -> None:
 
 
 def test_model_card_presets_override_the_table() -> None:
-    card = {"sar": {"scales": [0.25, 0.5], "halo": 96, "model_size": 224}, "dem": {"tile": 128}}
+    card = {
+        "sar": {"scales": [0.25, 0.5], "halo": 96, "model_size": 224},
+        "dem": {"tile": 128, "rx_weight": "0.5"},
+    }
     sar = get_preset("sar", card)
-    assert sar == Preset("sar", (0.25, 0.5), PRESETS["sar"].tile, 96, PRESETS["sar"].description)
+    assert sar == Preset(
+        "sar", (0.25, 0.5), PRESETS["sar"].tile, 96, description=PRESETS["sar"].description
+    )
     dem = get_preset("dem", card)
-    assert dem.tile == 128 and dem.scales == (1.0,)
+    assert dem.tile == 128 and dem.scales == (1.0,) and dem.rx_weight == 0.5
     assert get_preset("visible", card) == PRESETS["visible"]
     with pytest.raises(InputError, match="out of range"):
         get_preset("bad", {"bad": {"scales": [0.0]}})
+    with pytest.raises(InputError, match="weight of global RX"):
+        get_preset("bad", {"bad": {"rx_weight": 1.0}})
 
 
 def test_auto_becomes_hyperspectral_for_many_bands() -> None:

@@ -65,6 +65,26 @@ def test_detect_with_scales_and_settings_device(provider, scene, tiny_model, tmp
     )
 
 
+def test_detect_with_global_rx_fused(provider, scene, tiny_model, tmp_path):
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    result = processing.run(
+        ALGORITHM,
+        _parameters(scene, tiny_model, tmp_path / "scores.tif", RX_WEIGHT=0.3),
+        feedback=feedback,
+    )
+    engine = detect_raster(
+        scene,
+        tmp_path / "engine.tif",
+        DetectionOptions(model=str(tiny_model), device="cpu", rx_weight=0.3),
+    )
+    np.testing.assert_allclose(
+        read_band(result["OUTPUT"]), read_band(engine.output_path), rtol=1e-6
+    )
+    assert "+ global RX (weight 0.3)" in "\n".join(messages)
+
+
 def test_model_name_is_looked_up_in_the_model_folder(provider, scene, tiny_model, tmp_path):
     from processing.core.ProcessingConfig import ProcessingConfig
 

@@ -52,7 +52,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -515,7 +515,7 @@ def rx_raster(
             )
             assert statistics.covariance is not None
             if mode == "global":
-                _write_global(
+                write_global_rx(
                     source,
                     output_path,
                     statistics.mean,
@@ -559,15 +559,26 @@ def rx_raster(
         )
 
 
-def _write_global(
+def write_global_rx(
     source: RasterSource,
     output_path: PathLike,
     mean: np.ndarray,
     covariance: np.ndarray,
     memory_mb: float,
     reporter: ProgressReporter,
+    observer: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
 ) -> None:
-    """Scoring pass of global RX, strip by strip."""
+    """Scoring pass of global RX, strip by strip.
+
+    Args:
+        source: The open raster (its band selection is scored).
+        output_path: Score GeoTIFF to write (squared Mahalanobis distances, float32).
+        mean: Band means ``[C]`` the distances are measured from.
+        covariance: Band covariance ``[C, C]`` (pseudo-inverted, see :data:`PINV_RCOND`).
+        memory_mb: Memory budget of one strip.
+        reporter: Progress and cancellation.
+        observer: Optional callable receiving each written strip's scores and validity.
+    """
     inverse = np.linalg.pinv(covariance, rcond=PINV_RCOND)
     bytes_per_pixel = 4 * source.band_count + 16 * source.band_count + 16
     windows = block_windows(
@@ -580,6 +591,8 @@ def _write_global(
             score_map = np.zeros(block.valid.shape, dtype=np.float32)
             score_map[block.valid] = rx_scores(block.data[:, block.valid], mean, inverse)
             writer.write(window, score_map, block.valid)
+            if observer is not None:
+                observer(score_map, block.valid)
             reporter.update((index + 1) / len(windows), "global RX")
 
 

@@ -5,7 +5,10 @@ the model card says with statistics of the whole raster (one streaming pass: per
 maxima, or mean and covariance for spectral whitening), scores it tile by
 tile at one or more input scales and writes a float32 score GeoTIFF on the input's grid
 (nodata :data:`~uniadrs_engine.raster.writer.SCORE_NODATA` where the input is invalid).
-Several scales are fused by averaged ranks (:mod:`uniadrs_engine.inference.fusion`).
+Several scales are fused by averaged ranks (:mod:`uniadrs_engine.inference.fusion`); with an
+RX weight above 0 (``DetectionOptions.rx_weight`` or the preset's), global RX of the same
+bands is computed too (its mean and covariance come from the same statistics pass) and its
+rank is fused with the network's at that weight.
 
 Tiles. ``tile`` and ``halo`` are measured in pixels of the network's input: at scale 1 they
 are raster pixels, at scale 0.5 a tile covers twice as many raster pixels. So the work and
@@ -58,11 +61,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from uniadrs_engine.baselines.rx import write_global_rx
 from uniadrs_engine.errors import DeviceError, InputError
 from uniadrs_engine.inference.device import describe_device, resolve_device
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
+    check_rx_weight,
     fuse_score_rasters,
+    fusion_weights,
     temporary_raster_path,
 )
 from uniadrs_engine.inference.presets import (
@@ -96,8 +102,8 @@ MIN_TILE = 32
 #: Margin over the estimated activation memory (allocator slack, temporaries).
 MEMORY_SAFETY_FACTOR = 1.2
 
-#: Share of the progress bar given to the statistics pass and to the fusion pass.
-STATISTICS_SHARE, FUSION_SHARE = 0.05, 0.05
+#: Share of the progress bar given to the statistics pass, the fusion pass and global RX.
+STATISTICS_SHARE, FUSION_SHARE, RX_SHARE = 0.05, 0.05, 0.05
 
 #: Largest row strip of the streaming passes (statistics, fusion), in MiB.
 STRIP_MEMORY_MB = 64
@@ -128,6 +134,8 @@ class DetectionOptions:
         batch_size: Most tiles per forward pass (lowered to fit ``memory_mb``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         memory_mb: Memory budget in MiB.
+        rx_weight: Weight of global RX's rank in the fused score, in ``[0, 1)`` (0: the
+            network alone), or None for the preset's.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -141,6 +149,7 @@ class DetectionOptions:
     batch_size: int = 4
     device: str = "auto"
     memory_mb: int = 1024
+    rx_weight: Optional[float] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -152,6 +161,8 @@ class DetectionOptions:
             raise InputError(f"batch size must be at least 1, got {self.batch_size}")
         if self.memory_mb < 16:
             raise InputError(f"memory budget must be at least 16 MiB, got {self.memory_mb}")
+        if self.rx_weight is not None:
+            check_rx_weight(self.rx_weight)
 
 
 @dataclass
@@ -171,6 +182,7 @@ class DetectionReport:
         model_summary: One line about the model.
         preset: The preset used (``auto`` resolved).
         batch_sizes: Batch size used at each scale (after the memory budget).
+        rx_weight: Weight of global RX in the fused score (0: the network alone).
     """
 
     output_path: Path
@@ -185,13 +197,15 @@ class DetectionReport:
     model_summary: str
     preset: str = ""
     batch_sizes: Tuple[int, ...] = field(default_factory=tuple)
+    rx_weight: float = 0.0
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
         scales = ", ".join(f"{scale:g}" for scale in self.scales)
+        rx = f" + global RX (weight {self.rx_weight:g})" if self.rx_weight > 0 else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
-            f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales} | "
+            f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
 
@@ -490,6 +504,7 @@ def detect_raster(
             options.object_size_map_units,
             source.geotransform,
         )
+        rx_weight = options.rx_weight if options.rx_weight is not None else preset.rx_weight
         tile = options.tile if options.tile is not None else preset.tile
         halo = options.halo if options.halo is not None else preset.halo
         halo = DEFAULT_HALO if halo is None else halo
@@ -515,11 +530,12 @@ def detect_raster(
             source,
             _strip_memory_mb(options.memory_mb),
             reporter.sub(0.0, STATISTICS_SHARE),
-            covariance=needs_covariance(card.normalisation),
+            covariance=needs_covariance(card.normalisation) or rx_weight > 0,
         )
         scaling = scaling_from_statistics(card.normalisation, statistics, str(source.path))
-        fused = len(plans) > 1
-        scoring_end = 1.0 - (FUSION_SHARE if fused else 0.0)
+        fused = len(plans) > 1 or rx_weight > 0
+        fusion_start = 1.0 - (FUSION_SHARE if fused else 0.0)
+        scoring_end = fusion_start - (RX_SHARE if rx_weight > 0 else 0.0)
         total_tiles = sum(len(plan.grid) for plan in plans)
         summary = _ScoreSummary()
         histograms: List[ScoreHistogram] = []
@@ -551,6 +567,19 @@ def detect_raster(
                         histograms[-1] if fused else None,
                         None if fused else summary,
                     )
+            if rx_weight > 0:
+                assert statistics.covariance is not None
+                temporary_paths.append(temporary_raster_path(output_path, "rx"))
+                histograms.append(ScoreHistogram(unbounded=True))
+                write_global_rx(
+                    source,
+                    temporary_paths[-1],
+                    statistics.mean,
+                    statistics.covariance,
+                    _strip_memory_mb(options.memory_mb),
+                    reporter.sub(scoring_end, fusion_start),
+                    lambda values, valid: histograms[-1].add(values[valid]),
+                )
             if fused:
                 with ScoreRasterWriter(output_path, source) as writer:
                     fuse_score_rasters(
@@ -558,8 +587,9 @@ def detect_raster(
                         histograms,
                         writer,
                         _strip_memory_mb(options.memory_mb),
-                        reporter.sub(scoring_end, 1.0),
+                        reporter.sub(fusion_start, 1.0),
                         summary.add,
+                        fusion_weights(len(plans), rx_weight),
                     )
         finally:
             for path in temporary_paths:
@@ -579,4 +609,5 @@ def detect_raster(
         model_summary=card.summary(),
         preset=preset.name,
         batch_sizes=tuple(plan.batch_size for plan in plans),
+        rx_weight=rx_weight,
     )

@@ -1,9 +1,12 @@
-"""Fusion of several scales' score rasters by averaged ranks, in bounded memory.
+"""Fusion of several score rasters by averaged ranks, in bounded memory.
 
-Score maps at different input scales are not on the same footing (one scale may give
-higher scores overall), so they are fused by rank: each map's scores go through that map's
+Score maps at different input scales, or of different detectors (the network and global RX),
+are not on the same footing (one scale may give higher scores overall, RX gives squared
+Mahalanobis distances), so they are fused by rank: each map's scores go through that map's
 empirical cumulative distribution (CDF) over the raster's valid pixels, and the fused score
-is the mean of those CDF values (in ``[0, 1]``; higher = more anomalous).
+is the (weighted) mean of those CDF values (in ``[0, 1]``; higher = more anomalous).
+Unbounded scores (``>= 0``, such as RX distances) are mapped to ``[0, 1)`` by
+``s / (1 + s)`` first (:func:`to_unit_interval`), which keeps their order.
 
 The CDF comes from a fixed histogram (:class:`ScoreHistogram`, 65,536 bins) filled while
 each scale is written, linearly interpolated inside a bin so that the order of scores is
@@ -23,12 +26,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import open_raster
 from uniadrs_engine.raster.tiling import block_windows
@@ -44,15 +49,29 @@ LOGIT_RANGE = 16.0
 BlockObserver = Callable[[np.ndarray, np.ndarray], None]
 
 
+def to_unit_interval(scores: np.ndarray) -> np.ndarray:
+    """Maps non-negative unbounded scores to ``[0, 1)`` by ``s / (1 + s)`` (order kept).
+
+    Negative scores count as 0. In the histogram's logit bins this is ``log(s)``: scores from
+    about 1e-7 to 9e6 fall in distinct bins.
+    """
+    values = np.maximum(np.asarray(scores, dtype=np.float64), 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(values), 1.0, values / (1.0 + values))
+
+
 class ScoreHistogram:
-    """Counts of scores in ``[0, 1]``, giving an empirical CDF.
+    """Counts of scores in ``[0, 1]`` (or of unbounded ones), giving an empirical CDF.
 
     Args:
         bins: Number of bins, equal in ``logit(score)`` over ``[-16, 16]``.
+        unbounded: The scores are non-negative and unbounded (e.g. RX distances): they go
+            through :func:`to_unit_interval` in :meth:`add` and :meth:`cdf`.
     """
 
-    def __init__(self, bins: int = HISTOGRAM_BINS) -> None:
+    def __init__(self, bins: int = HISTOGRAM_BINS, unbounded: bool = False) -> None:
         self.bins = int(bins)
+        self.unbounded = bool(unbounded)
         self.counts = np.zeros(self.bins, dtype=np.int64)
         self._cumulative: Optional[np.ndarray] = None
 
@@ -64,6 +83,8 @@ class ScoreHistogram:
     def _bin_positions(self, scores: np.ndarray) -> np.ndarray:
         """Fractional bin index of each score, in ``[0, bins]``."""
         values = np.asarray(scores, dtype=np.float64)
+        if self.unbounded:
+            values = to_unit_interval(values)
         with np.errstate(divide="ignore", invalid="ignore"):
             logits = np.log(values) - np.log1p(-values)
         logits = np.where(values <= 0, -LOGIT_RANGE, np.where(values >= 1, LOGIT_RANGE, logits))
@@ -104,31 +125,71 @@ def temporary_raster_path(output_path: Union[str, Path], label: str) -> Path:
     return output_path.parent / f".{output_path.stem}.{label}.{uuid.uuid4().hex[:8]}.tif"
 
 
+def fusion_weights(scale_count: int, rx_weight: float = 0.0) -> List[float]:
+    """Weights of the fused maps: the scales share ``1 - rx_weight``, global RX (last) the rest.
+
+    Args:
+        scale_count: Number of the network's score maps (input scales), at least 1.
+        rx_weight: Weight of global RX's rank, in ``[0, 1)``; 0 adds no RX map.
+
+    Returns:
+        One weight per scale, then ``rx_weight`` if it is not 0; they sum to 1.
+
+    Raises:
+        InputError: If ``rx_weight`` is out of range.
+        ValueError: If there is no scale.
+
+    Example:
+        >>> fusion_weights(2, 0.5)
+        [0.25, 0.25, 0.5]
+    """
+    check_rx_weight(rx_weight)
+    if scale_count < 1:
+        raise ValueError("at least one score map of the network is needed")
+    weights = [(1.0 - rx_weight) / scale_count] * scale_count
+    return weights + ([float(rx_weight)] if rx_weight > 0 else [])
+
+
+def check_rx_weight(rx_weight: float) -> float:
+    """Returns ``rx_weight`` if it lies in ``[0, 1)``.
+
+    Raises:
+        InputError: Otherwise (1 would leave the network out: run RX alone instead).
+    """
+    value = float(rx_weight)
+    if not 0.0 <= value < 1.0:
+        raise InputError(f"the weight of global RX must be at least 0 and below 1, got {rx_weight}")
+    return value
+
+
 def fuse_score_rasters(
-    scale_paths: Sequence[Path],
+    score_paths: Sequence[Path],
     histograms: Sequence[ScoreHistogram],
     writer: ScoreRasterWriter,
     memory_mb: float = 256,
     reporter: Optional[ProgressReporter] = None,
     observer: Optional[BlockObserver] = None,
+    weights: Optional[Sequence[float]] = None,
 ) -> None:
-    """Writes the mean of each scale's CDF-transformed scores, strip by strip.
+    """Writes the weighted mean of each map's CDF-transformed scores, strip by strip.
+
+    A pixel is valid in the output only where it is valid in every map.
 
     Args:
-        scale_paths: One score raster per scale, all on the writer's grid.
+        score_paths: One score raster per map (scale, or global RX), all on the writer's grid.
         histograms: The score histogram of each raster (same order).
         writer: Output writer (not committed here).
         memory_mb: Budget of one strip.
         reporter: Progress and cancellation.
         observer: Optional callable receiving every written block's values and validity.
+        weights: Weight of each map (summing to 1), or None for equal weights.
 
     Raises:
         CancelledError: If the reporter asks to stop.
     """
-    if len(scale_paths) != len(histograms) or not scale_paths:
-        raise ValueError("one histogram per score raster is needed")
+    weights = _checked_weights(len(score_paths), len(histograms), weights)
     reporter = reporter or ProgressReporter()
-    sources = [open_raster(path) for path in scale_paths]
+    sources = [open_raster(path) for path in score_paths]
     try:
         # per map: the read (raw, float32, mask); per strip: the float64 temporaries of one
         # CDF (positions, logits, indices, interpolation), the fused sum and the written copy
@@ -140,28 +201,54 @@ def fuse_score_rasters(
             reporter.check_cancelled()
             fused = np.zeros((window.ysize, window.xsize), dtype=np.float32)
             valid = np.ones((window.ysize, window.xsize), dtype=bool)
-            for source, histogram in zip(sources, histograms):
+            for source, histogram, weight in zip(sources, histograms, weights):
                 block = source.read_window(window)
                 valid &= block.valid
-                fused += histogram.cdf(block.data[0])
-            fused /= len(sources)
+                fused += np.float32(weight) * histogram.cdf(block.data[0])
             writer.write(window, fused, valid)
             if observer is not None:
                 observer(fused, valid)
-            reporter.update((index + 1) / len(windows), "fusing scales")
+            reporter.update((index + 1) / len(windows), "fusing score maps")
     finally:
         for source in sources:
             source.close()
 
 
+def _checked_weights(
+    map_count: int, histogram_count: int, weights: Optional[Sequence[float]]
+) -> List[float]:
+    """Equal weights by default; else the given ones, checked."""
+    if map_count != histogram_count or map_count == 0:
+        raise ValueError("one histogram per score raster is needed")
+    if weights is None:
+        return [1.0 / map_count] * map_count
+    values = [float(weight) for weight in weights]
+    if len(values) != map_count or min(values) < 0 or not math.isclose(sum(values), 1.0):
+        raise ValueError(f"need {map_count} non-negative weights summing to 1, got {values}")
+    return values
+
+
 def fuse_score_arrays(
-    score_maps: List[np.ndarray], valid: Optional[np.ndarray] = None
+    score_maps: List[np.ndarray],
+    valid: Optional[np.ndarray] = None,
+    weights: Optional[Sequence[float]] = None,
+    unbounded: Optional[Sequence[bool]] = None,
 ) -> np.ndarray:
-    """Fuses in-memory score maps of one image by averaged ranks (same rule as the rasters)."""
+    """Fuses in-memory score maps of one image by averaged ranks (same rule as the rasters).
+
+    Args:
+        score_maps: Score maps of one image (same shape).
+        valid: Pixels whose scores make up each map's CDF (all by default).
+        weights: Weight of each map (summing to 1), or None for equal weights.
+        unbounded: Per map, whether its scores are unbounded (see :class:`ScoreHistogram`);
+            all bounded by default.
+    """
+    weights = _checked_weights(len(score_maps), len(score_maps), weights)
+    kinds = [False] * len(score_maps) if unbounded is None else list(unbounded)
     use = np.ones(score_maps[0].shape, dtype=bool) if valid is None else valid
     fused = np.zeros(score_maps[0].shape, dtype=np.float32)
-    for score_map in score_maps:
-        histogram = ScoreHistogram()
+    for score_map, weight, kind in zip(score_maps, weights, kinds):
+        histogram = ScoreHistogram(unbounded=kind)
         histogram.add(score_map[use])
-        fused += histogram.cdf(score_map)
-    return fused / len(score_maps)
+        fused += np.float32(weight) * histogram.cdf(score_map)
+    return fused

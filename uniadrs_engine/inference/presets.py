@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.inference.fusion import check_rx_weight
 
 #: Object size, at the network's input, that the network scores best (pixels).
 PREFERRED_OBJECT_PIXELS = 30.0
@@ -51,6 +52,8 @@ class Preset:
         tile: Core tile size in network input pixels (raster pixels at scale 1).
         halo: Context on each side of a tile in network input pixels, or None for
             :data:`DEFAULT_HALO`.
+        rx_weight: Weight of global RX's rank in the fused score, in ``[0, 1)``; 0 scores
+            with the network alone (see :func:`~uniadrs_engine.inference.fusion.fusion_weights`).
         description: One line for help texts.
     """
 
@@ -58,6 +61,7 @@ class Preset:
     scales: Tuple[float, ...]
     tile: int = DEFAULT_TILE
     halo: Optional[int] = None
+    rx_weight: float = 0.0
     description: str = ""
 
 
@@ -108,6 +112,8 @@ def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> 
             value = tuple(float(scale) for scale in value)
         elif key in ("tile", "halo") and value is not None:
             value = int(value)
+        elif key == "rx_weight":
+            value = float(value)
         changes[key] = value
     return replace(base, name=name, **changes)
 
@@ -133,6 +139,7 @@ def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]
         choices = sorted(set(PRESETS) | set(card_presets))
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(choices)}")
     check_scales(preset.scales)
+    check_rx_weight(preset.rx_weight)
     return preset
 
 

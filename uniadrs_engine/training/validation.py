@@ -47,6 +47,33 @@ def sample_auc(score: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.inference_mode()
+def score_samples(
+    network: ScoringNetwork,
+    samples: Sequence[Any],
+    device: torch.device,
+    batch_size: int = 4,
+    normalisation: str = NORMALISATION_NAME,
+) -> List[np.ndarray]:
+    """Score maps (``float32 [H, W]``) of the samples, each scored whole at its own size.
+
+    Args:
+        network: The network (or ensemble) to score with.
+        samples: The samples.
+        device: Where to score.
+        batch_size: Samples per forward pass.
+        normalisation: The network's input normalisation (its model card's).
+    """
+    was_training = network.training
+    network.eval()
+    scores: List[np.ndarray] = []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        images, _ = collate(batch, network.config.in_channels, normalisation)
+        scores.extend(network(images.to(device)).score[:, 0].float().cpu().numpy())
+    network.train(was_training)
+    return scores
+
+
 def evaluate(
     network: ScoringNetwork,
     samples: Sequence[Any],
@@ -67,15 +94,9 @@ def evaluate(
         ``{"auc": ..., "spectral_auc": ..., "spatial_auc": ..., "samples": n}`` (a kind
         with no sample is left out).
     """
-    was_training = network.training
-    network.eval()
-    scores: List[np.ndarray] = []
-    for start in range(0, len(samples), batch_size):
-        batch = samples[start : start + batch_size]
-        images, _ = collate(batch, network.config.in_channels, normalisation)
-        scores.extend(network(images.to(device)).score[:, 0].float().cpu().numpy())
-    network.train(was_training)
-    return summarise_scores(samples, scores)
+    return summarise_scores(
+        samples, score_samples(network, samples, device, batch_size, normalisation)
+    )
 
 
 def summarise_scores(samples: Sequence[Any], scores: Sequence[np.ndarray]) -> Dict[str, float]:

@@ -3,6 +3,7 @@
 Example:
     $ uniadrs detect scene.tif scores.tif --preset hyperspectral
     $ uniadrs detect ortho.tif scores.tif --bands 1-3 --object-size-map-units 4 --device cuda
+    $ uniadrs detect cube.tif scores.tif --rx-weight 0.5
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="expected anomaly size in map units (e.g. metres)",
     )
     parser.add_argument(
+        "--rx-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help=(
+            "also compute global RX and fuse its rank with the network's at weight W "
+            "(0 <= W < 1; 0: the network alone; default: the preset's)"
+        ),
+    )
+    parser.add_argument(
         "--tile",
         type=positive_int,
         default=None,
@@ -133,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch,
         device=args.device,
         memory_mb=args.memory_mb,
+        rx_weight=args.rx_weight,
     )
     with progress_bar("detect ", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)
