@@ -72,7 +72,12 @@ def main() -> None:
     card.model_version = config.model_version
     card.description = config.description
     card.presets = {
-        name: {"scales": list(preset.scales), "tile": preset.tile, "halo": preset.halo}
+        name: {
+            "scales": list(preset.scales),
+            "tile": preset.tile,
+            "halo": preset.halo,
+            "rx_weight": preset.rx_weight,
+        }
         for name, preset in PRESETS.items()
     }
     card.training = relative_paths({**card.training, "retrain_command": RETRAIN_COMMAND})
