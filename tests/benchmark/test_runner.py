@@ -151,3 +151,23 @@ def test_uniadrs_detector_with_a_tiny_model(tiny_manifest, tmp_path):
             tmp_path / "out2",
             model=str(tmp_path / "tiny_missing.safetensors"),
         )
+
+
+def test_uniadrs_settings_name_a_preset_s_rx_weight():
+    pytest.importorskip("uniadrs_engine.inference.detector")
+    from pathlib import Path
+
+    from uniadrs_engine.benchmark.detectors import UniadrsDetector
+    from uniadrs_engine.model.config import get_config
+    from uniadrs_engine.model.model_card import ModelCard
+    from uniadrs_engine.model.model_file import LoadedModel
+
+    card = ModelCard(
+        name="tiny", config=get_config("lite8"), presets={"hyperspectral": {"rx_weight": 0.5}}
+    )
+    loaded = LoadedModel(network=None, card=card, path=Path("tiny.safetensors"))  # type: ignore[arg-type]
+    detector = UniadrsDetector(name="uniadrs", loaded_model=loaded)
+    assert detector.describe("hsi").endswith(
+        "preset hyperspectral, fused with global RX at weight 0.5"
+    )
+    assert detector.describe("sar").endswith("preset sar")

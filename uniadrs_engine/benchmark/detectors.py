@@ -130,11 +130,15 @@ class UniadrsDetector:
 
     def describe(self, modality: str) -> str:
         """A short description of the settings used on a modality."""
+        from uniadrs_engine.inference.presets import get_preset
+
         card = self.loaded_model.card
         networks = f", {card.member_count} networks" if card.member_count > 1 else ""
+        preset = get_preset(preset_for(modality), card.presets)
+        rx = f", fused with global RX at weight {preset.rx_weight:g}" if preset.rx_weight else ""
         return (
             f"UniADRS {Path(self.loaded_model.path).name} ('{card.name}' v{card.model_version}"
-            f"{networks}), preset {preset_for(modality)}"
+            f"{networks}), preset {preset.name}{rx}"
         )
 
     def run(
