@@ -17,10 +17,16 @@ def _parameters(scene, model, output, **extra):
     return {"INPUT": str(scene), "MODEL": str(model), "DEVICE": 2, "OUTPUT": str(output), **extra}
 
 
-def test_detect_matches_engine_on_input_grid(provider, scene, tiny_model, tmp_path):
+def _recording_feedback():
+    """A feedback whose info messages are kept in the returned list."""
     feedback = QgsProcessingFeedback()
     messages = []
     feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    return feedback, messages
+
+
+def test_detect_matches_engine_on_input_grid(provider, scene, tiny_model, tmp_path):
+    feedback, messages = _recording_feedback()
     result = processing.run(
         ALGORITHM,
         _parameters(scene, tiny_model, tmp_path / "scores.tif", BANDS=[1, 3, 4], PRESET=3),
@@ -66,9 +72,7 @@ def test_detect_with_scales_and_settings_device(provider, scene, tiny_model, tmp
 
 
 def test_detect_with_global_rx_fused(provider, scene, tiny_model, tmp_path):
-    feedback = QgsProcessingFeedback()
-    messages = []
-    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    feedback, messages = _recording_feedback()
     result = processing.run(
         ALGORITHM,
         _parameters(scene, tiny_model, tmp_path / "scores.tif", RX_WEIGHT=0.3),

@@ -54,7 +54,7 @@ def score_samples(
     batch_size: int = 4,
     normalisation: str = NORMALISATION_NAME,
 ) -> List[np.ndarray]:
-    """Score maps (``float32 [H, W]``) of the samples, each scored whole at its own size.
+    """Score maps (``float32 [H, W]``) of the samples, each sample scored whole.
 
     Args:
         network: The network (or ensemble) to score with.
