@@ -1,19 +1,19 @@
-"""Packages a trained model as the shipped default model.
+"""Packages trained networks as the shipped default model.
 
-Copies the final model of a training run (``runs/default_model/model.safetensors`` by
-default) to ``resources/models/uniadrs_default.safetensors``, recording in its model card the
-recommended inference presets (the engine's built-in table, ``inference/presets.py``) and the
-exact command that retrains it, with the run's paths made relative to the repository.
-
-The run must have been trained with ``configs/default_model.yaml`` (up to its output folder
-and the names written into the card), so that the retrain command gives the same model; the
-card takes its name, version and description from that file. When that file asks for a seed
-ensemble (``members: N``), give either the ensemble run's model file or the N members' model
-files trained apart (member ``k`` with seed ``seed + k``), which are then joined and validated
-exactly as the ensemble run would.
+Joins the networks named by ``configs/default_model_recipe.yaml`` (each part's training
+configuration, its members in order) into ``resources/models/uniadrs_default.safetensors``,
+recording in its model card every part's configuration, the recommended inference presets
+(the engine's built-in table, ``inference/presets.py``) and the exact commands that retrain
+it, with the run's paths made relative to the repository. Every model file must have been
+trained with its part's member configuration (up to its output folder and the names written
+into the card), so that the retrain commands give the same model; the card takes its name,
+version and description from the recipe.
 
 Usage:
-    .venv/bin/python scripts/package_default_model.py [RUN_MODEL | MEMBER_MODEL ...]
+    .venv/bin/python scripts/package_default_model.py [MODEL ...]
+
+Without arguments it takes each part's ``output_dir/member_<k>/model.safetensors`` (what
+``uniadrs train CONFIG`` writes); otherwise the model files in recipe order.
 """
 
 from __future__ import annotations
@@ -21,17 +21,34 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, List
 
+from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.model.default import DEFAULT_MODEL_FILENAME
 from uniadrs_engine.model.model_file import load_model, save_model
-from uniadrs_engine.training.config import TrainingConfig, weight_differences
-from uniadrs_engine.training.members import join_members
+from uniadrs_engine.training.recipe import EnsembleRecipe, join_recipe
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "default_model.yaml"
-RETRAIN_COMMAND = "uniadrs train configs/default_model.yaml  (add --resume after an interruption)"
+RECIPE = REPO / "configs" / "default_model_recipe.yaml"
+
+
+def retrain_commands(recipe: EnsembleRecipe) -> List[str]:
+    """The commands that retrain the recipe's networks and package them."""
+    commands = [
+        f"uniadrs train configs/{part.config_path}  (add --resume after an interruption)"
+        for part in recipe.parts
+    ]
+    return [*commands, ".venv/bin/python scripts/package_default_model.py"]
+
+
+def default_member_paths(recipe: EnsembleRecipe) -> List[Path]:
+    """Where ``uniadrs train`` writes each part's members."""
+    return [
+        Path(part.config.output_dir) / f"member_{index}" / "model.safetensors"
+        for part in recipe.parts
+        for index in range(part.config.members)
+    ]
 
 
 def relative_paths(value: Any) -> Any:
@@ -50,27 +67,17 @@ def relative_paths(value: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "models", nargs="*", default=[REPO / "runs/default_model/model.safetensors"]
-    )
+    parser.add_argument("models", nargs="*", help="model files in recipe order")
     args = parser.parse_args()
-    config = TrainingConfig.from_yaml(DEFAULT_CONFIG)
+    recipe = EnsembleRecipe.from_yaml(RECIPE)
+    models = args.models or default_member_paths(recipe)
     with tempfile.TemporaryDirectory() as folder:
-        if len(args.models) > 1:
-            joined = join_members(config, args.models, Path(folder) / "ensemble.safetensors")
-            loaded = load_model(joined.model_path)
-        else:
-            loaded = load_model(args.models[0])
+        try:
+            joined = join_recipe(recipe, models, Path(folder) / "ensemble.safetensors")
+        except TrainingError as error:
+            raise SystemExit(f"cannot package the default model: {error}") from error
+        loaded = load_model(joined.model_path)
     card = loaded.card
-    differing = weight_differences(config, card.training.get("config", {}))
-    if differing:
-        raise SystemExit(
-            f"{' '.join(map(str, args.models))} was not trained with {DEFAULT_CONFIG.name}: "
-            f"{differing} differ; make the file describe the run first"
-        )
-    card.name = config.model_name
-    card.model_version = config.model_version
-    card.description = config.description
     card.presets = {
         name: {
             "scales": list(preset.scales),
@@ -80,10 +87,10 @@ def main() -> None:
         }
         for name, preset in PRESETS.items()
     }
-    card.training = relative_paths({**card.training, "retrain_command": RETRAIN_COMMAND})
+    card.training = relative_paths({**card.training, "retrain_commands": retrain_commands(recipe)})
     card.validation = relative_paths(card.validation)
     target = REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
-    save_model(target, loaded.network, card, float16=config.float16_weights)
+    save_model(target, loaded.network, card, float16=recipe.float16_weights)
     size_mb = target.stat().st_size / 1e6
     print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")
 

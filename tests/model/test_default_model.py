@@ -10,6 +10,7 @@ from uniadrs_engine.model.default import default_model_path
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.raster.normalisation import normalise_input
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
+from uniadrs_engine.training.recipe import EnsembleRecipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,18 +20,23 @@ EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
 def test_default_model_is_shipped_small_and_documented():
     path = default_model_path()
     assert path.is_file(), "resources/models/uniadrs_default.safetensors must be shipped"
-    assert path.stat().st_size < 5 * 1024 * 1024
+    # Four float16 networks of 0.87 M parameters: about 7 MB.
+    assert path.stat().st_size < 8 * 1024 * 1024
     card = load_model("default").card
     assert set(card.presets) == set(PRESETS)
     assert card.training["steps"] >= 1000 and card.training["wall_seconds"] > 0
-    assert "uniadrs train configs/default_model.yaml" in card.training["retrain_command"]
+    commands = card.training["retrain_commands"]
+    assert commands[0].startswith("uniadrs train configs/default_model.yaml")
+    assert commands[-1].endswith("scripts/package_default_model.py")
     assert 0.5 < card.validation["auc"] <= 1.0
     assert {"spectral_auc", "spatial_auc"} <= set(card.validation)
     used_sets = {name for source in card.data_sources for name in source["sets"]}
     assert used_sets and not used_sets & EXCLUDED_SETS
     assert all(source["license"] for source in card.data_sources)
     # Only hyperspectral and visible backgrounds: SAR and infrared stay zero-shot.
-    backgrounds = [str(path) for path in card.training["config"]["backgrounds"]]
+    backgrounds = [
+        str(path) for part in card.training["parts"] for path in part["config"]["backgrounds"]
+    ]
     assert backgrounds and all(
         path.rstrip("/").endswith(("hsi", "visible")) for path in backgrounds
     )
@@ -48,18 +54,25 @@ def test_default_model_scores_an_image():
     assert score[28:36, 28:36].mean() > np.median(score)
 
 
-def test_the_retrain_command_describes_the_shipped_model(monkeypatch):
-    """configs/default_model.yaml must be the configuration the shipped model was trained with."""
-    config = TrainingConfig.from_yaml(REPO / "configs" / "default_model.yaml")
+def test_the_recipe_describes_the_shipped_model(monkeypatch):
+    """configs/default_model_recipe.yaml and its configurations made the shipped model."""
+    recipe = EnsembleRecipe.from_yaml(REPO / "configs" / "default_model_recipe.yaml")
     card = load_model("default").card
     monkeypatch.chdir(REPO)  # the card's paths are relative to the repository
-    assert weight_differences(config, card.training["config"]) == []
-    assert (card.name, card.model_version) == (config.model_name, config.model_version)
-    assert card.member_count == config.members
-    assert [member["training"]["seed"] for member in card.members] == [
-        config.seed + index for index in range(len(card.members))
-    ]
+    assert (card.name, card.model_version) == (recipe.model_name, recipe.model_version)
+    assert card.member_count == recipe.member_total
+    parts = card.training["parts"]
+    assert [part["config_file"] for part in parts] == [p.config_path for p in recipe.parts]
+    member_seeds = [member["training"]["seed"] for member in card.members]
+    expected_seeds = []
+    for part, recorded in zip(recipe.parts, parts):
+        assert weight_differences(part.config, recorded["config"]) == []
+        seeds = [part.config.seed + index for index in range(part.config.members)]
+        assert recorded["seeds"] == seeds
+        expected_seeds.extend(seeds)
+    assert member_seeds == expected_seeds
+    first = recipe.parts[0]
     other = TrainingConfig.from_yaml(
-        REPO / "configs" / "default_model.yaml", overrides={"seed": config.seed + 1}
+        REPO / "configs" / first.config_path, overrides={"seed": first.config.seed + 1}
     )
-    assert weight_differences(other, card.training["config"]) == ["seed"]
+    assert weight_differences(other, parts[0]["config"]) == ["seed"]

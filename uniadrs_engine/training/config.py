@@ -265,16 +265,19 @@ def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List
         >>> del recorded["pixel_loss"]  # a run recorded before the key existed
         >>> weight_differences(a, recorded)
         []
+        >>> weight_differences(a, {**a.to_dict(), "init_member": 1})  # no init_model
+        []
     """
     recorded = with_defaults(recorded)
     current = config.to_dict()
     for values in (recorded, current):
         for key in PATH_LIST_KEYS:
             values[key] = [_resolve(Path.cwd(), item) for item in values[key]]
+    neutral = set(WEIGHT_NEUTRAL_KEYS)
+    if current.get("init_model") is None and recorded.get("init_model") is None:
+        neutral.add("init_member")  # which initial network means nothing without one
     return sorted(
-        key
-        for key, value in current.items()
-        if key not in WEIGHT_NEUTRAL_KEYS and recorded.get(key) != value
+        key for key, value in current.items() if key not in neutral and recorded.get(key) != value
     )
 
 

@@ -27,6 +27,7 @@ import torch
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
+from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import (
     load_model,
     read_model_card,
@@ -121,24 +122,7 @@ def join_members(
         raise TrainingError("joining members needs a configuration with members >= 2")
     if len(model_paths) != config.members:
         raise TrainingError(f"expected {config.members} member models, got {len(model_paths)}")
-    try:
-        cards = [read_model_card(path) for path in model_paths]
-    except ModelFileError as error:
-        raise TrainingError(str(error)) from error
-    for index, (path, card) in enumerate(zip(model_paths, cards)):
-        # How a member's own file stored its weights does not matter: the ensemble file
-        # stores them as ``config.float16_weights`` says.
-        differing = [
-            key
-            for key in weight_differences(
-                member_config(config, index), card.training.get("config", {})
-            )
-            if key != "float16_weights"
-        ]
-        if differing:
-            raise TrainingError(
-                f"{path} is not member {index} of this configuration (it differs in {differing})"
-            )
+    cards = checked_member_cards(config, model_paths)
     output = Path(output_path) if output_path else Path(config.output_dir) / MODEL_FILENAME
     save_ensemble(
         model_paths,
@@ -163,7 +147,7 @@ def join_members(
             sum(float(member.training.get("wall_seconds", 0)) for member in cards), 1
         ),
     }
-    card.validation = _validate(config, stored.network, device)
+    card.validation = validate_ensemble(config, stored.network, device)
     save_model(output, stored.network.cpu(), card, float16=config.float16_weights)
     figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
     return TrainingResult(
@@ -174,8 +158,42 @@ def join_members(
     )
 
 
-def _validate(config: TrainingConfig, network: Any, device: torch.device) -> Dict[str, Any]:
-    """The ensemble's figures on the configuration's fixed validation set (member 0's)."""
+def checked_member_cards(
+    config: TrainingConfig, model_paths: Sequence[Union[str, Path]]
+) -> List[ModelCard]:
+    """The cards of ``config``'s members, checked to be exactly its member configurations.
+
+    Args:
+        config: The ensemble's configuration.
+        model_paths: The members' model files, member 0 first.
+
+    Raises:
+        TrainingError: If a file is unreadable or was not trained with its member
+            configuration.
+    """
+    try:
+        cards = [read_model_card(path) for path in model_paths]
+    except ModelFileError as error:
+        raise TrainingError(str(error)) from error
+    for index, (path, card) in enumerate(zip(model_paths, cards)):
+        # How a member's own file stored its weights does not matter: the ensemble file
+        # stores them as ``config.float16_weights`` says.
+        differing = [
+            key
+            for key in weight_differences(
+                member_config(config, index), card.training.get("config", {})
+            )
+            if key != "float16_weights"
+        ]
+        if differing:
+            raise TrainingError(
+                f"{path} is not member {index} of this configuration (it differs in {differing})"
+            )
+    return cards
+
+
+def validate_ensemble(config: TrainingConfig, network: Any, device: torch.device) -> Dict[str, Any]:
+    """The figures of ``network`` on ``config``'s fixed validation set (member 0's)."""
     simulation = build_simulation(config)
     samples = build_validation_set(simulation.validation, config.validation_samples, config.seed)
     return {

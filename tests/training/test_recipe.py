@@ -1,0 +1,121 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.model.ensemble import MemberMean
+from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.training.members import member_config
+from uniadrs_engine.training.recipe import EnsembleRecipe, join_recipe
+from uniadrs_engine.training.trainer import train_from_config
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def recipe_files(tiny_config, tmp_path):
+    """Two configurations (a pair and a single network on other spectra) and their recipe."""
+    folder = tmp_path / "configs"
+    (folder / "more").mkdir(parents=True)
+    pair = dataclasses.replace(tiny_config, members=2, output_dir=str(tmp_path / "pair"))
+    other = dataclasses.replace(
+        tiny_config,
+        seed=11,
+        spectral_share=0.9,
+        spectral_options={"spectrum_sources": {"transplant": 1.0}},
+        output_dir=str(tmp_path / "other"),
+    )
+    write_yaml(folder / "pair.yaml", pair.to_dict())
+    write_yaml(folder / "more" / "other.yaml", other.to_dict())
+    recipe = write_yaml(
+        folder / "recipe.yaml",
+        {
+            "model_name": "mixed",
+            "model_version": "2.0",
+            "description": "two simulations",
+            "float16_weights": True,
+            "validation_config": "pair.yaml",
+            "parts": [
+                {"config": "pair.yaml", "note": "the first pair"},
+                {"config": "more/other.yaml"},
+            ],
+        },
+    )
+    return {"recipe": recipe, "pair": pair, "other": other}
+
+
+def trained(config, index, tmp_path):
+    member = dataclasses.replace(
+        member_config(config, index), output_dir=str(tmp_path / f"m{config.seed}_{index}")
+    )
+    return train_from_config(member).model_path
+
+
+def test_a_recipe_reads_its_parts_relative_to_its_folder(recipe_files):
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    assert (recipe.model_name, recipe.model_version, recipe.float16_weights) == (
+        "mixed",
+        "2.0",
+        True,
+    )
+    assert [part.config_path for part in recipe.parts] == ["pair.yaml", "more/other.yaml"]
+    assert recipe.member_counts == [2, 1] and recipe.member_total == 3
+    assert recipe.parts[0].note == "the first pair" and recipe.parts[1].note == ""
+    assert recipe.parts[1].config.spectral_share == 0.9
+    assert recipe.validation_config.seed == recipe_files["pair"].seed
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"parts": []}, "at least one"),
+        ({"parts": [{"note": "no config"}]}, "needs a 'config'"),
+        ({"parts": [{"config": "missing.yaml"}]}, "not found"),
+        ({"model_vesion": "3"}, "unknown keys"),
+    ],
+)
+def test_a_broken_recipe_is_a_clear_error(recipe_files, change, message):
+    path = recipe_files["recipe"]
+    data = {**yaml.safe_load(path.read_text()), **change}
+    write_yaml(path, data)
+    with pytest.raises(TrainingError, match=message):
+        EnsembleRecipe.from_yaml(path)
+
+
+def test_the_members_of_every_part_join_in_one_checked_ensemble(recipe_files, tmp_path):
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    pair, other = recipe_files["pair"], recipe_files["other"]
+    models = [trained(pair, 0, tmp_path), trained(pair, 1, tmp_path), trained(other, 0, tmp_path)]
+
+    result = join_recipe(recipe, models, tmp_path / "mixed.safetensors")
+    loaded = load_model(result.model_path)
+    assert isinstance(loaded.network, MemberMean) and loaded.card.member_count == 3
+    card = loaded.card
+    assert (card.name, card.model_version, card.description) == ("mixed", "2.0", "two simulations")
+    first, second = card.training["parts"]
+    assert first["config_file"] == "pair.yaml" and first["note"] == "the first pair"
+    assert first["seeds"] == [3, 4] and second["seeds"] == [11]
+    assert second["config"]["spectral_share"] == 0.9 and "note" not in second
+    assert card.training["steps"] == 4 and card.training["wall_seconds"] > 0
+    assert 0.0 <= card.validation["auc"] <= 1.0 and card.validation["samples"] == 2
+    assert result.validation["auc"] == card.validation["auc"]
+
+    with pytest.raises(TrainingError, match="2 \\+ 1 = 3 model files, got 2"):
+        join_recipe(recipe, models[:2], tmp_path / "x.safetensors")
+    # The other configuration's network in the pair's place is refused, naming what differs.
+    with pytest.raises(TrainingError, match="not member 1 .*spectral"):
+        join_recipe(recipe, [models[0], models[2], models[1]], tmp_path / "x.safetensors")
+
+
+def test_networks_of_different_architectures_do_not_join(recipe_files, tmp_path):
+    pair = recipe_files["pair"]
+    wide = dataclasses.replace(recipe_files["other"], model="lite8s32")
+    write_yaml(recipe_files["recipe"].parent / "more" / "other.yaml", wide.to_dict())
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    models = [trained(pair, 0, tmp_path), trained(pair, 1, tmp_path), trained(wide, 0, tmp_path)]
+    with pytest.raises(TrainingError, match="differ in config"):
+        join_recipe(recipe, models, tmp_path / "x.safetensors")

@@ -1,0 +1,221 @@
+"""Ensemble recipes: one model file from the members of several training configurations.
+
+A seed ensemble (``members: N``) averages networks trained on one simulation. A recipe
+averages the members of several configurations, for example networks trained on the METHOD
+simulation beside networks trained on realistic spectral anomalies; the networks must share
+the model configuration and input normalisation. The recipe is a small YAML file::
+
+    model_name: uniadrs-default
+    model_version: "5.0"
+    description: ...
+    float16_weights: true
+    validation_config: default_model.yaml    # whose fixed validation set the card records
+    parts:
+      - config: default_model.yaml
+        note: how to reproduce this part, if more than the config is needed
+      - config: experiments/whiten_realistic_spectra.yaml
+
+Paths are relative to the recipe's folder. :func:`join_recipe` takes the members' model
+files in recipe order (each part's member 0, 1, ...), checks each against its member
+configuration exactly as :func:`~uniadrs_engine.training.members.join_members` does, and
+writes one ensemble whose card records every part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Union
+
+import yaml
+
+from uniadrs_engine.errors import ModelFileError, TrainingError
+from uniadrs_engine.inference.device import resolve_device
+from uniadrs_engine.model.model_file import load_model, save_ensemble, save_model
+from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.members import checked_member_cards, validate_ensemble
+from uniadrs_engine.training.trainer import TrainingResult, training_record
+
+
+@dataclass(frozen=True)
+class RecipePart:
+    """One configuration whose members join the ensemble.
+
+    Attributes:
+        config: The training configuration (its ``members`` networks join).
+        config_path: The configuration file, as the recipe names it.
+        note: How to reproduce the part beyond the configuration, if needed.
+    """
+
+    config: TrainingConfig
+    config_path: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class EnsembleRecipe:
+    """What an ensemble of several configurations' members is made of and called.
+
+    Attributes:
+        model_name: Name in the model card.
+        model_version: Version in the model card.
+        description: Description in the model card.
+        parts: The configurations, in the order their members are given.
+        validation_config: The configuration whose fixed validation set the card records.
+        float16_weights: Store the weights as float16.
+    """
+
+    model_name: str
+    model_version: str
+    description: str
+    parts: List[RecipePart]
+    validation_config: TrainingConfig
+    float16_weights: bool = False
+    member_counts: List[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "member_counts", [part.config.members for part in self.parts])
+
+    @property
+    def member_total(self) -> int:
+        """How many model files the recipe joins."""
+        return sum(self.member_counts)
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> EnsembleRecipe:
+        """Reads a recipe file.
+
+        Raises:
+            TrainingError: If the file is missing, not YAML, or incomplete.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise TrainingError(f"ensemble recipe not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise TrainingError(f"{path}: not valid YAML ({error})") from error
+        if not isinstance(data, dict):
+            raise TrainingError(f"{path}: an ensemble recipe is a mapping")
+        unknown = set(data) - {
+            "model_name",
+            "model_version",
+            "description",
+            "float16_weights",
+            "validation_config",
+            "parts",
+        }
+        if unknown:
+            raise TrainingError(f"{path}: unknown keys {sorted(unknown)}")
+        folder = path.resolve().parent
+        parts_data = data.get("parts")
+        if not isinstance(parts_data, list) or not parts_data:
+            raise TrainingError(f"{path}: 'parts' must list at least one configuration")
+        parts = []
+        for entry in parts_data:
+            if not isinstance(entry, dict) or "config" not in entry:
+                raise TrainingError(f"{path}: every part needs a 'config'")
+            config_path = str(entry["config"])
+            parts.append(
+                RecipePart(
+                    TrainingConfig.from_yaml(folder / config_path),
+                    config_path,
+                    str(entry.get("note", "")).strip(),
+                )
+            )
+        validation_path = data.get("validation_config", parts[0].config_path)
+        return cls(
+            model_name=str(data.get("model_name", "uniadrs-ensemble")),
+            model_version=str(data.get("model_version", "1")),
+            description=str(data.get("description", "")).strip(),
+            parts=parts,
+            validation_config=TrainingConfig.from_yaml(folder / str(validation_path)),
+            float16_weights=bool(data.get("float16_weights", False)),
+        )
+
+
+def split_by_part(
+    recipe: EnsembleRecipe, model_paths: Sequence[Union[str, Path]]
+) -> List[List[Union[str, Path]]]:
+    """The model files grouped by recipe part, in order.
+
+    Raises:
+        TrainingError: If the count differs from the recipe's.
+    """
+    if len(model_paths) != recipe.member_total:
+        counts = " + ".join(str(count) for count in recipe.member_counts)
+        raise TrainingError(
+            f"the recipe joins {counts} = {recipe.member_total} model files, got {len(model_paths)}"
+        )
+    groups, start = [], 0
+    for count in recipe.member_counts:
+        groups.append(list(model_paths[start : start + count]))
+        start += count
+    return groups
+
+
+def join_recipe(
+    recipe: EnsembleRecipe,
+    model_paths: Sequence[Union[str, Path]],
+    output_path: Union[str, Path],
+) -> TrainingResult:
+    """Joins the members of every part of ``recipe`` into one ensemble model file.
+
+    Args:
+        recipe: The recipe.
+        model_paths: The members' model files in recipe order.
+        output_path: Where to write.
+
+    Raises:
+        TrainingError: If the count is wrong, a file was not trained with its member
+            configuration, or the networks cannot form one ensemble.
+    """
+    groups = split_by_part(recipe, model_paths)
+    records: List[Dict[str, Any]] = []
+    all_cards = []
+    for part, paths in zip(recipe.parts, groups):
+        cards = checked_member_cards(part.config, paths)
+        all_cards.extend(cards)
+        record = {
+            "config_file": part.config_path,
+            **training_record(part.config),
+            "members": part.config.members,
+            "seeds": [card.training.get("seed") for card in cards],
+            "steps": min(int(card.training.get("steps", 0)) for card in cards),
+            "wall_seconds": round(
+                sum(float(card.training.get("wall_seconds", 0)) for card in cards), 1
+            ),
+        }
+        if part.note:
+            record["note"] = part.note
+        records.append(record)
+    output = Path(output_path)
+    try:
+        save_ensemble(
+            model_paths,
+            output,
+            recipe.model_name,
+            recipe.model_version,
+            recipe.description,
+            float16=recipe.float16_weights,
+        )
+    except ModelFileError as error:
+        raise TrainingError(str(error)) from error
+    device = resolve_device(recipe.validation_config.device)
+    stored = load_model(output, device=device)
+    card = stored.card
+    card.training = {
+        "ensemble": card.training["ensemble"],
+        "parts": records,
+        "steps": min(record["steps"] for record in records),
+        "wall_seconds": round(sum(record["wall_seconds"] for record in records), 1),
+    }
+    card.validation = validate_ensemble(recipe.validation_config, stored.network, device)
+    save_model(output, stored.network.cpu(), card, float16=recipe.float16_weights)
+    figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
+    return TrainingResult(
+        model_path=output,
+        steps=int(card.training["steps"]),
+        wall_seconds=float(card.training["wall_seconds"]),
+        validation=figures,
+    )
