@@ -223,17 +223,30 @@ class TrainingConfig:
             TrainingError: If the file is missing, not YAML, or invalid.
         """
         path = Path(path)
-        if not path.is_file():
-            raise TrainingError(f"training configuration not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise TrainingError(f"{path}: not valid YAML ({error})") from error
+        data = read_yaml_file(path, "training configuration")
         if data is None:
             data = {}
         if overrides and isinstance(data, dict):
             data = {**data, **_absolute_paths(overrides)}
         return cls.from_dict(data, base_dir=path.resolve().parent)
+
+
+def read_yaml_file(path: Path, what: str) -> Any:
+    """The parsed content of a YAML file.
+
+    Args:
+        path: The file.
+        what: What the file holds, for the error message (e.g. "training configuration").
+
+    Raises:
+        TrainingError: If the file is missing or not YAML.
+    """
+    if not path.is_file():
+        raise TrainingError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise TrainingError(f"{path}: not valid YAML ({error})") from error
 
 
 def with_defaults(recorded: Dict[str, Any]) -> Dict[str, Any]:

@@ -140,15 +140,29 @@ def join_members(
     card.training = {
         **training_record(config),
         "ensemble": card.training["ensemble"],
-        "members": config.members,
-        "seeds": [member.training.get("seed") for member in cards],
-        "steps": min(int(member.training.get("steps", 0)) for member in cards),
-        "wall_seconds": round(
-            sum(float(member.training.get("wall_seconds", 0)) for member in cards), 1
-        ),
+        **members_record(config, cards),
     }
     card.validation = validate_ensemble(config, stored.network, device)
-    save_model(output, stored.network.cpu(), card, float16=config.float16_weights)
+    return save_validated_ensemble(output, stored.network, card, config.float16_weights)
+
+
+def members_record(config: TrainingConfig, cards: Sequence[ModelCard]) -> Dict[str, Any]:
+    """What an ensemble's card records of ``config``'s members (read from their ``cards``)."""
+    return {
+        "members": config.members,
+        "seeds": [card.training.get("seed") for card in cards],
+        "steps": min(int(card.training.get("steps", 0)) for card in cards),
+        "wall_seconds": round(
+            sum(float(card.training.get("wall_seconds", 0)) for card in cards), 1
+        ),
+    }
+
+
+def save_validated_ensemble(
+    output: Path, network: Any, card: ModelCard, float16: bool
+) -> TrainingResult:
+    """Writes an ensemble whose card holds its training record and validation figures."""
+    save_model(output, network.cpu(), card, float16=float16)
     figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
     return TrainingResult(
         model_path=output,

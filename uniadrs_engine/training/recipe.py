@@ -23,17 +23,20 @@ writes one ensemble whose card records every part.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
-import yaml
-
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
-from uniadrs_engine.model.model_file import load_model, save_ensemble, save_model
-from uniadrs_engine.training.config import TrainingConfig
-from uniadrs_engine.training.members import checked_member_cards, validate_ensemble
+from uniadrs_engine.model.model_file import load_model, save_ensemble
+from uniadrs_engine.training.config import TrainingConfig, read_yaml_file
+from uniadrs_engine.training.members import (
+    checked_member_cards,
+    members_record,
+    save_validated_ensemble,
+    validate_ensemble,
+)
 from uniadrs_engine.training.trainer import TrainingResult, training_record
 
 
@@ -71,10 +74,11 @@ class EnsembleRecipe:
     parts: List[RecipePart]
     validation_config: TrainingConfig
     float16_weights: bool = False
-    member_counts: List[int] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "member_counts", [part.config.members for part in self.parts])
+    @property
+    def member_counts(self) -> List[int]:
+        """How many networks each part contributes."""
+        return [part.config.members for part in self.parts]
 
     @property
     def member_total(self) -> int:
@@ -89,12 +93,7 @@ class EnsembleRecipe:
             TrainingError: If the file is missing, not YAML, or incomplete.
         """
         path = Path(path)
-        if not path.is_file():
-            raise TrainingError(f"ensemble recipe not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise TrainingError(f"{path}: not valid YAML ({error})") from error
+        data = read_yaml_file(path, "ensemble recipe")
         if not isinstance(data, dict):
             raise TrainingError(f"{path}: an ensemble recipe is a mapping")
         unknown = set(data) - {
@@ -179,12 +178,7 @@ def join_recipe(
         record = {
             "config_file": part.config_path,
             **training_record(part.config),
-            "members": part.config.members,
-            "seeds": [card.training.get("seed") for card in cards],
-            "steps": min(int(card.training.get("steps", 0)) for card in cards),
-            "wall_seconds": round(
-                sum(float(card.training.get("wall_seconds", 0)) for card in cards), 1
-            ),
+            **members_record(part.config, cards),
         }
         if part.note:
             record["note"] = part.note
@@ -211,11 +205,4 @@ def join_recipe(
         "wall_seconds": round(sum(record["wall_seconds"] for record in records), 1),
     }
     card.validation = validate_ensemble(recipe.validation_config, stored.network, device)
-    save_model(output, stored.network.cpu(), card, float16=recipe.float16_weights)
-    figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
-    return TrainingResult(
-        model_path=output,
-        steps=int(card.training["steps"]),
-        wall_seconds=float(card.training["wall_seconds"]),
-        validation=figures,
-    )
+    return save_validated_ensemble(output, stored.network, card, recipe.float16_weights)
