@@ -90,7 +90,7 @@ def main() -> None:
     card.training = relative_paths({**card.training, "retrain_commands": retrain_commands(recipe)})
     card.validation = relative_paths(card.validation)
     target = REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
-    save_model(target, loaded.network, card, float16=recipe.float16_weights)
+    save_model(target, loaded.network, card, weight_storage=recipe.weight_storage)
     size_mb = target.stat().st_size / 1e6
     print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")
 

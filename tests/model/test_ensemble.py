@@ -138,6 +138,23 @@ def test_float16_storage_halves_the_file_and_keeps_the_scores(tmp_path):
     )
 
 
+def test_int8_storage_quarters_the_file_and_keeps_the_scores_close(tmp_path):
+    paths = [_member(tmp_path, seed) for seed in (1, 2)]
+    full, quarter = tmp_path / "full.safetensors", tmp_path / "quarter.safetensors"
+    save_ensemble(paths, full, "pair")
+    assert main(["ensemble", *map(str, paths), "-o", str(quarter), "--weights", "int8"]) == 0
+    assert quarter.stat().st_size < 0.3 * full.stat().st_size
+    assert torch.int8 in {value.dtype for value in load_file(str(quarter)).values()}
+    loaded = load_model(quarter)
+    assert {value.dtype for value in loaded.network.state_dict().values()} == {torch.float32}
+    image = np.random.default_rng(1).random((3, 32, 32), dtype=np.float32)
+    difference = np.abs(
+        score_image(loaded.network, image) - score_image(load_model(full).network, image)
+    )
+    # Barely trained networks: a few pixels move by a few hundredths, the map as a whole not.
+    assert difference.max() < 0.1 and difference.mean() < 1e-2
+
+
 def test_an_ensemble_output_is_shaped_like_one_network():
     members = [UniADRS(get_config("lite8")) for _ in range(3)]
     image = torch.rand(2, 4, 16, 24)

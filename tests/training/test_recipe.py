@@ -37,7 +37,7 @@ def recipe_files(tiny_config, tmp_path):
             "model_name": "mixed",
             "model_version": "2.0",
             "description": "two simulations",
-            "float16_weights": True,
+            "float16_weights": True,  # the key before weight_storage
             "validation_config": "pair.yaml",
             "parts": [
                 {"config": "pair.yaml", "note": "the first pair"},
@@ -57,10 +57,10 @@ def trained(config, index, tmp_path):
 
 def test_a_recipe_reads_its_parts_relative_to_its_folder(recipe_files):
     recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
-    assert (recipe.model_name, recipe.model_version, recipe.float16_weights) == (
+    assert (recipe.model_name, recipe.model_version, recipe.weight_storage) == (
         "mixed",
         "2.0",
-        True,
+        "float16",
     )
     assert [part.config_path for part in recipe.parts] == ["pair.yaml", "more/other.yaml"]
     assert recipe.member_counts == [2, 1] and recipe.member_total == 3

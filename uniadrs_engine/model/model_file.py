@@ -36,6 +36,7 @@ from uniadrs_engine.model.ensemble import (
     ensemble_card,
 )
 from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.weight_storage import decode_weights, encode_weights
 
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
@@ -63,7 +64,10 @@ class LoadedModel:
 
 
 def save_model(
-    path: Union[str, Path], network: ScoringNetwork, card: ModelCard, float16: bool = False
+    path: Union[str, Path],
+    network: ScoringNetwork,
+    card: ModelCard,
+    weight_storage: str = "float32",
 ) -> None:
     """Writes ``network``'s weights and ``card`` to ``path`` (atomically).
 
@@ -72,8 +76,9 @@ def save_model(
         network: The network or ensemble; its configuration and member count must be the
             card's.
         card: Model card; ``created`` is filled in when empty.
-        float16: Store floating-point weights as float16 (half the file; they are read back
-            into float32, so only their rounding changes, about 1e-3 relative).
+        weight_storage: ``float32``, ``float16`` (half the file) or ``int8`` (a quarter);
+            weights are read back into float32, so only their rounding changes (see
+            :mod:`uniadrs_engine.model.weight_storage`).
     """
     if network.config != card.config:
         raise ValueError("the model card's configuration differs from the network's")
@@ -84,10 +89,7 @@ def save_model(
         )
     if not card.created:
         card.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    tensors = {
-        name: _stored(value.detach().cpu(), float16).contiguous()
-        for name, value in network.state_dict().items()
-    }
+    tensors = encode_weights(network.state_dict(), weight_storage)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -99,10 +101,6 @@ def save_model(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _stored(tensor: torch.Tensor, float16: bool) -> torch.Tensor:
-    return tensor.half() if float16 and tensor.is_floating_point() else tensor
 
 
 def read_model_card(path: Union[str, Path]) -> ModelCard:
@@ -143,7 +141,7 @@ def load_model(
     resolved = resolve_model_path(path)
     card = read_model_card(resolved)
     try:
-        weights = load_file(str(resolved), device="cpu")
+        weights = decode_weights(load_file(str(resolved), device="cpu"))
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
     # float16-stored weights are copied into the float32 parameters by load_state_dict.
@@ -165,7 +163,7 @@ def save_ensemble(
     name: str,
     model_version: str = "1",
     description: str = "",
-    float16: bool = False,
+    weight_storage: str = "float32",
 ) -> ModelCard:
     """Joins single-network model files into one ensemble model file.
 
@@ -175,7 +173,7 @@ def save_ensemble(
         name: Name of the ensemble.
         model_version: Its version.
         description: What it is for.
-        float16: Store the weights as float16 (see :func:`save_model`).
+        weight_storage: How to store the weights (see :func:`save_model`).
 
     Returns:
         The ensemble's card, as written.
@@ -190,7 +188,7 @@ def save_ensemble(
         network = MemberMean([model.network for model in loaded])  # type: ignore[misc]
     except ValueError as error:
         raise ModelFileError(f"cannot join these models: {error}") from error
-    save_model(path, network, card, float16=float16)
+    save_model(path, network, card, weight_storage=weight_storage)
     return card
 
 

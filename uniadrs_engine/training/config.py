@@ -27,6 +27,7 @@ import yaml
 from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
 from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
+from uniadrs_engine.model.weight_storage import check_weight_storage
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
@@ -48,6 +49,9 @@ WEIGHT_NEUTRAL_KEYS = frozenset(
     }
 )
 """Keys that change neither the trained weights nor the validation record."""
+
+#: The key that ``weight_storage`` replaced (see :func:`upgrade_legacy_keys`).
+LEGACY_FLOAT16_KEY = "float16_weights"
 
 
 @dataclass
@@ -94,7 +98,10 @@ class TrainingConfig:
         presets: Recommended inference presets written into the model card.
         members: Networks to train (1 = one model; N > 1 = a seed ensemble of N networks
             with seeds ``seed``, ``seed + 1``, ..., see :mod:`uniadrs_engine.training.members`).
-        float16_weights: Store the model file's weights as float16 (half the size).
+        weight_storage: How the model file stores the weights: ``float32``, ``float16``
+            (half the size) or ``int8`` (a quarter; :mod:`uniadrs_engine.model.weight_storage`).
+            Files written before this key existed said ``float16_weights: true``, which is
+            still read as ``weight_storage: float16``.
         normalisation: Input normalisation of the network (``band_max``, ``whiten`` or
             ``soft_whiten``, see :mod:`uniadrs_engine.raster.normalisation`), applied to every
             training and validation sample and recorded in the model card for inference.
@@ -136,12 +143,16 @@ class TrainingConfig:
     description: str = ""
     presets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     members: int = 1
-    float16_weights: bool = False
+    weight_storage: str = "float32"
     normalisation: str = NORMALISATION_NAME
     init_model: Optional[str] = None
     init_member: int = 0
 
     def __post_init__(self) -> None:
+        try:
+            check_weight_storage(self.weight_storage)
+        except ValueError as error:
+            raise TrainingError(str(error)) from error
         if self.normalisation not in NORMALISATIONS:
             raise TrainingError(
                 f"unknown normalisation {self.normalisation!r}; "
@@ -192,6 +203,7 @@ class TrainingConfig:
         """
         if not isinstance(data, dict):
             raise TrainingError("the training configuration must be a mapping of keys")
+        data = upgrade_legacy_keys(data)
         known = {item.name for item in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -252,11 +264,42 @@ def read_yaml_file(path: Path, what: str) -> Any:
 def with_defaults(recorded: Dict[str, Any]) -> Dict[str, Any]:
     """A recorded configuration (checkpoint, model card) with keys added since at their defaults.
 
+    Keys that were renamed since are read under their current names
+    (:func:`upgrade_legacy_keys`).
+
     Example:
         >>> with_defaults({"backgrounds": ["a"], "seed": 4})["members"]
         1
+        >>> with_defaults({"backgrounds": ["a"], "float16_weights": True})["weight_storage"]
+        'float16'
     """
-    return {**TrainingConfig(backgrounds=["-"]).to_dict(), **recorded}
+    return {**TrainingConfig(backgrounds=["-"]).to_dict(), **upgrade_legacy_keys(recorded)}
+
+
+def upgrade_legacy_keys(data: Dict[str, Any]) -> Dict[str, Any]:
+    """``data`` (a configuration or recipe mapping) with renamed keys under their current names.
+
+    ``float16_weights: true`` became ``weight_storage: float16`` (and ``false``,
+    ``float32``).
+
+    Raises:
+        TrainingError: If both names are given and disagree.
+
+    Example:
+        >>> upgrade_legacy_keys({"float16_weights": True, "seed": 1})
+        {'seed': 1, 'weight_storage': 'float16'}
+    """
+    if LEGACY_FLOAT16_KEY not in data:
+        return data
+    upgraded = {key: value for key, value in data.items() if key != LEGACY_FLOAT16_KEY}
+    storage = "float16" if data[LEGACY_FLOAT16_KEY] else "float32"
+    if upgraded.get("weight_storage", storage) != storage:
+        raise TrainingError(
+            f"{LEGACY_FLOAT16_KEY}: {data[LEGACY_FLOAT16_KEY]} contradicts weight_storage: "
+            f"{upgraded['weight_storage']}; give only weight_storage"
+        )
+    upgraded["weight_storage"] = storage
+    return upgraded
 
 
 def weight_differences(config: TrainingConfig, recorded: Dict[str, Any]) -> List[str]:

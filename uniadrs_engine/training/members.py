@@ -51,7 +51,7 @@ from uniadrs_engine.training.validation import build_validation_set, evaluate
 def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
     """The single-network configuration of member ``index`` (seed ``seed + index``).
 
-    Members keep full-precision weights; ``float16_weights`` applies to the ensemble file.
+    Members keep full-precision weights; ``weight_storage`` applies to the ensemble file.
     A run that starts from ``init_model`` starts member ``index`` from its network
     ``init_member + index`` (:mod:`uniadrs_engine.training.initial_weights`).
     """
@@ -60,7 +60,7 @@ def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
     return replace(
         config,
         members=1,
-        float16_weights=False,
+        weight_storage="float32",
         seed=config.seed + index,
         init_member=config.init_member + index,
         output_dir=str(Path(config.output_dir) / f"member_{index}"),
@@ -130,9 +130,9 @@ def join_members(
         config.model_name,
         config.model_version,
         config.description,
-        float16=config.float16_weights,
+        weight_storage=config.weight_storage,
     )
-    # Validate what was written (float16 storage rounds the weights), then record it.
+    # Validate what was written (float16 and int8 storage round the weights), then record it.
     device = resolve_device(config.device)
     stored = load_model(output, device=device)
     card = stored.card
@@ -143,7 +143,7 @@ def join_members(
         **members_record(config, cards),
     }
     card.validation = validate_ensemble(config, stored.network, device)
-    return save_validated_ensemble(output, stored.network, card, config.float16_weights)
+    return save_validated_ensemble(output, stored.network, card, config.weight_storage)
 
 
 def members_record(config: TrainingConfig, cards: Sequence[ModelCard]) -> Dict[str, Any]:
@@ -159,10 +159,10 @@ def members_record(config: TrainingConfig, cards: Sequence[ModelCard]) -> Dict[s
 
 
 def save_validated_ensemble(
-    output: Path, network: Any, card: ModelCard, float16: bool
+    output: Path, network: Any, card: ModelCard, weight_storage: str
 ) -> TrainingResult:
     """Writes an ensemble whose card holds its training record and validation figures."""
-    save_model(output, network.cpu(), card, float16=float16)
+    save_model(output, network.cpu(), card, weight_storage=weight_storage)
     figures = {key: value for key, value in card.validation.items() if isinstance(value, float)}
     return TrainingResult(
         model_path=output,
@@ -191,13 +191,13 @@ def checked_member_cards(
         raise TrainingError(str(error)) from error
     for index, (path, card) in enumerate(zip(model_paths, cards)):
         # How a member's own file stored its weights does not matter: the ensemble file
-        # stores them as ``config.float16_weights`` says.
+        # stores them as ``config.weight_storage`` says.
         differing = [
             key
             for key in weight_differences(
                 member_config(config, index), card.training.get("config", {})
             )
-            if key != "float16_weights"
+            if key != "weight_storage"
         ]
         if differing:
             raise TrainingError(

@@ -8,7 +8,7 @@ the model configuration and input normalisation. The recipe is a small YAML file
     model_name: uniadrs-default
     model_version: "5.0"
     description: ...
-    float16_weights: true
+    weight_storage: float16                  # float32, float16 or int8
     validation_config: default_model.yaml    # whose fixed validation set the card records
     parts:
       - config: default_model.yaml
@@ -30,7 +30,12 @@ from typing import Any, Dict, List, Sequence, Union
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
 from uniadrs_engine.model.model_file import load_model, save_ensemble
-from uniadrs_engine.training.config import TrainingConfig, read_yaml_file
+from uniadrs_engine.model.weight_storage import check_weight_storage
+from uniadrs_engine.training.config import (
+    TrainingConfig,
+    read_yaml_file,
+    upgrade_legacy_keys,
+)
 from uniadrs_engine.training.members import (
     checked_member_cards,
     members_record,
@@ -65,7 +70,8 @@ class EnsembleRecipe:
         description: Description in the model card.
         parts: The configurations, in the order their members are given.
         validation_config: The configuration whose fixed validation set the card records.
-        float16_weights: Store the weights as float16.
+        weight_storage: How the model file stores the weights (``float32``, ``float16``
+            or ``int8``).
     """
 
     model_name: str
@@ -73,7 +79,13 @@ class EnsembleRecipe:
     description: str
     parts: List[RecipePart]
     validation_config: TrainingConfig
-    float16_weights: bool = False
+    weight_storage: str = "float32"
+
+    def __post_init__(self) -> None:
+        try:
+            check_weight_storage(self.weight_storage)
+        except ValueError as error:
+            raise TrainingError(str(error)) from error
 
     @property
     def member_counts(self) -> List[int]:
@@ -96,11 +108,12 @@ class EnsembleRecipe:
         data = read_yaml_file(path, "ensemble recipe")
         if not isinstance(data, dict):
             raise TrainingError(f"{path}: an ensemble recipe is a mapping")
+        data = upgrade_legacy_keys(data)
         unknown = set(data) - {
             "model_name",
             "model_version",
             "description",
-            "float16_weights",
+            "weight_storage",
             "validation_config",
             "parts",
         }
@@ -129,7 +142,7 @@ class EnsembleRecipe:
             description=str(data.get("description", "")).strip(),
             parts=parts,
             validation_config=TrainingConfig.from_yaml(folder / str(validation_path)),
-            float16_weights=bool(data.get("float16_weights", False)),
+            weight_storage=str(data.get("weight_storage", "float32")),
         )
 
 
@@ -191,7 +204,7 @@ def join_recipe(
             recipe.model_name,
             recipe.model_version,
             recipe.description,
-            float16=recipe.float16_weights,
+            weight_storage=recipe.weight_storage,
         )
     except ModelFileError as error:
         raise TrainingError(str(error)) from error
@@ -205,4 +218,4 @@ def join_recipe(
         "wall_seconds": round(sum(record["wall_seconds"] for record in records), 1),
     }
     card.validation = validate_ensemble(recipe.validation_config, stored.network, device)
-    return save_validated_ensemble(output, stored.network, card, recipe.float16_weights)
+    return save_validated_ensemble(output, stored.network, card, recipe.weight_storage)

@@ -358,7 +358,7 @@ class Trainer:
             },
         )
         model_path = self.output_dir / MODEL_FILENAME
-        save_model(model_path, self.network.cpu(), card, float16=config.float16_weights)
+        save_model(model_path, self.network.cpu(), card, weight_storage=config.weight_storage)
         self.network.to(self.device)
         return TrainingResult(
             model_path=model_path,
