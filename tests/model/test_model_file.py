@@ -10,6 +10,7 @@ from uniadrs_engine.model.default import DEFAULT_MODEL_ENV, resolve_model_path
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import load_model, read_model_card, save_model
 from uniadrs_engine.model.network import UniADRS
+from uniadrs_engine.model.weight_storage import INT8_SCALE_SUFFIX
 from uniadrs_engine.raster.normalisation import WHITENING_NAME
 
 
@@ -87,6 +88,21 @@ def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
     save_file(weights, str(path), metadata={"uniadrs_model_card": _card().to_json()})
     with pytest.raises(ModelFileError, match="do not match"):
         load_model(path)
+
+
+def test_an_int8_file_with_missing_scales_is_refused(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(path, UniADRS(get_config("lite8")), _card(), weight_storage="int8")
+    assert load_model(path).card.name == "test"
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(path))
+    weights.pop(next(name for name in weights if name.endswith(INT8_SCALE_SUFFIX)))
+    save_file(weights, str(path), metadata={"uniadrs_model_card": _card().to_json()})
+    with pytest.raises(ModelFileError, match="unreadable weights.*without their scales"):
+        load_model(path)
+    with pytest.raises(ValueError, match="unknown weight storage"):
+        save_model(path, UniADRS(get_config("lite8")), _card(), weight_storage="int4")
 
 
 def test_default_model_resolution(tmp_path, monkeypatch):

@@ -17,12 +17,12 @@ into float32 weights, whatever the storage was.
 
 Example:
     >>> import torch
-    >>> weights = {"conv.weight": torch.tensor([[1.0, -0.5], [0.0, 0.25]])}
+    >>> weights = {"conv.weight": torch.tensor([[1.27, -0.5], [0.0, 0.25]])}
     >>> stored = encode_weights(weights, "int8")
     >>> sorted(stored), stored["conv.weight"].dtype
     (['conv.weight', 'conv.weight.int8_scale'], torch.int8)
     >>> decode_weights(stored)["conv.weight"]
-    tensor([[ 1.0000, -0.5000],
+    tensor([[ 1.2700, -0.5000],
             [ 0.0000,  0.2500]])
 """
 
