@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from uniadrs_engine.inference.presets import PRESETS
 from uniadrs_engine.model.default import default_model_path
@@ -20,8 +21,8 @@ EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
 def test_default_model_is_shipped_small_and_documented():
     path = default_model_path()
     assert path.is_file(), "resources/models/uniadrs_default.safetensors must be shipped"
-    # Four float16 networks of 0.87 M parameters: about 7 MB.
-    assert path.stat().st_size < 8 * 1024 * 1024
+    # Four networks of 0.87 M parameters stored as int8: about 3.6 MB.
+    assert path.stat().st_size < 5 * 1024 * 1024
     card = load_model("default").card
     assert set(card.presets) == set(PRESETS)
     assert card.training["steps"] >= 1000 and card.training["wall_seconds"] > 0
@@ -61,6 +62,9 @@ def test_the_recipe_describes_the_shipped_model(monkeypatch):
     monkeypatch.chdir(REPO)  # the card's paths are relative to the repository
     assert (card.name, card.model_version) == (recipe.model_name, recipe.model_version)
     assert card.member_count == recipe.member_total
+    stored = {value.dtype for value in load_file(str(default_model_path())).values()}
+    assert (torch.int8 in stored) == (recipe.weight_storage == "int8")
+    assert (torch.float32 in stored) == (recipe.weight_storage != "float16")
     parts = card.training["parts"]
     assert [part["config_file"] for part in parts] == [p.config_path for p in recipe.parts]
     member_seeds = [member["training"]["seed"] for member in card.members]
