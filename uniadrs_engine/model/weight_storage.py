@@ -67,7 +67,6 @@ def encode_weights(weights: Mapping[str, torch.Tensor], storage: str) -> Dict[st
         Contiguous CPU tensors by name (int8 storage adds a scale tensor per kernel).
     """
     check_weight_storage(storage)
-
     stored: Dict[str, torch.Tensor] = {}
     for name, value in weights.items():
         tensor = value.detach().cpu()
