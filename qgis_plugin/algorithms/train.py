@@ -33,6 +33,7 @@ from .simulate import add_background_parameters, background_sources
 _FALLBACK_CONFIGS = ("lite8s32",)
 _FALLBACK_PIXEL_LOSSES = ("margin",)
 _FALLBACK_NORMALISATIONS = ("band_max",)
+_FALLBACK_WEIGHT_STORAGES = ("float32",)
 
 
 def _engine_choices(
@@ -80,6 +81,16 @@ def normalisations() -> List[str]:
     )
 
 
+def weight_storages() -> List[str]:
+    """Names of the engine's weight storages, the default (``float32``) first."""
+    return _engine_choices(
+        "uniadrs_engine.model.weight_storage",
+        "WEIGHT_STORAGES",
+        "weight_storage",
+        _FALLBACK_WEIGHT_STORAGES,
+    )
+
+
 class TrainModelAlgorithm(UniadrsAlgorithm):
     """Trains a UniADRS network on simulated anomalies and writes a model file."""
 
@@ -121,6 +132,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     PIXEL_LOSS = "PIXEL_LOSS"
     MEMBERS = "MEMBERS"
     NORMALISATION = "NORMALISATION"
+    WEIGHT_STORAGE = "WEIGHT_STORAGE"
     MODEL_NAME = "MODEL_NAME"
     INIT_MODEL = "INIT_MODEL"
     LEARNING_RATE = "LEARNING_RATE"
@@ -229,6 +241,21 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             )
         )
         self.addParameter(make_advanced(normalisation))
+        self._weight_storages = weight_storages()
+        weight_storage = QgsProcessingParameterEnum(
+            self.WEIGHT_STORAGE,
+            tr("Weight storage in the model file (float16: half the size; int8: a quarter)"),
+            options=self._weight_storages,
+            defaultValue=0,
+        )
+        weight_storage.setHelp(
+            tr(
+                "The network always computes in float32; this only decides how its weights are "
+                "rounded in the model file. float16 moves scores by about 0.001, int8 (one scale "
+                "per output channel) by about 0.01."
+            )
+        )
+        self.addParameter(make_advanced(weight_storage))
         self.addParameter(
             QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
         )
@@ -275,6 +302,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             networks = getattr(self, "_networks", None) or network_configurations()
             losses = getattr(self, "_pixel_losses", None) or pixel_losses()
             names = getattr(self, "_normalisations", None) or normalisations()
+            storages = getattr(self, "_weight_storages", None) or weight_storages()
             backgrounds, exclude = background_sources(self, parameters, context)
             init_model = self.parameterAsFile(parameters, self.INIT_MODEL, context) or None
             network = {
@@ -302,6 +330,9 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 seed=self.parameterAsInt(parameters, self.SEED, context),
                 pixel_loss=losses[self.parameterAsEnum(parameters, self.PIXEL_LOSS, context)],
                 members=self.parameterAsInt(parameters, self.MEMBERS, context),
+                weight_storage=storages[
+                    self.parameterAsEnum(parameters, self.WEIGHT_STORAGE, context)
+                ],
                 device=self.device(parameters, context),
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)

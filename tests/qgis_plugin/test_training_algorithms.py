@@ -126,7 +126,11 @@ def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
 
 @pytest.mark.parametrize(
     "parameter,field,choice",
-    [("PIXEL_LOSS", "pixel_loss", "balanced_bce"), ("NORMALISATION", "normalisation", "whiten")],
+    [
+        ("PIXEL_LOSS", "pixel_loss", "balanced_bce"),
+        ("NORMALISATION", "normalisation", "whiten"),
+        ("WEIGHT_STORAGE", "weight_storage", "int8"),
+    ],
 )
 def test_train_from_parameters_with_a_non_default_choice(
     provider, backgrounds, tmp_path, parameter, field, choice
@@ -145,6 +149,9 @@ def test_train_from_parameters_with_a_non_default_choice(
     assert card.training["config"][field] == choice
     if field == "normalisation":
         assert card.normalisation == choice
+    if field == "weight_storage":
+        stored = {value.dtype for value in load_file(result["MODEL_FILE"]).values()}
+        assert np.dtype(np.int8) in stored
 
 
 def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):
