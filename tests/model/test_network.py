@@ -74,6 +74,33 @@ def test_folded_input_adapter_equals_repeated_bands(bands):
     assert torch.allclose(stem_folded, stem_repeated, atol=1e-5, rtol=0)
 
 
+def test_a_mixed_batch_with_band_counts_equals_the_repeated_batch():
+    """In training mode (batch statistics), in float64: outputs and every gradient agree."""
+    torch.manual_seed(0)
+    counts = [100, 3, 270, 3]
+    repeated = torch.cat(
+        [repeat_bands(torch.rand(1, count, 32, 32, dtype=torch.float64), 270) for count in counts]
+    )
+    results = []
+    for band_counts in (None, counts):
+        torch.manual_seed(1)
+        network = UniADRS(get_config("lite8")).double().train()
+        output = network(repeated, band_counts=band_counts)
+        (output.score.mean() + output.feat.pow(2).mean()).backward()
+        grads = {name: p.grad for name, p in network.named_parameters() if p.grad is not None}
+        results.append((output, grads))
+    (full, full_grads), (per_count, count_grads) = results
+    assert torch.allclose(full.score, per_count.score, atol=1e-10, rtol=0)
+    assert torch.allclose(full.feat, per_count.feat, atol=1e-10, rtol=0)
+    assert full_grads.keys() == count_grads.keys()
+    largest = max(float(grad.abs().max()) for grad in full_grads.values())
+    for name, grad in full_grads.items():
+        assert torch.allclose(grad, count_grads[name], atol=1e-9 * largest, rtol=0), name
+    network = UniADRS(get_config("lite8"))
+    with pytest.raises(ValueError, match="2 band counts for a batch of 4"):
+        network(repeated.float(), band_counts=[3, 3])
+
+
 def test_folded_adapter_receives_gradients():
     network = UniADRS(get_config("lite8"))
     network(torch.rand(1, 3, 16, 16)).score.mean().backward()

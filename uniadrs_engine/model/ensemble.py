@@ -49,8 +49,15 @@ class MemberMean(nn.Module):
         self.config: ModelConfig = members[0].config
         self.members = nn.ModuleList(members)
 
-    def forward(self, image: torch.Tensor, fold_input: bool = True) -> NetworkOutput:
+    def forward(
+        self,
+        image: torch.Tensor,
+        fold_input: bool = True,
+        band_counts: Optional[Sequence[int]] = None,
+    ) -> NetworkOutput:
         """Scores ``image`` with every member, one after the other.
+
+        ``fold_input`` and ``band_counts`` are passed on (see :meth:`UniADRS.forward`).
 
         Returns:
             The mean of the members' score maps, and the mean of their feature maps (shaped
@@ -60,7 +67,7 @@ class MemberMean(nn.Module):
         score_sum: Optional[torch.Tensor] = None
         feat_sum: Optional[torch.Tensor] = None
         for member in self.members:
-            output = member(image, fold_input=fold_input)
+            output = member(image, fold_input=fold_input, band_counts=band_counts)
             score_sum = output.score if score_sum is None else score_sum + output.score
             feat_sum = output.feat if feat_sum is None else feat_sum + output.feat
         assert score_sum is not None and feat_sum is not None

@@ -178,8 +178,19 @@ class UniADRS(nn.Module):
         folded = weight.new_zeros(weight.shape[0], band_count, *weight.shape[2:])
         return folded.index_add(1, index, weight)
 
-    def describe_stem(self, image: torch.Tensor, fold_input: bool = True) -> torch.Tensor:
-        """Per-pixel descriptors of the stem for a ``[B, C, H, W]`` image."""
+    def describe_stem(
+        self,
+        image: torch.Tensor,
+        fold_input: bool = True,
+        band_counts: Optional[Sequence[int]] = None,
+    ) -> torch.Tensor:
+        """Per-pixel descriptors of the stem for a ``[B, C, H, W]`` image.
+
+        Args:
+            image: Normalised image batch.
+            fold_input: See :meth:`forward`.
+            band_counts: See :meth:`forward`.
+        """
         band_count = image.shape[1]
         channels = self.config.in_channels
         if not 1 <= band_count <= channels:
@@ -188,7 +199,9 @@ class UniADRS(nn.Module):
                 "score larger band counts in slices"
             )
         conv = self.first_conv()
-        if band_count == channels:
+        if band_counts is not None and fold_input and band_count == channels:
+            first = self._first_conv_per_band_count(image, band_counts)
+        elif band_count == channels:
             first = conv(image)
         elif fold_input:
             first = functional.conv2d(
@@ -198,13 +211,50 @@ class UniADRS(nn.Module):
             first = conv(repeat_bands(image, channels))
         return self.stem[1:](first)
 
-    def forward(self, image: torch.Tensor, fold_input: bool = True) -> NetworkOutput:
+    def _first_conv_per_band_count(
+        self, image: torch.Tensor, band_counts: Sequence[int]
+    ) -> torch.Tensor:
+        """The first convolution of a batch of repeated bands, run per sample band count.
+
+        Sample ``i`` holds its ``band_counts[i]`` bands repeated; its first that many channels
+        are those bands, so the folded convolution of them equals the full one (up to float
+        rounding) at a fraction of its cost. The rest of the stem still sees the whole batch.
+        """
+        if len(band_counts) != image.shape[0]:
+            raise ValueError(f"{len(band_counts)} band counts for a batch of {image.shape[0]}")
+        conv = self.first_conv()
+        outputs: List[Optional[torch.Tensor]] = [None] * image.shape[0]
+        for count in sorted(set(band_counts)):
+            if not 1 <= count <= self.config.in_channels:
+                raise ValueError(f"band count {count} outside 1..{self.config.in_channels}")
+            rows = [index for index, value in enumerate(band_counts) if value == count]
+            result = functional.conv2d(
+                image[rows, :count],
+                self.folded_input_weight(count),
+                conv.bias,
+                padding=conv.padding,
+            )
+            for position, row in enumerate(rows):
+                outputs[row] = result[position]
+        return torch.stack([output for output in outputs if output is not None])
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        fold_input: bool = True,
+        band_counts: Optional[Sequence[int]] = None,
+    ) -> NetworkOutput:
         """Scores a ``[B, C, H, W]`` image (``1 <= C <= in_channels``, H and W multiples of 8).
 
         Args:
             image: Normalised image batch.
             fold_input: Fold the band repetition into the first convolution (clean); False
                 repeats the bands to ``in_channels`` as the published code does.
+            band_counts: For a batch of samples with different band counts, each repeated
+                to ``in_channels`` (:func:`~uniadrs_engine.training.batches.collate`), every
+                sample's own count: the first convolution then runs on each sample's own
+                bands, folded, which gives the same result for much less work (the stem's
+                first convolution was a third of a training step on 270 channels).
 
         Returns:
             The score map and the head's feature map.
@@ -212,7 +262,7 @@ class UniADRS(nn.Module):
         height, width = image.shape[-2:]
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}")
-        descriptors = self.describe_stem(image, fold_input=fold_input)
+        descriptors = self.describe_stem(image, fold_input=fold_input, band_counts=band_counts)
         encoded: List[torch.Tensor] = []
         features = descriptors
         for encoder in self.encoders:

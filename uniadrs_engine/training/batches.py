@@ -3,7 +3,9 @@
 Samples with the same band count are stacked as they are (the network folds the band
 repetition into its first convolution). A batch that mixes band counts (a 270-band spectral
 sample beside a 3-band spatial one) repeats every sample's bands up to the network's input
-channels first, which gives the same result per sample. Each image is first brought to the
+channels first, which gives the same result per sample; given :func:`band_counts`, the
+network runs its first convolution on each sample's own bands, so the repetition costs
+nothing there. Each image is first brought to the
 network's input normalisation: simulated samples come scaled by their maximum (``band_max``);
 ``whiten`` whitens every sample by its own statistics over its valid pixels and distinct
 bands, as inference whitens a raster's bands over its valid pixels.
@@ -16,11 +18,13 @@ Example:
     >>> images, labels = collate([a, b], in_channels=6)
     >>> tuple(images.shape), tuple(labels.shape)
     ((2, 6, 8, 8), (2, 8, 8))
+    >>> band_counts([a, b])
+    [3, 1]
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -63,6 +67,11 @@ def network_input(
     return normalise_input(image, normalisation, valid)
 
 
+def band_counts(samples: Sequence[Any]) -> List[int]:
+    """Each sample's band count, for the network's ``band_counts`` (see :func:`collate`)."""
+    return [int(sample.image.shape[0]) for sample in samples]
+
+
 def collate(
     samples: Sequence[Any], in_channels: int, normalisation: str = NORMALISATION_NAME
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +85,7 @@ def collate(
     Returns:
         ``images [B, C', H, W]`` float32 and ``labels [B, H, W]`` int64.
     """
-    band_counts = {sample.image.shape[0] for sample in samples}
+    distinct_counts = set(band_counts(samples))
     images = [
         torch.from_numpy(
             network_input(
@@ -88,7 +97,7 @@ def collate(
         )
         for sample in samples
     ]
-    if len(band_counts) > 1:
+    if len(distinct_counts) > 1:
         images = [repeat_bands(image[None], in_channels)[0] for image in images]
     labels = [torch.from_numpy(np.asarray(sample.labels, dtype=np.int64)) for sample in samples]
     return torch.stack(images), torch.stack(labels)

@@ -29,7 +29,7 @@ from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import save_model
 from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.training.batches import collate
+from uniadrs_engine.training.batches import band_counts, collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
 from uniadrs_engine.training.config import TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
@@ -244,7 +244,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         self.network.train()
-        output = self.network(images)
+        output = self.network(images, band_counts=band_counts(samples))
         pixel = self.pixel_loss(output.score, labels)
         feature = feature_margin_loss(output.feat, labels)
         loss = pixel + self.config.feature_loss_weight * feature

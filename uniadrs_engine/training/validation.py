@@ -20,7 +20,7 @@ import torch
 from uniadrs_engine.metrics.roc import pixel_auc
 from uniadrs_engine.model.ensemble import ScoringNetwork
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME
-from uniadrs_engine.training.batches import collate
+from uniadrs_engine.training.batches import band_counts, collate
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
 
 #: Offset that keeps validation seeds apart from the training steps' seeds.
@@ -69,7 +69,8 @@ def score_samples(
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         images, _ = collate(batch, network.config.in_channels, normalisation)
-        scores.extend(network(images.to(device)).score[:, 0].float().cpu().numpy())
+        output = network(images.to(device), band_counts=band_counts(batch))
+        scores.extend(output.score[:, 0].float().cpu().numpy())
     network.train(was_training)
     return scores
 
