@@ -70,12 +70,14 @@ def windowed_aggregate(features: torch.Tensor, weights: torch.Tensor) -> torch.T
     height, width = features.shape[-2:]
     padded = functional.pad(features, (PADDING, PADDING, PADDING, PADDING))
     aggregated = torch.zeros_like(features)
-    for tap in range(TAPS):
+    # One split, not 49 slices: each slice's backward would add a zero-filled gradient of
+    # all 49 taps (twice the time of the whole aggregation at the decoder's finest level).
+    for tap, tap_weight in enumerate(weights.split(1, dim=1)):
         row, col = divmod(tap, KERNEL_SIZE)
         shifted = padded[
             :, :, DILATION * row : DILATION * row + height, DILATION * col : DILATION * col + width
         ]
-        aggregated = aggregated + weights[:, tap : tap + 1] * shifted
+        aggregated = aggregated + tap_weight * shifted
     return aggregated
 
 
