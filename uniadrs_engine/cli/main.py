@@ -22,7 +22,16 @@ from uniadrs_engine import __version__
 from uniadrs_engine.errors import CancelledError, UniadrsError
 
 #: Sub-command modules, in the order ``uniadrs --help`` lists them.
-COMMAND_MODULES = ("detect", "rx", "evaluate", "benchmark", "simulate", "train", "ensemble")
+COMMAND_MODULES = (
+    "detect",
+    "rx",
+    "evaluate",
+    "benchmark",
+    "simulate",
+    "train",
+    "ensemble",
+    "info",
+)
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130

@@ -36,7 +36,7 @@ from uniadrs_engine.model.ensemble import (
     ensemble_card,
 )
 from uniadrs_engine.model.model_card import ModelCard
-from uniadrs_engine.model.weight_storage import decode_weights, encode_weights
+from uniadrs_engine.model.weight_storage import decode_weights, encode_weights, storage_of
 
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
@@ -118,6 +118,23 @@ def read_model_card(path: Union[str, Path]) -> ModelCard:
     if CARD_METADATA_KEY not in metadata:
         raise ModelFileError(f"{path}: not a UniADRS model file (no model card)")
     return ModelCard.from_json(metadata[CARD_METADATA_KEY])
+
+
+def read_weight_storage(path: Union[str, Path]) -> str:
+    """How a model file stores its weights (``float32``, ``float16`` or ``int8``).
+
+    Read from the file's header alone; no weights are loaded.
+
+    Raises:
+        ModelFileError: If the file is missing, carries a pickled payload, or is unreadable.
+    """
+    path = _checked_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            dtypes = {name: handle.get_slice(name).get_dtype() for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a UniADRS model file ({error})") from error
+    return storage_of(dtypes)
 
 
 def load_model(

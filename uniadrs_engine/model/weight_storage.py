@@ -56,6 +56,22 @@ def check_weight_storage(storage: str) -> str:
     return storage
 
 
+def storage_of(dtypes: Mapping[str, str]) -> str:
+    """The storage of a model file from its tensors' safetensors dtypes (``"F32"``, ``"I8"``...).
+
+    Example:
+        >>> storage_of({"w": "I8", "w.int8_scale": "F32", "b": "F16"})
+        'int8'
+        >>> storage_of({"w": "F16", "n": "I64"})
+        'float16'
+    """
+    if any(name.endswith(INT8_SCALE_SUFFIX) for name in dtypes):
+        return "int8"
+    if "F16" in dtypes.values():
+        return "float16"
+    return "float32"
+
+
 def encode_weights(weights: Mapping[str, torch.Tensor], storage: str) -> Dict[str, torch.Tensor]:
     """The tensors to write for ``weights`` (a state dict) in ``storage``.
 

@@ -1,0 +1,58 @@
+"""Tests of ``uniadrs info``: a model file's card in readable form or as JSON."""
+
+import json
+
+from uniadrs_engine.cli.main import main
+from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import read_weight_storage, save_model
+from uniadrs_engine.model.network import UniADRS
+
+
+def _model(tmp_path, storage):
+    card = ModelCard(
+        name="probe",
+        config=get_config("lite8"),
+        model_version="2.5",
+        description="a model for the info test",
+        presets={"sar": {"scales": [0.25, 0.5], "tile": 256, "rx_weight": 0.3}},
+        training={"steps": 120, "wall_seconds": 90, "retrain_commands": ["uniadrs train x.yaml"]},
+        data_sources=[{"name": "generated", "sets": ["noise"], "license": "CC0"}],
+        validation={"auc": 0.91234, "spectral_auc": 0.95, "samples": 8},
+    )
+    path = tmp_path / f"{storage}.safetensors"
+    save_model(path, UniADRS(card.config), card, weight_storage=storage)
+    return path
+
+
+def test_info_prints_the_card(tmp_path, capsys):
+    path = _model(tmp_path, "int8")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path} (" in out and "weights stored as int8" in out
+    assert "UniADRS model 'probe' v2.5" in out
+    assert "description: a model for the info test" in out
+    assert "sar            scales 0.25, 0.5, tile 256, global RX weight 0.3" in out
+    assert "8 samples): auc 0.9123, spectral 0.9500" in out
+    assert "training: 120 steps, 1.5 min" in out and "  uniadrs train x.yaml" in out
+    assert "  generated (noise): CC0" in out
+
+
+def test_info_json_is_the_whole_card(tmp_path, capsys):
+    path = _model(tmp_path, "float16")
+    assert main(["info", str(path), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["name"] == "probe" and card["presets"]["sar"]["tile"] == 256
+
+
+def test_weight_storage_is_read_from_the_header(tmp_path):
+    for storage in ("float32", "float16", "int8"):
+        assert read_weight_storage(_model(tmp_path, storage)) == storage
+
+
+def test_info_on_the_default_model_and_on_a_missing_file(tmp_path, capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "uniadrs_default.safetensors" in out and "retrain with:" in out
+    assert main(["info", str(tmp_path / "missing.safetensors")]) == 2
+    assert "not found" in capsys.readouterr().err

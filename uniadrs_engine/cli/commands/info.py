@@ -1,0 +1,114 @@
+"""``uniadrs info [MODEL]``: what a model file holds, read from its header.
+
+Prints the model card in a readable form: name, version and description, the network and its
+input normalisation, how the weights are stored, the recommended presets, the validation
+figures, the training record (with the commands that retrain it) and the training data with
+their licences. ``--json`` prints the whole card as JSON instead. No weights are loaded.
+
+Example:
+    $ uniadrs info                     # the shipped default model
+    $ uniadrs info runs/s1/model.safetensors --json
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, List
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``info`` sub-command."""
+    parser = subparsers.add_parser(
+        "info",
+        help="show a model file's card: presets, validation, training, data and licences",
+        description=(
+            "Show what a model file holds, read from its header (no weights are loaded): "
+            "the model card with its recommended presets, validation figures, training "
+            "record and training data with their licences, and how the weights are stored."
+        ),
+    )
+    parser.add_argument(
+        "model", nargs="?", default="default", help="model file (default: the shipped model)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the whole card as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prints the card of ``args.model``."""
+    from uniadrs_engine.model.default import resolve_model_path
+    from uniadrs_engine.model.model_file import read_model_card, read_weight_storage
+
+    path = resolve_model_path(args.model)
+    card = read_model_card(path)
+    if args.json:
+        print(card.to_json())
+        return 0
+    size_mb = path.stat().st_size / 1e6
+    lines = [
+        f"{path} ({size_mb:.1f} MB, weights stored as {read_weight_storage(path)})",
+        card.summary(),
+    ]
+    if card.description:
+        lines.append(f"description: {card.description}")
+    if card.created:
+        lines.append(f"created: {card.created}")
+    lines += _preset_lines(card.presets)
+    lines += _validation_lines(card.validation)
+    lines += _training_lines(card.training)
+    lines += _data_lines(card.data_sources)
+    print("\n".join(lines))
+    return 0
+
+
+def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
+    if not presets:
+        return ["presets: the engine's built-in ones"]
+    lines = ["presets (input scales fused by averaged ranks; tile in input pixels):"]
+    for name, values in presets.items():
+        scales = ", ".join(f"{float(scale):g}" for scale in values.get("scales", []))
+        extras = [f"tile {values['tile']}"] if values.get("tile") else []
+        if values.get("rx_weight"):
+            extras.append(f"global RX weight {float(values['rx_weight']):g}")
+        lines.append(f"  {name:<14} scales {scales}" + "".join(f", {item}" for item in extras))
+    return lines
+
+
+def _validation_lines(validation: Dict[str, Any]) -> List[str]:
+    figures = [
+        f"{name.replace('_auc', '')} {float(value):.4f}"
+        for name, value in validation.items()
+        if name.endswith("auc") and isinstance(value, (int, float))
+    ]
+    if not figures:
+        return []
+    samples = validation.get("samples")
+    held_out = [source.get("name", "?") for source in validation.get("held_out_sources", [])]
+    line = "validation AUC (simulated anomalies in held-out backgrounds"
+    line += f", {samples} samples): " if samples else "): "
+    lines = [line + ", ".join(figures)]
+    if held_out:
+        lines.append(f"  held-out sources: {', '.join(held_out)}")
+    return lines
+
+
+def _training_lines(training: Dict[str, Any]) -> List[str]:
+    lines = []
+    if training.get("steps"):
+        minutes = float(training.get("wall_seconds", 0)) / 60
+        lines.append(f"training: {training['steps']} steps, {minutes:.1f} min of wall time")
+    commands = training.get("retrain_commands", [])
+    if commands:
+        lines.append("retrain with:")
+        lines += [f"  {command}" for command in commands]
+    return lines
+
+
+def _data_lines(sources: List[Dict[str, Any]]) -> List[str]:
+    if not sources:
+        return []
+    lines = ["training data (name, sets: licence):"]
+    for source in sources:
+        sets = ", ".join(source.get("sets", []))
+        lines.append(f"  {source.get('name', '?')} ({sets}): {source.get('license', '?')}")
+    return lines
