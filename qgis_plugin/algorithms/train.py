@@ -202,13 +202,11 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         )
         self.addParameter(make_advanced(seed))
         self._pixel_losses = pixel_losses()
-        pixel_loss = QgsProcessingParameterEnum(
+        self._add_advanced_choice(
             self.PIXEL_LOSS,
             tr("Pixel loss (margin: large-margin AUC loss; balanced_bce: balanced cross-entropy)"),
-            options=self._pixel_losses,
-            defaultValue=0,
+            self._pixel_losses,
         )
-        self.addParameter(make_advanced(pixel_loss))
         members = QgsProcessingParameterNumber(
             self.MEMBERS,
             tr("Networks (more than 1: a seed ensemble, scores averaged)"),
@@ -225,37 +223,29 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         )
         self.addParameter(make_advanced(members))
         self._normalisations = normalisations()
-        normalisation = QgsProcessingParameterEnum(
+        self._add_advanced_choice(
             self.NORMALISATION,
             tr("Input normalisation (band_max: bands divided by their maximum; whiten: RX-style)"),
-            options=self._normalisations,
-            defaultValue=0,
-        )
-        normalisation.setHelp(
+            self._normalisations,
             tr(
                 "whiten: every training sample, and later every raster scored with the model, is "
                 "whitened with its own band mean and covariance (the statistics global RX uses). "
                 "soft_whiten: the same, but the weak (mostly noise) spectral directions are "
                 "damped instead of raised to unit variance. "
                 "The model file records the choice; detection applies it."
-            )
+            ),
         )
-        self.addParameter(make_advanced(normalisation))
         self._weight_storages = weight_storages()
-        weight_storage = QgsProcessingParameterEnum(
+        self._add_advanced_choice(
             self.WEIGHT_STORAGE,
             tr("Weight storage in the model file (float16: half the size; int8: a quarter)"),
-            options=self._weight_storages,
-            defaultValue=0,
-        )
-        weight_storage.setHelp(
+            self._weight_storages,
             tr(
                 "The network always computes in float32; this only decides how its weights are "
                 "rounded in the model file. float16 moves scores by about 0.001, int8 (one scale "
                 "per output channel) by about 0.01."
-            )
+            ),
         )
-        self.addParameter(make_advanced(weight_storage))
         self.addParameter(
             QgsProcessingParameterString(self.MODEL_NAME, tr("Model name"), defaultValue="uniadrs")
         )
@@ -275,6 +265,15 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         self.addOutput(QgsProcessingOutputFile("MODEL_FILE", tr("Model file")))
         self.addOutput(QgsProcessingOutputNumber("VALIDATION_AUC", tr("Validation AUC")))
         self.addOutput(QgsProcessingOutputNumber("STEPS_DONE", tr("Steps trained")))
+
+    def _add_advanced_choice(
+        self, name: str, description: str, options: List[str], help_text: str = ""
+    ) -> None:
+        """Adds an advanced enum parameter over the engine's ``options`` (its default first)."""
+        parameter = QgsProcessingParameterEnum(name, description, options=options, defaultValue=0)
+        if help_text:
+            parameter.setHelp(help_text)
+        self.addParameter(make_advanced(parameter))
 
     def cancelled_message(self, error: Exception) -> str:
         """Training keeps its last checkpoint: say how to go on."""

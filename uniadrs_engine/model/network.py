@@ -223,20 +223,23 @@ class UniADRS(nn.Module):
         if len(band_counts) != image.shape[0]:
             raise ValueError(f"{len(band_counts)} band counts for a batch of {image.shape[0]}")
         conv = self.first_conv()
-        outputs: List[Optional[torch.Tensor]] = [None] * image.shape[0]
+        results: List[torch.Tensor] = []
+        order: List[int] = []
         for count in sorted(set(band_counts)):
             if not 1 <= count <= self.config.in_channels:
                 raise ValueError(f"band count {count} outside 1..{self.config.in_channels}")
             rows = [index for index, value in enumerate(band_counts) if value == count]
-            result = functional.conv2d(
-                image[rows, :count],
-                self.folded_input_weight(count),
-                conv.bias,
-                padding=conv.padding,
+            results.append(
+                functional.conv2d(
+                    image[rows, :count],
+                    self.folded_input_weight(count),
+                    conv.bias,
+                    padding=conv.padding,
+                )
             )
-            for position, row in enumerate(rows):
-                outputs[row] = result[position]
-        return torch.stack([output for output in outputs if output is not None])
+            order += rows
+        # Rows were grouped by band count; put them back in batch order.
+        return torch.cat(results)[torch.argsort(torch.tensor(order, device=image.device))]
 
     def forward(
         self,
