@@ -1,0 +1,152 @@
+"""Compares sets of input scales on held-out simulated validation samples, through inference.
+
+Every validation sample that a preset would score (``--min-bands``; by default the samples of
+5 bands or more, those the hyperspectral preset scores) is written as a GeoTIFF the way a
+real raster holds it (a spectral sample's distinct source bands, in source order) and scored
+by :func:`~uniadrs_engine.inference.detector.detect_raster` at each single scale, exactly as
+``uniadrs detect --scales S`` scores a raster (whitening over the raster, tiles with their
+mirrored halo, band repetition). Each scale set's fused map is then built from those maps by
+the rule the detector fuses scales with (averaged ranks,
+:func:`~uniadrs_engine.inference.fusion.fuse_score_arrays`), and scored against the labels.
+Never run on benchmark scenes: scale presets are chosen on simulated data.
+
+Usage:
+    .venv/bin/python scripts/compare_scales.py \\
+        --model resources/models/uniadrs_default.safetensors \\
+        --configs configs/experiments/validation_small_spectra.yaml@seed=20261127 \\
+        --scale-sets 1,2 2,4 1,2,4 [--samples 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal
+
+from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
+from uniadrs_engine.inference.fusion import fuse_score_arrays
+from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
+from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.simulation.sample import SimulatedSample
+from uniadrs_engine.training.config import TrainingConfig, parse_override
+from uniadrs_engine.training.simulators import build_simulation
+from uniadrs_engine.training.validation import build_validation_set, summarise_scores
+
+gdal.UseExceptions()
+
+#: Value written where a sample holds no data (declared as the rasters' nodata).
+NODATA = -9999.0
+
+
+def raster_bands(sample: SimulatedSample) -> np.ndarray:
+    """The sample as a raster holds it: a spectral sample's distinct source bands in order."""
+    if sample.band_indices is None:
+        return np.asarray(sample.image, dtype=np.float32)
+    _, first = np.unique(np.asarray(sample.band_indices), return_index=True)
+    return np.asarray(sample.image[first], dtype=np.float32)
+
+
+def write_raster(sample: SimulatedSample, path: Path) -> None:
+    """Writes a sample's raster bands as a float32 GeoTIFF, invalid pixels as nodata."""
+    bands = raster_bands(sample)
+    if sample.valid is not None:
+        bands = np.where(sample.valid[None], bands, np.float32(NODATA))
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path), bands.shape[2], bands.shape[1], bands.shape[0], gdal.GDT_Float32
+    )
+    for index, band in enumerate(bands, start=1):
+        raster_band = dataset.GetRasterBand(index)
+        raster_band.SetNoDataValue(NODATA)
+        raster_band.WriteArray(band)
+    dataset = None
+
+
+def read_score(path: Path) -> np.ndarray:
+    """Reads a score GeoTIFF's first band."""
+    dataset = gdal.Open(str(path))
+    try:
+        return dataset.GetRasterBand(1).ReadAsArray().astype(np.float32)
+    finally:
+        dataset = None
+
+
+def parse_scale_set(text: str) -> Tuple[float, ...]:
+    """``"1,2"`` -> ``(1.0, 2.0)``, checked as the detector checks scales."""
+    return check_scales([float(value) for value in text.split(",")])
+
+
+def score_at_scales(
+    samples: Sequence[SimulatedSample], model: object, scales: Sequence[float], folder: Path
+) -> Dict[float, List[np.ndarray]]:
+    """Each sample's score map at each single scale, from ``detect_raster``."""
+    maps: Dict[float, List[np.ndarray]] = {scale: [] for scale in scales}
+    for index, sample in enumerate(samples):
+        image_path = folder / f"sample_{index:04d}.tif"
+        write_raster(sample, image_path)
+        for scale in scales:
+            score_path = folder / f"score_{index:04d}_{scale:g}.tif"
+            options = DetectionOptions(model=model, scales=[scale], device="cpu")
+            detect_raster(image_path, score_path, options)
+            maps[scale].append(read_score(score_path))
+    return maps
+
+
+def fused(
+    samples: Sequence[SimulatedSample],
+    maps: Dict[float, List[np.ndarray]],
+    scale_set: Sequence[float],
+) -> List[np.ndarray]:
+    """Each sample's map for a scale set: averaged ranks over its valid pixels."""
+    result = []
+    for index, sample in enumerate(samples):
+        per_scale = [maps[scale][index] for scale in scale_set]
+        result.append(
+            per_scale[0] if len(per_scale) == 1 else fuse_score_arrays(per_scale, sample.valid)
+        )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--configs", nargs="+", required=True)
+    parser.add_argument("--scale-sets", nargs="+", required=True, type=parse_scale_set)
+    parser.add_argument("--samples", type=int, default=96)
+    parser.add_argument("--min-bands", type=int, default=HYPERSPECTRAL_MIN_BANDS)
+    args = parser.parse_args()
+    model = load_model(args.model)
+    scales = sorted({scale for scale_set in args.scale_sets for scale in scale_set})
+    names = [",".join(f"{scale:g}" for scale in scale_set) for scale_set in args.scale_sets]
+    print("| validation set | samples | " + " | ".join(f"scales {n}" for n in names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    totals: Dict[str, List[float]] = {name: [] for name in names}
+    for config_path in args.configs:
+        path, *overrides = config_path.split("@")
+        config = TrainingConfig.from_yaml(
+            path, overrides=dict(parse_override(text) for text in overrides)
+        )
+        samples = [
+            sample
+            for sample in build_validation_set(
+                build_simulation(config).validation, args.samples, config.seed
+            )
+            if raster_bands(sample).shape[0] >= args.min_bands
+        ]
+        with tempfile.TemporaryDirectory(prefix="uniadrs-scales-") as folder:
+            maps = score_at_scales(samples, model, scales, Path(folder))
+        row = []
+        for name, scale_set in zip(names, args.scale_sets):
+            auc = summarise_scores(samples, fused(samples, maps, scale_set))["auc"]
+            totals[name].append(auc)
+            row.append(f"{auc:.4f}")
+        print(f"| {config_path} | {len(samples)} | " + " | ".join(row) + " |", flush=True)
+    means = [f"{np.mean(totals[name]):.4f}" for name in names]
+    print("| mean | | " + " | ".join(means) + " |")
+
+
+if __name__ == "__main__":
+    main()
