@@ -51,6 +51,24 @@ def test_round_trip_keeps_weights_and_card(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("storage", ["float32", "int8"])
+def test_a_network_with_the_magnitude_input_round_trips(tmp_path, storage):
+    config = get_config("lite8", magnitude_input=True)
+    network = UniADRS(config).eval()
+    path = tmp_path / "model.safetensors"
+    save_model(path, network, _card(config=config), weight_storage=storage)
+    loaded = load_model(path)
+    assert loaded.card.config == config
+    with torch.no_grad():
+        saved, read = network.magnitude.weight, loaded.network.magnitude.weight
+        if storage == "float32":
+            assert torch.equal(saved, read)
+        else:  # one int8 step per output channel at most
+            steps = saved.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
+            assert bool((saved - read).abs().le(steps * 0.5001).all())
+            assert not torch.equal(saved, read)
+
+
 def test_pickled_payload_is_refused(tmp_path):
     network = UniADRS(get_config("lite8"))
     torch_file = tmp_path / "torch.pt"

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from uniadrs_engine.model.config import NAMED_CONFIGS, get_config
+from uniadrs_engine.model.config import NAMED_CONFIGS, ModelConfig, get_config
 from uniadrs_engine.model.lam import unfold_aggregate, windowed_aggregate
-from uniadrs_engine.model.network import UniADRS, count_parameters, repeat_bands
+from uniadrs_engine.model.network import UniADRS, band_magnitude, count_parameters, repeat_bands
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +140,7 @@ def test_clean_initialisation_is_xavier_with_zero_bias():
     network = UniADRS(get_config("lite8"))
     for module in network.modules():
         if isinstance(module, torch.nn.Conv2d):
-            assert float(module.bias.abs().max()) == 0.0
+            assert float(module.bias.detach().abs().max()) == 0.0
 
 
 def test_every_named_configuration_builds():
@@ -148,3 +148,60 @@ def test_every_named_configuration_builds():
         config = get_config(name)
         assert config.in_channels == 270
         assert get_config(name).to_dict()["name"] == name
+
+
+def test_band_magnitude_is_rx_distance_over_band_count_in_log():
+    image = torch.tensor([[3.0, 4.0], [0.0, 0.0]]).reshape(1, 2, 1, 2)  # pixels (3, 0), (4, 0)
+    magnitude = band_magnitude(image)
+    assert magnitude.shape == (1, 1, 1, 2)
+    assert torch.allclose(magnitude.flatten(), torch.log1p(torch.tensor([4.5, 8.0])))
+    # With band counts, a sample's own bands are its first channels.
+    repeated = torch.cat([repeat_bands(image, 6), repeat_bands(image[:, :1], 6)])
+    own = band_magnitude(repeated, band_counts=[2, 1])
+    assert torch.allclose(own[0], magnitude[0])
+    assert torch.allclose(own[1], band_magnitude(image[:, :1])[0])
+
+
+def test_magnitude_input_is_an_option_of_the_stem_and_changes_the_score():
+    plain = UniADRS(get_config("lite8"))
+    assert plain.magnitude is None
+    config = get_config("lite8", magnitude_input=True)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    legacy = get_config("lite8").to_dict()
+    legacy.pop("magnitude_input")
+    assert ModelConfig.from_dict(legacy).magnitude_input is False
+    network = UniADRS(config).eval()
+    assert network.magnitude is not None
+    assert count_parameters(network) == count_parameters(plain) + 9 * config.stem_width
+    image = torch.rand(1, 5, 32, 32)
+    image[:, :, 12:16, 12:16] *= 10.0
+    with torch.no_grad():
+        with_magnitude = network(image).score
+        network.magnitude.weight.zero_()
+        without = network(image).score
+        copied = UniADRS(get_config("lite8"))
+        copied.load_state_dict(
+            {k: v for k, v in network.state_dict().items() if not k.startswith("magnitude")}
+        )
+        assert torch.allclose(copied.eval()(image).score, without)
+    assert not torch.allclose(with_magnitude, without)
+
+
+def test_magnitude_input_with_band_counts_equals_each_sample_on_its_own_bands():
+    """A mixed batch scores each sample as inference scores its own (unrepeated) bands."""
+    torch.manual_seed(0)
+    network = UniADRS(get_config("lite8", magnitude_input=True)).double().eval()
+    counts = [270, 3, 1]
+    own = [torch.randn(1, count, 32, 32, dtype=torch.float64) for count in counts]
+    batch = torch.cat([repeat_bands(image, 270) for image in own])
+    with torch.no_grad():
+        mixed = network(batch, band_counts=counts)
+        for index, image in enumerate(own):
+            alone = network(image)
+            assert torch.allclose(mixed.score[index], alone.score[0], atol=1e-10, rtol=0)
+            assert torch.allclose(
+                network.describe_stem(image, fold_input=False),
+                network.describe_stem(image),
+                atol=1e-10,
+                rtol=0,
+            )

@@ -36,6 +36,10 @@ class ModelConfig:
         faithful_lam: Reproduce the published code's spatially scrambled LAM.
         freeze_random_decoders: Reproduce the published code's untrained, randomly
             initialised attention decoder cells (they are kept frozen).
+        magnitude_input: Not in the paper: the first convolution also takes each pixel's
+            ``log(1 + mean of its squared band values)``, which for whitened input is global
+            RX's distance over the band count (see
+            :func:`~uniadrs_engine.model.network.band_magnitude`).
     """
 
     name: str = "paper"
@@ -45,6 +49,7 @@ class ModelConfig:
     lam_hidden: int = 128
     faithful_lam: bool = False
     freeze_random_decoders: bool = False
+    magnitude_input: bool = False
 
     def __post_init__(self) -> None:
         widths = (self.in_channels, self.stem_width, self.lam_hidden, *self.encoder_widths)

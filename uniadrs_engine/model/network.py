@@ -61,6 +61,30 @@ def repeat_bands(image: torch.Tensor, channels: int) -> torch.Tensor:
     return image.index_select(1, index)
 
 
+def band_magnitude(
+    image: torch.Tensor, band_counts: Optional[Sequence[int]] = None
+) -> torch.Tensor:
+    """``log(1 + mean of the squared band values)`` per pixel, ``[B, 1, H, W]``.
+
+    For whitened input (:mod:`uniadrs_engine.raster.normalisation`) the mean of the squared
+    values is global RX's Mahalanobis distance divided by the band count, about 1 on the
+    background; the logarithm keeps distances of thousands in a range a convolution takes.
+
+    Args:
+        image: ``[B, C, H, W]``.
+        band_counts: As in :meth:`UniADRS.forward`: sample ``i``'s own bands are its first
+            ``band_counts[i]`` channels (the rest repeat them); None: all ``C`` channels.
+    """
+    if band_counts is None:
+        return torch.log1p(image.square().mean(dim=1, keepdim=True))
+    return torch.cat(
+        [
+            torch.log1p(image[index : index + 1, :count].square().mean(dim=1, keepdim=True))
+            for index, count in enumerate(band_counts)
+        ]
+    )
+
+
 class DecoderCell(nn.Module):
     """One decoder cell ``D(en, dec, in_ch, out_ch)``; the head cell returns score and feat.
 
@@ -125,6 +149,13 @@ class UniADRS(nn.Module):
         self.config = config
         stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
         self.stem = conv_stage(config.in_channels, (stem, stem))
+        # The magnitude input has its own kernel, added to the first convolution's output,
+        # so that folding the band repetition never touches it.
+        self.magnitude = (
+            nn.Conv2d(1, stem, kernel_size=3, padding=1, bias=False)
+            if config.magnitude_input
+            else None
+        )
         self.encoders = nn.ModuleList(
             [
                 conv_stage(stem, (e1, e1), pool=True),
@@ -199,8 +230,9 @@ class UniADRS(nn.Module):
                 "score larger band counts in slices"
             )
         conv = self.first_conv()
-        if band_counts is not None and fold_input and band_count == channels:
-            first = self._first_conv_per_band_count(image, band_counts)
+        own_counts = band_counts if fold_input and band_count == channels else None
+        if own_counts is not None:
+            first = self._first_conv_per_band_count(image, own_counts)
         elif band_count == channels:
             first = conv(image)
         elif fold_input:
@@ -209,6 +241,8 @@ class UniADRS(nn.Module):
             )
         else:
             first = conv(repeat_bands(image, channels))
+        if self.magnitude is not None:
+            first = first + self.magnitude(band_magnitude(image, own_counts))
         return self.stem[1:](first)
 
     def _first_conv_per_band_count(
