@@ -4,7 +4,7 @@ Every validation sample that a preset would score (``--min-bands``; by default t
 5 bands or more, those the hyperspectral preset scores) is written as a GeoTIFF the way a
 real raster holds it (a spectral sample's distinct source bands, in source order) and scored
 by :func:`~uniadrs_engine.inference.detector.detect_raster` at each single scale, exactly as
-``uniadrs detect --scales S`` scores a raster (whitening over the raster, tiles with their
+``uniadrs detect --scale S`` scores a raster (whitening over the raster, tiles with their
 mirrored halo, band repetition). Each scale set's fused map is then built from those maps by
 the rule the detector fuses scales with (averaged ranks,
 :func:`~uniadrs_engine.inference.fusion.fuse_score_arrays`), and scored against the labels.
@@ -30,7 +30,7 @@ from osgeo import gdal
 from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
 from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
-from uniadrs_engine.model.model_file import load_model
+from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
@@ -80,7 +80,7 @@ def parse_scale_set(text: str) -> Tuple[float, ...]:
 
 
 def score_at_scales(
-    samples: Sequence[SimulatedSample], model: object, scales: Sequence[float], folder: Path
+    samples: Sequence[SimulatedSample], model: LoadedModel, scales: Sequence[float], folder: Path
 ) -> Dict[float, List[np.ndarray]]:
     """Each sample's score map at each single scale, from ``detect_raster``."""
     maps: Dict[float, List[np.ndarray]] = {scale: [] for scale in scales}

@@ -73,7 +73,8 @@ def band_magnitude(
     Args:
         image: ``[B, C, H, W]``.
         band_counts: As in :meth:`UniADRS.forward`: sample ``i``'s own bands are its first
-            ``band_counts[i]`` channels (the rest repeat them); None: all ``C`` channels.
+            ``band_counts[i]`` channels (the rest repeat them); None: all ``C`` channels
+            (the same value where the bands are repeated evenly, as 1 or 3 bands are to 270).
     """
     if band_counts is None:
         return torch.log1p(image.square().mean(dim=1, keepdim=True))
