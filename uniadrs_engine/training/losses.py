@@ -19,7 +19,7 @@ Example:
     >>> score = torch.rand(2, 1, 8, 8)
     >>> labels = torch.zeros(2, 8, 8, dtype=torch.long)
     >>> labels[:, 2:4, 2:4] = 1
-    >>> float(loss(score, labels)) >= 0.0
+    >>> float(loss(score, labels).detach()) >= 0.0  # the loss has learnt multipliers
     True
 """
 
