@@ -8,12 +8,15 @@ validation samples of experiments 2-7 in docs/DEFAULT_MODEL.md. ``--rx`` adds gl
 (computed on each sample alone) as a reference detector. ``--rx-weight W`` adds, for every
 model, the model fused with global RX at weight ``W`` (averaged ranks, as ``uniadrs detect
 --rx-weight`` fuses them) on the samples the hyperspectral preset would score (5 bands or
-more); other samples keep the model's own scores.
+more); other samples keep the model's own scores. ``--bootstrap N`` adds, for every model
+after the first, its difference from the first in the mean AUC over the sets with a 95 %
+interval from N paired bootstrap resamples of each set's samples (the same resample for every
+model), a measure of how much of a difference the sample draw alone could make.
 
 Usage:
     .venv/bin/python scripts/compare_models.py --models A.safetensors B.safetensors \\
         --configs configs/default_model.yaml configs/experiments/hsi_realistic_spectra.yaml \\
-        [--samples 96] [--rx] [--rx-weight 0.5]
+        [--samples 96] [--rx] [--rx-weight 0.5] [--bootstrap 2000]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
 from uniadrs_engine.training.validation import (
     build_validation_set,
+    sample_auc,
     score_samples,
     summarise_scores,
 )
@@ -63,6 +67,36 @@ def fused_with_rx(
     return fused
 
 
+def bootstrap_differences(
+    per_sample: Dict[str, List[np.ndarray]], reference: str, resamples: int, seed: int = 0
+) -> Dict[str, np.ndarray]:
+    """Paired bootstrap of each model's mean-over-sets AUC minus the reference's.
+
+    Args:
+        per_sample: Per model, one array of per-sample AUCs per validation set (same samples
+            in the same order for every model).
+        reference: The model the others are compared with.
+        resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+
+    Returns:
+        Per other model, ``resamples`` differences of the mean over the sets.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = [len(values) for values in per_sample[reference]]
+    picks = [rng.integers(0, size, size=(resamples, size)) for size in sizes]
+    result = {}
+    for name, sets in per_sample.items():
+        if name == reference:
+            continue
+        differences = [
+            np.nanmean(values[pick] - base[pick], axis=1)
+            for values, base, pick in zip(sets, per_sample[reference], picks)
+        ]
+        result[name] = np.mean(differences, axis=0)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", required=True)
@@ -72,6 +106,9 @@ def main() -> None:
     parser.add_argument(
         "--rx-weight", type=float, default=None, help="also score each model fused with RX"
     )
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, help="paired bootstrap resamples (0: none)"
+    )
     args = parser.parse_args()
     weight: Optional[float] = None if args.rx_weight is None else check_rx_weight(args.rx_weight)
     models = {path: load_model(path) for path in args.models}
@@ -79,6 +116,7 @@ def main() -> None:
     print("| validation set | model | AUC | spectral | spatial |")
     print("|---|---|---|---|---|")
     means: Dict[str, Dict[str, List[float]]] = {}
+    per_sample: Dict[str, List[np.ndarray]] = {}
     for config_path in args.configs:
         path, *overrides = config_path.split("@")
         config = TrainingConfig.from_yaml(
@@ -99,6 +137,9 @@ def main() -> None:
                 model.network, samples, device, normalisation=model.card.normalisation
             )
             results[name] = summarise_scores(samples, maps)
+            per_sample.setdefault(name, []).append(
+                np.array([sample_auc(score, sample.labels) for sample, score in zip(samples, maps)])
+            )
             if weight is not None:
                 assert rx_maps is not None
                 fused = fused_with_rx(samples, maps, rx_maps, weight)
@@ -122,6 +163,19 @@ def main() -> None:
             f"mean AUC over the validation sets: {np.mean(values['auc']):.4f}, "
             f"spectral {np.mean(values['spectral_auc']):.4f}  {name}"
         )
+    if args.bootstrap > 0 and len(per_sample) > 1:
+        reference = next(iter(per_sample))
+        differences = bootstrap_differences(per_sample, reference, args.bootstrap)
+        for name, values in differences.items():
+            observed = np.mean(
+                [np.nanmean(a - b) for a, b in zip(per_sample[name], per_sample[reference])]
+            )
+            low, high = np.percentile(values, [2.5, 97.5])
+            print(
+                f"mean AUC over the sets minus {reference}'s: {observed:+.4f} "
+                f"(95 % paired bootstrap interval {low:+.4f} to {high:+.4f}, "
+                f"{args.bootstrap} resamples)  {name}"
+            )
 
 
 if __name__ == "__main__":
