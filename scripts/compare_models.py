@@ -37,6 +37,7 @@ from uniadrs_engine.training.validation import (
     build_validation_set,
     sample_auc,
     score_samples,
+    summarise_aucs,
     summarise_scores,
 )
 
@@ -136,10 +137,9 @@ def main() -> None:
             maps = score_samples(
                 model.network, samples, device, normalisation=model.card.normalisation
             )
-            results[name] = summarise_scores(samples, maps)
-            per_sample.setdefault(name, []).append(
-                np.array([sample_auc(score, sample.labels) for sample, score in zip(samples, maps)])
-            )
+            aucs = [sample_auc(score, sample.labels) for sample, score in zip(samples, maps)]
+            results[name] = summarise_aucs(samples, aucs)
+            per_sample.setdefault(name, []).append(np.array(aucs))
             if weight is not None:
                 assert rx_maps is not None
                 fused = fused_with_rx(samples, maps, rx_maps, weight)

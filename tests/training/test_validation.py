@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
-from uniadrs_engine.training.validation import summarise_scores
+from uniadrs_engine.training.validation import sample_auc, summarise_aucs, summarise_scores
 
 
 def _sample(kind: str) -> SimpleNamespace:
@@ -25,3 +25,8 @@ def test_summarise_scores_averages_per_sample_auc_by_kind():
     assert figures["spatial_auc"] == pytest.approx(0.5)
     assert figures["auc"] == pytest.approx(2 / 3)
     assert figures["samples"] == 3
+    # The same figures from each sample's AUC, as scripts/compare_models.py computes them once.
+    maps = [perfect, inverted, ignored_high]
+    aucs = [sample_auc(score, sample.labels) for sample, score in zip(samples, maps)]
+    assert aucs == [1.0, 0.0, 1.0]
+    assert summarise_aucs(samples, aucs) == figures

@@ -110,12 +110,27 @@ def summarise_scores(samples: Sequence[Any], scores: Sequence[np.ndarray]) -> Di
     Returns:
         As :func:`evaluate`.
     """
-    aucs: Dict[str, List[float]] = {"spectral": [], "spatial": []}
-    for sample, score in zip(samples, scores):
-        aucs.setdefault(sample.kind, []).append(sample_auc(score, sample.labels))
-    everything = [value for values in aucs.values() for value in values]
+    return summarise_aucs(
+        samples, [sample_auc(score, sample.labels) for sample, score in zip(samples, scores)]
+    )
+
+
+def summarise_aucs(samples: Sequence[Any], aucs: Sequence[float]) -> Dict[str, float]:
+    """Mean AUC overall and per kind, from each sample's AUC (:func:`sample_auc`).
+
+    Args:
+        samples: The validation samples (their ``kind``).
+        aucs: One AUC per sample, in the same order.
+
+    Returns:
+        As :func:`evaluate`.
+    """
+    grouped: Dict[str, List[float]] = {"spectral": [], "spatial": []}
+    for sample, auc in zip(samples, aucs):
+        grouped.setdefault(sample.kind, []).append(float(auc))
+    everything = [value for values in grouped.values() for value in values]
     result: Dict[str, float] = {"auc": float(np.mean(everything)), "samples": len(everything)}
-    for kind, values in aucs.items():
+    for kind, values in grouped.items():
         if values:
             result[f"{kind}_auc"] = float(np.mean(values))
     return result
