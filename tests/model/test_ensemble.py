@@ -15,15 +15,17 @@ from uniadrs_engine.model.model_file import (
     CARD_METADATA_KEY,
     load_model,
     read_model_card,
+    read_weight_storage,
     save_ensemble,
     save_model,
+    split_ensemble,
 )
 from uniadrs_engine.model.network import UniADRS
 
 
-def _member(tmp_path, seed, config="lite8", presets=None, normalisation="band_max"):
+def _member(tmp_path, seed, config="lite8", presets=None, normalisation="band_max", **options):
     torch.manual_seed(seed)
-    network = UniADRS(get_config(config))
+    network = UniADRS(get_config(config, **options))
     card = ModelCard(
         name=f"seed{seed}",
         config=network.config,
@@ -74,7 +76,7 @@ def test_single_network_files_keep_format_1_and_ensembles_are_format_2(tmp_path)
 
 def test_members_that_disagree_are_refused(tmp_path):
     first = _member(tmp_path, 1)
-    with pytest.raises(ModelFileError, match="differ in config"):
+    with pytest.raises(ModelFileError, match="share one network configuration"):
         save_ensemble([first, _member(tmp_path, 2, config="lite4")], tmp_path / "x.st", "x")
     with pytest.raises(ModelFileError, match="differ in presets"):
         save_ensemble([first, _member(tmp_path, 3, presets={"sar": {}})], tmp_path / "x.st", "x")
@@ -164,3 +166,78 @@ def test_an_ensemble_output_is_shaped_like_one_network():
     assert joint.score.shape == outputs[0].score.shape
     assert joint.feat.shape == outputs[0].feat.shape
     torch.testing.assert_close(joint.feat, torch.stack([o.feat for o in outputs]).mean(0))
+
+
+def test_members_may_differ_in_the_member_options(tmp_path):
+    plain = [_member(tmp_path, seed) for seed in (1, 2)]
+    magnitude = _member(tmp_path, 3, magnitude_input=True)
+    image = np.random.default_rng(2).random((5, 24, 32), dtype=np.float32)
+    singles = [score_image(load_model(path).network, image) for path in [*plain, magnitude]]
+
+    mixed = tmp_path / "mixed.safetensors"
+    card = save_ensemble([*plain, magnitude], mixed, "mixed")
+    loaded = load_model(mixed)
+    assert [config.magnitude_input for config in loaded.card.member_configs] == [
+        False,
+        False,
+        True,
+    ]
+    # Only the member that differs from the first carries its own configuration.
+    assert ["config" in member for member in card.members] == [False, False, True]
+    assert json.loads(card.to_json())["format_version"] == 3
+    np.testing.assert_allclose(score_image(loaded.network, image), np.mean(singles, 0), atol=1e-6)
+
+    # A member with the option may come first; the card's config is then the first's.
+    first_magnitude = save_ensemble([magnitude, *plain], tmp_path / "m2.safetensors", "m2")
+    assert first_magnitude.config.magnitude_input
+    assert [c.magnitude_input for c in first_magnitude.member_configs] == [True, False, False]
+
+
+def test_a_card_that_misstates_a_members_configuration_is_refused(tmp_path):
+    mixed = tmp_path / "mixed.safetensors"
+    save_ensemble(
+        [_member(tmp_path, 1), _member(tmp_path, 2, magnitude_input=True)], mixed, "mixed"
+    )
+    mixed_card = read_model_card(mixed)
+    # A network whose members the card misstates is not written...
+    plain_pair = MemberMean([UniADRS(get_config("lite8")), UniADRS(get_config("lite8"))])
+    with pytest.raises(ValueError, match="member configurations differ"):
+        save_model(tmp_path / "x.safetensors", plain_pair, mixed_card)
+    # ... and a file whose card misstates them is not read.
+    card = read_model_card(mixed)
+    del card.members[1]["config"]  # the card now says both members are plain networks
+    save_file(load_file(str(mixed)), str(mixed), metadata={CARD_METADATA_KEY: card.to_json()})
+    with pytest.raises(ModelFileError, match="do not match the model card"):
+        load_model(mixed)
+
+
+def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
+    paths = [_member(tmp_path, 1), _member(tmp_path, 2, magnitude_input=True)]
+    quarter = tmp_path / "quarter.safetensors"
+    save_ensemble(paths, quarter, "pair", "7", weight_storage="int8")
+
+    members = split_ensemble(quarter, tmp_path / "members")
+    assert [path.name for path in members] == ["member_0.safetensors", "member_1.safetensors"]
+    cards = [read_model_card(path) for path in members]
+    assert [card.training["seed"] for card in cards] == [1, 2]
+    assert [card.config.magnitude_input for card in cards] == [False, True]
+    assert {read_weight_storage(path) for path in members} == {"int8"}
+    assert cards[0].data_sources == read_model_card(quarter).data_sources
+    assert "member 1 of 'pair' v7" in cards[1].description
+
+    rejoined = tmp_path / "rejoined.safetensors"
+    save_ensemble(members, rejoined, "pair", "7", weight_storage="int8")
+    original, again = load_file(str(quarter)), load_file(str(rejoined))
+    assert original.keys() == again.keys()
+    for name, value in original.items():
+        assert torch.equal(value, again[name]), name  # re-storing rounds nothing further
+
+
+def test_the_split_command(tmp_path, capsys):
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble([_member(tmp_path, 1), _member(tmp_path, 2)], pair, "pair")
+    assert main(["split", str(pair), str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.count("UniADRS model 'seed") == 2
+    assert (tmp_path / "out" / "member_1.safetensors").is_file()
+    assert main(["split", str(tmp_path / "out" / "member_0.safetensors"), str(tmp_path)]) == 2
+    assert "single network" in capsys.readouterr().err

@@ -117,5 +117,5 @@ def test_networks_of_different_architectures_do_not_join(recipe_files, tmp_path)
     write_yaml(recipe_files["recipe"].parent / "more" / "other.yaml", wide.to_dict())
     recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
     models = [trained(pair, 0, tmp_path), trained(pair, 1, tmp_path), trained(wide, 0, tmp_path)]
-    with pytest.raises(TrainingError, match="differ in config"):
+    with pytest.raises(TrainingError, match="share one network configuration"):
         join_recipe(recipe, models, tmp_path / "x.safetensors")

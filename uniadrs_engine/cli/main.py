@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "simulate",
     "train",
     "ensemble",
+    "split",
     "info",
 )
 

@@ -22,6 +22,10 @@ PAPER_INPUT_CHANNELS = 270
 #: Height and width of the network's input must be multiples of this (three 2x poolings).
 SIZE_MULTIPLE = 8
 
+#: Fields of :class:`ModelConfig` in which the networks of one ensemble may differ: they
+#: change what happens inside a network, not what it takes in or gives out.
+MEMBER_OPTIONS: Tuple[str, ...] = ("magnitude_input",)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -85,6 +89,20 @@ class ModelConfig:
     def with_options(self, **changes: Any) -> ModelConfig:
         """Returns a copy with some fields changed (e.g. ``faithful_lam=True``)."""
         return replace(self, **changes)
+
+
+def ensemble_interface(config: ModelConfig) -> ModelConfig:
+    """What networks must share to join one ensemble.
+
+    That is ``config`` with its :data:`MEMBER_OPTIONS` at their defaults.
+
+    Example:
+        >>> plain = get_config("lite8")
+        >>> ensemble_interface(plain.with_options(magnitude_input=True)) == plain
+        True
+    """
+    defaults = ModelConfig()
+    return replace(config, **{name: getattr(defaults, name) for name in MEMBER_OPTIONS})
 
 
 def _divided(name: str, divisor: int, stem_width: int | None = None) -> ModelConfig:

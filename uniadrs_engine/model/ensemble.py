@@ -5,7 +5,10 @@ validation AUC does (METHOD.md §9: ±0.2 per hyperspectral scene between runs);
 their score maps damps that. An ensemble behaves like one network for inference (same
 ``config``, same ``forward`` signature, ``score`` in ``[0, 1]``) and is saved as one model
 file: the members' weights under ``members.<i>.`` and a card that lists each member's
-training record (:func:`ensemble_card`).
+training record (:func:`ensemble_card`). Members may differ only in the
+:data:`~uniadrs_engine.model.config.MEMBER_OPTIONS` (options inside a network, such as the
+band-magnitude input); a member whose configuration differs from the first member's has it
+in its record.
 
 Example:
     >>> import torch
@@ -23,19 +26,28 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from uniadrs_engine.model.config import ModelConfig
-from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig, ensemble_interface
+from uniadrs_engine.model.model_card import MEMBER_CONFIG_KEY, ModelCard
 from uniadrs_engine.model.network import NetworkOutput, UniADRS
 
 #: Card fields copied into each member's record in an ensemble card.
 MEMBER_RECORD_FIELDS = ("name", "model_version", "training", "validation", "created")
 
 
+#: Written in the error when members differ in more than the member options.
+_SHARED_CONFIGURATION = (
+    "ensemble members must share one network configuration (they may differ only in "
+    + ", ".join(MEMBER_OPTIONS)
+    + ")"
+)
+
+
 class MemberMean(nn.Module):
     """Networks of one configuration scored together: the mean of their score maps.
 
     Attributes:
-        config: The members' common configuration.
+        config: The first member's configuration; the others differ from it at most in
+            the :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`.
         members: The member networks.
     """
 
@@ -43,11 +55,15 @@ class MemberMean(nn.Module):
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
-        configs = {member.config for member in members}
-        if len(configs) != 1:
-            raise ValueError("ensemble members must share one network configuration")
+        if len({ensemble_interface(member.config) for member in members}) != 1:
+            raise ValueError(_SHARED_CONFIGURATION)
         self.config: ModelConfig = members[0].config
         self.members = nn.ModuleList(members)
+
+    @property
+    def member_configs(self) -> List[ModelConfig]:
+        """Each member's configuration, in order."""
+        return [member.config for member in self.members]  # type: ignore[misc]
 
     def forward(
         self,
@@ -79,11 +95,25 @@ class MemberMean(nn.Module):
 ScoringNetwork = Union[UniADRS, MemberMean]
 
 
-def build_network(config: ModelConfig, member_count: int = 1) -> ScoringNetwork:
-    """An untrained network (``member_count`` 1) or ensemble of ``member_count`` networks."""
-    if member_count <= 1:
-        return UniADRS(config)
-    return MemberMean([UniADRS(config) for _ in range(member_count)])
+def build_members(configs: Sequence[ModelConfig]) -> ScoringNetwork:
+    """An untrained network (one configuration) or ensemble (one network per configuration).
+
+    Raises:
+        ValueError: If no configuration is given, or they differ in more than the
+            :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`.
+    """
+    if not configs:
+        raise ValueError("no network configuration given")
+    if len(configs) == 1:
+        return UniADRS(configs[0])
+    return MemberMean([UniADRS(config) for config in configs])
+
+
+def member_configs(network: ScoringNetwork) -> List[ModelConfig]:
+    """The configuration of each network ``network`` holds (one for a single network)."""
+    if isinstance(network, MemberMean):
+        return network.member_configs
+    return [network.config]
 
 
 def ensemble_card(
@@ -91,9 +121,12 @@ def ensemble_card(
 ) -> ModelCard:
     """The card of an ensemble of models with ``cards``.
 
-    The members must agree on configuration, input normalisation and inference presets
-    (these are properties of the ensemble as a whole); their data sources are merged and
-    each member's training record and validation figures are kept in ``members``.
+    The members must agree on input normalisation, inference presets and configuration
+    (these are properties of the ensemble as a whole), except that their configurations may
+    differ in the :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`; their data sources
+    are merged and each member's training record and validation figures are kept in
+    ``members``, with its configuration where it differs from the first member's (the
+    ensemble's ``config``).
 
     Raises:
         ValueError: If fewer than two cards are given or they disagree.
@@ -104,11 +137,13 @@ def ensemble_card(
     for card in cards:
         if card.members:
             raise ValueError(f"'{card.name}' is already an ensemble; list its members instead")
-        for field_name in ("config", "normalisation", "presets"):
+        for field_name in ("normalisation", "presets"):
             if getattr(card, field_name) != getattr(first, field_name):
                 raise ValueError(
                     f"ensemble members differ in {field_name}: '{first.name}' and '{card.name}'"
                 )
+        if ensemble_interface(card.config) != ensemble_interface(first.config):
+            raise ValueError(f"{_SHARED_CONFIGURATION}: '{first.name}' and '{card.name}' differ")
     sources: List[Dict[str, Any]] = []
     for card in cards:
         for source in card.data_sources:
@@ -127,8 +162,12 @@ def ensemble_card(
         presets=dict(first.presets),
         training=training,
         data_sources=sources,
-        members=[
-            {field_name: getattr(card, field_name) for field_name in MEMBER_RECORD_FIELDS}
-            for card in cards
-        ],
+        members=[_member_record(card, first.config) for card in cards],
     )
+
+
+def _member_record(card: ModelCard, ensemble_config: ModelConfig) -> Dict[str, Any]:
+    record = {field_name: getattr(card, field_name) for field_name in MEMBER_RECORD_FIELDS}
+    if card.config != ensemble_config:
+        record[MEMBER_CONFIG_KEY] = card.config.to_dict()
+    return record

@@ -25,10 +25,18 @@ from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIO
 
 #: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
-MODEL_FORMAT_VERSION = 2
+MODEL_FORMAT_VERSION = 3
 
 #: Format version written for single networks, which engines before ensembles read too.
 SINGLE_NETWORK_FORMAT_VERSION = 1
+
+#: Format version written for ensembles whose members share one configuration, which
+#: engines before mixed ensembles read too.
+SHARED_CONFIG_ENSEMBLE_FORMAT_VERSION = 2
+
+#: Key of a member record that holds the member's own configuration (only where it differs
+#: from the card's ``config``, the first member's).
+MEMBER_CONFIG_KEY = "config"
 
 
 @dataclass
@@ -49,7 +57,9 @@ class ModelCard:
         engine_version: Version of the engine that wrote the file.
         created: ISO date-time of writing.
         members: For an ensemble (:mod:`uniadrs_engine.model.ensemble`), one record per member
-            network (name, version, training, validation); empty for a single network.
+            network (name, version, training, validation, and its configuration under
+            :data:`MEMBER_CONFIG_KEY` where it differs from ``config``); empty for a single
+            network.
     """
 
     name: str
@@ -71,6 +81,31 @@ class ModelCard:
         return max(1, len(self.members))
 
     @property
+    def member_configs(self) -> List[ModelConfig]:
+        """The configuration of each network the file holds, in order.
+
+        Raises:
+            ModelFileError: If a member record holds an unreadable configuration.
+        """
+        if not self.members:
+            return [self.config]
+        return [
+            ModelConfig.from_dict(member[MEMBER_CONFIG_KEY])
+            if MEMBER_CONFIG_KEY in member
+            else self.config
+            for member in self.members
+        ]
+
+    @property
+    def format_version(self) -> int:
+        """The oldest model file format that holds this card's model."""
+        if not self.members:
+            return SINGLE_NETWORK_FORMAT_VERSION
+        if any(MEMBER_CONFIG_KEY in member for member in self.members):
+            return MODEL_FORMAT_VERSION
+        return SHARED_CONFIG_ENSEMBLE_FORMAT_VERSION
+
+    @property
     def in_channels(self) -> int:
         """Input channels of the network's first convolution."""
         return self.config.in_channels
@@ -79,9 +114,7 @@ class ModelCard:
         """A JSON-serialisable dictionary, with the format marker."""
         return {
             "format": MODEL_FORMAT,
-            "format_version": (
-                MODEL_FORMAT_VERSION if self.members else SINGLE_NETWORK_FORMAT_VERSION
-            ),
+            "format_version": self.format_version,
             "name": self.name,
             "model_version": self.model_version,
             "description": self.description,

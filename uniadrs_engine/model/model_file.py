@@ -22,7 +22,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 from safetensors import SafetensorError
@@ -32,8 +32,9 @@ from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.model.ensemble import (
     MemberMean,
     ScoringNetwork,
-    build_network,
+    build_members,
     ensemble_card,
+    member_configs,
 )
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.weight_storage import decode_weights, encode_weights, storage_of
@@ -73,8 +74,8 @@ def save_model(
 
     Args:
         path: Output file (``.safetensors`` by convention).
-        network: The network or ensemble; its configuration and member count must be the
-            card's.
+        network: The network or ensemble; its members and their configurations must be
+            the card's.
         card: Model card; ``created`` is filled in when empty.
         weight_storage: ``float32``, ``float16`` (half the file) or ``int8`` (a quarter);
             weights are read back into float32, so only their rounding changes (see
@@ -82,11 +83,13 @@ def save_model(
     """
     if network.config != card.config:
         raise ValueError("the model card's configuration differs from the network's")
-    member_count = len(getattr(network, "members", ())) or 1
-    if member_count != card.member_count:
+    configs = member_configs(network)
+    if len(configs) != card.member_count:
         raise ValueError(
-            f"the network holds {member_count} member(s), its card {card.member_count}"
+            f"the network holds {len(configs)} member(s), its card {card.member_count}"
         )
+    if configs != card.member_configs:
+        raise ValueError("the model card's member configurations differ from the network's")
     if not card.created:
         card.created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     tensors = encode_weights(network.state_dict(), weight_storage)
@@ -162,7 +165,10 @@ def load_model(
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{resolved}: unreadable weights ({error})") from error
     # float16-stored weights are copied into the float32 parameters by load_state_dict.
-    network = build_network(card.config, card.member_count)
+    try:
+        network = build_members(card.member_configs)
+    except ValueError as error:
+        raise ModelFileError(f"{resolved}: invalid model card ({error})") from error
     try:
         network.load_state_dict(weights, strict=True)
     except RuntimeError as error:
@@ -185,7 +191,9 @@ def save_ensemble(
     """Joins single-network model files into one ensemble model file.
 
     Args:
-        model_paths: Two or more model files (or ``"default"``) of one configuration.
+        model_paths: Two or more single-network model files (or ``"default"``) of one
+            configuration (they may differ in the
+            :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`).
         path: Output model file.
         name: Name of the ensemble.
         model_version: Its version.
@@ -207,6 +215,53 @@ def save_ensemble(
         raise ModelFileError(f"cannot join these models: {error}") from error
     save_model(path, network, card, weight_storage=weight_storage)
     return card
+
+
+def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List[Path]:
+    """Writes each network of an ensemble model file as a model file of its own.
+
+    The members can then be joined again in other ensembles (:func:`save_ensemble`). Each
+    file is ``member_<i>.safetensors`` in ``output_dir``; its card is the member's record
+    (name, version, training, validation, configuration) with the ensemble's input
+    normalisation, presets and data sources, and its weights are stored as the ensemble's
+    were (re-storing stored weights rounds nothing further).
+
+    Args:
+        path: Ensemble model file (or ``"default"``).
+        output_dir: Folder for the member files (created if missing).
+
+    Returns:
+        The member files, in member order.
+
+    Raises:
+        ModelFileError: If the file is unreadable or holds a single network.
+    """
+    loaded = load_model(path)
+    card = loaded.card
+    if not isinstance(loaded.network, MemberMean):
+        raise ModelFileError(f"{loaded.path}: holds a single network, not an ensemble")
+    storage = read_weight_storage(loaded.path)
+    output_dir = Path(output_dir)
+    written: List[Path] = []
+    for index, (record, config, member) in enumerate(
+        zip(card.members, card.member_configs, loaded.network.members)
+    ):
+        member_card = ModelCard(
+            name=str(record.get("name", f"{card.name}-member-{index}")),
+            config=config,
+            model_version=str(record.get("model_version", card.model_version)),
+            description=f"member {index} of '{card.name}' v{card.model_version}",
+            normalisation=card.normalisation,
+            presets=dict(card.presets),
+            training=dict(record.get("training", {})),
+            data_sources=list(card.data_sources),
+            validation=dict(record.get("validation", {})),
+            created=str(record.get("created", "")),
+        )
+        member_path = output_dir / f"member_{index}.safetensors"
+        save_model(member_path, member, member_card, weight_storage=storage)  # type: ignore[arg-type]
+        written.append(member_path)
+    return written
 
 
 def _checked_path(path: Union[str, Path]) -> Path:

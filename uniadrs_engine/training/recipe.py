@@ -3,7 +3,8 @@
 A seed ensemble (``members: N``) averages networks trained on one simulation. A recipe
 averages the members of several configurations, for example networks trained on the METHOD
 simulation beside networks trained on realistic spectral anomalies; the networks must share
-the model configuration and input normalisation. The recipe is a small YAML file::
+the input normalisation and the model configuration (they may differ only in the
+:data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`). The recipe is a small YAML file::
 
     model_name: uniadrs-default
     model_version: "5.0"
