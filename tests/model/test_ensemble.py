@@ -186,6 +186,8 @@ def test_members_may_differ_in_the_member_options(tmp_path):
     assert ["config" in member for member in card.members] == [False, False, True]
     assert json.loads(card.to_json())["format_version"] == 3
     np.testing.assert_allclose(score_image(loaded.network, image), np.mean(singles, 0), atol=1e-6)
+    assert "members differing in magnitude_input" in card.summary()
+    assert "differing" not in load_model(plain[0]).card.summary()
 
     # A member with the option may come first; the card's config is then the first's.
     first_magnitude = save_ensemble([magnitude, *plain], tmp_path / "m2.safetensors", "m2")

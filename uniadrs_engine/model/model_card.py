@@ -20,7 +20,7 @@ from typing import Any, Dict, List
 
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import ModelFileError
-from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 #: Identifies UniADRS model files; a file without it is foreign.
@@ -197,6 +197,13 @@ class ModelCard:
                 else f"{', '.join(str(value) for value in member_steps)} steps"
             )
             parts.append(f"ensemble of {len(self.members)} networks trained {each}")
+            options = sorted(
+                name
+                for name in MEMBER_OPTIONS
+                if len({getattr(config, name) for config in self.member_configs}) > 1
+            )
+            if options:
+                parts.append(f"members differing in {', '.join(options)}")
         elif steps:
             parts.append(f"trained {steps} steps")
         auc = self.validation.get("auc")
