@@ -119,3 +119,19 @@ def test_networks_of_different_architectures_do_not_join(recipe_files, tmp_path)
     models = [trained(pair, 0, tmp_path), trained(pair, 1, tmp_path), trained(wide, 0, tmp_path)]
     with pytest.raises(TrainingError, match="share one network configuration"):
         join_recipe(recipe, models, tmp_path / "x.safetensors")
+
+
+def test_parts_may_differ_in_member_options(recipe_files, tmp_path):
+    pair = recipe_files["pair"]
+    magnitude = dataclasses.replace(recipe_files["other"], model_options={"magnitude_input": True})
+    write_yaml(recipe_files["recipe"].parent / "more" / "other.yaml", magnitude.to_dict())
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    models = [
+        trained(pair, 0, tmp_path),
+        trained(pair, 1, tmp_path),
+        trained(magnitude, 0, tmp_path),
+    ]
+    result = join_recipe(recipe, models, tmp_path / "mixed.safetensors")
+    card = load_model(result.model_path).card
+    assert [config.magnitude_input for config in card.member_configs] == [False, False, True]
+    assert card.training["parts"][1]["config"]["model_options"] == {"magnitude_input": True}
