@@ -31,7 +31,7 @@ def _member(tmp_path, seed, config="lite8", presets=None, normalisation="band_ma
         config=network.config,
         model_version="1",
         normalisation=normalisation,
-        presets=presets or {"visible": {"scales": [0.5]}},
+        presets={"visible": {"scales": [0.5]}} if presets is None else presets,
         training={"steps": 10 + seed, "seed": seed, "wall_seconds": 60.0},
         validation={"auc": 0.8},
         data_sources=[
@@ -83,6 +83,15 @@ def test_members_that_disagree_are_refused(tmp_path):
     with pytest.raises(ModelFileError, match="differ in normalisation"):
         whitening = _member(tmp_path, 5, normalisation="whiten")
         save_ensemble([first, whitening], tmp_path / "x.st", "x")
+    # A member that records no presets (the engine's table applies) takes the others'.
+    unrecorded = _member(tmp_path, 6, presets={})
+    for order in ([unrecorded, first], [first, unrecorded]):
+        card = save_ensemble(order, tmp_path / "x.st", "x")
+        assert card.presets == {"visible": {"scales": [0.5]}}
+    with pytest.raises(ModelFileError, match="differ in presets"):
+        save_ensemble(
+            [unrecorded, first, _member(tmp_path, 7, presets={"sar": {}})], tmp_path / "x.st", "x"
+        )
     pair = tmp_path / "pair.safetensors"
     save_ensemble([first, _member(tmp_path, 4)], pair, "pair")
     with pytest.raises(ModelFileError, match="already an ensemble"):

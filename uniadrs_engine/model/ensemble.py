@@ -123,10 +123,11 @@ def ensemble_card(
 
     The members must agree on input normalisation, inference presets and configuration
     (these are properties of the ensemble as a whole), except that their configurations may
-    differ in the :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS`; their data sources
-    are merged and each member's training record and validation figures are kept in
-    ``members``, with its configuration where it differs from the first member's (the
-    ensemble's ``config``).
+    differ in the :data:`~uniadrs_engine.model.config.MEMBER_OPTIONS` and that a member
+    recording no presets (the engine's table applies) takes those the others record; their
+    data sources are merged and each member's training record and validation figures are
+    kept in ``members``, with its configuration where it differs from the first member's
+    (the ensemble's ``config``).
 
     Raises:
         ValueError: If fewer than two cards are given or they disagree.
@@ -134,14 +135,20 @@ def ensemble_card(
     if len(cards) < 2:
         raise ValueError(f"an ensemble needs at least two members, got {len(cards)}")
     first = cards[0]
+    presets = first  # the first member that records presets; those without defer to it
     for card in cards:
         if card.members:
             raise ValueError(f"'{card.name}' is already an ensemble; list its members instead")
-        for field_name in ("normalisation", "presets"):
-            if getattr(card, field_name) != getattr(first, field_name):
+        if card.normalisation != first.normalisation:
+            raise ValueError(
+                f"ensemble members differ in normalisation: '{first.name}' and '{card.name}'"
+            )
+        if card.presets and card.presets != presets.presets:
+            if presets.presets:
                 raise ValueError(
-                    f"ensemble members differ in {field_name}: '{first.name}' and '{card.name}'"
+                    f"ensemble members differ in presets: '{presets.name}' and '{card.name}'"
                 )
+            presets = card
         if ensemble_interface(card.config) != ensemble_interface(first.config):
             raise ValueError(f"{_SHARED_CONFIGURATION}: '{first.name}' and '{card.name}' differ")
     sources: List[Dict[str, Any]] = []
@@ -159,7 +166,7 @@ def ensemble_card(
         model_version=model_version,
         description=description,
         normalisation=first.normalisation,
-        presets=dict(first.presets),
+        presets=dict(presets.presets),
         training=training,
         data_sources=sources,
         members=[_member_record(card, first.config) for card in cards],
