@@ -12,7 +12,7 @@ from uniadrs_engine.errors import CancelledError, TrainingError
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.ensemble import MemberMean
 from uniadrs_engine.model.model_card import ModelCard
-from uniadrs_engine.model.model_file import load_model, save_model
+from uniadrs_engine.model.model_file import load_model, save_ensemble, save_model
 from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.initial_weights import load_initial_weights, settings_of_model
@@ -35,8 +35,10 @@ def _model_file(path: Path, seeds=(11,), normalisation="band_max", **options) ->
     return path
 
 
-def _assert_same_weights(network: torch.nn.Module, expected: torch.nn.Module) -> None:
-    found, wanted = network.state_dict(), expected.state_dict()
+def _assert_same_weights(network, expected: torch.nn.Module) -> None:
+    """``network`` (a module or a state dict) holds exactly ``expected``'s weights."""
+    found = network.state_dict() if isinstance(network, torch.nn.Module) else network
+    wanted = expected.state_dict()
     assert found.keys() == wanted.keys()
     for name in wanted:
         torch.testing.assert_close(found[name], wanted[name], rtol=0, atol=0)
@@ -176,3 +178,24 @@ def test_settings_of_model_give_the_configuration_keys_that_fit_it(tiny_config, 
     weights = load_initial_weights(start, 0, config.model_config(), config.normalisation)
     assert weights.provenance["name"] == "start"
     assert train_from_config(config).steps == tiny_config.steps
+
+
+def test_each_network_of_a_mixed_ensemble_starts_runs_of_its_own_configuration(
+    tiny_config, tmp_path
+):
+    plain, magnitude = (
+        _model_file(tmp_path / "plain.safetensors", seeds=(1,)),
+        _model_file(tmp_path / "magnitude.safetensors", seeds=(2,), magnitude_input=True),
+    )
+    mixed = tmp_path / "mixed.safetensors"
+    save_ensemble([plain, magnitude], mixed, "mixed")
+    assert settings_of_model(mixed)["model_options"] == {}
+    settings = settings_of_model(mixed, index=1)
+    assert settings["model_options"] == {"magnitude_input": True}
+
+    config = dataclasses.replace(tiny_config, **settings)
+    weights = load_initial_weights(mixed, 1, config.model_config(), config.normalisation)
+    assert weights.provenance["network"] == 1
+    _assert_same_weights(weights.state, load_model(magnitude).network)
+    with pytest.raises(TrainingError, match="network 0 has another network configuration"):
+        load_initial_weights(mixed, 0, config.model_config(), config.normalisation)

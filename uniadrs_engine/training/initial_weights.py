@@ -74,7 +74,8 @@ def checked_network_index(
     Args:
         card: The model file's card.
         index: Which network of an ensemble file to take (``init_member``).
-        config: The run's network configuration; the file's must equal it.
+        config: The run's network configuration; that network's must equal it (an
+            ensemble's members may differ in their member options).
         normalisation: The run's input normalisation; the file's must equal it.
         path: The file, for messages.
 
@@ -84,17 +85,25 @@ def checked_network_index(
     Raises:
         TrainingError: If the file does not fit the run.
     """
-    if card.config != config:
+    network_index = member_network_index(card.member_count, index)
+    network_config = network_configuration(card, network_index)
+    if network_config != config:
+        which = "" if network_index is None else f" network {network_index}"
         raise TrainingError(
-            f"init_model {path} has another network configuration than this run "
-            f"({card.config.name!r} against {config.name!r}, or their options differ)"
+            f"init_model {path}{which} has another network configuration than this run "
+            f"({network_config.name!r} against {config.name!r}, or their options differ)"
         )
     if card.normalisation != normalisation:
         raise TrainingError(
             f"init_model {path} was trained with normalisation "
             f"{card.normalisation!r}, this run uses {normalisation!r}"
         )
-    return member_network_index(card.member_count, index)
+    return network_index
+
+
+def network_configuration(card: ModelCard, network_index: Optional[int]) -> ModelConfig:
+    """The configuration of network ``network_index`` of a file (``None``: its only one)."""
+    return card.config if network_index is None else card.member_configs[network_index]
 
 
 def read_initial_card(model: Union[str, Path]) -> Tuple[ModelCard, Path]:
@@ -142,8 +151,13 @@ def load_initial_weights(
     return InitialWeights(state=state, provenance=provenance)
 
 
-def settings_of_model(model: Union[str, Path]) -> Dict[str, Any]:
+def settings_of_model(model: Union[str, Path], index: int = 0) -> Dict[str, Any]:
     """The configuration keys a run starting from ``model`` must have.
+
+    Args:
+        model: A model file, or ``default``.
+        index: Which network of an ensemble file the run starts from (``init_member``);
+            an ensemble's networks may differ in their member options.
 
     Returns:
         ``model`` (the network configuration's name), ``model_options`` (its fields that
@@ -155,21 +169,22 @@ def settings_of_model(model: Union[str, Path]) -> Dict[str, Any]:
             configuration with options.
     """
     card, _ = read_initial_card(model)
-    named = NAMED_CONFIGS.get(card.config.name)
+    config = network_configuration(card, member_network_index(card.member_count, index))
+    named = NAMED_CONFIGS.get(config.name)
     if named is None:
         raise TrainingError(
-            f"init_model {model}: its network configuration {card.config.name!r} is not one "
+            f"init_model {model}: its network configuration {config.name!r} is not one "
             f"of {sorted(NAMED_CONFIGS)}"
         )
     options = {
-        item.name: getattr(card.config, item.name)
+        item.name: getattr(config, item.name)
         for item in fields(ModelConfig)
-        if item.name != "name" and getattr(card.config, item.name) != getattr(named, item.name)
+        if item.name != "name" and getattr(config, item.name) != getattr(named, item.name)
     }
     if "encoder_widths" in options:
         options["encoder_widths"] = list(options["encoder_widths"])
     return {
-        "model": card.config.name,
+        "model": config.name,
         "model_options": options,
         "normalisation": card.normalisation,
     }
