@@ -197,10 +197,11 @@ class ModelCard:
                 else f"{', '.join(str(value) for value in member_steps)} steps"
             )
             parts.append(f"ensemble of {len(self.members)} networks trained {each}")
+            configs = self.member_configs
             options = sorted(
                 name
                 for name in MEMBER_OPTIONS
-                if len({getattr(config, name) for config in self.member_configs}) > 1
+                if len({getattr(config, name) for config in configs}) > 1
             )
             if options:
                 parts.append(f"members differing in {', '.join(options)}")
