@@ -197,6 +197,13 @@ def test_members_may_differ_in_the_member_options(tmp_path):
     np.testing.assert_allclose(score_image(loaded.network, image), np.mean(singles, 0), atol=1e-6)
     assert "members differing in magnitude_input" in card.summary()
     assert "differing" not in load_model(plain[0]).card.summary()
+    # An option that every network has is named with the inputs; a mixed one is not.
+    assert "band_max input, magnitude_input)" not in card.summary()
+    assert "band_max input)" in load_model(plain[0]).card.summary()
+    assert "band_max input, magnitude_input)" in load_model(magnitude).card.summary()
+    both = save_ensemble([magnitude, magnitude], tmp_path / "both.safetensors", "both")
+    assert "band_max input, magnitude_input)" in both.summary()
+    assert "differing" not in both.summary()
 
     # A member with the option may come first; the card's config is then the first's.
     first_magnitude = save_ensemble([magnitude, *plain], tmp_path / "m2.safetensors", "m2")

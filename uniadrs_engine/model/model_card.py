@@ -23,6 +23,9 @@ from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
+#: Option values a configuration has unless it says otherwise (for summaries).
+_DEFAULT_CONFIG = ModelConfig()
+
 #: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
 MODEL_FORMAT_VERSION = 3
@@ -183,10 +186,19 @@ class ModelCard:
 
     def summary(self) -> str:
         """One line for logs: name, version, configuration, training and validation."""
+        configs = self.member_configs
+        shared = [
+            name
+            for name in MEMBER_OPTIONS
+            if len({getattr(config, name) for config in configs}) == 1
+            and getattr(configs[0], name) != getattr(_DEFAULT_CONFIG, name)
+        ]
+        inputs = ", ".join(
+            [f"{self.in_channels} input channels", f"{self.normalisation} input", *shared]
+        )
         parts = [
             f"UniADRS model '{self.name}' v{self.model_version}",
-            f"config {self.config.name} ({self.in_channels} input channels, "
-            f"{self.normalisation} input)",
+            f"config {self.config.name} ({inputs})",
         ]
         steps = self.training.get("steps")
         if self.members:
@@ -197,7 +209,6 @@ class ModelCard:
                 else f"{', '.join(str(value) for value in member_steps)} steps"
             )
             parts.append(f"ensemble of {len(self.members)} networks trained {each}")
-            configs = self.member_configs
             options = sorted(
                 name
                 for name in MEMBER_OPTIONS
