@@ -91,6 +91,12 @@ class ModelConfig:
         return replace(self, **changes)
 
 
+#: Each member option's value where a configuration does not set it.
+MEMBER_OPTION_DEFAULTS: Dict[str, Any] = {
+    name: getattr(ModelConfig(), name) for name in MEMBER_OPTIONS
+}
+
+
 def ensemble_interface(config: ModelConfig) -> ModelConfig:
     """What networks must share to join one ensemble.
 
@@ -101,8 +107,7 @@ def ensemble_interface(config: ModelConfig) -> ModelConfig:
         >>> ensemble_interface(plain.with_options(magnitude_input=True)) == plain
         True
     """
-    defaults = ModelConfig()
-    return replace(config, **{name: getattr(defaults, name) for name in MEMBER_OPTIONS})
+    return replace(config, **MEMBER_OPTION_DEFAULTS)
 
 
 def _divided(name: str, divisor: int, stem_width: int | None = None) -> ModelConfig:

@@ -20,11 +20,8 @@ from typing import Any, Dict, List
 
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import ModelFileError
-from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig
+from uniadrs_engine.model.config import MEMBER_OPTION_DEFAULTS, MEMBER_OPTIONS, ModelConfig
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
-
-#: Option values a configuration has unless it says otherwise (for summaries).
-_DEFAULT_CONFIG = ModelConfig()
 
 #: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
@@ -191,7 +188,7 @@ class ModelCard:
             name
             for name in MEMBER_OPTIONS
             if len({getattr(config, name) for config in configs}) == 1
-            and getattr(configs[0], name) != getattr(_DEFAULT_CONFIG, name)
+            and getattr(configs[0], name) != MEMBER_OPTION_DEFAULTS[name]
         ]
         inputs = ", ".join(
             [f"{self.in_channels} input channels", f"{self.normalisation} input", *shared]
