@@ -180,6 +180,24 @@ def test_spectral_options_reach_the_simulator(tiny_config):
         build_simulation(dataclasses.replace(tiny_config, spectral_options={"colour": 1}))
 
 
+def test_spatial_options_reach_the_simulator(tiny_config):
+    from uniadrs_engine.training.simulators import build_simulation
+
+    config = dataclasses.replace(
+        tiny_config,
+        spectral_share=0.0,
+        spatial_options={"anomaly_area": [0.01, 0.03], "normal_count": 3},
+    )
+    setup = build_simulation(config)
+    spatial = setup.training.spatial
+    assert spatial.anomaly_area == (0.01, 0.03)
+    assert spatial.normal_count == 3
+    sample = setup.training.sample(np.random.default_rng(0))
+    assert sample.kind == "spatial"
+    with pytest.raises(TrainingError, match="invalid spatial_options"):
+        build_simulation(dataclasses.replace(tiny_config, spatial_options={"colour": 1}))
+
+
 def test_weight_differences_ignore_run_settings_and_default_missing_keys():
     config = TrainingConfig(backgrounds=["/data"], seed=1)
     recorded = {**config.to_dict(), "threads": 4, "output_dir": "elsewhere", "seed": 2}

@@ -72,6 +72,9 @@ class TrainingConfig:
         spectral_options: Keyword options of the spectral simulator (e.g.
             ``spectrum_sources: {permute: 1, transplant: 1}``, ``abundance_range: [0.5, 1]``);
             empty = METHOD.md's simulation.
+        spatial_options: Keyword options of the spatial simulator (e.g.
+            ``anomaly_area: [0.001, 0.01]``, ``normal_count: 4``,
+            ``single_channel_probability: 0``); empty = METHOD.md's simulation.
         crop_size: Training sample size (a multiple of 8).
         steps: Optimisation steps.
         batch_size: Samples per step.
@@ -120,6 +123,7 @@ class TrainingConfig:
     validation_samples: int = 32
     spectral_share: float = 0.5
     spectral_options: Dict[str, Any] = field(default_factory=dict)
+    spatial_options: Dict[str, Any] = field(default_factory=dict)
     crop_size: int = 128
     steps: int = 3000
     batch_size: int = 4

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
@@ -49,6 +49,18 @@ def held_out_patterns(paths: Sequence[str]) -> List[str]:
     return patterns
 
 
+def simulator_options(options: Dict[str, Any]) -> Dict[str, Any]:
+    """Simulator keyword options from YAML, with lists (ranges) made tuples.
+
+    Example:
+        >>> simulator_options({"anomaly_area": [0.001, 0.01], "normal_count": 4})
+        {'anomaly_area': (0.001, 0.01), 'normal_count': 4}
+    """
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in options.items()
+    }
+
+
 def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) -> Any:
     """An :class:`AnomalySimulator` over ``pool`` with the run's crop size and share."""
     in_channels = config.model_config().in_channels
@@ -56,10 +68,7 @@ def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) 
     spectral = None
     spatial = None
     if pool.hyperspectral and share > 0.0:
-        options = {
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in config.spectral_options.items()
-        }
+        options = simulator_options(config.spectral_options)
         try:
             spectral = SpectralSimulator(
                 pool, size=config.crop_size, out_channels=in_channels, **options
@@ -68,7 +77,11 @@ def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) 
             raise TrainingError(f"invalid spectral_options: {error}") from error
     if pool.visible and share < 1.0:
         bank = ObjectBank.from_pool(pool, np.random.default_rng([config.seed, bank_seed]))
-        spatial = SpatialSimulator(pool, bank, size=config.crop_size)
+        options = simulator_options(config.spatial_options)
+        try:
+            spatial = SpatialSimulator(pool, bank, size=config.crop_size, **options)
+        except TypeError as error:
+            raise TrainingError(f"invalid spatial_options: {error}") from error
     if spectral is None and spatial is None:
         raise TrainingError(
             f"no background fits the simulation ({pool.describe()}, spectral share {share})"
