@@ -54,3 +54,57 @@ def test_simulate_reports_user_errors_in_one_line(background_tree, tmp_path, cap
     assert main(["simulate", str(tmp_path / "missing"), str(tmp_path / "o")]) == EXIT_USER_ERROR
     assert "not found" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_config_writes_the_runs_samples(background_tree, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "\n".join(
+            [
+                f"backgrounds: [{background_tree}]",
+                "exclude: [landslide]",
+                "model: lite8",
+                "crop_size: 32",
+                "spectral_share: 0.0",
+                "spatial_options: {normal_count: 1, single_channel_probability: 0.0}",
+                "seed: 5",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "preview"
+    arguments = ["simulate", str(out), "--config", str(config), "-n", "3"]
+    assert main([*arguments, "--set", "crop_size=16"]) == 0
+    assert "contact sheet" in capsys.readouterr().out
+    for index in range(3):
+        image = gdal.Open(str(out / f"sample_{index:04d}_image.tif"))
+        assert (image.RasterCount, image.RasterXSize) == (3, 16)
+    assert main([*arguments, "--validation"]) == 0
+    assert '"samples": "validation"' in (out / "simulation.json").read_text()
+    assert gdal.Open(str(out / "sample_0000_image.tif")).RasterXSize == 32
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--size", "64"], "drop --size"),
+        (["--seed", "1", "--spectral-share", "0.2"], "drop --seed, --spectral-share"),
+        (["--set", "spatial_options={colour: 1}"], "invalid spatial_options"),
+    ],
+)
+def test_simulate_config_refuses_conflicting_settings(
+    background_tree, tmp_path, capsys, extra, message
+):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"backgrounds: [{background_tree}]\ncrop_size: 32\n", encoding="utf-8")
+    status = main(["simulate", str(tmp_path / "o"), "--config", str(config), *extra])
+    assert status == EXIT_USER_ERROR
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_simulate_needs_backgrounds_or_a_config(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path / "o")]) == EXIT_USER_ERROR
+    assert "or --config" in capsys.readouterr().err
+    assert main(["simulate", "a", str(tmp_path / "o"), "--validation"]) == EXIT_USER_ERROR
+    assert "go with --config" in capsys.readouterr().err

@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from osgeo import gdal
@@ -119,7 +119,44 @@ def simulate_to_dir(
         pool, size, seed=seed, spectral_share=spectral_share, out_channels=out_channels
     )
     reporter.check_cancelled()
+    rng = np.random.default_rng([seed, 1])
+    settings = {
+        "n": n,
+        "seed": seed,
+        "size": size,
+        "spectral_share": spectral_share,
+        "out_channels": out_channels,
+        "exclude": list(exclude),
+        "simulator": simulator.provenance(),
+    }
+    return write_samples_to_dir(lambda index: simulator.sample(rng), n, out_dir, settings, reporter)
 
+
+def write_samples_to_dir(
+    draw: Callable[[int], SimulatedSample],
+    n: int,
+    out_dir: Union[str, Path],
+    settings: Dict[str, Any],
+    reporter: ProgressReporter,
+) -> List[Path]:
+    """Writes samples ``draw(0)``, ..., ``draw(n - 1)`` and the run's files to ``out_dir``.
+
+    Args:
+        draw: Returns sample ``index`` (called in order).
+        n: Number of samples (at least 1).
+        out_dir: Output folder (created if needed; files of the same names are replaced).
+        settings: What made the samples, written to ``simulation.json``.
+        reporter: Progress and cancellation.
+
+    Returns:
+        The files written, as :func:`simulate_to_dir` returns them.
+
+    Raises:
+        InputError: ``n`` is below 1 or ``out_dir`` cannot be written.
+        CancelledError: The reporter's cancel check returned True (nothing is left behind).
+    """
+    if n < 1:
+        raise InputError(f"the number of samples must be at least 1, not {n}")
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,13 +164,12 @@ def simulate_to_dir(
     except OSError as error:
         raise InputError(f"cannot write to {out_dir}: {error}") from error
     try:
-        rng = np.random.default_rng([seed, 1])
         names: List[str] = []
         rows: List[Dict[str, object]] = []
         shown: List[SimulatedSample] = []
         for index in range(n):
             reporter.check_cancelled()
-            sample = simulator.sample(rng)
+            sample = draw(index)
             image_name, labels_name = (
                 f"sample_{index:04d}_image.tif",
                 f"sample_{index:04d}_labels.tif",
@@ -147,15 +183,6 @@ def simulate_to_dir(
         reporter.check_cancelled()
         write_contact_sheet(shown, staging / CONTACT_SHEET_NAME)
         _write_index(rows, staging / INDEX_NAME)
-        settings = {
-            "n": n,
-            "seed": seed,
-            "size": size,
-            "spectral_share": spectral_share,
-            "out_channels": out_channels,
-            "exclude": list(exclude),
-            "simulator": simulator.provenance(),
-        }
         (staging / SETTINGS_NAME).write_text(json.dumps(settings, indent=1), encoding="utf-8")
         names += [CONTACT_SHEET_NAME, INDEX_NAME, SETTINGS_NAME]
         written = []
@@ -236,7 +263,7 @@ def write_contact_sheet(samples: Sequence[SimulatedSample], path: Path, columns:
     count = max(len(samples), 1)
     columns = min(columns, count)
     rows = (count + columns - 1) // columns
-    figure = Figure(figsize=(3.0 * columns, 3.25 * rows + 0.4), dpi=100)
+    figure = Figure(figsize=(3.0 * columns, 3.5 * rows + 0.4), dpi=100)
     FigureCanvasAgg(figure)
     for index, sample in enumerate(samples):
         axes = figure.add_subplot(rows, columns, index + 1)

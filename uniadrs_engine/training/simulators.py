@@ -111,3 +111,9 @@ def build_simulation(config: TrainingConfig) -> SimulationSetup:
         training_files=[item.path for item in training_pool.files],
         validation_files=[item.path for item in validation_pool.files],
     )
+
+
+def training_batch(simulator: Any, seed: int, step: int, batch_size: int) -> List[Any]:
+    """The samples of training step ``step``: they depend only on ``seed`` and ``step``."""
+    generator = np.random.default_rng([seed, step])
+    return [simulator.sample(generator) for _ in range(batch_size)]

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
 
 from uniadrs_engine.errors import CancelledError, TrainingError
@@ -35,7 +34,7 @@ from uniadrs_engine.training.config import TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
 from uniadrs_engine.training.initial_weights import load_initial_weights
 from uniadrs_engine.training.losses import build_pixel_loss, check_finite, feature_margin_loss
-from uniadrs_engine.training.simulators import SimulationSetup, build_simulation
+from uniadrs_engine.training.simulators import SimulationSetup, build_simulation, training_batch
 from uniadrs_engine.training.validation import build_validation_set, evaluate
 
 LOGGER = logging.getLogger(__name__)
@@ -231,10 +230,9 @@ class Trainer:
         """Draws one batch, takes one optimisation step and returns its record."""
         assert self.simulation is not None
         started = time.perf_counter()
-        generator = np.random.default_rng([self.config.seed, self.step])
-        samples = [
-            self.simulation.training.sample(generator) for _ in range(self.config.batch_size)
-        ]
+        samples = training_batch(
+            self.simulation.training, self.config.seed, self.step, self.config.batch_size
+        )
         images, labels = collate(
             samples, self.network.config.in_channels, self.config.normalisation
         )

@@ -2,6 +2,7 @@
 
 Example:
     $ uniadrs simulate backgrounds samples -n 32 --exclude cas-hokkaido-landslide bijie-landslide
+    $ uniadrs simulate samples --config configs/default_model.yaml --validation
 """
 
 from __future__ import annotations
@@ -23,25 +24,26 @@ def register(subparsers: Any) -> None:
             "1 anomaly, 2 ignore, 3 large normal), contact_sheet.png, samples.csv and "
             "simulation.json. Hyperspectral backgrounds (10 bands or more) give spectral "
             "samples, the others spatial samples; <name>_objects.tif beside a raster is its "
-            "object mask."
+            "object mask. With --config, the samples of a training configuration instead: "
+            "the first ones its run trains on, or with --validation its validation samples."
         ),
     )
     parser.add_argument(
         "backgrounds",
-        nargs="+",
+        nargs="*",
         metavar="BACKGROUNDS",
-        help="background rasters or folders of them (searched recursively)",
+        help="background rasters or folders of them (searched recursively); not with --config",
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")
     parser.add_argument("-n", type=int, default=16, help="number of samples (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument(
-        "--size", type=int, default=128, help="sample side, a multiple of 8 (default 128)"
+        "--size", type=int, default=None, help="sample side, a multiple of 8 (default 128)"
     )
     parser.add_argument(
         "--spectral-share",
         type=float,
-        default=0.5,
+        default=None,
         help="probability of a spectral sample (default 0.5)",
     )
     parser.add_argument(
@@ -61,29 +63,84 @@ def register(subparsers: Any) -> None:
         help="write spectral samples as N randomly picked bands, as the network sees them "
         "(270 in training); by default every usable band is written in order",
     )
+    parser.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="a training configuration (YAML): write the samples its run simulates, with its "
+        "backgrounds, seed, crop size, spectral share and simulator options",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --config: replace a configuration key (the value is YAML), e.g. "
+        "--set 'spatial_options={normal_count: 4}'",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="with --config: write the run's fixed validation samples (those its validation "
+        "AUC is measured on) instead of its first training samples",
+    )
     parser.set_defaults(handler=run)
+
+
+#: Options of the background mode, with their defaults; --config takes them from the file.
+BACKGROUND_MODE_DEFAULTS = {"seed": 0, "size": 128, "spectral_share": 0.5, "out_channels": None}
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``uniadrs simulate`` and returns the exit status."""
+    from uniadrs_engine.errors import InputError
     from uniadrs_engine.simulation.export import CONTACT_SHEET_NAME, simulate_to_dir
 
+    if args.config is None:
+        if not args.backgrounds:
+            raise InputError("give background rasters or folders, or --config CONFIG")
+        if args.overrides or args.validation:
+            raise InputError("--set and --validation go with --config")
+    else:
+        given = [name for name in BACKGROUND_MODE_DEFAULTS if getattr(args, name) is not None]
+        if args.backgrounds or args.exclude or given:
+            options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise InputError(
+                "with --config the backgrounds and settings come from the configuration "
+                f"(use --set KEY=VALUE); drop {options or 'the BACKGROUNDS arguments'}"
+            )
     with tqdm(total=args.n, unit="sample", desc="simulating") as bar:
 
         def progress(fraction: float, message: str) -> None:
             bar.update(round(fraction * args.n) - bar.n)
 
-        written = simulate_to_dir(
-            args.backgrounds,
-            args.out_dir,
-            n=args.n,
-            seed=args.seed,
-            size=args.size,
-            spectral_share=args.spectral_share,
-            exclude=args.exclude,
-            progress=progress,
-            out_channels=args.out_channels,
-        )
+        if args.config is not None:
+            written = _simulate_config(args, progress)
+        else:
+            settings = {
+                name: default if getattr(args, name) is None else getattr(args, name)
+                for name, default in BACKGROUND_MODE_DEFAULTS.items()
+            }
+            written = simulate_to_dir(
+                args.backgrounds,
+                args.out_dir,
+                n=args.n,
+                exclude=args.exclude,
+                progress=progress,
+                **settings,
+            )
     sheet = next(path for path in written if path.name == CONTACT_SHEET_NAME)
     print(f"wrote {args.n} samples to {args.out_dir}; contact sheet: {sheet}")
     return 0
+
+
+def _simulate_config(args: argparse.Namespace, progress: Any) -> Any:
+    """The files of ``--config`` mode (the configuration's training or validation samples)."""
+    from uniadrs_engine.training.config import TrainingConfig, parse_override
+    from uniadrs_engine.training.preview import simulate_config_to_dir
+
+    overrides = dict(parse_override(text) for text in args.overrides)
+    config = TrainingConfig.from_yaml(args.config, overrides=overrides)
+    return simulate_config_to_dir(
+        config, args.out_dir, n=args.n, validation=args.validation, progress=progress
+    )

@@ -1,0 +1,53 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.training.preview import simulate_config_to_dir
+from uniadrs_engine.training.simulators import build_simulation, training_batch
+from uniadrs_engine.training.validation import build_validation_set
+
+
+def written_images(out_dir, n):
+    return [
+        gdal.Open(str(out_dir / f"sample_{index:04d}_image.tif")).ReadAsArray()
+        for index in range(n)
+    ]
+
+
+def test_training_samples_are_the_runs_first_batches(tiny_config, tmp_path):
+    n = tiny_config.batch_size + 1
+    simulate_config_to_dir(tiny_config, tmp_path / "out", n=n)
+    setup = build_simulation(tiny_config)
+    expected = training_batch(setup.training, tiny_config.seed, 0, tiny_config.batch_size)
+    expected += training_batch(setup.training, tiny_config.seed, 1, tiny_config.batch_size)
+    for image, sample in zip(written_images(tmp_path / "out", n), expected[:n]):
+        np.testing.assert_array_equal(
+            np.atleast_3d(image).reshape(sample.image.shape), sample.image
+        )
+    assert '"samples": "training"' in (tmp_path / "out" / "simulation.json").read_text()
+
+
+def test_validation_samples_are_the_runs_validation_set(tiny_config, tmp_path):
+    config = dataclasses.replace(
+        tiny_config, spectral_share=0.0, spatial_options={"normal_count": 1}
+    )
+    simulate_config_to_dir(config, tmp_path / "out", n=3, validation=True)
+    expected = build_validation_set(build_simulation(config).validation, 3, config.seed)
+    for index, sample in enumerate(expected):
+        labels = gdal.Open(str(tmp_path / "out" / f"sample_{index:04d}_labels.tif")).ReadAsArray()
+        np.testing.assert_array_equal(labels, sample.labels)
+        assert sample.kind == "spatial"
+
+
+def test_bad_options_and_cancellation_leave_nothing(tiny_config, tmp_path):
+    with pytest.raises(TrainingError, match="invalid spatial_options"):
+        simulate_config_to_dir(
+            dataclasses.replace(tiny_config, spatial_options={"colour": 1}), tmp_path / "a", n=2
+        )
+    with pytest.raises(CancelledError):
+        simulate_config_to_dir(tiny_config, tmp_path / "b", n=2, is_cancelled=lambda: True)
+    assert not (tmp_path / "a").exists()
+    assert list((tmp_path / "b").iterdir()) == []
