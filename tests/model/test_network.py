@@ -3,7 +3,13 @@ import torch
 
 from uniadrs_engine.model.config import NAMED_CONFIGS, ModelConfig, get_config
 from uniadrs_engine.model.lam import unfold_aggregate, windowed_aggregate
-from uniadrs_engine.model.network import UniADRS, band_magnitude, count_parameters, repeat_bands
+from uniadrs_engine.model.network import (
+    UniADRS,
+    band_magnitude,
+    concat_conv1x1,
+    count_parameters,
+    repeat_bands,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -108,12 +114,44 @@ def test_folded_adapter_receives_gradients():
     assert float(network.first_conv().weight.grad.abs().sum()) > 0
 
 
+def test_score_alone_equals_the_full_forward_pass():
+    network = UniADRS(get_config("lite8")).eval()
+    image = torch.rand(2, 3, 32, 24)
+    with torch.inference_mode():
+        full = network(image)
+        alone = network(image, features=False)
+    assert alone.feat is None and full.feat is not None
+    torch.testing.assert_close(alone.score, full.score, atol=0, rtol=0)
+
+
+def test_concat_conv1x1_equals_the_conv_of_the_concatenation():
+    conv = torch.nn.Conv2d(10, 6, kernel_size=1)
+    first, second = torch.rand(2, 4, 5, 7), torch.rand(2, 6, 5, 7)
+    torch.testing.assert_close(
+        concat_conv1x1(conv, first, second), conv(torch.cat((first, second), dim=1))
+    )
+
+
 def test_clean_lam_matches_unfold_reference():
     features = torch.rand(2, 5, 12, 16)
     weights = torch.softmax(torch.rand(2, 49, 12, 16), dim=1)
     assert torch.allclose(
         windowed_aggregate(features, weights), unfold_aggregate(features, weights), atol=1e-6
     )
+
+
+def test_clean_lam_gradients_match_unfold_reference():
+    gradients = []
+    for aggregate in (windowed_aggregate, unfold_aggregate):
+        features = torch.rand(1, 3, 10, 9, generator=torch.Generator().manual_seed(1))
+        weights = torch.rand(1, 49, 10, 9, generator=torch.Generator().manual_seed(2))
+        features.requires_grad_(True)
+        weights.requires_grad_(True)
+        (aggregate(features, weights.softmax(dim=1)) ** 2).sum().backward()
+        gradients.append((features.grad, weights.grad))
+    for clean, reference in zip(*gradients):
+        assert torch.allclose(clean, reference, atol=1e-5)
+        assert float(clean.abs().sum()) > 0
 
 
 def test_faithful_lam_differs_from_clean_lam():

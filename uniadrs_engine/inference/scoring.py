@@ -115,7 +115,7 @@ def score_batch(network: ScoringNetwork, batch: torch.Tensor) -> torch.Tensor:
     slices = band_slices(padded.shape[1], network.config.in_channels)
     total = None
     for start, stop in slices:
-        score = network(padded[:, start:stop]).score[:, 0]
+        score = network(padded[:, start:stop], features=False).score[:, 0]
         total = score if total is None else total + score
     assert total is not None
     if len(slices) > 1:

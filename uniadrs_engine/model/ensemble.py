@@ -70,25 +70,32 @@ class MemberMean(nn.Module):
         image: torch.Tensor,
         fold_input: bool = True,
         band_counts: Optional[Sequence[int]] = None,
+        features: bool = True,
     ) -> NetworkOutput:
         """Scores ``image`` with every member, one after the other.
 
-        ``fold_input`` and ``band_counts`` are passed on (see :meth:`UniADRS.forward`).
+        ``fold_input``, ``band_counts`` and ``features`` are passed on (see
+        :meth:`UniADRS.forward`).
 
         Returns:
             The mean of the members' score maps, and the mean of their feature maps (shaped
-            as one network's, so an ensemble fits wherever a network does). Only running
-            sums are kept, so peak memory is that of one member.
+            as one network's, so an ensemble fits wherever a network does; None with
+            ``features=False``). Only running sums are kept, so peak memory is that of one
+            member.
         """
         score_sum: Optional[torch.Tensor] = None
         feat_sum: Optional[torch.Tensor] = None
         for member in self.members:
-            output = member(image, fold_input=fold_input, band_counts=band_counts)
+            output = member(
+                image, fold_input=fold_input, band_counts=band_counts, features=features
+            )
             score_sum = output.score if score_sum is None else score_sum + output.score
-            feat_sum = output.feat if feat_sum is None else feat_sum + output.feat
-        assert score_sum is not None and feat_sum is not None
+            if output.feat is not None:
+                feat_sum = output.feat if feat_sum is None else feat_sum + output.feat
+        assert score_sum is not None
         count = len(self.members)
-        return NetworkOutput(score=score_sum / count, feat=feat_sum / count)
+        feat = None if feat_sum is None else feat_sum / count
+        return NetworkOutput(score=score_sum / count, feat=feat)
 
 
 #: What inference scores with: one network or an ensemble of them.

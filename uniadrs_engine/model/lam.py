@@ -77,7 +77,7 @@ def windowed_aggregate(features: torch.Tensor, weights: torch.Tensor) -> torch.T
         shifted = padded[
             :, :, DILATION * row : DILATION * row + height, DILATION * col : DILATION * col + width
         ]
-        aggregated = aggregated + tap_weight * shifted
+        aggregated.addcmul_(tap_weight, shifted)  # fused multiply-add, no temporaries
     return aggregated
 
 

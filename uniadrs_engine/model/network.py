@@ -32,11 +32,12 @@ class NetworkOutput(NamedTuple):
 
     Attributes:
         score: Anomaly score ``[B, 1, H, W]`` in ``[0, 1]``.
-        feat: Sigmoid feature map of the head cell ``[B, stem_width, H, W]`` (feature loss).
+        feat: Sigmoid feature map of the head cell ``[B, stem_width, H, W]`` (feature loss),
+            or None when the forward pass was asked for the score alone (inference).
     """
 
     score: torch.Tensor
-    feat: torch.Tensor
+    feat: Optional[torch.Tensor]
 
 
 def conv_stage(
@@ -120,22 +121,39 @@ class DecoderCell(nn.Module):
             self.side_output = nn.Conv2d(out_channels, 1, kernel_size=1)
 
     def forward(
-        self, encoded: torch.Tensor, decoded: Optional[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(output, feat)``: the cell output (the score for the head) and feat."""
+        self, encoded: torch.Tensor, decoded: Optional[torch.Tensor], features: bool = True
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Returns ``(output, feat)``: the cell output (the score for the head) and feat.
+
+        ``features=False`` skips feat (returned as None): only the head's is ever used, and
+        only by the training's feature loss.
+        """
         if decoded is None:
             decoded = encoded
         if decoded.shape[-2:] != encoded.shape[-2:]:
             decoded = functional.interpolate(decoded, size=encoded.shape[-2:], mode="nearest")
-        encoded = functional.relu(self.encoder_norm(encoded))
-        fused = self.fuse(torch.cat((encoded, decoded), dim=1))
-        feat = torch.sigmoid(fused)
-        fused = functional.relu(fused)
+        encoded = functional.relu(self.encoder_norm(encoded), inplace=True)
+        fused = concat_conv1x1(self.fuse, encoded, decoded)
+        feat = torch.sigmoid(fused) if features else None
+        fused = functional.relu(fused, inplace=True)
         if self.head:
             return torch.sigmoid(self.score(fused)), feat
         attended = self.attention(fused)
-        projected = self.project(torch.cat((fused, attended), dim=1))
-        return functional.relu(self.output_norm(projected)), feat
+        projected = concat_conv1x1(self.project, fused, attended)
+        return functional.relu(self.output_norm(projected), inplace=True), feat
+
+
+def concat_conv1x1(conv: nn.Conv2d, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``conv(cat((first, second), dim=1))`` for a 1x1 ``conv``, without building the cat.
+
+    The weight is split along its input channels and the two halves applied apart, which
+    saves writing and reading a map of twice the channels (a tenth of the inference time
+    at full resolution).
+    """
+    split = first.shape[1]
+    weight = conv.weight
+    result = functional.conv2d(first, weight[:, :split], conv.bias)
+    return result.add_(functional.conv2d(second, weight[:, split:]))
 
 
 class UniADRS(nn.Module):
@@ -281,6 +299,7 @@ class UniADRS(nn.Module):
         image: torch.Tensor,
         fold_input: bool = True,
         band_counts: Optional[Sequence[int]] = None,
+        features: bool = True,
     ) -> NetworkOutput:
         """Scores a ``[B, C, H, W]`` image (``1 <= C <= in_channels``, H and W multiples of 8).
 
@@ -293,23 +312,25 @@ class UniADRS(nn.Module):
                 sample's own count: the first convolution then runs on each sample's own
                 bands, folded, which gives the same result for much less work (the stem's
                 first convolution was a third of a training step on 270 channels).
+            features: Compute the head's feature map (the training's feature loss needs it;
+                inference does not, and saves a full-resolution map).
 
         Returns:
-            The score map and the head's feature map.
+            The score map and the head's feature map (None with ``features=False``).
         """
         height, width = image.shape[-2:]
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}")
         descriptors = self.describe_stem(image, fold_input=fold_input, band_counts=band_counts)
         encoded: List[torch.Tensor] = []
-        features = descriptors
+        level = descriptors
         for encoder in self.encoders:
-            features = encoder(features)
-            encoded.append(features)
+            level = encoder(level)
+            encoded.append(level)
         decoded: Optional[torch.Tensor] = None
         for cell, encoder_features in zip(self.decoders, reversed(encoded)):
-            decoded, _ = cell(encoder_features, decoded)
-        score, feat = self.head(descriptors, decoded)
+            decoded, _ = cell(encoder_features, decoded, features=False)
+        score, feat = self.head(descriptors, decoded, features=features)
         return NetworkOutput(score=score, feat=feat)
 
 

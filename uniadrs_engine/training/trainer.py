@@ -244,6 +244,7 @@ class Trainer:
         self.network.train()
         output = self.network(images, band_counts=band_counts(samples))
         pixel = self.pixel_loss(output.score, labels)
+        assert output.feat is not None  # asked for by default
         feature = feature_margin_loss(output.feat, labels)
         loss = pixel + self.config.feature_loss_weight * feature
         check_finite(loss, "the training loss", self.step)

@@ -69,7 +69,7 @@ def score_samples(
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         images, _ = collate(batch, network.config.in_channels, normalisation)
-        output = network(images.to(device), band_counts=band_counts(batch))
+        output = network(images.to(device), band_counts=band_counts(batch), features=False)
         scores.extend(output.score[:, 0].float().cpu().numpy())
     network.train(was_training)
     return scores
