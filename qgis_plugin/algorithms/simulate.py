@@ -1,6 +1,7 @@
 """Processing algorithm "Simulate anomalies": training samples written to a folder to look at.
 
-A thin wrapper around :func:`uniadrs_engine.simulation.export.simulate_to_dir`.
+A thin wrapper around :func:`uniadrs_engine.simulation.export.simulate_to_dir`, or, given a
+training configuration, :func:`uniadrs_engine.training.preview.simulate_config_to_dir`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
@@ -21,8 +23,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..dependencies import SIMULATION_MODULES
-from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, tr
+from ..dependencies import SIMULATION_MODULES, TRAINING_MODULES, missing_requirements_message
+from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, make_advanced, tr
 
 
 def background_paths(
@@ -119,9 +121,14 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
             "background, 1 anomaly, 2 ignore, 3 large normal object, with a colour table), "
             "contact_sheet.png, samples.csv and simulation.json. The same seed gives the same "
             "samples.",
+            "With a training configuration (YAML, as for 'Train UniADRS model'), the samples "
+            "its run simulates instead: the first ones it trains on, or its validation samples; "
+            "the backgrounds and settings below are then ignored (needs PyTorch).",
         )
     )
 
+    CONFIG = "CONFIG"
+    VALIDATION = "VALIDATION"
     BACKGROUNDS = "BACKGROUNDS"
     BACKGROUND_FOLDER = "BACKGROUND_FOLDER"
     EXCLUDE = "EXCLUDE"
@@ -133,6 +140,26 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
 
     def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         """Declares the parameters and outputs."""
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.CONFIG,
+                tr("Training configuration (YAML; empty: the backgrounds and settings below)"),
+                extension="yaml",
+                optional=True,
+            )
+        )
+        validation = QgsProcessingParameterBoolean(
+            self.VALIDATION,
+            tr("With a training configuration: its validation samples, not its training ones"),
+            defaultValue=False,
+        )
+        validation.setHelp(
+            tr(
+                "The fixed samples, from its held-out backgrounds, that the run's validation "
+                "AUC is measured on."
+            )
+        )
+        self.addParameter(make_advanced(validation))
         add_background_parameters(self)
         self.addParameter(
             QgsProcessingParameterNumber(
@@ -181,21 +208,39 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
     ) -> Dict[str, Any]:
         """Simulates with the engine and returns the outputs."""
         export = engine_module("uniadrs_engine.simulation.export")
-        paths, exclude = background_sources(self, parameters, context)
         output_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
         count = self.parameterAsInt(parameters, self.COUNT, context)
         progress, is_cancelled = self.callbacks(feedback)
-        written = export.simulate_to_dir(
-            paths,
-            output_folder,
-            n=count,
-            seed=self.parameterAsInt(parameters, self.SEED, context),
-            size=self.parameterAsInt(parameters, self.SIZE, context),
-            spectral_share=self.parameterAsDouble(parameters, self.SPECTRAL_SHARE, context),
-            exclude=exclude,
-            progress=progress,
-            is_cancelled=is_cancelled,
-        )
+        config_file = self.parameterAsFile(parameters, self.CONFIG, context)
+        if config_file:
+            message = missing_requirements_message(TRAINING_MODULES)
+            if message is not None:
+                raise QgsProcessingException(message)
+            config = engine_module("uniadrs_engine.training.config").TrainingConfig.from_yaml(
+                config_file
+            )
+            feedback.pushInfo(f"Training configuration: {config_file}")
+            written = engine_module("uniadrs_engine.training.preview").simulate_config_to_dir(
+                config,
+                output_folder,
+                n=count,
+                validation=self.parameterAsBool(parameters, self.VALIDATION, context),
+                progress=progress,
+                is_cancelled=is_cancelled,
+            )
+        else:
+            paths, exclude = background_sources(self, parameters, context)
+            written = export.simulate_to_dir(
+                paths,
+                output_folder,
+                n=count,
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+                size=self.parameterAsInt(parameters, self.SIZE, context),
+                spectral_share=self.parameterAsDouble(parameters, self.SPECTRAL_SHARE, context),
+                exclude=exclude,
+                progress=progress,
+                is_cancelled=is_cancelled,
+            )
         contact_sheet = next(
             (str(path) for path in written if path.name == export.CONTACT_SHEET_NAME), ""
         )

@@ -19,6 +19,7 @@ from uniadrs_engine.model.model_file import load_model, save_model
 from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.simulation.export import simulate_to_dir
 from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.preview import simulate_config_to_dir
 from uniadrs_engine.training.trainer import train_from_config
 
 
@@ -55,6 +56,36 @@ def test_simulate_matches_engine(provider, backgrounds, tmp_path):
         np.testing.assert_array_equal(
             read_band(tmp_path / "samples" / name), read_band(tmp_path / "engine" / name)
         )
+
+
+def test_simulate_a_training_configuration_matches_engine(provider, backgrounds, tmp_path):
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(
+        f"backgrounds: [{backgrounds}]\nmodel: lite8\ncrop_size: 32\nbatch_size: 2\nseed: 4\n"
+        "spatial_options: {normal_count: 1}\n",
+        encoding="utf-8",
+    )
+    for validation in (False, True):
+        out = tmp_path / f"plugin_{validation}"
+        result = processing.run(
+            "uniadrs:simulate",
+            {
+                "CONFIG": str(config_path),
+                "VALIDATION": validation,
+                "COUNT": 3,
+                "SIZE": 64,  # ignored: the configuration's crop size rules
+                "OUTPUT_FOLDER": str(out),
+            },
+        )
+        engine = tmp_path / f"engine_{validation}"
+        simulate_config_to_dir(
+            TrainingConfig.from_yaml(config_path), engine, n=3, validation=validation
+        )
+        assert result["SAMPLE_COUNT"] == 3
+        for name in ("sample_0002_image.tif", "sample_0002_labels.tif"):
+            plugin_band = read_band(out / name)
+            assert plugin_band.shape == (32, 32)
+            np.testing.assert_array_equal(plugin_band, read_band(engine / name))
 
 
 def test_simulate_without_backgrounds_is_a_clear_error(provider, tmp_path):
