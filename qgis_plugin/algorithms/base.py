@@ -286,6 +286,27 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
         bands = [int(band) for band in self.parameterAsInts(parameters, name, context)]
         return bands or None
 
+    def number_list(
+        self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext, what: str
+    ) -> Optional[Sequence[int]]:
+        """1-based numbers typed as ``"5,6"`` or ``"1-2"`` (the engine's band-list syntax).
+
+        Returns None when the parameter is empty.
+
+        Raises:
+            QgsProcessingException: The text is not such a list (``what`` the numbers count,
+                e.g. ``"network"``, names them in the message).
+        """
+        text = (self.parameterAsString(parameters, name, context) or "").strip()
+        if not text:
+            return None
+        arguments = engine_module("uniadrs_engine.cli.arguments")
+        errors = engine_module("uniadrs_engine.errors")
+        try:
+            return arguments.parse_band_list(text, what)
+        except errors.InputError as error:
+            raise QgsProcessingException(str(error)) from None
+
     @staticmethod
     def callbacks(feedback: QgsProcessingFeedback) -> Tuple[ProgressCallback, CancelCheck]:
         """``(progress, is_cancelled)`` callables for the engine."""

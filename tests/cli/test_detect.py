@@ -198,8 +198,18 @@ def test_unavailable_device(model_file: Path, scene_path: Path, tmp_path: Path, 
     assert "unknown device" in line
 
 
+def test_networks_of_a_single_network_model(
+    model_file: Path, scene_path: Path, tmp_path: Path, capsys
+) -> None:
+    arguments = ["detect", str(scene_path), str(tmp_path / "o.tif"), "--model", str(model_file)]
+    line = _run_error([*arguments, "--networks", "2", "--quiet"], capsys)
+    assert "network 2 does not exist: the model has 1 network (numbered 1 to 1)" in line
+    assert main([*arguments, "--networks", "1", "--quiet"]) == 0
+    assert "| 1 network |" in capsys.readouterr().out
+
+
 def test_bad_option_values_are_usage_errors(scene_path: Path, tmp_path: Path, capsys) -> None:
-    for option in (["--bands", "1-x"], ["--tile", "0"], ["--scale", "a"]):
+    for option in (["--bands", "1-x"], ["--tile", "0"], ["--scale", "a"], ["--networks", "0"]):
         with pytest.raises(SystemExit) as caught:
             main(["detect", str(scene_path), str(tmp_path / "o.tif"), *option])
         assert caught.value.code == 2

@@ -15,7 +15,10 @@ def _model(tmp_path, storage):
         config=get_config("lite8"),
         model_version="2.5",
         description="a model for the info test",
-        presets={"sar": {"scales": [0.25, 0.5], "tile": 256, "rx_weight": 0.3}},
+        presets={
+            "sar": {"scales": [0.25, 0.5], "tile": 256, "rx_weight": 0.3},
+            "visible": {"scales": [1.0], "networks": [1]},
+        },
         training={"steps": 120, "wall_seconds": 90, "retrain_commands": ["uniadrs train x.yaml"]},
         data_sources=[{"name": "generated", "sets": ["noise"], "license": "CC0"}],
         validation={"auc": 0.91234, "spectral_auc": 0.95, "samples": 8},
@@ -33,6 +36,8 @@ def test_info_prints_the_card(tmp_path, capsys):
     assert "UniADRS model 'probe' v2.5" in out
     assert "description: a model for the info test" in out
     assert "sar            scales 0.25, 0.5, tile 256, global RX weight 0.3" in out
+    assert "visible        scales 1, networks 1" in out
+    assert "networks (" not in out  # a single network lists none
     assert "8 samples): auc 0.9123, spectral 0.9500" in out
     assert "training: 120 steps, 1.5 min" in out and "  uniadrs train x.yaml" in out
     assert "  generated (noise): CC0" in out
@@ -54,5 +59,8 @@ def test_info_on_the_default_model_and_on_a_missing_file(tmp_path, capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "uniadrs_default.safetensors" in out and "retrain with:" in out
+    # The shipped ensemble lists its networks, numbered as detect --networks takes them.
+    assert "networks (detect --networks LIST" in out
+    assert "\n  1: uniadrs-" in out and "seed " in out
     assert main(["info", str(tmp_path / "missing.safetensors")]) == 2
     assert "not found" in capsys.readouterr().err

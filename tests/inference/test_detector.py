@@ -9,6 +9,7 @@ from typing import List
 
 import numpy as np
 import pytest
+import torch
 from osgeo import gdal
 from scipy.stats import spearmanr
 
@@ -26,6 +27,10 @@ from uniadrs_engine.inference.device import OUT_OF_MEMORY_MESSAGE
 from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
+from uniadrs_engine.model.ensemble import MemberMean
+from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_file import LoadedModel
+from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_array, normalise_input
 from uniadrs_engine.raster.reader import open_raster
 from uniadrs_engine.raster.writer import SCORE_NODATA
@@ -249,6 +254,48 @@ def test_the_preset_sets_the_rx_weight_unless_the_options_do(
     assert detect_raster(path, tmp_path / "b.tif", options).rx_weight == 0.0
     options = replace(options, rx_weight=None, preset="sar")
     assert detect_raster(path, tmp_path / "c.tif", options).rx_weight == 0.0
+
+
+def test_networks_of_an_ensemble_from_the_options_or_the_preset(scene, tmp_path: Path) -> None:
+    _, path = scene
+    members = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        members.append(UniADRS(get_config("lite8")).eval())
+    trio = LoadedModel(
+        network=MemberMean(members).eval(),
+        card=ModelCard(name="trio", config=get_config("lite8")),
+        path=Path("trio.safetensors"),
+    )
+    alone = [
+        _read_scores(
+            detect_raster(
+                path,
+                tmp_path / f"member{index}.tif",
+                _options(LoadedModel(member, ModelCard(name="m", config=member.config), Path())),
+            ).output_path
+        )
+        for index, member in enumerate(members)
+    ]
+    report = detect_raster(path, tmp_path / "pair.tif", _options(trio, networks=[3, 1]))
+    assert report.networks == (3, 1) and report.network_total == 3
+    assert "networks 3, 1 of 3" in report.summary_line()
+    np.testing.assert_allclose(
+        _read_scores(report.output_path), (alone[0] + alone[2]) / 2, atol=1e-6, equal_nan=True
+    )
+    card = replace(trio.card, presets={"visible": {"scales": [1.0], "networks": [2]}})
+    options = DetectionOptions(model=replace(trio, card=card), device="cpu", preset="visible")
+    report = detect_raster(path, tmp_path / "preset.tif", options)
+    assert report.networks == (2,)
+    np.testing.assert_allclose(
+        _read_scores(report.output_path), alone[1], atol=1e-6, equal_nan=True
+    )
+    report = detect_raster(path, tmp_path / "all.tif", replace(options, networks=[1, 2, 3]))
+    assert report.describe_networks() == "3 networks"
+    for wrong, message in (([4], "network 4 does not exist"), ([1, 1], "chosen twice")):
+        with pytest.raises(InputError, match=message):
+            detect_raster(path, tmp_path / "x.tif", _options(trio, networks=wrong))
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_memory_budget_lowers_the_batch_and_then_the_tile() -> None:

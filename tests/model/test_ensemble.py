@@ -9,7 +9,12 @@ from uniadrs_engine.cli.main import main
 from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
-from uniadrs_engine.model.ensemble import MemberMean, ensemble_card
+from uniadrs_engine.model.ensemble import (
+    MemberMean,
+    ensemble_card,
+    network_count,
+    select_networks,
+)
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import (
     CARD_METADATA_KEY,
@@ -227,6 +232,31 @@ def test_a_card_that_misstates_a_members_configuration_is_refused(tmp_path):
     save_file(load_file(str(mixed)), str(mixed), metadata={CARD_METADATA_KEY: card.to_json()})
     with pytest.raises(ModelFileError, match="do not match the model card"):
         load_model(mixed)
+
+
+def test_select_networks_scores_the_mean_of_the_chosen_ones():
+    torch.manual_seed(0)
+    members = [UniADRS(get_config("lite8")) for _ in range(3)]
+    trio = MemberMean(members).eval()
+    image = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        scores = [member(image).score for member in members]
+        assert select_networks(trio, None) is trio
+        assert select_networks(trio, [1, 2, 3]) is trio
+        assert select_networks(trio, [2]) is members[1]
+        pair = select_networks(trio, [3, 1])
+        assert network_count(pair) == 2 and not pair.training
+        torch.testing.assert_close(pair(image).score, (scores[0] + scores[2]) / 2)
+    for numbers, message in (
+        ([0], "network 0 does not exist: the model has 3 networks"),
+        ([2, 2], "chosen twice"),
+        ([], "no network chosen"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            select_networks(trio, numbers)
+    assert select_networks(members[0], [1]) is members[0]
+    with pytest.raises(ValueError, match="has 1 network "):
+        select_networks(members[0], [2])
 
 
 def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):

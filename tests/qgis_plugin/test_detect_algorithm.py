@@ -196,3 +196,18 @@ def test_an_ensemble_model_file_scores_the_mean_of_its_members(provider, scene, 
     ]
     assert not np.allclose(maps[0], maps[1])
     np.testing.assert_allclose(maps[2], (maps[0] + maps[1]) / 2, atol=1e-5)
+    # NETWORKS: the pair's second network alone scores as its own file does.
+    second = read_band(
+        processing.run(
+            ALGORITHM, _parameters(scene, pair, tmp_path / "second.tif", SCALES="1", NETWORKS="2")
+        )["OUTPUT"]
+    )
+    np.testing.assert_allclose(second, maps[1], atol=1e-6)
+    with pytest.raises(QgsProcessingException, match="network 3 does not exist"):
+        processing.run(
+            ALGORITHM, _parameters(scene, pair, tmp_path / "third.tif", SCALES="1", NETWORKS="3")
+        )
+    with pytest.raises(QgsProcessingException, match="bad network list item"):
+        processing.run(
+            ALGORITHM, _parameters(scene, pair, tmp_path / "bad.tif", SCALES="1", NETWORKS="x")
+        )

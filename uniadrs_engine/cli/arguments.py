@@ -21,10 +21,14 @@ from uniadrs_engine.errors import InputError
 MAX_BANDS = 100_000
 
 
-def parse_band_list(text: str) -> List[int]:
+def parse_band_list(text: str, what: str = "band") -> List[int]:
     """Parses 1-based band numbers: ``"3"``, ``"1,2,5-9"``, ``"4-2"`` (descending) ...
 
     Bands keep the given order; repeats are kept too (a band may be used twice).
+
+    Args:
+        text: The list.
+        what: What the numbers count, for the messages (``"band"``, ``"network"``).
 
     Raises:
         InputError: If the text is empty or holds anything but positive integers and ranges.
@@ -32,23 +36,23 @@ def parse_band_list(text: str) -> List[int]:
     bands: List[int] = []
     parts = [part.strip() for part in str(text).split(",")]
     if not any(parts):
-        raise InputError("the band list is empty")
+        raise InputError(f"the {what} list is empty")
     for part in parts:
         if not part:
-            raise InputError(f"empty item in band list {text!r}")
+            raise InputError(f"empty item in {what} list {text!r}")
         first, separator, last = part.partition("-")
         try:
             start = int(first)
             stop = int(last) if separator else start
         except ValueError:
             raise InputError(
-                f"bad band list item {part!r} in {text!r}: use numbers and ranges like 1,2,5-9"
+                f"bad {what} list item {part!r} in {text!r}: use numbers and ranges like 1,2,5-9"
             ) from None
         if start < 1 or stop < 1:
-            raise InputError(f"band numbers start at 1, got {part!r}")
+            raise InputError(f"{what} numbers start at 1, got {part!r}")
         step = 1 if stop >= start else -1
         if len(bands) + abs(stop - start) + 1 > MAX_BANDS:
-            raise InputError(f"the band list {text!r} names more than {MAX_BANDS} bands")
+            raise InputError(f"the {what} list {text!r} names more than {MAX_BANDS} {what}s")
         bands.extend(range(start, stop + step, step))
     return bands
 
@@ -86,6 +90,9 @@ def _argparse_type(parse: Callable[[str], object], name: str) -> Callable[[str],
 
 #: ``type=`` for argparse options taking a band list.
 band_list = _argparse_type(parse_band_list, "band list")
+
+#: ``type=`` for argparse options taking a list of network numbers.
+network_list = _argparse_type(lambda text: parse_band_list(text, "network"), "network list")
 
 #: ``type=`` for argparse options taking comma-separated numbers.
 float_list = _argparse_type(parse_float_list, "number list")

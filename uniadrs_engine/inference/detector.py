@@ -80,6 +80,7 @@ from uniadrs_engine.inference.presets import (
 )
 from uniadrs_engine.inference.scoring import padded_size, scaled_size, score_tiles
 from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.normalisation import (
@@ -136,6 +137,8 @@ class DetectionOptions:
         memory_mb: Memory budget in MiB.
         rx_weight: Weight of global RX's rank in the fused score, in ``[0, 1)`` (0: the
             network alone), or None for the preset's.
+        networks: 1-based numbers of an ensemble's networks to score with (fewer are
+            faster), or None for the preset's (all, unless the model card names some).
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -150,6 +153,7 @@ class DetectionOptions:
     device: str = "auto"
     memory_mb: int = 1024
     rx_weight: Optional[float] = None
+    networks: Optional[Sequence[int]] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -163,6 +167,8 @@ class DetectionOptions:
             raise InputError(f"memory budget must be at least 16 MiB, got {self.memory_mb}")
         if self.rx_weight is not None:
             check_rx_weight(self.rx_weight)
+        if self.networks is not None and not self.networks:
+            raise InputError("the list of networks is empty")
 
 
 @dataclass
@@ -183,6 +189,8 @@ class DetectionReport:
         preset: The preset used (``auto`` resolved).
         batch_sizes: Batch size used at each scale (after the memory budget).
         rx_weight: Weight of global RX in the fused score (0: the network alone).
+        networks: 1-based numbers of the model's networks that scored.
+        network_total: How many networks the model has.
     """
 
     output_path: Path
@@ -198,6 +206,8 @@ class DetectionReport:
     preset: str = ""
     batch_sizes: Tuple[int, ...] = field(default_factory=tuple)
     rx_weight: float = 0.0
+    networks: Tuple[int, ...] = (1,)
+    network_total: int = 1
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
@@ -206,8 +216,18 @@ class DetectionReport:
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx} | "
+            f"{self.describe_networks()} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
+
+    def describe_networks(self) -> str:
+        """``"6 networks"``, ``"networks 5, 6 of 6"`` or ``"1 network"``."""
+        if len(self.networks) == self.network_total:
+            plural = "s" if self.network_total > 1 else ""
+            return f"{self.network_total} network{plural}"
+        numbers = ", ".join(str(number) for number in self.networks)
+        plural = "s" if len(self.networks) > 1 else ""
+        return f"network{plural} {numbers} of {self.network_total}"
 
 
 @dataclass
@@ -492,11 +512,18 @@ def detect_raster(
     with open_raster(input_path, options.bands) as source:
         device = resolve_device(options.device)
         loaded = _load(options.model, device)
-        network, card = loaded.network, loaded.card
-        model_bytes = sum(parameter.numel() * 4 for parameter in network.parameters())
+        card = loaded.card
         preset: Preset = resolve_auto_preset(
             get_preset(options.preset, card.presets), source.band_count, card.presets
         )
+        network_total = network_count(loaded.network)
+        numbers = options.networks if options.networks is not None else preset.networks
+        try:
+            network = select_networks(loaded.network, numbers)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        networks = tuple(numbers) if numbers is not None else tuple(range(1, network_total + 1))
+        model_bytes = sum(parameter.numel() * 4 for parameter in network.parameters())
         scales = resolve_scales(
             preset,
             options.scales,
@@ -610,4 +637,6 @@ def detect_raster(
         preset=preset.name,
         batch_sizes=tuple(plan.batch_size for plan in plans),
         rx_weight=rx_weight,
+        networks=networks,
+        network_total=network_total,
     )

@@ -55,6 +55,9 @@ class Preset:
         rx_weight: Weight of global RX's rank in the fused score, in ``[0, 1)``; 0 scores
             with the network alone (see :func:`~uniadrs_engine.inference.fusion.fusion_weights`).
         description: One line for help texts.
+        networks: 1-based numbers of the model's networks that score with this preset, or
+            None for all of them (a model card may name them for its ensemble; see
+            :func:`~uniadrs_engine.model.ensemble.select_networks`).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Preset:
     halo: Optional[int] = None
     rx_weight: float = 0.0
     description: str = ""
+    networks: Optional[Tuple[int, ...]] = None
 
 
 #: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
@@ -114,6 +118,8 @@ def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> 
             value = int(value)
         elif key == "rx_weight":
             value = float(value)
+        elif key == "networks" and value is not None:
+            value = tuple(int(number) for number in value)
         changes[key] = value
     return replace(base, name=name, **changes)
 

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 from uniadrs_engine.errors import ModelFileError
 
@@ -95,6 +95,18 @@ class ModelConfig:
 MEMBER_OPTION_DEFAULTS: Dict[str, Any] = {
     name: getattr(ModelConfig(), name) for name in MEMBER_OPTIONS
 }
+
+
+def options_set(config: ModelConfig) -> List[str]:
+    """The member options ``config`` sets away from their defaults, in table order.
+
+    Example:
+        >>> options_set(get_config("lite8").with_options(magnitude_input=True))
+        ['magnitude_input']
+    """
+    return [
+        name for name, default in MEMBER_OPTION_DEFAULTS.items() if getattr(config, name) != default
+    ]
 
 
 def ensemble_interface(config: ModelConfig) -> ModelConfig:

@@ -102,6 +102,58 @@ class MemberMean(nn.Module):
 ScoringNetwork = Union[UniADRS, MemberMean]
 
 
+def network_count(network: ScoringNetwork) -> int:
+    """How many networks ``network`` scores with (1 for a single network)."""
+    return len(network.members) if isinstance(network, MemberMean) else 1
+
+
+def select_networks(network: ScoringNetwork, numbers: Optional[Sequence[int]]) -> ScoringNetwork:
+    """The networks numbered ``numbers`` of a model (1-based, as ``uniadrs info`` lists them).
+
+    Fewer networks score faster (each costs the same time) and may suit one kind of raster
+    better; the score is then the mean of the chosen ones.
+
+    Args:
+        network: A model's network or ensemble.
+        numbers: 1-based network numbers, each at most once; None or every number in order
+            keeps ``network`` itself.
+
+    Returns:
+        The chosen network (one number) or an ensemble of the chosen ones.
+
+    Raises:
+        ValueError: A number is out of range or repeated.
+
+    Example:
+        >>> from uniadrs_engine.model.config import get_config
+        >>> trio = MemberMean([UniADRS(get_config("lite8")) for _ in range(3)])
+        >>> network_count(select_networks(trio, [1, 3]))
+        2
+    """
+    count = network_count(network)
+    if numbers is None:
+        return network
+    numbers = [int(number) for number in numbers]
+    if not numbers:
+        raise ValueError("no network chosen")
+    wrong = [number for number in numbers if not 1 <= number <= count]
+    if wrong:
+        raise ValueError(
+            f"network {wrong[0]} does not exist: the model has {count} "
+            f"network{'s' if count > 1 else ''} (numbered 1 to {count})"
+        )
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"a network is chosen twice in {numbers}")
+    if numbers == list(range(1, count + 1)):
+        return network
+    if not isinstance(network, MemberMean):
+        return network
+    chosen = [network.members[number - 1] for number in numbers]
+    if len(chosen) == 1:
+        return chosen[0]  # type: ignore[return-value]
+    return MemberMean(chosen).train(network.training)  # type: ignore[arg-type]
+
+
 def build_members(configs: Sequence[ModelConfig]) -> ScoringNetwork:
     """An untrained network (one configuration) or ensemble (one network per configuration).
 

@@ -20,7 +20,7 @@ from typing import Any, Dict, List
 
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import ModelFileError
-from uniadrs_engine.model.config import MEMBER_OPTION_DEFAULTS, MEMBER_OPTIONS, ModelConfig
+from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig, options_set
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 #: Identifies UniADRS model files; a file without it is foreign.
@@ -186,9 +186,8 @@ class ModelCard:
         configs = self.member_configs
         shared = [
             name
-            for name in MEMBER_OPTIONS
+            for name in options_set(configs[0])
             if len({getattr(config, name) for config in configs}) == 1
-            and getattr(configs[0], name) != MEMBER_OPTION_DEFAULTS[name]
         ]
         inputs = ", ".join(
             [f"{self.in_channels} input channels", f"{self.normalisation} input", *shared]

@@ -13,6 +13,7 @@ import argparse
 from uniadrs_engine.cli.arguments import (
     band_list,
     float_list,
+    network_list,
     non_negative_int,
     positive_float,
     positive_int,
@@ -88,6 +89,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--networks",
+        type=network_list,
+        default=None,
+        metavar="LIST",
+        help=(
+            "score with these networks of an ensemble only, e.g. 5,6 or 1-2 (numbered as "
+            "'uniadrs info' lists them; fewer are faster; default: the preset's, usually all)"
+        ),
+    )
+    parser.add_argument(
         "--tile",
         type=positive_int,
         default=None,
@@ -145,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         memory_mb=args.memory_mb,
         rx_weight=args.rx_weight,
+        networks=args.networks,
     )
     with progress_bar("detect ", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)

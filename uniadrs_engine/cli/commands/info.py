@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
+from uniadrs_engine.model.config import options_set
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``info`` sub-command."""
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if card.created:
         lines.append(f"created: {card.created}")
     lines += _preset_lines(card.presets)
+    lines += _network_lines(card)
     lines += _validation_lines(card.validation)
     lines += _training_lines(card.training)
     lines += _data_lines(card.data_sources)
@@ -70,7 +73,33 @@ def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
         extras = [f"tile {values['tile']}"] if values.get("tile") else []
         if values.get("rx_weight"):
             extras.append(f"global RX weight {float(values['rx_weight']):g}")
+        if values.get("networks"):
+            numbers = ", ".join(str(int(number)) for number in values["networks"])
+            extras.append(f"networks {numbers}")
         lines.append(f"  {name:<14} scales {scales}" + "".join(f", {item}" for item in extras))
+    return lines
+
+
+def _network_lines(card: Any) -> List[str]:
+    """One line per network of an ensemble, numbered as ``detect --networks`` takes them."""
+    if not card.members:
+        return []
+    lines = [
+        "networks (detect --networks LIST scores with some of them; each takes the same time):"
+    ]
+    for number, (record, config) in enumerate(zip(card.members, card.member_configs), start=1):
+        training = record.get("training", {})
+        recorded = training.get("config", {})
+        details = [str(record.get("name", "?"))]
+        if "seed" in recorded:
+            details.append(f"seed {recorded['seed']}")
+        if "spectral_share" in recorded:
+            details.append(f"spectral share {recorded['spectral_share']:g}")
+        details += options_set(config)
+        auc = record.get("validation", {}).get("auc")
+        if auc is not None:
+            details.append(f"validation AUC {float(auc):.3f}")
+        lines.append(f"  {number}: " + ", ".join(details))
     return lines
 
 
