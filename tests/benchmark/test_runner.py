@@ -153,7 +153,7 @@ def test_uniadrs_detector_with_a_tiny_model(tiny_manifest, tmp_path):
         )
 
 
-def test_uniadrs_settings_name_a_preset_s_rx_weight():
+def test_uniadrs_settings_name_a_preset_s_rx_weight_and_networks():
     pytest.importorskip("uniadrs_engine.inference.detector")
     from pathlib import Path
 
@@ -163,7 +163,9 @@ def test_uniadrs_settings_name_a_preset_s_rx_weight():
     from uniadrs_engine.model.model_file import LoadedModel
 
     card = ModelCard(
-        name="tiny", config=get_config("lite8"), presets={"hyperspectral": {"rx_weight": 0.5}}
+        name="tiny",
+        config=get_config("lite8"),
+        presets={"hyperspectral": {"rx_weight": 0.5}, "visible": {"networks": [2, 3]}},
     )
     loaded = LoadedModel(network=None, card=card, path=Path("tiny.safetensors"))  # type: ignore[arg-type]
     detector = UniadrsDetector(name="uniadrs", loaded_model=loaded)
@@ -171,3 +173,4 @@ def test_uniadrs_settings_name_a_preset_s_rx_weight():
         "preset hyperspectral, fused with global RX at weight 0.5"
     )
     assert detector.describe("sar").endswith("preset sar")
+    assert detector.describe("visible").endswith("preset visible (networks 2, 3)")

@@ -136,9 +136,14 @@ class UniadrsDetector:
         networks = f", {card.member_count} networks" if card.member_count > 1 else ""
         preset = get_preset(preset_for(modality), card.presets)
         rx = f", fused with global RX at weight {preset.rx_weight:g}" if preset.rx_weight else ""
+        chosen = (
+            f" (networks {', '.join(str(number) for number in preset.networks)})"
+            if preset.networks
+            else ""
+        )
         return (
             f"UniADRS {Path(self.loaded_model.path).name} ('{card.name}' v{card.model_version}"
-            f"{networks}), preset {preset.name}{rx}"
+            f"{networks}), preset {preset.name}{chosen}{rx}"
         )
 
     def run(
