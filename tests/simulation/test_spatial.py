@@ -155,3 +155,35 @@ def test_options_are_checked(pool, bank, background_tree):
     hsi_only = BackgroundPool.from_paths([background_tree / "hsi"])
     with pytest.raises(InputError, match="no visible"):
         SpatialSimulator(hsi_only, bank, size=32)
+    with pytest.raises(InputError, match="unknown anomaly source 'elsewhere'"):
+        SpatialSimulator(pool, bank, size=32, anomaly_source="elsewhere")
+
+
+def test_scene_anomalies_are_the_crops_own_pixels_moved(pool, bank):
+    simulator = SpatialSimulator(
+        pool,
+        bank,
+        size=32,
+        normal_count=0,
+        anomaly_count=1,
+        noise_probability=0.0,
+        single_channel_probability=0.0,
+        anomaly_source="scene",
+    )
+    for seed in range(5):
+        sample = simulator.sample(np.random.default_rng(seed))
+        rows, cols = np.nonzero(sample.labels == ANOMALY)
+        # The source place is left as it was, so some shift maps the anomaly onto it.
+        matches = [
+            (dy, dx)
+            for dy in range(-31, 32)
+            for dx in range(-31, 32)
+            if (dy, dx) != (0, 0)
+            and (0 <= rows + dy).all()
+            and (rows + dy < 32).all()
+            and (0 <= cols + dx).all()
+            and (cols + dx < 32).all()
+            and np.array_equal(sample.image[:, rows, cols], sample.image[:, rows + dy, cols + dx])
+        ]
+        assert matches, f"seed {seed}: the anomaly's pixels are nowhere else in the crop"
+        assert (sample.labels[rows + matches[0][0], cols + matches[0][1]] == BACKGROUND).all()

@@ -15,6 +15,12 @@ One sample, step by step:
    ``area_tolerance`` is replaced by another draw.
 3. With probability 0.5 one random channel is kept; the image is divided by its maximum.
 
+``anomaly_source="scene"`` (an option, not METHOD's) fills each anomaly instead with the
+crop's own pixels from elsewhere (as they were before any paste, outlined by a bank object's
+mask): an anomaly then shares the colours and textures of its scene and deviates only by
+being out of place, as an aircraft on a tarmac does, where a cut-out from another image also
+differs in colour.
+
 Clean fixes of the original: every anomaly lands whole inside the crop (so each sample has
 anomaly pixels), and an object's relative values (see the object bank) are multiplied by the
 crop's maximum and clipped to the crop's ``[min, max]``, so pasted pixels always lie in the
@@ -62,6 +68,9 @@ OBJECT_ATTEMPTS = 10
 #: would squeeze pasted objects into invisibility).
 MIN_RELATIVE_CONTRAST = 0.02
 
+#: Where anomalies' pixels come from: the object bank (METHOD) or the crop itself.
+ANOMALY_SOURCES = ("bank", "scene")
+
 
 class SpatialSimulator:
     """Simulates spatial anomalies by pasting objects into visible crops."""
@@ -83,6 +92,7 @@ class SpatialSimulator:
         crop_scale: Tuple[float, float] = (1.0, 1.0),
         per_band_scaling: bool = False,
         min_valid_fraction: float = 0.5,
+        anomaly_source: str = "bank",
     ) -> None:
         """Sets up the simulator.
 
@@ -101,6 +111,8 @@ class SpatialSimulator:
             crop_scale: Range of the crop side relative to ``size`` (a multi-scale option).
             per_band_scaling: Divide each band by its own maximum instead of one maximum.
             min_valid_fraction: Crops with fewer valid pixels are redrawn when possible.
+            anomaly_source: ``bank`` (pixels of the bank's objects) or ``scene`` (the crop's
+                own pixels from elsewhere, outlined by a bank object's mask).
 
         Raises:
             InputError: The pool has no visible background, or an option is invalid.
@@ -111,6 +123,10 @@ class SpatialSimulator:
             raise InputError("no visible background for the spatial simulation")
         if anomaly_count < 1:
             raise InputError("the spatial simulation needs at least one anomaly per sample")
+        if anomaly_source not in ANOMALY_SOURCES:
+            raise InputError(
+                f"unknown anomaly source {anomaly_source!r} (choose {', '.join(ANOMALY_SOURCES)})"
+            )
         self.bank = bank
         self.size = check_size(size)
         self.normal_count = normal_count
@@ -124,6 +140,7 @@ class SpatialSimulator:
         self.crop_scale = crop_scale
         self.per_band_scaling = per_band_scaling
         self.min_valid_fraction = min_valid_fraction
+        self.anomaly_source = anomaly_source
 
     def sample(self, rng: np.random.Generator) -> SimulatedSample:
         """Draws one sample; the result depends only on ``rng``'s state."""
@@ -156,13 +173,15 @@ class SpatialSimulator:
         if window.objects is not None:
             labels[resize_nearest(window.objects, target) > 0] = IGNORE
         image = np.array(image, dtype=np.float32)
+        scene = (image.copy(), valid.copy()) if self.anomaly_source == "scene" else None
 
         for label, count, area_range in (
             (LARGE_NORMAL, self.normal_count, self.normal_area),
             (ANOMALY, self.anomaly_count, self.anomaly_area),
         ):
             for _ in range(count):
-                self._paste(rng, image, labels, valid, label, area_range, (low, high))
+                source = scene if label == ANOMALY else None
+                self._paste(rng, image, labels, valid, label, area_range, (low, high), source)
         if not has_both_classes(labels):
             return None
 
@@ -207,8 +226,13 @@ class SpatialSimulator:
         label: int,
         area_range: Tuple[float, float],
         value_range: Tuple[float, float],
+        scene: Optional[Tuple[np.ndarray, np.ndarray]] = None,
     ) -> bool:
-        """Pastes one object with ``label`` in place; False when no object fitted its area."""
+        """Pastes one object with ``label`` in place; False when no object fitted its area.
+
+        With ``scene`` (the crop's image and validity before any paste), the object's pixels
+        are the scene's own from another place, outlined by the object's mask.
+        """
         total = self.size * self.size
         smallest = area_range[0] * total * (1.0 - self.area_tolerance)
         largest = area_range[1] * total * (1.0 + self.area_tolerance)
@@ -221,13 +245,41 @@ class SpatialSimulator:
             height, width = mask.shape
             top = int(rng.integers(0, self.size - height + 1))
             left = int(rng.integers(0, self.size - width + 1))
-            values = np.clip(pixels * value_range[1], value_range[0], value_range[1])
+            if scene is None:
+                values = np.clip(pixels * value_range[1], value_range[0], value_range[1])
+            else:
+                values = self._scene_pixels(rng, scene, mask, (top, left))
+                if values is None:
+                    continue
             rows, cols = slice(top, top + height), slice(left, left + width)
             image[:, rows, cols][:, mask] = values[:, mask]
             labels[rows, cols][mask] = label
             valid[rows, cols][mask] = True
             return True
         return False
+
+    def _scene_pixels(
+        self,
+        rng: np.random.Generator,
+        scene: Tuple[np.ndarray, np.ndarray],
+        mask: np.ndarray,
+        target: Tuple[int, int],
+    ) -> Optional[np.ndarray]:
+        """The scene's pixels under ``mask`` at a random valid place whose box misses the target.
+
+        Returns ``[C, h, w]`` (only the mask's pixels matter), or None when no place fits.
+        """
+        image, valid = scene
+        height, width = mask.shape
+        for _ in range(OBJECT_ATTEMPTS):
+            top = int(rng.integers(0, self.size - height + 1))
+            left = int(rng.integers(0, self.size - width + 1))
+            if abs(top - target[0]) < height and abs(left - target[1]) < width:
+                continue  # overlapping boxes would paste the place onto itself
+            rows, cols = slice(top, top + height), slice(left, left + width)
+            if valid[rows, cols][mask].all():
+                return image[:, rows, cols]
+        return None
 
 
 def scaled_object(
