@@ -159,8 +159,24 @@ def test_options_are_checked(pool, bank, background_tree):
         SpatialSimulator(pool, bank, size=32, anomaly_source="elsewhere")
 
 
-def test_scene_anomalies_are_the_crops_own_pixels_moved(pool, bank):
-    simulator = SpatialSimulator(
+def own_pixel_shifts(sample, size: int):
+    """Shifts that map the anomaly's pixels onto identical pixels elsewhere in the sample."""
+    rows, cols = np.nonzero(sample.labels == ANOMALY)
+    return [
+        (dy, dx)
+        for dy in range(-size + 1, size)
+        for dx in range(-size + 1, size)
+        if (dy, dx) != (0, 0)
+        and (rows + dy >= 0).all()
+        and (rows + dy < size).all()
+        and (cols + dx >= 0).all()
+        and (cols + dx < size).all()
+        and np.array_equal(sample.image[:, rows, cols], sample.image[:, rows + dy, cols + dx])
+    ]
+
+
+def one_anomaly_simulator(pool, bank, source: str) -> SpatialSimulator:
+    return SpatialSimulator(
         pool,
         bank,
         size=32,
@@ -168,22 +184,26 @@ def test_scene_anomalies_are_the_crops_own_pixels_moved(pool, bank):
         anomaly_count=1,
         noise_probability=0.0,
         single_channel_probability=0.0,
-        anomaly_source="scene",
+        anomaly_source=source,
     )
+
+
+def test_scene_anomalies_are_the_crops_own_pixels_moved(pool, bank):
+    simulator = one_anomaly_simulator(pool, bank, "scene")
     for seed in range(5):
         sample = simulator.sample(np.random.default_rng(seed))
-        rows, cols = np.nonzero(sample.labels == ANOMALY)
         # The source place is left as it was, so some shift maps the anomaly onto it.
-        matches = [
-            (dy, dx)
-            for dy in range(-31, 32)
-            for dx in range(-31, 32)
-            if (dy, dx) != (0, 0)
-            and (0 <= rows + dy).all()
-            and (rows + dy < 32).all()
-            and (0 <= cols + dx).all()
-            and (cols + dx < 32).all()
-            and np.array_equal(sample.image[:, rows, cols], sample.image[:, rows + dy, cols + dx])
-        ]
-        assert matches, f"seed {seed}: the anomaly's pixels are nowhere else in the crop"
-        assert (sample.labels[rows + matches[0][0], cols + matches[0][1]] == BACKGROUND).all()
+        shifts = own_pixel_shifts(sample, 32)
+        assert shifts, f"seed {seed}: the anomaly's pixels are nowhere else in the crop"
+        rows, cols = np.nonzero(sample.labels == ANOMALY)
+        assert (sample.labels[rows + shifts[0][0], cols + shifts[0][1]] == BACKGROUND).all()
+
+
+def test_bank_anomalies_come_from_elsewhere_and_mixed_gives_both(pool, bank):
+    bank_simulator = one_anomaly_simulator(pool, bank, "bank")
+    assert not own_pixel_shifts(bank_simulator.sample(np.random.default_rng(0)), 32)
+    mixed = one_anomaly_simulator(pool, bank, "mixed")
+    kinds = {
+        bool(own_pixel_shifts(mixed.sample(np.random.default_rng(seed)), 32)) for seed in range(12)
+    }
+    assert kinds == {True, False}

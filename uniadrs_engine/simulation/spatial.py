@@ -68,8 +68,9 @@ OBJECT_ATTEMPTS = 10
 #: would squeeze pasted objects into invisibility).
 MIN_RELATIVE_CONTRAST = 0.02
 
-#: Where anomalies' pixels come from: the object bank (METHOD) or the crop itself.
-ANOMALY_SOURCES = ("bank", "scene")
+#: Where anomalies' pixels come from: the object bank (METHOD), the crop itself, or one of
+#: the two drawn for each sample with equal odds.
+ANOMALY_SOURCES = ("bank", "scene", "mixed")
 
 
 class SpatialSimulator:
@@ -111,8 +112,9 @@ class SpatialSimulator:
             crop_scale: Range of the crop side relative to ``size`` (a multi-scale option).
             per_band_scaling: Divide each band by its own maximum instead of one maximum.
             min_valid_fraction: Crops with fewer valid pixels are redrawn when possible.
-            anomaly_source: ``bank`` (pixels of the bank's objects) or ``scene`` (the crop's
-                own pixels from elsewhere, outlined by a bank object's mask).
+            anomaly_source: ``bank`` (pixels of the bank's objects), ``scene`` (the crop's
+                own pixels from elsewhere, outlined by a bank object's mask) or ``mixed``
+                (one of the two for each sample, with equal odds).
 
         Raises:
             InputError: The pool has no visible background, or an option is invalid.
@@ -173,7 +175,10 @@ class SpatialSimulator:
         if window.objects is not None:
             labels[resize_nearest(window.objects, target) > 0] = IGNORE
         image = np.array(image, dtype=np.float32)
-        scene = (image.copy(), valid.copy()) if self.anomaly_source == "scene" else None
+        from_scene = self.anomaly_source == "scene" or (
+            self.anomaly_source == "mixed" and rng.random() < 0.5
+        )
+        scene = (image.copy(), valid.copy()) if from_scene else None
 
         for label, count, area_range in (
             (LARGE_NORMAL, self.normal_count, self.normal_area),
