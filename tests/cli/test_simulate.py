@@ -89,6 +89,7 @@ def test_simulate_config_writes_the_runs_samples(background_tree, tmp_path, caps
     [
         (["--size", "64"], "drop --size"),
         (["--seed", "1", "--spectral-share", "0.2"], "drop --seed, --spectral-share"),
+        (["--exclude", "landslide"], "drop --exclude"),
         (["--set", "spatial_options={colour: 1}"], "invalid spatial_options"),
     ],
 )

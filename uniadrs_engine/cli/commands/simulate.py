@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--set and --validation go with --config")
     else:
         given = [name for name in BACKGROUND_MODE_DEFAULTS if getattr(args, name) is not None]
-        if args.backgrounds or args.exclude or given:
+        given += ["exclude"] if args.exclude else []
+        if args.backgrounds or given:
             options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
             raise InputError(
                 "with --config the backgrounds and settings come from the configuration "
