@@ -298,6 +298,29 @@ def test_networks_of_an_ensemble_from_the_options_or_the_preset(scene, tmp_path:
     assert not (tmp_path / "x.tif").exists()
 
 
+def test_an_ensemble_of_different_stem_widths_plans_for_the_widest(scene, tmp_path: Path) -> None:
+    from uniadrs_engine.model.model_file import load_model, save_ensemble, save_model
+
+    files = []
+    for stem_width in (8, 32):
+        config = get_config("lite8", stem_width=stem_width)
+        files.append(tmp_path / f"stem{stem_width}.safetensors")
+        save_model(files[-1], UniADRS(config), ModelCard(name=f"s{stem_width}", config=config))
+    save_ensemble(files, tmp_path / "pair.safetensors", "pair")
+    pair = load_model(tmp_path / "pair.safetensors")
+    image = np.random.default_rng(1).random((4, 400, 400)).astype(np.float32)
+    path = write_raster(tmp_path / "big.tif", image)
+    report = detect_raster(path, tmp_path / "scores.tif", _options(pair, memory_mb=64))
+    assert report.valid_pixels == 400 * 400
+    # With 64 MiB the 8-channel stem would take 16 tiles; the 32-channel member needs 49.
+    plans = [
+        plan_scale(400, 400, 4, get_config("lite8", stem_width=width), 1.0, 512, 64, 4, 64, 0)
+        for width in (8, 32)
+    ]
+    assert [len(plan.grid) for plan in plans] == [16, 49]
+    assert report.tile_count == 49
+
+
 def test_memory_budget_lowers_the_batch_and_then_the_tile() -> None:
     config = get_config("lite8")
     roomy = plan_scale(4000, 3000, 5, config, 1.0, 256, 64, 8, memory_mb=4096)

@@ -216,6 +216,23 @@ def test_members_may_differ_in_the_member_options(tmp_path):
     assert [c.magnitude_input for c in first_magnitude.member_configs] == [True, False, False]
 
 
+def test_members_may_differ_in_stem_width(tmp_path):
+    narrow = _member(tmp_path, 1)
+    wide = _member(tmp_path, 2, stem_width=16)
+    image = np.random.default_rng(3).random((4, 24, 32), dtype=np.float32)
+    singles = [score_image(load_model(path).network, image) for path in (narrow, wide)]
+    card = save_ensemble([narrow, wide], tmp_path / "pair.safetensors", "pair")
+    loaded = load_model(tmp_path / "pair.safetensors")
+    assert [config.stem_width for config in loaded.card.member_configs] == [8, 16]
+    np.testing.assert_allclose(score_image(loaded.network, image), np.mean(singles, 0), atol=1e-6)
+    assert "members differing in stem_width" in card.summary()
+    assert "stem_width" in load_model(wide).card.summary()
+    assert "stem_width" not in load_model(narrow).card.summary()  # lite8's own width
+    with pytest.raises(ValueError, match="no common feature map"):
+        loaded.network(torch.rand(1, 4, 16, 16))
+    assert loaded.network(torch.rand(1, 4, 16, 16), features=False).feat is None
+
+
 def test_a_card_that_misstates_a_members_configuration_is_refused(tmp_path):
     mixed = tmp_path / "mixed.safetensors"
     save_ensemble(

@@ -535,12 +535,14 @@ def detect_raster(
         tile = options.tile if options.tile is not None else preset.tile
         halo = options.halo if options.halo is not None else preset.halo
         halo = DEFAULT_HALO if halo is None else halo
+        # Members run one after the other: the widest one sets the peak of a tile.
+        widest = max(card.member_configs, key=lambda config: config.stem_width)
         plans = [
             plan_scale(
                 source.width,
                 source.height,
                 source.band_count,
-                card.config,
+                widest,
                 scale,
                 tile,
                 halo,

@@ -23,8 +23,9 @@ PAPER_INPUT_CHANNELS = 270
 SIZE_MULTIPLE = 8
 
 #: Fields of :class:`ModelConfig` in which the networks of one ensemble may differ: they
-#: change what happens inside a network, not what it takes in or gives out.
-MEMBER_OPTIONS: Tuple[str, ...] = ("magnitude_input",)
+#: change what happens inside a network, not what it takes in or the score it gives out (the
+#: stem width also sets the width of the feature map, which only training uses).
+MEMBER_OPTIONS: Tuple[str, ...] = ("magnitude_input", "stem_width")
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,18 @@ class ModelConfig:
         return replace(self, **changes)
 
 
-#: Each member option's value where a configuration does not set it.
-MEMBER_OPTION_DEFAULTS: Dict[str, Any] = {
-    name: getattr(ModelConfig(), name) for name in MEMBER_OPTIONS
-}
+def member_option_defaults(config: ModelConfig) -> Dict[str, Any]:
+    """Each member option's value where ``config`` does not set it.
+
+    That is the value of the named configuration ``config`` derives from (``lite8s32`` has a
+    32-channel stem), or of :class:`ModelConfig`'s defaults for a name outside the table.
+
+    Example:
+        >>> member_option_defaults(get_config("lite8s32").with_options(stem_width=64))
+        {'magnitude_input': False, 'stem_width': 32}
+    """
+    named = NAMED_CONFIGS.get(config.name, ModelConfig())
+    return {name: getattr(named, name) for name in MEMBER_OPTIONS}
 
 
 def options_set(config: ModelConfig) -> List[str]:
@@ -105,7 +114,9 @@ def options_set(config: ModelConfig) -> List[str]:
         ['magnitude_input']
     """
     return [
-        name for name, default in MEMBER_OPTION_DEFAULTS.items() if getattr(config, name) != default
+        name
+        for name, default in member_option_defaults(config).items()
+        if getattr(config, name) != default
     ]
 
 
@@ -118,8 +129,10 @@ def ensemble_interface(config: ModelConfig) -> ModelConfig:
         >>> plain = get_config("lite8")
         >>> ensemble_interface(plain.with_options(magnitude_input=True)) == plain
         True
+        >>> ensemble_interface(plain.with_options(stem_width=16)) == plain
+        True
     """
-    return replace(config, **MEMBER_OPTION_DEFAULTS)
+    return replace(config, **member_option_defaults(config))
 
 
 def _divided(name: str, divisor: int, stem_width: int | None = None) -> ModelConfig:

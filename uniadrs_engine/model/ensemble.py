@@ -82,6 +82,9 @@ class MemberMean(nn.Module):
             as one network's, so an ensemble fits wherever a network does; None with
             ``features=False``). Only running sums are kept, so peak memory is that of one
             member.
+
+        Raises:
+            ValueError: ``features`` is True and the members' stem widths differ.
         """
         score_sum: Optional[torch.Tensor] = None
         feat_sum: Optional[torch.Tensor] = None
@@ -91,6 +94,11 @@ class MemberMean(nn.Module):
             )
             score_sum = output.score if score_sum is None else score_sum + output.score
             if output.feat is not None:
+                if feat_sum is not None and feat_sum.shape != output.feat.shape:
+                    raise ValueError(
+                        "members of different stem widths have no common feature map; "
+                        "score with features=False"
+                    )
                 feat_sum = output.feat if feat_sum is None else feat_sum + output.feat
         assert score_sum is not None
         count = len(self.members)
