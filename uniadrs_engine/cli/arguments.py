@@ -13,7 +13,7 @@ import argparse
 import math
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 from uniadrs_engine.errors import InputError
 
@@ -179,3 +179,26 @@ def progress_bar(
                 bar.refresh()
 
         yield update
+
+
+def add_config_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """Adds ``--set KEY=VALUE`` (repeatable, into ``args.overrides``) for a training config."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
+def training_config_from_args(path: str, overrides: List[str]) -> Any:
+    """The training configuration at ``path`` with the ``--set`` overrides applied.
+
+    Raises:
+        TrainingError: The file or an override is invalid.
+    """
+    from uniadrs_engine.training.config import TrainingConfig, parse_override
+
+    return TrainingConfig.from_yaml(path, overrides=dict(map(parse_override, overrides)))

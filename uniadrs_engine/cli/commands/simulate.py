@@ -12,6 +12,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from uniadrs_engine.cli.arguments import add_config_overrides, training_config_from_args
+
 
 def register(subparsers: Any) -> None:
     """Adds the ``simulate`` sub-command."""
@@ -69,13 +71,9 @@ def register(subparsers: Any) -> None:
         help="a training configuration (YAML): write the samples its run simulates, with its "
         "backgrounds, seed, crop size, spectral share and simulator options",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="with --config: replace a configuration key (the value is YAML), e.g. "
+    add_config_overrides(
+        parser,
+        "with --config: replace a configuration key (the value is YAML), e.g. "
         "--set 'spatial_options={normal_count: 4}'",
     )
     parser.add_argument(
@@ -137,11 +135,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _simulate_config(args: argparse.Namespace, progress: Any) -> Any:
     """The files of ``--config`` mode (the configuration's training or validation samples)."""
-    from uniadrs_engine.training.config import TrainingConfig, parse_override
     from uniadrs_engine.training.preview import simulate_config_to_dir
 
-    overrides = dict(parse_override(text) for text in args.overrides)
-    config = TrainingConfig.from_yaml(args.config, overrides=overrides)
+    config = training_config_from_args(args.config, args.overrides)
     return simulate_config_to_dir(
         config, args.out_dir, n=args.n, validation=args.validation, progress=progress
     )

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from uniadrs_engine.cli.arguments import progress_bar
-from uniadrs_engine.training.config import TrainingConfig, parse_override
+from uniadrs_engine.cli.arguments import (
+    add_config_overrides,
+    progress_bar,
+    training_config_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,13 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="resume from the checkpoint in output_dir"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="replace a configuration key (the value is YAML; paths are relative to the "
+    add_config_overrides(
+        parser,
+        "replace a configuration key (the value is YAML; paths are relative to the "
         "current folder); repeat it for several keys, and again with --resume",
     )
     parser.set_defaults(handler=run)
@@ -45,8 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the training and prints where the model is."""
     from uniadrs_engine.training.trainer import train_from_config
 
-    overrides = dict(parse_override(text) for text in args.overrides)
-    config = TrainingConfig.from_yaml(args.config, overrides=overrides)
+    config = training_config_from_args(args.config, args.overrides)
     with progress_bar(steps=config.steps * config.members) as bar:
 
         def progress(fraction: float, message: str) -> None:
