@@ -287,7 +287,12 @@ def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
     assert [card.training["seed"] for card in cards] == [1, 2]
     assert [card.config.magnitude_input for card in cards] == [False, True]
     assert {read_weight_storage(path) for path in members} == {"int8"}
-    assert cards[0].data_sources == read_model_card(quarter).data_sources
+    # each member names its own sources, not the pair's merged list
+    assert [card.data_sources for card in cards] == [
+        [{"name": "generated", "license": "CC0"}, {"name": f"s{seed}", "license": "x"}]
+        for seed in (1, 2)
+    ]
+    assert len(read_model_card(quarter).data_sources) == 3
     assert "member 1 of 'pair' v7" in cards[1].description
 
     rejoined = tmp_path / "rejoined.safetensors"

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig, ensemble_interface
-from uniadrs_engine.model.model_card import MEMBER_CONFIG_KEY, ModelCard
+from uniadrs_engine.model.model_card import MEMBER_CONFIG_KEY, MEMBER_SOURCES_KEY, ModelCard
 from uniadrs_engine.model.network import NetworkOutput, UniADRS
 
 #: Card fields copied into each member's record in an ensemble card.
@@ -194,7 +194,8 @@ def ensemble_card(
     recording no presets (the engine's table applies) takes those the others record; their
     data sources are merged and each member's training record and validation figures are
     kept in ``members``, with its configuration where it differs from the first member's
-    (the ensemble's ``config``).
+    (the ensemble's ``config``) and its own data sources where they differ from the merged
+    list (so that a member split off again names only what it was trained on).
 
     Raises:
         ValueError: If fewer than two cards are given or they disagree.
@@ -236,12 +237,16 @@ def ensemble_card(
         presets=dict(presets.presets),
         training=training,
         data_sources=sources,
-        members=[_member_record(card, first.config) for card in cards],
+        members=[_member_record(card, first.config, sources) for card in cards],
     )
 
 
-def _member_record(card: ModelCard, ensemble_config: ModelConfig) -> Dict[str, Any]:
+def _member_record(
+    card: ModelCard, ensemble_config: ModelConfig, ensemble_sources: List[Dict[str, Any]]
+) -> Dict[str, Any]:
     record = {field_name: getattr(card, field_name) for field_name in MEMBER_RECORD_FIELDS}
     if card.config != ensemble_config:
         record[MEMBER_CONFIG_KEY] = card.config.to_dict()
+    if list(card.data_sources) != ensemble_sources:
+        record[MEMBER_SOURCES_KEY] = list(card.data_sources)
     return record

@@ -38,6 +38,10 @@ SHARED_CONFIG_ENSEMBLE_FORMAT_VERSION = 2
 #: from the card's ``config``, the first member's).
 MEMBER_CONFIG_KEY = "config"
 
+#: Key of a member's own data sources in an ensemble card's member record (written only
+#: where they differ from the ensemble's merged list).
+MEMBER_SOURCES_KEY = "data_sources"
+
 
 @dataclass
 class ModelCard:

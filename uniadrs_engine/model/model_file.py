@@ -36,7 +36,7 @@ from uniadrs_engine.model.ensemble import (
     ensemble_card,
     member_configs,
 )
-from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_card import MEMBER_SOURCES_KEY, ModelCard
 from uniadrs_engine.model.weight_storage import decode_weights, encode_weights, storage_of
 
 #: Key of the model card in the safetensors header metadata.
@@ -222,9 +222,10 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
 
     The members can then be joined again in other ensembles (:func:`save_ensemble`). Each
     file is ``member_<i>.safetensors`` in ``output_dir``; its card is the member's record
-    (name, version, training, validation, configuration) with the ensemble's input
-    normalisation, presets and data sources, and its weights are stored as the ensemble's
-    were (re-storing stored weights rounds nothing further).
+    (name, version, training, validation, configuration, and data sources where the record
+    keeps its own; files joined before it did name the ensemble's merged list) with the
+    ensemble's input normalisation and presets, and its weights are stored as the
+    ensemble's were (re-storing stored weights rounds nothing further).
 
     Args:
         path: Ensemble model file (or ``"default"``).
@@ -254,7 +255,7 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
             normalisation=card.normalisation,
             presets=dict(card.presets),
             training=dict(record.get("training", {})),
-            data_sources=list(card.data_sources),
+            data_sources=list(record.get(MEMBER_SOURCES_KEY, card.data_sources)),
             validation=dict(record.get("validation", {})),
             created=str(record.get("created", "")),
         )
