@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.training.preview import simulate_config_to_dir
 from uniadrs_engine.training.simulators import build_simulation, training_batch
 from uniadrs_engine.training.validation import build_validation_set
@@ -51,3 +51,10 @@ def test_bad_options_and_cancellation_leave_nothing(tiny_config, tmp_path):
         simulate_config_to_dir(tiny_config, tmp_path / "b", n=2, is_cancelled=lambda: True)
     assert not (tmp_path / "a").exists()
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_a_bad_sample_count_is_refused_before_the_backgrounds_are_read(tiny_config, tmp_path):
+    missing = dataclasses.replace(tiny_config, backgrounds=[str(tmp_path / "missing.tif")])
+    with pytest.raises(InputError, match="at least 1, not 0"):
+        simulate_config_to_dir(missing, tmp_path / "out", n=0)
+    assert not (tmp_path / "out").exists()

@@ -110,8 +110,7 @@ def simulate_to_dir(
         InputError: Bad arguments or unusable backgrounds.
         CancelledError: ``is_cancelled`` returned True (nothing is left behind).
     """
-    if n < 1:
-        raise InputError(f"the number of samples must be at least 1, not {n}")
+    check_sample_count(n)
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
     pool = BackgroundPool.from_paths(background_paths, exclude)
@@ -130,6 +129,16 @@ def simulate_to_dir(
         "simulator": simulator.provenance(),
     }
     return write_samples_to_dir(lambda index: simulator.sample(rng), n, out_dir, settings, reporter)
+
+
+def check_sample_count(n: int) -> None:
+    """Refuses a sample count below 1 (called before any background is read).
+
+    Raises:
+        InputError: ``n`` is below 1.
+    """
+    if n < 1:
+        raise InputError(f"the number of samples must be at least 1, not {n}")
 
 
 def write_samples_to_dir(
@@ -155,8 +164,7 @@ def write_samples_to_dir(
         InputError: ``n`` is below 1 or ``out_dir`` cannot be written.
         CancelledError: The reporter's cancel check returned True (nothing is left behind).
     """
-    if n < 1:
-        raise InputError(f"the number of samples must be at least 1, not {n}")
+    check_sample_count(n)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

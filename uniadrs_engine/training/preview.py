@@ -18,7 +18,7 @@ from typing import Callable, Iterator, List, Optional, Union
 import numpy as np
 
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.simulation.export import write_samples_to_dir
+from uniadrs_engine.simulation.export import check_sample_count, write_samples_to_dir
 from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.simulators import build_simulation, training_batch
@@ -52,6 +52,7 @@ def simulate_config_to_dir(
         InputError: ``n`` is below 1 or ``out_dir`` cannot be written.
         CancelledError: ``is_cancelled`` returned True (nothing is left behind).
     """
+    check_sample_count(n)
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
     setup = build_simulation(config)
