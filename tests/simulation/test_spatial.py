@@ -157,6 +157,10 @@ def test_options_are_checked(pool, bank, background_tree):
         SpatialSimulator(hsi_only, bank, size=32)
     with pytest.raises(InputError, match="unknown anomaly source 'elsewhere'"):
         SpatialSimulator(pool, bank, size=32, anomaly_source="elsewhere")
+    with pytest.raises(InputError, match=r"scene_share must lie in \[0, 1\], not 1.5"):
+        SpatialSimulator(pool, bank, size=32, anomaly_source="mixed", scene_share=1.5)
+    with pytest.raises(InputError, match="scene_share goes with anomaly_source 'mixed'"):
+        SpatialSimulator(pool, bank, size=32, scene_share=0.25)
 
 
 def own_pixel_shifts(sample, size: int):
@@ -175,7 +179,7 @@ def own_pixel_shifts(sample, size: int):
     ]
 
 
-def one_anomaly_simulator(pool, bank, source: str) -> SpatialSimulator:
+def one_anomaly_simulator(pool, bank, source: str, **options) -> SpatialSimulator:
     return SpatialSimulator(
         pool,
         bank,
@@ -185,6 +189,7 @@ def one_anomaly_simulator(pool, bank, source: str) -> SpatialSimulator:
         noise_probability=0.0,
         single_channel_probability=0.0,
         anomaly_source=source,
+        **options,
     )
 
 
@@ -207,3 +212,16 @@ def test_bank_anomalies_come_from_elsewhere_and_mixed_gives_both(pool, bank):
         bool(own_pixel_shifts(mixed.sample(np.random.default_rng(seed)), 32)) for seed in range(12)
     }
     assert kinds == {True, False}
+
+
+def test_the_scene_share_sets_the_odds_of_mixed(pool, bank):
+    def scene_count(share: float) -> int:
+        mixed = one_anomaly_simulator(pool, bank, "mixed", scene_share=share)
+        return sum(
+            bool(own_pixel_shifts(mixed.sample(np.random.default_rng(seed)), 32))
+            for seed in range(16)
+        )
+
+    assert scene_count(0.0) == 0
+    assert scene_count(1.0) == 16
+    assert 0 < scene_count(0.25) < scene_count(0.75) < 16

@@ -19,7 +19,8 @@ One sample, step by step:
 crop's own pixels from elsewhere (as they were before any paste, outlined by a bank object's
 mask): an anomaly then shares the colours and textures of its scene and deviates only by
 being out of place, as an aircraft on a tarmac does, where a cut-out from another image also
-differs in colour.
+differs in colour. ``anomaly_source="mixed"`` draws one of the two for each sample, the
+crop's own pixels with probability ``scene_share`` (0.5 by default).
 
 Clean fixes of the original: every anomaly lands whole inside the crop (so each sample has
 anomaly pixels), and an object's relative values (see the object bank) are multiplied by the
@@ -94,6 +95,7 @@ class SpatialSimulator:
         per_band_scaling: bool = False,
         min_valid_fraction: float = 0.5,
         anomaly_source: str = "bank",
+        scene_share: float = 0.5,
     ) -> None:
         """Sets up the simulator.
 
@@ -114,7 +116,9 @@ class SpatialSimulator:
             min_valid_fraction: Crops with fewer valid pixels are redrawn when possible.
             anomaly_source: ``bank`` (pixels of the bank's objects), ``scene`` (the crop's
                 own pixels from elsewhere, outlined by a bank object's mask) or ``mixed``
-                (one of the two for each sample, with equal odds).
+                (one of the two for each sample).
+            scene_share: With ``mixed``, the probability that a sample's anomalies are the
+                crop's own pixels (``scene``); in ``[0, 1]``.
 
         Raises:
             InputError: The pool has no visible background, or an option is invalid.
@@ -128,6 +132,12 @@ class SpatialSimulator:
         if anomaly_source not in ANOMALY_SOURCES:
             raise InputError(
                 f"unknown anomaly source {anomaly_source!r} (choose {', '.join(ANOMALY_SOURCES)})"
+            )
+        if not 0.0 <= scene_share <= 1.0:
+            raise InputError(f"scene_share must lie in [0, 1], not {scene_share}")
+        if scene_share != 0.5 and anomaly_source != "mixed":
+            raise InputError(
+                f"scene_share goes with anomaly_source 'mixed', not {anomaly_source!r}"
             )
         self.bank = bank
         self.size = check_size(size)
@@ -143,6 +153,7 @@ class SpatialSimulator:
         self.per_band_scaling = per_band_scaling
         self.min_valid_fraction = min_valid_fraction
         self.anomaly_source = anomaly_source
+        self.scene_share = float(scene_share)
 
     def sample(self, rng: np.random.Generator) -> SimulatedSample:
         """Draws one sample; the result depends only on ``rng``'s state."""
@@ -176,7 +187,7 @@ class SpatialSimulator:
             labels[resize_nearest(window.objects, target) > 0] = IGNORE
         image = np.array(image, dtype=np.float32)
         from_scene = self.anomaly_source == "scene" or (
-            self.anomaly_source == "mixed" and rng.random() < 0.5
+            self.anomaly_source == "mixed" and rng.random() < self.scene_share
         )
         scene = (image.copy(), valid.copy()) if from_scene else None
 
