@@ -13,11 +13,12 @@ rank is fused with the network's at that weight.
 Tiles. ``tile`` and ``halo`` are measured in pixels of the network's input: at scale 1 they
 are raster pixels, at scale 0.5 a tile covers twice as many raster pixels. So the work and
 memory of one tile do not depend on the scale. Each core tile is read with a halo of context
-on every side; beyond the raster's edge the halo is mirror-padded (the published protocol,
-METHOD.md §7); the tile is resampled by the scale, scored, resampled back and only its core
-is kept. Along an axis where one tile plus its halos would cover the whole raster, the whole
-axis is scored at once with no padding: a raster that small is scored exactly as a whole
-image (:func:`~uniadrs_engine.inference.scoring.score_image`).
+on every side; beyond the raster's edge the halo is mirror-padded (as the published
+protocol pads its tiles, METHOD.md §7); the tile is resampled by the scale, scored,
+resampled back and only its core is kept. Along an axis where one tile plus its halos
+would cover the whole raster, the whole axis is scored at once with no padding: a raster
+that small is scored exactly as a whole image
+(:func:`~uniadrs_engine.inference.scoring.score_image`).
 
 Default halo. The network's convolutional receptive field reaches about 560 input pixels in
 each direction (encoder ~200: dilated E4/E5 stages at 1/8 resolution; then ~360 more through
@@ -40,7 +41,10 @@ cores (two 400 px cores, 528 px inputs, 1.74x) were measured on the 800x800 samp
 with 6.0 at scale 1 (2026-11-25, one thread, under load): 2.1x faster (24.1 s against
 50.9 s) but further from whole-image scores (Spearman 0.938 against 0.952; 0.877 against
 0.900 with 256 px tiles), the price of the smaller inputs' instance statistics. Closeness to
-whole-image scoring, the published protocol, was kept.
+whole-image scoring (what a raster that fits one tile gets) was kept. (The published
+protocol, METHOD.md §7, is another thing: images resized to 256x256 and scored in small
+tiles, 50 px with 40 px of padding for hyperspectral ones; docs/DEFAULT_MODEL.md,
+experiment 26.)
 
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
