@@ -8,13 +8,17 @@ by :func:`~uniadrs_engine.inference.detector.detect_raster` at each single scale
 mirrored halo, band repetition). Each scale set's fused map is then built from those maps by
 the rule the detector fuses scales with (averaged ranks,
 :func:`~uniadrs_engine.inference.fusion.fuse_score_arrays`), and scored against the labels.
-Never run on benchmark scenes: scale presets are chosen on simulated data.
+A candidate may also name its tiling, ``SCALES@tile=T@halo=H`` (network input pixels, as
+``uniadrs detect --tile T --halo H``; the detector's defaults otherwise), e.g. METHOD §7's
+local hyperspectral tiles ``2.5@tile=48@halo=40``, and join parts with ``+`` to fuse all
+their passes, e.g. ``1,2+2.5@tile=48@halo=40``. Never run on benchmark scenes: scale
+presets are chosen on simulated data.
 
 Usage:
     .venv/bin/python scripts/compare_scales.py \\
         --model resources/models/uniadrs_default.safetensors \\
         --configs configs/experiments/validation_small_spectra.yaml@seed=20261127 \\
-        --scale-sets 1,2 2,4 1,2,4 [--samples 96]
+        --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -74,36 +78,69 @@ def read_score(path: Path) -> np.ndarray:
         dataset = None
 
 
-def parse_scale_set(text: str) -> Tuple[float, ...]:
-    """``"1,2"`` -> ``(1.0, 2.0)``, checked as the detector checks scales."""
-    return check_scales([float(value) for value in text.split(",")])
+class Pass(NamedTuple):
+    """One detector pass: a single scale with a tiling (None: the detector's default)."""
+
+    scale: float
+    tile: Optional[int]
+    halo: Optional[int]
 
 
-def score_at_scales(
-    samples: Sequence[SimulatedSample], model: LoadedModel, scales: Sequence[float], folder: Path
-) -> Dict[float, List[np.ndarray]]:
-    """Each sample's score map at each single scale, from ``detect_raster``."""
-    maps: Dict[float, List[np.ndarray]] = {scale: [] for scale in scales}
+class Candidate(NamedTuple):
+    """A scale set with its tiling, as given on the command line."""
+
+    name: str
+    passes: Tuple[Pass, ...]
+
+
+def parse_scale_set(text: str) -> Candidate:
+    """``"1,2"``, ``"2.5@tile=48@halo=40"`` or parts joined by ``+`` (all their passes fused).
+
+    Scales are checked as the detector checks them.
+    """
+    passes: List[Pass] = []
+    for part in text.split("+"):
+        scales_text, *settings = part.split("@")
+        tiling: Dict[str, Optional[int]] = {"tile": None, "halo": None}
+        for setting in settings:
+            key, _, value = setting.partition("=")
+            if key not in tiling or not value.isdigit():
+                raise argparse.ArgumentTypeError(f"expected tile=N or halo=N, got {setting!r}")
+            tiling[key] = int(value)
+        scales = check_scales([float(value) for value in scales_text.split(",")])
+        passes += [Pass(scale, tiling["tile"], tiling["halo"]) for scale in scales]
+    if len(set(passes)) != len(passes):
+        raise argparse.ArgumentTypeError(f"a pass is named twice in {text!r}")
+    return Candidate(text, tuple(passes))
+
+
+def score_passes(
+    samples: Sequence[SimulatedSample], model: LoadedModel, passes: Sequence[Pass], folder: Path
+) -> Dict[Pass, List[np.ndarray]]:
+    """Each sample's score map for each detector pass, from ``detect_raster``."""
+    maps: Dict[Pass, List[np.ndarray]] = {item: [] for item in passes}
     for index, sample in enumerate(samples):
         image_path = folder / f"sample_{index:04d}.tif"
         write_raster(sample, image_path)
-        for scale in scales:
-            score_path = folder / f"score_{index:04d}_{scale:g}.tif"
-            options = DetectionOptions(model=model, scales=[scale], device="cpu")
+        for number, item in enumerate(passes):
+            score_path = folder / f"score_{index:04d}_{number}.tif"
+            options = DetectionOptions(
+                model=model, scales=[item.scale], tile=item.tile, halo=item.halo, device="cpu"
+            )
             detect_raster(image_path, score_path, options)
-            maps[scale].append(read_score(score_path))
+            maps[item].append(read_score(score_path))
     return maps
 
 
 def fused(
     samples: Sequence[SimulatedSample],
-    maps: Dict[float, List[np.ndarray]],
-    scale_set: Sequence[float],
+    maps: Dict[Pass, List[np.ndarray]],
+    candidate: Candidate,
 ) -> List[np.ndarray]:
-    """Each sample's map for a scale set: averaged ranks over its valid pixels."""
+    """Each sample's map for a candidate: averaged ranks over its valid pixels."""
     result = []
     for index, sample in enumerate(samples):
-        per_scale = [maps[scale][index] for scale in scale_set]
+        per_scale = [maps[item][index] for item in candidate.passes]
         result.append(
             per_scale[0] if len(per_scale) == 1 else fuse_score_arrays(per_scale, sample.valid)
         )
@@ -119,8 +156,8 @@ def main() -> None:
     parser.add_argument("--min-bands", type=int, default=HYPERSPECTRAL_MIN_BANDS)
     args = parser.parse_args()
     model = load_model(args.model)
-    scales = sorted({scale for scale_set in args.scale_sets for scale in scale_set})
-    names = [",".join(f"{scale:g}" for scale in scale_set) for scale_set in args.scale_sets]
+    passes = sorted({item for candidate in args.scale_sets for item in candidate.passes}, key=str)
+    names = [candidate.name for candidate in args.scale_sets]
     print("| validation set | samples | " + " | ".join(f"scales {n}" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     totals: Dict[str, List[float]] = {name: [] for name in names}
@@ -137,10 +174,10 @@ def main() -> None:
             if raster_bands(sample).shape[0] >= args.min_bands
         ]
         with tempfile.TemporaryDirectory(prefix="uniadrs-scales-") as folder:
-            maps = score_at_scales(samples, model, scales, Path(folder))
+            maps = score_passes(samples, model, passes, Path(folder))
         row = []
-        for name, scale_set in zip(names, args.scale_sets):
-            auc = summarise_scores(samples, fused(samples, maps, scale_set))["auc"]
+        for name, candidate in zip(names, args.scale_sets):
+            auc = summarise_scores(samples, fused(samples, maps, candidate))["auc"]
             totals[name].append(auc)
             row.append(f"{auc:.4f}")
         print(f"| {config_path} | {len(samples)} | " + " | ".join(row) + " |", flush=True)

@@ -142,7 +142,7 @@ class DetectionOptions:
         scales: Explicit input scales (overrides the preset), or None.
         object_size: Expected anomaly size in raster pixels (sets the scale), or None.
         object_size_map_units: Expected anomaly size in map units, or None.
-        tile: Core tile size in network input pixels, or None for the preset's (256).
+        tile: Core tile size in network input pixels, or None for the preset's (512 by default).
         halo: Context on each side in network input pixels, or None for the preset's or
             :data:`DEFAULT_HALO`.
         batch_size: Most tiles per forward pass (lowered to fit ``memory_mb``).
