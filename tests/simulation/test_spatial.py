@@ -159,8 +159,10 @@ def test_options_are_checked(pool, bank, background_tree):
         SpatialSimulator(pool, bank, size=32, anomaly_source="elsewhere")
     with pytest.raises(InputError, match=r"scene_share must lie in \[0, 1\], not 1.5"):
         SpatialSimulator(pool, bank, size=32, anomaly_source="mixed", scene_share=1.5)
-    with pytest.raises(InputError, match="scene_share goes with anomaly_source 'mixed'"):
-        SpatialSimulator(pool, bank, size=32, scene_share=0.25)
+    for share in (0.25, 0.5):
+        with pytest.raises(InputError, match="scene_share goes with anomaly_source 'mixed'"):
+            SpatialSimulator(pool, bank, size=32, scene_share=share)
+    assert SpatialSimulator(pool, bank, size=32, anomaly_source="mixed").scene_share == 0.5
 
 
 def own_pixel_shifts(sample, size: int):

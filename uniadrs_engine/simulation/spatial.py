@@ -70,8 +70,10 @@ OBJECT_ATTEMPTS = 10
 MIN_RELATIVE_CONTRAST = 0.02
 
 #: Where anomalies' pixels come from: the object bank (METHOD), the crop itself, or one of
-#: the two drawn for each sample with equal odds.
+#: the two drawn for each sample.
 ANOMALY_SOURCES = ("bank", "scene", "mixed")
+#: With ``mixed``, the odds of the crop's own pixels unless ``scene_share`` says otherwise.
+DEFAULT_SCENE_SHARE = 0.5
 
 
 class SpatialSimulator:
@@ -95,7 +97,7 @@ class SpatialSimulator:
         per_band_scaling: bool = False,
         min_valid_fraction: float = 0.5,
         anomaly_source: str = "bank",
-        scene_share: float = 0.5,
+        scene_share: Optional[float] = None,
     ) -> None:
         """Sets up the simulator.
 
@@ -118,7 +120,9 @@ class SpatialSimulator:
                 own pixels from elsewhere, outlined by a bank object's mask) or ``mixed``
                 (one of the two for each sample).
             scene_share: With ``mixed``, the probability that a sample's anomalies are the
-                crop's own pixels (``scene``); in ``[0, 1]``.
+                crop's own pixels (``scene``); in ``[0, 1]``, :data:`DEFAULT_SCENE_SHARE`
+                when left out. Any value, even the default's, is refused with another
+                source.
 
         Raises:
             InputError: The pool has no visible background, or an option is invalid.
@@ -133,12 +137,14 @@ class SpatialSimulator:
             raise InputError(
                 f"unknown anomaly source {anomaly_source!r} (choose {', '.join(ANOMALY_SOURCES)})"
             )
-        if not 0.0 <= scene_share <= 1.0:
-            raise InputError(f"scene_share must lie in [0, 1], not {scene_share}")
-        if scene_share != 0.5 and anomaly_source != "mixed":
+        if scene_share is not None and anomaly_source != "mixed":
             raise InputError(
                 f"scene_share goes with anomaly_source 'mixed', not {anomaly_source!r}"
             )
+        if scene_share is None:
+            scene_share = DEFAULT_SCENE_SHARE
+        if not 0.0 <= scene_share <= 1.0:
+            raise InputError(f"scene_share must lie in [0, 1], not {scene_share}")
         self.bank = bank
         self.size = check_size(size)
         self.normal_count = normal_count
