@@ -21,8 +21,8 @@ EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
 def test_default_model_is_shipped_small_and_documented():
     path = default_model_path()
     assert path.is_file(), "resources/models/uniadrs_default.safetensors must be shipped"
-    # Six networks of 0.87 M parameters stored as int8: about 5.4 MB.
-    assert path.stat().st_size < 6 * 1024 * 1024
+    # Eight networks of 0.87-0.99 M parameters stored as int8: about 7.3 MB.
+    assert path.stat().st_size < 8 * 1024 * 1024
     card = load_model("default").card
     assert set(card.presets) == set(PRESETS)
     assert card.training["steps"] >= 1000 and card.training["wall_seconds"] > 0
@@ -50,7 +50,10 @@ def test_default_model_scores_an_image():
     image[:, 28:36, 28:36] = 0.9
     normalised = normalise_input(image, model.card.normalisation)
     with torch.inference_mode():
-        score = model.network(torch.from_numpy(normalised)[None]).score[0, 0].numpy()
+        # Score only, as inference does: the members' stem widths differ (32 and 64), so the
+        # ensemble has no common feature map.
+        output = model.network(torch.from_numpy(normalised)[None], features=False)
+        score = output.score[0, 0].numpy()
     assert np.isfinite(score).all()
     assert score[28:36, 28:36].mean() > np.median(score)
 
