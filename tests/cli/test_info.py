@@ -5,7 +5,7 @@ import json
 from uniadrs_engine.cli.main import main
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.model_card import ModelCard
-from uniadrs_engine.model.model_file import read_weight_storage, save_model
+from uniadrs_engine.model.model_file import read_weight_storage, save_ensemble, save_model
 from uniadrs_engine.model.network import UniADRS
 
 
@@ -64,3 +64,32 @@ def test_info_on_the_default_model_and_on_a_missing_file(tmp_path, capsys):
     assert "\n  1: uniadrs-" in out and "seed " in out
     assert main(["info", str(tmp_path / "missing.safetensors")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _network_file(tmp_path, name, **options):
+    card = ModelCard(name=name, config=get_config("lite8", **options), model_version="1")
+    path = tmp_path / f"{name}.safetensors"
+    save_model(path, UniADRS(card.config), card)
+    return path
+
+
+def test_info_lists_each_networks_options_and_size(tmp_path, capsys):
+    narrow = _network_file(tmp_path, "narrow")
+    wide = _network_file(tmp_path, "wide", stem_width=16, magnitude_input=True)
+    save_ensemble([narrow, wide], tmp_path / "mixed.safetensors", "mixed")
+    assert main(["info", str(tmp_path / "mixed.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "their options change how long each takes" in out and "same time" not in out
+    narrow_line, wide_line = [line for line in out.splitlines() if line.startswith("  1: ")] + [
+        line for line in out.splitlines() if line.startswith("  2: ")
+    ]
+    assert "stem_width" not in narrow_line and "magnitude_input, stem_width 16" in wide_line
+    sizes = [
+        float(line.split(" M parameters")[0].rsplit(", ", 1)[1])
+        for line in (narrow_line, wide_line)
+    ]
+    assert 0 < sizes[0] < sizes[1]
+
+    save_ensemble([narrow, narrow], tmp_path / "alike.safetensors", "alike")
+    assert main(["info", str(tmp_path / "alike.safetensors")]) == 0
+    assert "each takes the same time" in capsys.readouterr().out

@@ -120,6 +120,20 @@ def options_set(config: ModelConfig) -> List[str]:
     ]
 
 
+def describe_options(config: ModelConfig) -> List[str]:
+    """:func:`options_set` with the value of each option that is not a switch.
+
+    Example:
+        >>> describe_options(get_config("lite8").with_options(magnitude_input=True, stem_width=16))
+        ['magnitude_input', 'stem_width 16']
+    """
+    described = []
+    for name in options_set(config):
+        value = getattr(config, name)
+        described.append(name if isinstance(value, bool) else f"{name} {value}")
+    return described
+
+
 def ensemble_interface(config: ModelConfig) -> ModelConfig:
     """What networks must share to join one ensemble.
 

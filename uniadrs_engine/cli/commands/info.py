@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
-from uniadrs_engine.model.config import options_set
+from uniadrs_engine.model.config import describe_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,10 +84,13 @@ def _network_lines(card: Any) -> List[str]:
     """One line per network of an ensemble, numbered as ``detect --networks`` takes them."""
     if not card.members:
         return []
-    lines = [
-        "networks (detect --networks LIST scores with some of them; each takes the same time):"
-    ]
-    for number, (record, config) in enumerate(zip(card.members, card.member_configs), start=1):
+    from uniadrs_engine.model.network import UniADRS, count_parameters
+
+    configs = card.member_configs
+    alike = len(set(configs)) == 1
+    cost = "each takes the same time" if alike else "their options change how long each takes"
+    lines = [f"networks (detect --networks LIST scores with some of them; {cost}):"]
+    for number, (record, config) in enumerate(zip(card.members, configs), start=1):
         training = record.get("training", {})
         recorded = training.get("config", {})
         details = [str(record.get("name", "?"))]
@@ -95,7 +98,8 @@ def _network_lines(card: Any) -> List[str]:
             details.append(f"seed {recorded['seed']}")
         if "spectral_share" in recorded:
             details.append(f"spectral share {recorded['spectral_share']:g}")
-        details += options_set(config)
+        details += describe_options(config)
+        details.append(f"{count_parameters(UniADRS(config)) / 1e6:.2f} M parameters")
         auc = record.get("validation", {}).get("auc")
         if auc is not None:
             details.append(f"validation AUC {float(auc):.3f}")
