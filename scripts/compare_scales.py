@@ -31,6 +31,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 from osgeo import gdal
 
+from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
 from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
@@ -96,7 +97,8 @@ class Candidate(NamedTuple):
 def parse_scale_set(text: str) -> Candidate:
     """``"1,2"``, ``"2.5@tile=48@halo=40"`` or parts joined by ``+`` (all their passes fused).
 
-    Scales are checked as the detector checks them.
+    Scales are checked as the detector checks them; whatever is wrong is an
+    :class:`argparse.ArgumentTypeError`, which argparse reports in one line.
     """
     passes: List[Pass] = []
     for part in text.split("+"):
@@ -107,7 +109,10 @@ def parse_scale_set(text: str) -> Candidate:
             if key not in tiling or not value.isdigit():
                 raise argparse.ArgumentTypeError(f"expected tile=N or halo=N, got {setting!r}")
             tiling[key] = int(value)
-        scales = check_scales([float(value) for value in scales_text.split(",")])
+        try:
+            scales = check_scales([float(value) for value in scales_text.split(",")])
+        except (InputError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"{part!r}: {error}") from error
         passes += [Pass(scale, tiling["tile"], tiling["halo"]) for scale in scales]
     if len(set(passes)) != len(passes):
         raise argparse.ArgumentTypeError(f"a pass is named twice in {text!r}")

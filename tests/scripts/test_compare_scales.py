@@ -1,0 +1,55 @@
+"""scripts/compare_scales.py: how a candidate's scales, tiling and fused parts are read."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_scales.py"
+
+
+@pytest.fixture(scope="module")
+def compare_scales():
+    spec = importlib.util.spec_from_file_location("compare_scales", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_scale_list_is_one_pass_per_scale_with_the_default_tiling(compare_scales):
+    candidate = compare_scales.parse_scale_set("1,2")
+    assert candidate.name == "1,2"
+    assert candidate.passes == (
+        compare_scales.Pass(1.0, None, None),
+        compare_scales.Pass(2.0, None, None),
+    )
+
+
+def test_tiling_and_fused_parts(compare_scales):
+    candidate = compare_scales.parse_scale_set("1,2+2.5@tile=48@halo=40")
+    assert [tuple(item) for item in candidate.passes] == [
+        (1.0, None, None),
+        (2.0, None, None),
+        (2.5, 48, 40),
+    ]
+    assert compare_scales.parse_scale_set("0.5@halo=8").passes == (
+        compare_scales.Pass(0.5, None, 8),
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["1@tile=", "1@tiles=48", "1@tile=-4", "1@tile=4.5", "1,2+2", "1+1"]
+)
+def test_malformed_settings_and_repeated_passes_are_refused(compare_scales, text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        compare_scales.parse_scale_set(text)
+
+
+def test_scales_are_checked_as_the_detector_checks_them(compare_scales):
+    with pytest.raises(argparse.ArgumentTypeError, match="out of range"):
+        compare_scales.parse_scale_set("0")
+    with pytest.raises(argparse.ArgumentTypeError, match="could not convert"):
+        compare_scales.parse_scale_set("1,x")
+    # The same scale with another tiling is another pass.
+    assert len(compare_scales.parse_scale_set("1+1@tile=64").passes) == 2
