@@ -170,7 +170,7 @@ def main() -> None:
             observed = np.mean(
                 [np.nanmean(a - b) for a, b in zip(per_sample[name], per_sample[reference])]
             )
-            low, high = np.percentile(values, [2.5, 97.5])
+            low, high = np.nanpercentile(values, [2.5, 97.5])
             print(
                 f"mean AUC over the sets minus {reference}'s: {observed:+.4f} "
                 f"(95 % paired bootstrap interval {low:+.4f} to {high:+.4f}, "
