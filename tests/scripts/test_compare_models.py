@@ -1,20 +1,7 @@
 """scripts/compare_models.py: the paired bootstrap every pre-registered rule reads."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_models.py"
-
-
-@pytest.fixture(scope="module")
-def compare_models():
-    spec = importlib.util.spec_from_file_location("compare_models", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_constant_gain_gives_a_point_interval(compare_models):

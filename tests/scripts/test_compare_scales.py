@@ -1,20 +1,8 @@
 """scripts/compare_scales.py: how a candidate's scales, tiling and fused parts are read."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_scales.py"
-
-
-@pytest.fixture(scope="module")
-def compare_scales():
-    spec = importlib.util.spec_from_file_location("compare_scales", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_scale_list_is_one_pass_per_scale_with_the_default_tiling(compare_scales):

@@ -87,7 +87,9 @@ def _network_lines(card: Any) -> List[str]:
     from uniadrs_engine.model.network import UniADRS, count_parameters
 
     configs = card.member_configs
-    alike = len(set(configs)) == 1
+    # Networks of one configuration (a seed pair) have one size: build each kind once.
+    parameters = {config: count_parameters(UniADRS(config)) for config in set(configs)}
+    alike = len(parameters) == 1
     cost = "each takes the same time" if alike else "their options change how long each takes"
     lines = [f"networks (detect --networks LIST scores with some of them; {cost}):"]
     for number, (record, config) in enumerate(zip(card.members, configs), start=1):
@@ -99,7 +101,7 @@ def _network_lines(card: Any) -> List[str]:
         if "spectral_share" in recorded:
             details.append(f"spectral share {recorded['spectral_share']:g}")
         details += describe_options(config)
-        details.append(f"{count_parameters(UniADRS(config)) / 1e6:.2f} M parameters")
+        details.append(f"{parameters[config] / 1e6:.2f} M parameters")
         auc = record.get("validation", {}).get("auc")
         if auc is not None:
             details.append(f"validation AUC {float(auc):.3f}")

@@ -1,0 +1,29 @@
+"""Loading the experiment scripts of ``scripts/`` (not a package) as modules for their tests."""
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` imported as a module (its ``main`` is not run)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def compare_models() -> ModuleType:
+    """``scripts/compare_models.py``."""
+    return load_script("compare_models")
+
+
+@pytest.fixture(scope="module")
+def compare_scales() -> ModuleType:
+    """``scripts/compare_scales.py``."""
+    return load_script("compare_scales")
