@@ -10,8 +10,10 @@ the rule the detector fuses scales with (averaged ranks,
 :func:`~uniadrs_engine.inference.fusion.fuse_score_arrays`), and scored against the labels.
 A candidate may also name its tiling, ``SCALES@tile=T@halo=H`` (network input pixels, as
 ``uniadrs detect --tile T --halo H``; the detector's defaults otherwise), e.g. METHOD §7's
-local hyperspectral tiles ``2.5@tile=48@halo=40``, and join parts with ``+`` to fuse all
-their passes, e.g. ``1,2+2.5@tile=48@halo=40``. Never run on benchmark scenes: scale
+local hyperspectral tiles ``2.5@tile=48@halo=40``, and its input statistics,
+``@norm=tile`` (each tile's window normalised by its own, ``uniadrs detect
+--normalisation-scope tile``), and join parts with ``+`` to fuse all their passes, e.g.
+``1,2+2.5@tile=48@halo=40``. Never run on benchmark scenes: scale
 presets are chosen on simulated data.
 
 Usage:
@@ -36,6 +38,7 @@ from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
 from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
 from uniadrs_engine.model.model_file import LoadedModel, load_model
+from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.simulators import build_simulation
@@ -80,11 +83,15 @@ def read_score(path: Path) -> np.ndarray:
 
 
 class Pass(NamedTuple):
-    """One detector pass: a single scale with a tiling (None: the detector's default)."""
+    """One detector pass: a single scale with a tiling and a normalisation scope.
+
+    None stands for the detector's default.
+    """
 
     scale: float
     tile: Optional[int]
     halo: Optional[int]
+    norm: Optional[str] = None
 
 
 class Candidate(NamedTuple):
@@ -95,7 +102,7 @@ class Candidate(NamedTuple):
 
 
 def parse_scale_set(text: str) -> Candidate:
-    """``"1,2"``, ``"2.5@tile=48@halo=40"`` or parts joined by ``+`` (all their passes fused).
+    """``"1,2"``, ``"2.5@tile=48@halo=40@norm=tile"`` or parts joined by ``+`` (all fused).
 
     Scales are checked as the detector checks them; whatever is wrong is an
     :class:`argparse.ArgumentTypeError`, which argparse reports in one line.
@@ -104,16 +111,23 @@ def parse_scale_set(text: str) -> Candidate:
     for part in text.split("+"):
         scales_text, *settings = part.split("@")
         tiling: Dict[str, Optional[int]] = {"tile": None, "halo": None}
+        norm: Optional[str] = None
         for setting in settings:
             key, _, value = setting.partition("=")
+            if key == "norm" and value in NORMALISATION_SCOPES:
+                norm = value
+                continue
             if key not in tiling or not value.isdigit():
-                raise argparse.ArgumentTypeError(f"expected tile=N or halo=N, got {setting!r}")
+                raise argparse.ArgumentTypeError(
+                    f"expected tile=N, halo=N or norm={'|'.join(NORMALISATION_SCOPES)}, "
+                    f"got {setting!r}"
+                )
             tiling[key] = int(value)
         try:
             scales = check_scales([float(value) for value in scales_text.split(",")])
         except (InputError, ValueError) as error:
             raise argparse.ArgumentTypeError(f"{part!r}: {error}") from error
-        passes += [Pass(scale, tiling["tile"], tiling["halo"]) for scale in scales]
+        passes += [Pass(scale, tiling["tile"], tiling["halo"], norm) for scale in scales]
     if len(set(passes)) != len(passes):
         raise argparse.ArgumentTypeError(f"a pass is named twice in {text!r}")
     return Candidate(text, tuple(passes))
@@ -130,7 +144,12 @@ def score_passes(
         for number, item in enumerate(passes):
             score_path = folder / f"score_{index:04d}_{number}.tif"
             options = DetectionOptions(
-                model=model, scales=[item.scale], tile=item.tile, halo=item.halo, device="cpu"
+                model=model,
+                scales=[item.scale],
+                tile=item.tile,
+                halo=item.halo,
+                normalisation_scope=item.norm,
+                device="cpu",
             )
             detect_raster(image_path, score_path, options)
             maps[item].append(read_score(score_path))

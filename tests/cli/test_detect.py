@@ -113,6 +113,20 @@ def test_detect_with_global_rx_fused(
     assert "weight of global RX must be at least 0 and below 1" in line
 
 
+def test_detect_with_tile_statistics(
+    model_file: Path, scene_path: Path, tmp_path: Path, capsys
+) -> None:
+    args = ["detect", str(scene_path), "--model", str(model_file), "--device", "cpu", "--quiet"]
+    tiling = ["--tile", "32", "--halo", "8", "--scale", "1"]
+    assert main([*args[:2], str(tmp_path / "r.tif"), *args[2:], *tiling]) == 0
+    assert "statistics per tile" not in capsys.readouterr().out
+    scope = ["--normalisation-scope", "tile"]
+    assert main([*args[:2], str(tmp_path / "t.tif"), *args[2:], *tiling, *scope]) == 0
+    assert "| statistics per tile |" in capsys.readouterr().out
+    raster, tile = (gdal.Open(str(tmp_path / name)).ReadAsArray() for name in ("r.tif", "t.tif"))
+    assert np.abs(raster - tile).max() > 1e-4
+
+
 def _run_error(args: list, capsys) -> str:
     status = main(args)
     captured = capsys.readouterr()
@@ -209,7 +223,13 @@ def test_networks_of_a_single_network_model(
 
 
 def test_bad_option_values_are_usage_errors(scene_path: Path, tmp_path: Path, capsys) -> None:
-    for option in (["--bands", "1-x"], ["--tile", "0"], ["--scale", "a"], ["--networks", "0"]):
+    for option in (
+        ["--bands", "1-x"],
+        ["--tile", "0"],
+        ["--scale", "a"],
+        ["--networks", "0"],
+        ["--normalisation-scope", "crop"],
+    ):
         with pytest.raises(SystemExit) as caught:
             main(["detect", str(scene_path), str(tmp_path / "o.tif"), *option])
         assert caught.value.code == 2

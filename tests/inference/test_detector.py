@@ -409,6 +409,7 @@ def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
         dict(memory_mb=1),
         dict(rx_weight=1.0),
         dict(rx_weight=-0.5),
+        dict(normalisation_scope="crop"),
     ],
 )
 def test_bad_options(scene, loaded_model, tmp_path: Path, changes) -> None:
@@ -478,3 +479,63 @@ def test_a_whitening_model_scores_the_raster_whitened_by_its_own_statistics(
     np.testing.assert_allclose(scores[valid], whole[valid], atol=1e-5)
     band_max = score_image(loaded_model.network, normalise_array(image))
     assert np.abs(whole - band_max).max() > 1e-3
+
+
+@pytest.mark.parametrize("normalisation", [WHITENING_NAME, "band_max"])
+def test_tile_scope_normalises_each_tile_window_by_its_own_statistics(
+    scene, loaded_model, tmp_path: Path, normalisation: str
+) -> None:
+    """With ``normalisation_scope="tile"`` an interior tile's score is the network's score of
+    its read window (core and halo) normalised by that window's statistics alone, and
+    differs from the raster-wide normalisation's score."""
+    image, path = scene
+    model = replace(loaded_model, card=replace(loaded_model.card, normalisation=normalisation))
+    options = dict(tile=32, halo=8)
+    detect_raster(path, tmp_path / "t.tif", _options(model, normalisation_scope="tile", **options))
+    detect_raster(path, tmp_path / "r.tif", _options(model, **options))
+    window = image[:, 24:72, 24:72]
+    expected = score_image(model.network, normalise_input(window, normalisation))[8:40, 8:40]
+    tile_scores = _read_scores(tmp_path / "t.tif")[32:64, 32:64]
+    np.testing.assert_allclose(tile_scores, expected, atol=5e-5)
+    raster_scores = _read_scores(tmp_path / "r.tif")[32:64, 32:64]
+    assert np.abs(raster_scores - expected).max() > 1e-3
+
+
+def test_tile_scope_with_one_tile_equals_raster_scope(scene, loaded_model, tmp_path: Path) -> None:
+    """A raster scored as one tile has the same statistics either way; nodata stays out."""
+    image, _ = scene
+    with_nodata = image.copy()
+    with_nodata[:, :5, :7] = -9999.0
+    path = write_raster(tmp_path / "nodata.tif", with_nodata, nodata=-9999.0)
+    model = replace(loaded_model, card=replace(loaded_model.card, normalisation=WHITENING_NAME))
+    detect_raster(path, tmp_path / "t.tif", _options(model, normalisation_scope="tile"))
+    detect_raster(path, tmp_path / "r.tif", _options(model, normalisation_scope="raster"))
+    tile_scores, raster_scores = _read_scores(tmp_path / "t.tif"), _read_scores(tmp_path / "r.tif")
+    assert np.isnan(tile_scores[:5, :7]).all()
+    np.testing.assert_allclose(tile_scores, raster_scores, atol=1e-5)
+
+
+def test_a_model_card_preset_sets_the_normalisation_scope(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    """A card's preset may name the scope; the options override it."""
+    _, path = scene
+    card = replace(loaded_model.card, presets={"visible": {"normalisation_scope": "tile"}})
+    model = replace(loaded_model, card=card)
+    options = dict(tile=32, halo=8, scales=None, preset="visible")
+    detect_raster(path, tmp_path / "p.tif", _options(model, **options))
+    detect_raster(path, tmp_path / "t.tif", _options(model, normalisation_scope="tile", **options))
+    detect_raster(
+        path, tmp_path / "r.tif", _options(model, normalisation_scope="raster", **options)
+    )
+    preset_scores = _read_scores(tmp_path / "p.tif")
+    np.testing.assert_array_equal(preset_scores, _read_scores(tmp_path / "t.tif"))
+    assert np.nanmax(np.abs(preset_scores - _read_scores(tmp_path / "r.tif"))) > 1e-4
+
+
+def test_window_statistics_raise_the_memory_estimate() -> None:
+    config = get_config("lite8s32")
+    shape = (256, 256)
+    plain = estimate_tile_bytes(config, 200, shape, shape)
+    local = estimate_tile_bytes(config, 200, shape, shape, window_statistics=True)
+    assert local - plain == 4 * 3 * 200 * 256 * 256

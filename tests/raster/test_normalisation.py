@@ -17,8 +17,10 @@ from uniadrs_engine.raster.normalisation import (
     WHITENING_NAME,
     BandScaling,
     SpectralWhitening,
+    WindowNormalisation,
     band_max_divisors,
     check_normalisation,
+    check_normalisation_scope,
     needs_covariance,
     normalise_array,
     normalise_input,
@@ -221,3 +223,31 @@ def test_normalisation_names() -> None:
     )
     with pytest.raises(ValueError, match="unknown input normalisation 'pca'"):
         check_normalisation("pca")
+
+
+@pytest.mark.parametrize("name", [NORMALISATION_NAME, WHITENING_NAME])
+def test_window_normalisation_uses_the_window_s_own_valid_pixels(name: str) -> None:
+    rng = np.random.default_rng(3)
+    window = rng.normal(5.0, 2.0, size=(3, 12, 10)).astype(np.float32)
+    valid = np.ones((12, 10), dtype=bool)
+    valid[:3] = False
+    window[:, :3] = 1e6  # nodata values stay out of the statistics
+    result = WindowNormalisation(name, 3).apply(window, valid)
+    np.testing.assert_allclose(result, normalise_input(window, name, valid), atol=1e-6)
+    assert np.abs(result[:, 3:]).max() < 100
+
+
+def test_window_normalisation_of_a_window_without_statistics_is_zeros() -> None:
+    window = np.ones((2, 4, 4), dtype=np.float32)
+    valid = np.zeros((4, 4), dtype=bool)
+    valid[0, 0] = True
+    result = WindowNormalisation(WHITENING_NAME, 2).apply(window, valid)
+    assert result.shape == (2, 4, 4) and not result.any()
+    with pytest.raises(ValueError, match="expected 2 bands"):
+        WindowNormalisation(WHITENING_NAME, 2).apply(np.ones((3, 4, 4), np.float32))
+
+
+def test_normalisation_scopes() -> None:
+    assert check_normalisation_scope("tile") == "tile"
+    with pytest.raises(InputError, match="unknown normalisation scope 'crop'"):
+        check_normalisation_scope("crop")

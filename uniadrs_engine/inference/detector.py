@@ -8,7 +8,9 @@ tile at one or more input scales and writes a float32 score GeoTIFF on the input
 Several scales are fused by averaged ranks (:mod:`uniadrs_engine.inference.fusion`); with an
 RX weight above 0 (``DetectionOptions.rx_weight`` or the preset's), global RX of the same
 bands is computed too (its mean and covariance come from the same statistics pass) and its
-rank is fused with the network's at that weight.
+rank is fused with the network's at that weight. With the normalisation scope ``tile``
+(``DetectionOptions.normalisation_scope`` or the preset's) each tile's read window is
+normalised by its own statistics instead, as training normalises each crop.
 
 Tiles. ``tile`` and ``halo`` are measured in pixels of the network's input: at scale 1 they
 are raster pixels, at scale 0.5 a tile covers twice as many raster pixels. So the work and
@@ -97,7 +99,11 @@ from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.normalisation import (
+    RASTER_SCOPE,
+    TILE_SCOPE,
     InputScaling,
+    WindowNormalisation,
+    check_normalisation_scope,
     needs_covariance,
     scaling_from_statistics,
 )
@@ -152,6 +158,9 @@ class DetectionOptions:
             network alone), or None for the preset's.
         networks: 1-based numbers of an ensemble's networks to score with (fewer are
             faster), or None for the preset's (all, unless the model card names some).
+        normalisation_scope: ``raster`` (the input normalised with the whole raster's
+            statistics) or ``tile`` (each tile's read window with its own, as training
+            normalises each crop), or None for the preset's (``raster``).
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -167,6 +176,7 @@ class DetectionOptions:
     memory_mb: int = 1024
     rx_weight: Optional[float] = None
     networks: Optional[Sequence[int]] = None
+    normalisation_scope: Optional[str] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -182,6 +192,8 @@ class DetectionOptions:
             check_rx_weight(self.rx_weight)
         if self.networks is not None and not self.networks:
             raise InputError("the list of networks is empty")
+        if self.normalisation_scope is not None:
+            check_normalisation_scope(self.normalisation_scope)
 
 
 @dataclass
@@ -204,6 +216,7 @@ class DetectionReport:
         rx_weight: Weight of global RX in the fused score (0: the network alone).
         networks: 1-based numbers of the model's networks that scored.
         network_total: How many networks the model has.
+        normalisation_scope: Where the input statistics came from (``raster`` or ``tile``).
     """
 
     output_path: Path
@@ -221,14 +234,17 @@ class DetectionReport:
     rx_weight: float = 0.0
     networks: Tuple[int, ...] = (1,)
     network_total: int = 1
+    normalisation_scope: str = RASTER_SCOPE
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
         scales = ", ".join(f"{scale:g}" for scale in self.scales)
         rx = f" + global RX (weight {self.rx_weight:g})" if self.rx_weight > 0 else ""
+        statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
-            f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx} | "
+            f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
+            f"{statistics} | "
             f"{self.describe_networks()} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
@@ -274,11 +290,17 @@ class ScalePlan:
         )
 
 
+#: Extra float32 copies of a tile's read window while it is normalised by its own
+#: statistics (the valid pixels, their centred copy and the filled window).
+WINDOW_STATISTICS_COPIES = 3
+
+
 def estimate_tile_bytes(
     config: ModelConfig,
     band_count: int,
     network_shape: Tuple[int, int],
     input_shape: Tuple[int, int],
+    window_statistics: bool = False,
 ) -> int:
     """Estimated peak memory of scoring one tile (activations and raster buffers).
 
@@ -288,7 +310,8 @@ def estimate_tile_bytes(
     resampled, and the next batch read ahead). Checked on the CPU against the growth of peak
     resident memory over one forward pass of 5 bands (measured / estimated): lite8 384x384
     59 / 109 MiB, lite8s32 two 384x384 tiles 328 / 412, lite4 384x384 101 / 190, paper
-    256x256 123-174 / 301.
+    256x256 123-174 / 301. Normalising each tile by its own statistics
+    (``window_statistics``, scope ``tile``) takes three more copies of the read window.
     """
     stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
     hidden, taps = config.lam_hidden, 49
@@ -302,7 +325,8 @@ def estimate_tile_bytes(
     )
     network_pixels = network_shape[0] * network_shape[1]
     activations = 4 * per_pixel * network_pixels * MEMORY_SAFETY_FACTOR
-    buffers = 4 * (5 * band_count + 4) * input_shape[0] * input_shape[1]
+    copies = 5 + (WINDOW_STATISTICS_COPIES if window_statistics else 0)
+    buffers = 4 * (copies * band_count + 4) * input_shape[0] * input_shape[1]
     return int(activations + buffers)
 
 
@@ -324,6 +348,7 @@ def plan_scale(
     batch_size: int,
     memory_mb: float,
     model_bytes: int = 0,
+    window_statistics: bool = False,
 ) -> ScalePlan:
     """Chooses the tiles and the batch size of one scale within the memory budget.
 
@@ -338,6 +363,8 @@ def plan_scale(
         batch_size: Largest batch wanted.
         memory_mb: Total budget in MiB (weights included).
         model_bytes: Memory the network's weights take.
+        window_statistics: Whether each tile is normalised by its own statistics (scope
+            ``tile``; a tile shrunk to fit the budget then also shrinks that window).
 
     Returns:
         The plan; its batch size is lowered (and, if even one tile does not fit, its tile
@@ -352,7 +379,9 @@ def plan_scale(
         input_shape = (min(tile_y, height) + 2 * halo_y, min(tile_x, width) + 2 * halo_x)
         resampled = scaled_size(input_shape, scale)
         network_shape = (padded_size(resampled[0]), padded_size(resampled[1]))
-        tile_bytes = estimate_tile_bytes(config, band_count, network_shape, input_shape)
+        tile_bytes = estimate_tile_bytes(
+            config, band_count, network_shape, input_shape, window_statistics
+        )
         if tile_bytes <= budget or (tile <= MIN_TILE and halo == 0):
             break
         if tile > MIN_TILE:
@@ -548,6 +577,8 @@ def detect_raster(
         tile = options.tile if options.tile is not None else preset.tile
         halo = options.halo if options.halo is not None else preset.halo
         halo = DEFAULT_HALO if halo is None else halo
+        scope = options.normalisation_scope or preset.normalisation_scope
+        window_statistics = scope == TILE_SCOPE
         # Members run one after the other: the widest one sets the peak of a tile.
         widest = max(card.member_configs, key=lambda config: config.stem_width)
         plans = [
@@ -562,6 +593,7 @@ def detect_raster(
                 options.batch_size,
                 options.memory_mb,
                 model_bytes,
+                window_statistics,
             )
             for scale in scales
         ]
@@ -572,9 +604,14 @@ def detect_raster(
             source,
             _strip_memory_mb(options.memory_mb),
             reporter.sub(0.0, STATISTICS_SHARE),
-            covariance=needs_covariance(card.normalisation) or rx_weight > 0,
+            covariance=(needs_covariance(card.normalisation) and not window_statistics)
+            or rx_weight > 0,
         )
-        scaling = scaling_from_statistics(card.normalisation, statistics, str(source.path))
+        scaling: InputScaling = (
+            WindowNormalisation(card.normalisation, source.band_count)
+            if window_statistics
+            else scaling_from_statistics(card.normalisation, statistics, str(source.path))
+        )
         fused = len(plans) > 1 or rx_weight > 0
         fusion_start = 1.0 - (FUSION_SHARE if fused else 0.0)
         scoring_end = fusion_start - (RX_SHARE if rx_weight > 0 else 0.0)
@@ -654,4 +691,5 @@ def detect_raster(
         rx_weight=rx_weight,
         networks=networks,
         network_total=network_total,
+        normalisation_scope=scope,
     )

@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.fusion import check_rx_weight
+from uniadrs_engine.raster.normalisation import RASTER_SCOPE, check_normalisation_scope
 
 #: Object size, at the network's input, that the network scores best (pixels).
 PREFERRED_OBJECT_PIXELS = 30.0
@@ -58,6 +59,8 @@ class Preset:
         networks: 1-based numbers of the model's networks that score with this preset, or
             None for all of them (a model card may name them for its ensemble; see
             :func:`~uniadrs_engine.model.ensemble.select_networks`).
+        normalisation_scope: Where the input statistics come from, the whole raster or each
+            tile's read window (:data:`~uniadrs_engine.raster.normalisation.NORMALISATION_SCOPES`).
     """
 
     name: str
@@ -67,6 +70,7 @@ class Preset:
     rx_weight: float = 0.0
     description: str = ""
     networks: Optional[Tuple[int, ...]] = None
+    normalisation_scope: str = RASTER_SCOPE
 
 
 #: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
@@ -120,6 +124,8 @@ def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> 
             value = float(value)
         elif key == "networks" and value is not None:
             value = tuple(int(number) for number in value)
+        elif key == "normalisation_scope":
+            value = str(value)
         changes[key] = value
     return replace(base, name=name, **changes)
 
@@ -146,6 +152,7 @@ def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]
         raise InputError(f"unknown preset {name!r}; choose one of {', '.join(choices)}")
     check_scales(preset.scales)
     check_rx_weight(preset.rx_weight)
+    check_normalisation_scope(preset.normalisation_scope)
     return preset
 
 

@@ -15,6 +15,10 @@ space where its background is standardised and decorrelated.
 (:data:`SOFT_WHITENING_FLOOR`), which damps the weak, mostly noise directions of a
 hyperspectral scene instead of raising them to unit variance.
 
+Scope (:data:`NORMALISATION_SCOPES`). Inference takes the statistics of the whole raster
+(``raster``, the default) or of each tile's read window, core and halo (``tile``,
+:class:`WindowNormalisation`), as training takes each crop's own statistics.
+
 Example:
     >>> import numpy as np
     >>> scaling = BandScaling.from_array(np.array([[[2.0, -4.0]], [[0.0, 0.0]]]))
@@ -346,8 +350,58 @@ def _single_image_row(correlation: np.ndarray, floor: float) -> Optional[np.ndar
     return leading / np.sqrt(variance) / np.sqrt(1.0 + floor)
 
 
+#: Where inference takes the input statistics from: the whole raster (one statistics pass
+#: before scoring), or each tile's read window (its core and halo) on its own.
+RASTER_SCOPE = "raster"
+TILE_SCOPE = "tile"
+NORMALISATION_SCOPES = (RASTER_SCOPE, TILE_SCOPE)
+
+
+def check_normalisation_scope(scope: str) -> str:
+    """Returns ``scope`` if it is one of :data:`NORMALISATION_SCOPES`.
+
+    Raises:
+        InputError: For any other value.
+    """
+    if scope not in NORMALISATION_SCOPES:
+        raise InputError(
+            f"unknown normalisation scope {scope!r}; expected one of "
+            f"{', '.join(NORMALISATION_SCOPES)}"
+        )
+    return scope
+
+
+@dataclass(frozen=True)
+class WindowNormalisation:
+    """The normalisation ``name`` with each window's own statistics (scope ``tile``).
+
+    Every window read for a tile (core and halo) is normalised by :func:`normalise_input`
+    over its valid pixels, as a training crop is; a window with fewer than two valid pixels
+    (no statistics to take) becomes zeros, which its invalid core never shows.
+    """
+
+    name: str
+    bands: int
+
+    @property
+    def band_count(self) -> int:
+        """Number of bands."""
+        return self.bands
+
+    def apply(self, data: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
+        """Normalises ``float32 [C, H, W]`` data by its own valid pixels' statistics."""
+        if data.shape[0] != self.bands:
+            raise ValueError(f"expected {self.bands} bands, got {data.shape[0]}")
+        use = np.isfinite(data).all(axis=0)
+        if valid is not None:
+            use &= np.asarray(valid, dtype=bool)
+        if int(use.sum()) < 2:
+            return np.zeros(data.shape, dtype=np.float32)
+        return normalise_input(data, self.name, use)
+
+
 #: What an input normalisation provides: ``apply(data, valid)`` and ``band_count``.
-InputScaling = Union[BandScaling, SpectralWhitening]
+InputScaling = Union[BandScaling, SpectralWhitening, WindowNormalisation]
 
 
 def check_normalisation(name: str) -> str:

@@ -21,6 +21,7 @@ from uniadrs_engine.cli.arguments import (
 )
 from uniadrs_engine.inference.device import DEVICE_CHOICES
 from uniadrs_engine.inference.presets import DEFAULT_HALO, DEFAULT_TILE, PRESETS
+from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -113,6 +114,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"context on each side of a tile, network input pixels ({DEFAULT_HALO})",
     )
     parser.add_argument(
+        "--normalisation-scope",
+        choices=NORMALISATION_SCOPES,
+        default=None,
+        help=(
+            "input statistics of the whole raster or of each tile's window, as training "
+            "normalises each crop (default: the preset's, raster)"
+        ),
+    )
+    parser.add_argument(
         "--batch",
         type=positive_int,
         default=4,
@@ -157,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         memory_mb=args.memory_mb,
         rx_weight=args.rx_weight,
         networks=args.networks,
+        normalisation_scope=args.normalisation_scope,
     )
     with progress_bar("detect ", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)
