@@ -37,6 +37,14 @@ MODEL_SUFFIX = ".safetensors"
 #: Units of the expected anomaly size: (key, label).
 SIZE_UNITS = (("pixels", "Pixels"), ("map_units", "Map units of the raster's CRS"))
 
+#: Choices of the input statistics parameter: the engine's normalisation scopes (None: the
+#: preset's), with their labels.
+STATISTICS_SCOPES: Tuple[Tuple[Optional[str], str], ...] = (
+    (None, "The preset's"),
+    ("raster", "Whole raster"),
+    ("tile", "Each tile's window, as training normalises each crop"),
+)
+
 
 def preset_choices() -> List[Tuple[str, str]]:
     """``(name, description)`` of every preset of the engine's table, ``auto`` first."""
@@ -105,6 +113,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
     NETWORKS = "NETWORKS"
     TILE = "TILE"
     HALO = "HALO"
+    STATISTICS = "STATISTICS"
     BATCH_SIZE = "BATCH_SIZE"
     OUTPUT = "OUTPUT"
 
@@ -201,8 +210,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         )
         networks.setHelp(
             tr(
-                "The shipped model is an ensemble of several networks whose scores are averaged; "
-                "each one takes the same time. Numbers (1-based, with ranges such as 1-2) score "
+                "The shipped model is an ensemble of several networks whose scores are averaged "
+                "('uniadrs info' lists them with their sizes). Numbers (1-based, with ranges "
+                "such as 1-2) score "
                 "with those networks only: faster, and sometimes better suited to one kind of "
                 "imagery. Empty: the preset's choice, usually every network."
             )
@@ -232,6 +242,21 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         )
         halo.setHelp(tr("Context added around each tile so that tiles join without seams."))
         self.addParameter(make_advanced(halo))
+        statistics = QgsProcessingParameterEnum(
+            self.STATISTICS,
+            tr("Input statistics"),
+            options=[tr(label) for _, label in STATISTICS_SCOPES],
+            defaultValue=0,
+        )
+        statistics.setHelp(
+            tr(
+                "Which pixels the input normalisation takes its statistics from: the whole "
+                "raster, or each tile's window (core and halo) on its own, as training "
+                "normalises each crop. The preset's: the whole raster unless the preset says "
+                "otherwise."
+            )
+        )
+        self.addParameter(make_advanced(statistics))
         batch = QgsProcessingParameterNumber(
             self.BATCH_SIZE,
             tr("Batch size (tiles scored together)"),
@@ -326,6 +351,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             if rx_weight in (None, "")
             else self.parameterAsDouble(parameters, self.RX_WEIGHT, context),
             networks=self.number_list(parameters, self.NETWORKS, context, "network"),
+            normalisation_scope=STATISTICS_SCOPES[
+                self.parameterAsEnum(parameters, self.STATISTICS, context)
+            ][0],
         )
         feedback.pushInfo(
             f"UniADRS: preset {options.preset}, device {options.device}, "

@@ -89,6 +89,33 @@ def test_detect_with_global_rx_fused(provider, scene, tiny_model, tmp_path):
     assert "+ global RX (weight 0.3)" in "\n".join(messages)
 
 
+def test_detect_with_tile_statistics(provider, scene, tiny_model, tmp_path):
+    """'Each tile's window' reaches the engine as the normalisation scope ``tile``."""
+    feedback, messages = _recording_feedback()
+    tiling = dict(TILE=32, HALO=8)
+    result = processing.run(
+        ALGORITHM,
+        _parameters(scene, tiny_model, tmp_path / "scores.tif", STATISTICS=2, **tiling),
+        feedback=feedback,
+    )
+    options = dict(model=str(tiny_model), device="cpu", tile=32, halo=8)
+    engine = detect_raster(
+        scene, tmp_path / "t.tif", DetectionOptions(normalisation_scope="tile", **options)
+    )
+    raster = detect_raster(scene, tmp_path / "r.tif", DetectionOptions(**options))
+    scores = read_band(result["OUTPUT"])
+    np.testing.assert_allclose(scores, read_band(engine.output_path), rtol=1e-6)
+    assert np.abs(scores - read_band(raster.output_path)).max() > 1e-4
+
+
+def test_statistics_choices_are_the_engine_s_scopes():
+    from qgis_plugin.algorithms.detect import STATISTICS_SCOPES
+    from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
+
+    assert STATISTICS_SCOPES[0][0] is None
+    assert tuple(scope for scope, _ in STATISTICS_SCOPES[1:]) == NORMALISATION_SCOPES
+
+
 def test_model_name_is_looked_up_in_the_model_folder(provider, scene, tiny_model, tmp_path):
     from processing.core.ProcessingConfig import ProcessingConfig
 
