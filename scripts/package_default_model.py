@@ -84,6 +84,7 @@ def main() -> None:
             "tile": preset.tile,
             "halo": preset.halo,
             "rx_weight": preset.rx_weight,
+            "normalisation_scope": preset.normalisation_scope,
         }
         for name, preset in PRESETS.items()
     }

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from uniadrs_engine.inference.presets import PRESETS
+from uniadrs_engine.inference.presets import PRESETS, get_preset
 from uniadrs_engine.model.default import default_model_path
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.raster.normalisation import normalise_input
@@ -41,6 +41,14 @@ def test_default_model_is_shipped_small_and_documented():
     assert backgrounds and all(
         path.rstrip("/").endswith(("hsi", "visible")) for path in backgrounds
     )
+
+
+def test_default_model_card_presets_are_the_built_in_ones():
+    """The card's presets override the built-in table, so a preset changed in
+    ``inference/presets.py`` reaches the default model only through a repackaged card."""
+    card = load_model("default").card
+    for name, preset in PRESETS.items():
+        assert get_preset(name, card.presets) == preset, name
 
 
 def test_default_model_scores_an_image():
