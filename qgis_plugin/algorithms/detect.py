@@ -247,6 +247,8 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             tr("Input statistics"),
             options=[tr(label) for _, label in STATISTICS_SCOPES],
             defaultValue=0,
+            # Optional, so that models and scripts saved before it existed stay valid.
+            optional=True,
         )
         statistics.setHelp(
             tr(
