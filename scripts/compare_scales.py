@@ -12,7 +12,8 @@ A candidate may also name its tiling, ``SCALES@tile=T@halo=H`` (network input pi
 ``uniadrs detect --tile T --halo H``; the detector's defaults otherwise), e.g. METHOD §7's
 local hyperspectral tiles ``2.5@tile=48@halo=40``, and its input statistics,
 ``@norm=tile`` (each tile's window normalised by its own, ``uniadrs detect
---normalisation-scope tile``), and join parts with ``+`` to fuse all their passes, e.g.
+--normalisation-scope tile``), its test-time views, ``@views=4`` (``uniadrs detect --views
+4``), and join parts with ``+`` to fuse all their passes, e.g.
 ``1,2+2.5@tile=48@halo=40``. Never run on benchmark scenes: scale
 presets are chosen on simulated data.
 
@@ -37,6 +38,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
 from uniadrs_engine.inference.fusion import fuse_score_arrays
 from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
+from uniadrs_engine.inference.views import VIEW_COUNTS
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 from uniadrs_engine.simulation.sample import SimulatedSample
@@ -83,7 +85,7 @@ def read_score(path: Path) -> np.ndarray:
 
 
 class Pass(NamedTuple):
-    """One detector pass: a single scale with a tiling and a normalisation scope.
+    """One detector pass: a single scale with a tiling, a normalisation scope and views.
 
     None stands for the detector's default.
     """
@@ -92,6 +94,7 @@ class Pass(NamedTuple):
     tile: Optional[int]
     halo: Optional[int]
     norm: Optional[str] = None
+    views: Optional[int] = None
 
 
 class Candidate(NamedTuple):
@@ -102,7 +105,8 @@ class Candidate(NamedTuple):
 
 
 def parse_scale_set(text: str) -> Candidate:
-    """``"1,2"``, ``"2.5@tile=48@halo=40@norm=tile"`` or parts joined by ``+`` (all fused).
+    """``"1,2"``, ``"2.5@tile=48@halo=40@norm=tile@views=4"`` or parts joined by ``+`` (all
+    fused).
 
     Scales are checked as the detector checks them; whatever is wrong is an
     :class:`argparse.ArgumentTypeError`, which argparse reports in one line.
@@ -110,24 +114,27 @@ def parse_scale_set(text: str) -> Candidate:
     passes: List[Pass] = []
     for part in text.split("+"):
         scales_text, *settings = part.split("@")
-        tiling: Dict[str, Optional[int]] = {"tile": None, "halo": None}
+        tiling: Dict[str, Optional[int]] = {"tile": None, "halo": None, "views": None}
         norm: Optional[str] = None
         for setting in settings:
             key, _, value = setting.partition("=")
             if key == "norm" and value in NORMALISATION_SCOPES:
                 norm = value
                 continue
-            if key not in tiling or not value.isdigit():
+            valid_views = key != "views" or value in {str(count) for count in VIEW_COUNTS}
+            if key not in tiling or not value.isdigit() or not valid_views:
                 raise argparse.ArgumentTypeError(
-                    f"expected tile=N, halo=N or norm={'|'.join(NORMALISATION_SCOPES)}, "
-                    f"got {setting!r}"
+                    f"expected tile=N, halo=N, norm={'|'.join(NORMALISATION_SCOPES)} or "
+                    f"views={'|'.join(str(count) for count in VIEW_COUNTS)}, got {setting!r}"
                 )
             tiling[key] = int(value)
         try:
             scales = check_scales([float(value) for value in scales_text.split(",")])
         except (InputError, ValueError) as error:
             raise argparse.ArgumentTypeError(f"{part!r}: {error}") from error
-        passes += [Pass(scale, tiling["tile"], tiling["halo"], norm) for scale in scales]
+        passes += [
+            Pass(scale, tiling["tile"], tiling["halo"], norm, tiling["views"]) for scale in scales
+        ]
     if len(set(passes)) != len(passes):
         raise argparse.ArgumentTypeError(f"a pass is named twice in {text!r}")
     return Candidate(text, tuple(passes))
@@ -149,6 +156,7 @@ def score_passes(
                 tile=item.tile,
                 halo=item.halo,
                 normalisation_scope=item.norm,
+                views=item.views,
                 device="cpu",
             )
             detect_raster(image_path, score_path, options)

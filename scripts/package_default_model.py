@@ -85,6 +85,7 @@ def main() -> None:
             "halo": preset.halo,
             "rx_weight": preset.rx_weight,
             "normalisation_scope": preset.normalisation_scope,
+            "views": preset.views,
         }
         for name, preset in PRESETS.items()
     }

@@ -127,6 +127,17 @@ def test_detect_with_tile_statistics(
     assert np.abs(raster - tile).max() > 1e-4
 
 
+def test_detect_with_views(model_file: Path, scene_path: Path, tmp_path: Path, capsys) -> None:
+    args = ["detect", str(scene_path), "--model", str(model_file), "--device", "cpu", "--quiet"]
+    assert main([*args[:2], str(tmp_path / "one.tif"), *args[2:], "--scale", "1"]) == 0
+    assert " views |" not in capsys.readouterr().out
+    views = ["--scale", "1", "--views", "4"]
+    assert main([*args[:2], str(tmp_path / "four.tif"), *args[2:], *views]) == 0
+    assert "| 4 views |" in capsys.readouterr().out
+    one, four = (gdal.Open(str(tmp_path / name)).ReadAsArray() for name in ("one.tif", "four.tif"))
+    assert np.abs(one - four).max() > 1e-4
+
+
 def _run_error(args: list, capsys) -> str:
     status = main(args)
     captured = capsys.readouterr()
@@ -229,6 +240,8 @@ def test_bad_option_values_are_usage_errors(scene_path: Path, tmp_path: Path, ca
         ["--scale", "a"],
         ["--networks", "0"],
         ["--normalisation-scope", "crop"],
+        ["--views", "3"],
+        ["--views", "two"],
     ):
         with pytest.raises(SystemExit) as caught:
             main(["detect", str(scene_path), str(tmp_path / "o.tif"), *option])

@@ -430,18 +430,18 @@ def test_out_of_memory_splits_the_batch_then_reports(
     real_score_tiles = detector_module.score_tiles
     batch_sizes = []
 
-    def small_device(network, tiles, scale, device):
+    def small_device(network, tiles, scale, device, views):
         batch_sizes.append(len(tiles))
         if len(tiles) > 1:
             raise DeviceError(OUT_OF_MEMORY_MESSAGE)
-        return real_score_tiles(network, tiles, scale, device)
+        return real_score_tiles(network, tiles, scale, device, views)
 
     monkeypatch.setattr(detector_module, "score_tiles", small_device)
     split = detect_raster(path, tmp_path / "split.tif", options)
     assert batch_sizes[:3] == [4, 2, 1]
     np.testing.assert_allclose(_read_scores(split.output_path), reference, atol=2e-5)
 
-    def no_memory(network, tiles, scale, device):
+    def no_memory(network, tiles, scale, device, views):
         raise DeviceError(OUT_OF_MEMORY_MESSAGE)
 
     monkeypatch.setattr(detector_module, "score_tiles", no_memory)
@@ -539,3 +539,41 @@ def test_window_statistics_raise_the_memory_estimate() -> None:
     plain = estimate_tile_bytes(config, 200, shape, shape)
     local = estimate_tile_bytes(config, 200, shape, shape, window_statistics=True)
     assert local - plain == 4 * 3 * 200 * 256 * 256
+
+
+def test_views_average_the_scores_of_the_mirrored_raster(scene, loaded_model, tmp_path: Path):
+    """A raster scored as one tile with 2 views: the mean of its scores and, mirrored back,
+    those of its left-right mirror image (statistics do not change with the orientation)."""
+    image, path = scene
+    mirrored_path = write_raster(tmp_path / "mirrored.tif", image[:, :, ::-1].copy())
+    report = detect_raster(path, tmp_path / "v.tif", _options(loaded_model, views=2))
+    detect_raster(path, tmp_path / "one.tif", _options(loaded_model))
+    detect_raster(mirrored_path, tmp_path / "m.tif", _options(loaded_model))
+    expected = (_read_scores(tmp_path / "one.tif") + _read_scores(tmp_path / "m.tif")[:, ::-1]) / 2
+    np.testing.assert_allclose(_read_scores(tmp_path / "v.tif"), expected, atol=1e-5)
+    assert report.views == 2 and "2 views" in report.summary_line()
+    assert (
+        "views"
+        not in detect_raster(path, tmp_path / "d.tif", _options(loaded_model)).summary_line()
+    )
+
+
+def test_a_model_card_preset_sets_the_views_unless_the_options_do(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    _, path = scene
+    card = replace(loaded_model.card, presets={"visible": {"views": 4}})
+    model = replace(loaded_model, card=card)
+    options = dict(tile=32, halo=8, scales=[1.0, 2.0], preset="visible")
+    from_preset = detect_raster(path, tmp_path / "p.tif", _options(model, **options))
+    explicit = detect_raster(path, tmp_path / "e.tif", _options(loaded_model, views=4, **options))
+    single = detect_raster(path, tmp_path / "s.tif", _options(model, views=1, **options))
+    assert (from_preset.views, explicit.views, single.views) == (4, 4, 1)
+    np.testing.assert_array_equal(
+        _read_scores(tmp_path / "p.tif"), _read_scores(tmp_path / "e.tif")
+    )
+    assert (
+        np.nanmax(np.abs(_read_scores(tmp_path / "p.tif") - _read_scores(tmp_path / "s.tif"))) > 0
+    )
+    with pytest.raises(InputError, match="number of views"):
+        detect_raster(path, tmp_path / "x.tif", _options(loaded_model, views=3))

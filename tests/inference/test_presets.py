@@ -52,6 +52,10 @@ def test_model_card_presets_override_the_table() -> None:
         get_preset("bad", {"bad": {"scales": [0.0]}})
     with pytest.raises(InputError, match="weight of global RX"):
         get_preset("bad", {"bad": {"rx_weight": 1.0}})
+    assert get_preset("sar", {"sar": {"views": 4}}).views == 4
+    assert PRESETS["sar"].views == 1
+    with pytest.raises(InputError, match="number of views"):
+        get_preset("bad", {"bad": {"views": 3}})
 
 
 def test_auto_becomes_hyperspectral_for_many_bands() -> None:

@@ -116,6 +116,40 @@ def test_statistics_choices_are_the_engine_s_scopes():
     assert tuple(scope for scope, _ in STATISTICS_SCOPES[1:]) == NORMALISATION_SCOPES
 
 
+def test_detect_with_views(provider, scene, tiny_model, tmp_path):
+    """The views parameter reaches the engine; 'The preset's' leaves the preset's (1)."""
+    from qgis_plugin.algorithms.detect import VIEW_CHOICES
+
+    feedback, messages = _recording_feedback()
+    index = [count for count, _ in VIEW_CHOICES].index(4)
+    result = processing.run(
+        ALGORITHM,
+        _parameters(scene, tiny_model, tmp_path / "scores.tif", VIEWS=index, SCALES="1"),
+        feedback=feedback,
+    )
+    options = dict(model=str(tiny_model), device="cpu", scales=[1.0])
+    engine = detect_raster(scene, tmp_path / "e.tif", DetectionOptions(views=4, **options))
+    single = detect_raster(scene, tmp_path / "s.tif", DetectionOptions(**options))
+    scores = read_band(result["OUTPUT"])
+    np.testing.assert_allclose(scores, read_band(engine.output_path), rtol=1e-6)
+    assert np.abs(scores - read_band(single.output_path)).max() > 1e-4
+    assert "; 4 views a tile;" in "\n".join(messages)
+    default = processing.run(
+        ALGORITHM, _parameters(scene, tiny_model, tmp_path / "d.tif", SCALES="1")
+    )
+    np.testing.assert_allclose(
+        read_band(default["OUTPUT"]), read_band(single.output_path), rtol=1e-6
+    )
+
+
+def test_view_choices_are_the_engine_s_counts():
+    from qgis_plugin.algorithms.detect import VIEW_CHOICES
+    from uniadrs_engine.inference.views import VIEW_COUNTS
+
+    assert VIEW_CHOICES[0][0] is None
+    assert tuple(count for count, _ in VIEW_CHOICES[1:]) == VIEW_COUNTS
+
+
 def test_model_name_is_looked_up_in_the_model_folder(provider, scene, tiny_model, tmp_path):
     from processing.core.ProcessingConfig import ProcessingConfig
 

@@ -17,9 +17,9 @@ def test_a_scale_list_is_one_pass_per_scale_with_the_default_tiling(compare_scal
 def test_tiling_and_fused_parts(compare_scales):
     candidate = compare_scales.parse_scale_set("1,2+2.5@tile=48@halo=40")
     assert [tuple(item) for item in candidate.passes] == [
-        (1.0, None, None, None),
-        (2.0, None, None, None),
-        (2.5, 48, 40, None),
+        (1.0, None, None, None, None),
+        (2.0, None, None, None, None),
+        (2.5, 48, 40, None, None),
     ]
     assert compare_scales.parse_scale_set("0.5@halo=8").passes == (
         compare_scales.Pass(0.5, None, 8),
@@ -36,9 +36,29 @@ def test_a_normalisation_scope_is_part_of_the_pass(compare_scales):
     assert len(compare_scales.parse_scale_set("1+1@norm=tile+1@norm=raster").passes) == 3
 
 
+def test_views_are_part_of_the_pass(compare_scales):
+    candidate = compare_scales.parse_scale_set("1,2@views=4")
+    assert candidate.passes == (
+        compare_scales.Pass(1.0, None, None, None, 4),
+        compare_scales.Pass(2.0, None, None, None, 4),
+    )
+    assert len(compare_scales.parse_scale_set("1+1@views=2+1@views=8").passes) == 3
+
+
 @pytest.mark.parametrize(
     "text",
-    ["1@tile=", "1@tiles=48", "1@tile=-4", "1@tile=4.5", "1,2+2", "1+1", "1@norm=crop", "1@norm"],
+    [
+        "1@tile=",
+        "1@tiles=48",
+        "1@tile=-4",
+        "1@tile=4.5",
+        "1,2+2",
+        "1+1",
+        "1@norm=crop",
+        "1@norm",
+        "1@views=3",
+        "1@views=",
+    ],
 )
 def test_malformed_settings_and_repeated_passes_are_refused(compare_scales, text):
     with pytest.raises(argparse.ArgumentTypeError):

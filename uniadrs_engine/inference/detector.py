@@ -10,7 +10,10 @@ RX weight above 0 (``DetectionOptions.rx_weight`` or the preset's), global RX of
 bands is computed too (its mean and covariance come from the same statistics pass) and its
 rank is fused with the network's at that weight. With the normalisation scope ``tile``
 (``DetectionOptions.normalisation_scope`` or the preset's) each tile's read window is
-normalised by its own statistics instead, as training normalises each crop.
+normalised by its own statistics instead, as training normalises each crop. With more than
+one test-time view (``DetectionOptions.views`` or the preset's) each tile is also scored
+mirrored (and turned) and the views' scores are averaged
+(:mod:`uniadrs_engine.inference.views`).
 
 Tiles. ``tile`` and ``halo`` are measured in pixels of the network's input: at scale 1 they
 are raster pixels, at scale 0.5 a tile covers twice as many raster pixels. So the work and
@@ -94,6 +97,7 @@ from uniadrs_engine.inference.presets import (
     resolve_scales,
 )
 from uniadrs_engine.inference.scoring import padded_size, scaled_size, score_tiles
+from uniadrs_engine.inference.views import check_views
 from uniadrs_engine.model.config import ModelConfig
 from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import LoadedModel, load_model
@@ -161,6 +165,9 @@ class DetectionOptions:
         normalisation_scope: ``raster`` (the input normalised with the whole raster's
             statistics) or ``tile`` (each tile's read window with its own, as training
             normalises each crop), or None for the preset's (``raster``).
+        views: Test-time views averaged per tile (1, 2, 4 or 8: the tile as is, mirrored,
+            turned; see :mod:`uniadrs_engine.inference.views`), or None for the preset's.
+            Each view is one more forward pass.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -177,6 +184,7 @@ class DetectionOptions:
     rx_weight: Optional[float] = None
     networks: Optional[Sequence[int]] = None
     normalisation_scope: Optional[str] = None
+    views: Optional[int] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -194,6 +202,8 @@ class DetectionOptions:
             raise InputError("the list of networks is empty")
         if self.normalisation_scope is not None:
             check_normalisation_scope(self.normalisation_scope)
+        if self.views is not None:
+            check_views(self.views)
 
 
 @dataclass
@@ -217,6 +227,7 @@ class DetectionReport:
         networks: 1-based numbers of the model's networks that scored.
         network_total: How many networks the model has.
         normalisation_scope: Where the input statistics came from (``raster`` or ``tile``).
+        views: Test-time views averaged per tile.
     """
 
     output_path: Path
@@ -235,16 +246,18 @@ class DetectionReport:
     networks: Tuple[int, ...] = (1,)
     network_total: int = 1
     normalisation_scope: str = RASTER_SCOPE
+    views: int = 1
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
         scales = ", ".join(f"{scale:g}" for scale in self.scales)
         rx = f" + global RX (weight {self.rx_weight:g})" if self.rx_weight > 0 else ""
         statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
+        views = f" | {self.views} views" if self.views > 1 else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
-            f"{statistics} | "
+            f"{statistics}{views} | "
             f"{self.describe_networks()} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
@@ -446,7 +459,11 @@ def _read_tile(
 
 
 def _score_splitting_on_oom(
-    network: torch.nn.Module, data: np.ndarray, scale: float, device: torch.device
+    network: torch.nn.Module,
+    data: np.ndarray,
+    scale: float,
+    device: torch.device,
+    views: int = 1,
 ) -> np.ndarray:
     """Scores a batch; if the device runs out of memory, scores its halves one after another.
 
@@ -454,7 +471,7 @@ def _score_splitting_on_oom(
     does not fit is split down to single tiles before the error reaches the user.
     """
     try:
-        return score_tiles(network, data, scale, device)
+        return score_tiles(network, data, scale, device, views)
     except DeviceError:
         if len(data) == 1:
             raise
@@ -462,8 +479,8 @@ def _score_splitting_on_oom(
         logger.warning("out of memory with %d tiles a batch: trying %d", len(data), half)
         return np.concatenate(
             [
-                _score_splitting_on_oom(network, data[:half], scale, device),
-                _score_splitting_on_oom(network, data[half:], scale, device),
+                _score_splitting_on_oom(network, data[:half], scale, device, views),
+                _score_splitting_on_oom(network, data[half:], scale, device, views),
             ]
         )
 
@@ -486,11 +503,13 @@ def _score_scale(
     reporter: ProgressReporter,
     histogram: Optional[ScoreHistogram],
     summary: Optional[_ScoreSummary],
+    views: int = 1,
 ) -> None:
     """Scores every tile of one scale in batches and writes the cores.
 
-    The next batch is read (GDAL releases the GIL) in one background thread while the
-    current one is scored; only that thread touches ``source`` meanwhile.
+    Each tile's score is the mean of ``views`` test-time views. The next batch is read (GDAL
+    releases the GIL) in one background thread while the current one is scored; only that
+    thread touches ``source`` meanwhile.
     """
     tiles = list(plan.grid)
     batches = [
@@ -503,7 +522,7 @@ def _score_scale(
             data, core_valids = pending.result()
             if index + 1 < len(batches):
                 pending = reader.submit(_read_batch, source, batches[index + 1], scaling)
-            scores = _score_splitting_on_oom(network, data, plan.scale, device)
+            scores = _score_splitting_on_oom(network, data, plan.scale, device, views)
             del data
             for tile, core_valid, score in zip(batch_tiles, core_valids, scores):
                 core_score = tile.crop_core(score)
@@ -578,6 +597,7 @@ def detect_raster(
         halo = options.halo if options.halo is not None else preset.halo
         halo = DEFAULT_HALO if halo is None else halo
         scope = options.normalisation_scope or preset.normalisation_scope
+        views = options.views if options.views is not None else preset.views
         window_statistics = scope == TILE_SCOPE
         # Members run one after the other: the widest one sets the peak of a tile.
         widest = max(card.member_configs, key=lambda config: config.stem_width)
@@ -645,6 +665,7 @@ def detect_raster(
                         reporter.sub(start, stop),
                         histograms[-1] if fused else None,
                         None if fused else summary,
+                        views,
                     )
             if rx_weight > 0:
                 assert statistics.covariance is not None
@@ -692,4 +713,5 @@ def detect_raster(
         networks=networks,
         network_total=network_total,
         normalisation_scope=scope,
+        views=views,
     )

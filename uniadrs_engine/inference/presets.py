@@ -25,6 +25,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.fusion import check_rx_weight
+from uniadrs_engine.inference.views import check_views
 from uniadrs_engine.raster.normalisation import RASTER_SCOPE, check_normalisation_scope
 
 #: Object size, at the network's input, that the network scores best (pixels).
@@ -61,6 +62,8 @@ class Preset:
             :func:`~uniadrs_engine.model.ensemble.select_networks`).
         normalisation_scope: Where the input statistics come from, the whole raster or each
             tile's read window (:data:`~uniadrs_engine.raster.normalisation.NORMALISATION_SCOPES`).
+        views: Test-time views averaged per tile (1, 2, 4 or 8; see
+            :mod:`uniadrs_engine.inference.views`); each costs one more forward pass.
     """
 
     name: str
@@ -71,6 +74,7 @@ class Preset:
     description: str = ""
     networks: Optional[Tuple[int, ...]] = None
     normalisation_scope: str = RASTER_SCOPE
+    views: int = 1
 
 
 #: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
@@ -126,6 +130,8 @@ def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> 
             value = tuple(int(number) for number in value)
         elif key == "normalisation_scope":
             value = str(value)
+        elif key == "views":
+            value = check_views(value)
         changes[key] = value
     return replace(base, name=name, **changes)
 
@@ -153,6 +159,7 @@ def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]
     check_scales(preset.scales)
     check_rx_weight(preset.rx_weight)
     check_normalisation_scope(preset.normalisation_scope)
+    check_views(preset.views)
     return preset
 
 

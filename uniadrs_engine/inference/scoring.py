@@ -3,7 +3,8 @@
 * :func:`score_image` scores one ``float32 [C, H, W]`` image already normalised
   (:mod:`uniadrs_engine.raster.normalisation`) and returns ``float32 [H, W]`` in ``[0, 1]``.
 * :func:`score_tiles` scores a batch of equally sized tiles at an input scale: resample by
-  the scale, score, resample back. The raster detector uses it.
+  the scale, score (in one or more test-time views, :mod:`uniadrs_engine.inference.views`),
+  resample back. The raster detector uses it.
 
 Both pad the network's input to multiples of 8 (at least 16) by mirror padding on the right
 and bottom (edge replication when the image is too small to mirror) and crop the padding off
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as functional
 
 from uniadrs_engine.inference.device import out_of_memory_as_device_error
+from uniadrs_engine.inference.views import score_views
 from uniadrs_engine.model.config import SIZE_MULTIPLE
 from uniadrs_engine.model.ensemble import ScoringNetwork
 
@@ -124,7 +126,11 @@ def score_batch(network: ScoringNetwork, batch: torch.Tensor) -> torch.Tensor:
 
 
 def score_tiles(
-    network: ScoringNetwork, tiles: np.ndarray, scale: float = 1.0, device: DeviceLike = "cpu"
+    network: ScoringNetwork,
+    tiles: np.ndarray,
+    scale: float = 1.0,
+    device: DeviceLike = "cpu",
+    views: int = 1,
 ) -> np.ndarray:
     """Scores a batch of equally sized normalised tiles at an input scale.
 
@@ -134,6 +140,8 @@ def score_tiles(
         scale: Input scale; the tiles are resampled to ``round(H * scale)`` x
             ``round(W * scale)`` before scoring and the scores back to ``H`` x ``W``.
         device: Where to run.
+        views: Test-time views averaged at the network's input (1, 2, 4 or 8; see
+            :mod:`uniadrs_engine.inference.views`): one forward pass each.
 
     Returns:
         ``float32 [B, H, W]`` scores in ``[0, 1]``.
@@ -145,13 +153,21 @@ def score_tiles(
     size = tuple(tiles.shape[-2:])
     with out_of_memory_as_device_error(device), torch.inference_mode():
         batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)
-        scores = score_batch(network, resample(batch, scaled_size(size, scale)))
+        scores = score_views(
+            lambda views_batch: score_batch(network, views_batch),
+            resample(batch, scaled_size(size, scale)),
+            views,
+        )
         scores = resample(scores[:, None], size)[:, 0].clamp_(0.0, 1.0)
         return scores.float().cpu().numpy()
 
 
 def score_image(
-    network: ScoringNetwork, image: np.ndarray, device: DeviceLike = "cpu", scale: float = 1.0
+    network: ScoringNetwork,
+    image: np.ndarray,
+    device: DeviceLike = "cpu",
+    scale: float = 1.0,
+    views: int = 1,
 ) -> np.ndarray:
     """Scores one whole normalised image.
 
@@ -161,10 +177,11 @@ def score_image(
             :mod:`uniadrs_engine.raster.normalisation`).
         device: Where to run.
         scale: Input scale (1.0 = as is).
+        views: Test-time views averaged (1, 2, 4 or 8).
 
     Returns:
         ``float32 [H, W]`` scores in ``[0, 1]``.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an image shaped [C, H, W], got {image.shape}")
-    return score_tiles(network, image[None], scale=scale, device=device)[0]
+    return score_tiles(network, image[None], scale=scale, device=device, views=views)[0]

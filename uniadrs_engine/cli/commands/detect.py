@@ -21,6 +21,7 @@ from uniadrs_engine.cli.arguments import (
 )
 from uniadrs_engine.inference.device import DEVICE_CHOICES
 from uniadrs_engine.inference.presets import DEFAULT_HALO, DEFAULT_TILE, PRESETS
+from uniadrs_engine.inference.views import VIEW_COUNTS
 from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 
 
@@ -123,6 +124,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--views",
+        type=int,
+        choices=VIEW_COUNTS,
+        default=None,
+        metavar="N",
+        help=(
+            "test-time views averaged per tile: 1 (as is), 2 (+ mirrored), 4 (+ all flips) "
+            "or 8 (+ transposed); each is one more forward pass (default: the preset's, 1)"
+        ),
+    )
+    parser.add_argument(
         "--batch",
         type=positive_int,
         default=4,
@@ -168,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         rx_weight=args.rx_weight,
         networks=args.networks,
         normalisation_scope=args.normalisation_scope,
+        views=args.views,
     )
     with progress_bar("detect ", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)

@@ -1,0 +1,98 @@
+"""Test-time views: score a tile in several flipped or transposed orientations and average.
+
+The network is not invariant to flips and 90° turns: its scores for an image and for the
+same image mirrored differ a little, as two networks of the ensemble do. Averaging the scores
+of several orientations (each mapped back to the raster's orientation) averages that
+variation out, at the cost of one forward pass per view. The views are the first ``N`` of
+the eight symmetries of the square, in this order:
+
+====  ===================================
+view  orientation
+====  ===================================
+0     as is
+1     mirrored left-right
+2     mirrored top-bottom
+3     turned 180°
+4     transposed
+5     transposed, mirrored left-right
+6     transposed, mirrored top-bottom
+7     transposed, turned 180°
+====  ===================================
+
+so ``2`` adds the left-right mirror, ``4`` every flip without transposing (no change of the
+tile's shape), ``8`` the whole group.
+
+Example:
+    >>> import torch
+    >>> batch = torch.arange(6.0).reshape(1, 1, 2, 3)
+    >>> all(torch.equal(invert_view(apply_view(batch, k), k), batch) for k in range(8))
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Tuple
+
+import torch
+
+from uniadrs_engine.errors import InputError
+
+#: Numbers of views one may ask for (each a prefix of the view table).
+VIEW_COUNTS: Tuple[int, ...] = (1, 2, 4, 8)
+
+
+def check_views(views: int) -> int:
+    """Validates a number of views and returns it as an int.
+
+    Raises:
+        InputError: If it is not one of :data:`VIEW_COUNTS`.
+    """
+    if isinstance(views, bool) or int(views) != views or int(views) not in VIEW_COUNTS:
+        choices = ", ".join(str(count) for count in VIEW_COUNTS)
+        raise InputError(f"the number of views must be one of {choices}, got {views!r}")
+    return int(views)
+
+
+def _flip_dims(view: int) -> Tuple[int, ...]:
+    """Axes (of a ``[..., H, W]`` tensor) that view ``view`` mirrors."""
+    return tuple(dim for dim, bit in ((-1, 1), (-2, 2)) if view & bit)
+
+
+def apply_view(batch: torch.Tensor, view: int) -> torch.Tensor:
+    """Orients a ``[..., H, W]`` tensor as view ``view`` (0-7) sees it."""
+    if not 0 <= view < 8:
+        raise ValueError(f"view must be in 0..7, got {view}")
+    if view >= 4:
+        batch = batch.transpose(-1, -2)
+    dims = _flip_dims(view)
+    return torch.flip(batch, dims) if dims else batch
+
+
+def invert_view(batch: torch.Tensor, view: int) -> torch.Tensor:
+    """Maps a ``[..., H, W]`` tensor seen by view ``view`` back to the original orientation."""
+    if not 0 <= view < 8:
+        raise ValueError(f"view must be in 0..7, got {view}")
+    dims = _flip_dims(view)
+    if dims:
+        batch = torch.flip(batch, dims)
+    return batch.transpose(-1, -2) if view >= 4 else batch
+
+
+def score_views(
+    score: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, views: int = 1
+) -> torch.Tensor:
+    """Averages ``score`` over the first ``views`` orientations of ``batch``.
+
+    Args:
+        score: Maps ``[B, C, H, W]`` to ``[B, H, W]`` (any ``H``, ``W``).
+        batch: ``[B, C, H, W]``.
+        views: One of :data:`VIEW_COUNTS`; 1 calls ``score`` once, unchanged.
+
+    Returns:
+        ``[B, H, W]``: the mean of the views' scores, each in the batch's orientation.
+    """
+    views = check_views(views)
+    total = score(batch)
+    for view in range(1, views):
+        total = total + invert_view(score(apply_view(batch, view)), view)
+    return total / views if views > 1 else total
