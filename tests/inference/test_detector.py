@@ -541,6 +541,15 @@ def test_window_statistics_raise_the_memory_estimate() -> None:
     assert local - plain == 4 * 3 * 200 * 256 * 256
 
 
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_views_hold_one_turned_input_whatever_their_number(views: int) -> None:
+    config = get_config("lite8s32")
+    plain = estimate_tile_bytes(config, 200, (256, 256), (128, 128))
+    turned = estimate_tile_bytes(config, 200, (256, 256), (128, 128), views=views)
+    assert turned - plain == 4 * (200 + 2) * 256 * 256
+    assert estimate_tile_bytes(config, 200, (256, 256), (128, 128), views=1) == plain
+
+
 def test_views_average_the_scores_of_the_mirrored_raster(scene, loaded_model, tmp_path: Path):
     """A raster scored as one tile with 2 views: the mean of its scores and, mirrored back,
     those of its left-right mirror image (statistics do not change with the orientation)."""

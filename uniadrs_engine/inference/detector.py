@@ -314,6 +314,7 @@ def estimate_tile_bytes(
     network_shape: Tuple[int, int],
     input_shape: Tuple[int, int],
     window_statistics: bool = False,
+    views: int = 1,
 ) -> int:
     """Estimated peak memory of scoring one tile (activations and raster buffers).
 
@@ -325,6 +326,8 @@ def estimate_tile_bytes(
     59 / 109 MiB, lite8s32 two 384x384 tiles 328 / 412, lite4 384x384 101 / 190, paper
     256x256 123-174 / 301. Normalising each tile by its own statistics
     (``window_statistics``, scope ``tile``) takes three more copies of the read window.
+    More than one test-time view (``views``) holds one turned copy of the network's input
+    (every band) and the running sum of the views' scores besides.
     """
     stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
     hidden, taps = config.lam_hidden, 49
@@ -340,7 +343,8 @@ def estimate_tile_bytes(
     activations = 4 * per_pixel * network_pixels * MEMORY_SAFETY_FACTOR
     copies = 5 + (WINDOW_STATISTICS_COPIES if window_statistics else 0)
     buffers = 4 * (copies * band_count + 4) * input_shape[0] * input_shape[1]
-    return int(activations + buffers)
+    turned = 4 * (band_count + 2) * network_pixels if views > 1 else 0
+    return int(activations + buffers + turned)
 
 
 def _axis_layout(size: int, tile: int, halo: int) -> Tuple[int, int]:
@@ -362,6 +366,7 @@ def plan_scale(
     memory_mb: float,
     model_bytes: int = 0,
     window_statistics: bool = False,
+    views: int = 1,
 ) -> ScalePlan:
     """Chooses the tiles and the batch size of one scale within the memory budget.
 
@@ -378,6 +383,7 @@ def plan_scale(
         model_bytes: Memory the network's weights take.
         window_statistics: Whether each tile is normalised by its own statistics (scope
             ``tile``; a tile shrunk to fit the budget then also shrinks that window).
+        views: Test-time views per tile (more than one holds a turned copy of the input).
 
     Returns:
         The plan; its batch size is lowered (and, if even one tile does not fit, its tile
@@ -393,7 +399,7 @@ def plan_scale(
         resampled = scaled_size(input_shape, scale)
         network_shape = (padded_size(resampled[0]), padded_size(resampled[1]))
         tile_bytes = estimate_tile_bytes(
-            config, band_count, network_shape, input_shape, window_statistics
+            config, band_count, network_shape, input_shape, window_statistics, views
         )
         if tile_bytes <= budget or (tile <= MIN_TILE and halo == 0):
             break
@@ -614,6 +620,7 @@ def detect_raster(
                 options.memory_mb,
                 model_bytes,
                 window_statistics,
+                views,
             )
             for scale in scales
         ]
