@@ -18,6 +18,8 @@ def _model(tmp_path, storage):
         presets={
             "sar": {"scales": [0.25, 0.5], "tile": 256, "rx_weight": 0.3},
             "visible": {"scales": [1.0], "networks": [1]},
+            "lowlight": {"scales": [0.5], "normalisation_scope": "tile", "views": 4},
+            "infrared": {"scales": [2.0], "normalisation_scope": "raster", "views": 1},
         },
         training={"steps": 120, "wall_seconds": 90, "retrain_commands": ["uniadrs train x.yaml"]},
         data_sources=[{"name": "generated", "sets": ["noise"], "license": "CC0"}],
@@ -37,6 +39,8 @@ def test_info_prints_the_card(tmp_path, capsys):
     assert "description: a model for the info test" in out
     assert "sar            scales 0.25, 0.5, tile 256, global RX weight 0.3" in out
     assert "visible        scales 1, networks 1" in out
+    assert "lowlight       scales 0.5, statistics per tile, 4 views" in out
+    assert "infrared       scales 2\n" in out
     assert "networks (" not in out  # a single network lists none
     assert "8 samples): auc 0.9123, spectral 0.9500" in out
     assert "training: 120 steps, 1.5 min" in out and "  uniadrs train x.yaml" in out

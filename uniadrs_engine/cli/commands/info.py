@@ -16,6 +16,7 @@ import argparse
 from typing import Any, Dict, List
 
 from uniadrs_engine.model.config import describe_options
+from uniadrs_engine.raster.normalisation import TILE_SCOPE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -76,6 +77,10 @@ def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
         if values.get("networks"):
             numbers = ", ".join(str(int(number)) for number in values["networks"])
             extras.append(f"networks {numbers}")
+        if values.get("normalisation_scope") == TILE_SCOPE:
+            extras.append("statistics per tile")
+        if int(values.get("views") or 1) > 1:
+            extras.append(f"{int(values['views'])} views")
         lines.append(f"  {name:<14} scales {scales}" + "".join(f", {item}" for item in extras))
     return lines
 
