@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.orientations import orient
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
-from uniadrs_engine.simulation.mixer import AnomalySimulator
+from uniadrs_engine.simulation.mixer import AnomalySimulator, oriented
 from uniadrs_engine.simulation.sample import LABEL_VALUES, repeat_channels
 
 
@@ -74,3 +77,50 @@ def test_provenance_and_repeat_channels(pool):
     assert record["object_bank"]["cutouts"] == 3 and record["out_channels"] == 270
     image = np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2)
     np.testing.assert_array_equal(repeat_channels(image, 7), image[[0, 1, 2, 0, 1, 2, 0]])
+
+
+def test_orientations_turn_each_sample_after_drawing_it(pool):
+    plain = AnomalySimulator.from_pool(pool, 32, seed=3)
+    turning = AnomalySimulator(plain.spectral, plain.spatial, plain.spectral_share, orientations=8)
+    seen = set()
+    for seed in range(24):
+        expected = plain.sample(np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        sample = turning.sample(rng)
+        matches = [
+            k
+            for k in range(8)
+            if np.array_equal(sample.image, orient(expected.image, k))
+            and np.array_equal(sample.labels, orient(expected.labels, k))
+        ]
+        assert matches, seed
+        assert sample.image.flags.c_contiguous and sample.labels.flags.c_contiguous
+        assert sample.kind == expected.kind and sample.source == expected.source
+        seen.update(matches)
+    assert len(seen) >= 6  # every orientation can be drawn
+    assert turning.provenance()["orientations"] == 8 and "orientations" not in plain.provenance()
+
+
+def test_one_orientation_leaves_the_samples_as_simulated(pool):
+    plain = AnomalySimulator.from_pool(pool, 32, seed=3)
+    same = AnomalySimulator(plain.spectral, plain.spatial, plain.spectral_share, orientations=1)
+    first, second = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(4):
+        np.testing.assert_array_equal(plain.sample(first).image, same.sample(second).image)
+    assert first.random() == second.random()  # no extra draw
+
+
+def test_the_validity_mask_turns_with_the_image(pool):
+    sample = AnomalySimulator.from_pool(pool, 32, seed=3).sample(np.random.default_rng(0))
+    valid = np.ones(sample.labels.shape, bool)
+    valid[0, :3] = False
+    turned = oriented(dataclasses.replace(sample, valid=valid), 5)
+    np.testing.assert_array_equal(turned.valid, orient(valid, 5))
+    assert oriented(sample, 0) is sample
+
+
+@pytest.mark.parametrize("bad", [0, 3, 16, True])
+def test_other_orientation_counts_are_refused(pool, bad):
+    plain = AnomalySimulator.from_pool(pool, 32, seed=3)
+    with pytest.raises(InputError, match="orientations"):
+        AnomalySimulator(plain.spectral, plain.spatial, orientations=bad)

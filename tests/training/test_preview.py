@@ -58,3 +58,30 @@ def test_a_bad_sample_count_is_refused_before_the_backgrounds_are_read(tiny_conf
     with pytest.raises(InputError, match="at least 1, not 0"):
         simulate_config_to_dir(missing, tmp_path / "out", n=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_orientations_turn_training_samples_but_never_validation_ones(tiny_config):
+    turning = dataclasses.replace(tiny_config, orientations=8)
+    plain, turned = build_simulation(tiny_config), build_simulation(turning)
+    assert turned.training.orientations == 8 and turned.validation.orientations == 1
+    for original, again in zip(
+        build_validation_set(plain.validation, 2, tiny_config.seed),
+        build_validation_set(turned.validation, 2, tiny_config.seed),
+    ):
+        np.testing.assert_array_equal(original.image, again.image)
+    batches = [
+        training_batch(setup.training, tiny_config.seed, step, 2)
+        for setup in (plain, turned)
+        for step in range(3)
+    ]
+    plain_images = [sample.image for batch in batches[:3] for sample in batch]
+    turned_images = [sample.image for batch in batches[3:] for sample in batch]
+    assert any(
+        a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(plain_images, turned_images)
+    )
+
+
+@pytest.mark.parametrize("bad", [0, 3, 5, True, "8"])
+def test_other_orientation_counts_are_a_configuration_error(tiny_config, bad):
+    with pytest.raises(TrainingError, match="orientations"):
+        dataclasses.replace(tiny_config, orientations=bad)

@@ -4,23 +4,10 @@ The network is not invariant to flips and 90° turns: its scores for an image an
 same image mirrored differ a little, as two networks of the ensemble do. Averaging the scores
 of several orientations (each mapped back to the raster's orientation) averages that
 variation out, at the cost of one forward pass per view. The views are the first ``N`` of
-the eight symmetries of the square, in this order:
-
-====  ===================================
-view  orientation
-====  ===================================
-0     as is
-1     mirrored left-right
-2     mirrored top-bottom
-3     turned 180°
-4     transposed
-5     transposed, mirrored left-right
-6     transposed, mirrored top-bottom
-7     transposed, turned 180°
-====  ===================================
-
-so ``2`` adds the left-right mirror, ``4`` every flip without transposing (no change of the
-tile's shape), ``8`` the whole group.
+the eight orientations of :mod:`uniadrs_engine.orientations` (0 as is, 1 mirrored
+left-right, 2 mirrored top-bottom, 3 turned 180°, 4-7 the same transposed), so ``2`` adds
+the left-right mirror, ``4`` every flip without transposing (no change of the tile's shape),
+``8`` the whole group.
 
 Example:
     >>> import torch
@@ -36,9 +23,10 @@ from typing import Callable, Tuple
 import torch
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.orientations import ORIENTATION_COUNTS, orient, unorient
 
-#: Numbers of views one may ask for (each a prefix of the view table).
-VIEW_COUNTS: Tuple[int, ...] = (1, 2, 4, 8)
+#: Numbers of views one may ask for (each a prefix of the orientation table).
+VIEW_COUNTS: Tuple[int, ...] = ORIENTATION_COUNTS
 
 
 def check_views(views: int) -> int:
@@ -53,29 +41,14 @@ def check_views(views: int) -> int:
     return int(views)
 
 
-def _flip_dims(view: int) -> Tuple[int, ...]:
-    """Axes (of a ``[..., H, W]`` tensor) that view ``view`` mirrors."""
-    return tuple(dim for dim, bit in ((-1, 1), (-2, 2)) if view & bit)
-
-
 def apply_view(batch: torch.Tensor, view: int) -> torch.Tensor:
     """Orients a ``[..., H, W]`` tensor as view ``view`` (0-7) sees it."""
-    if not 0 <= view < 8:
-        raise ValueError(f"view must be in 0..7, got {view}")
-    if view >= 4:
-        batch = batch.transpose(-1, -2)
-    dims = _flip_dims(view)
-    return torch.flip(batch, dims) if dims else batch
+    return orient(batch, view)
 
 
 def invert_view(batch: torch.Tensor, view: int) -> torch.Tensor:
     """Maps a ``[..., H, W]`` tensor seen by view ``view`` back to the original orientation."""
-    if not 0 <= view < 8:
-        raise ValueError(f"view must be in 0..7, got {view}")
-    dims = _flip_dims(view)
-    if dims:
-        batch = torch.flip(batch, dims)
-    return batch.transpose(-1, -2) if view >= 4 else batch
+    return unorient(batch, view)
 
 
 def score_views(

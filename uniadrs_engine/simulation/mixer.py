@@ -15,11 +15,13 @@ Example:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.orientations import ORIENTATION_COUNTS, orient
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.object_bank import ObjectBank
 from uniadrs_engine.simulation.sample import SimulatedSample
@@ -30,13 +32,17 @@ LOGGER = logging.getLogger(__name__)
 
 
 class AnomalySimulator:
-    """Draws a spectral sample with probability ``spectral_share``, else a spatial one."""
+    """Draws a spectral sample with probability ``spectral_share``, else a spatial one.
+
+    Optionally each sample is turned into one of its first ``orientations`` orientations.
+    """
 
     def __init__(
         self,
         spectral: Optional[SpectralSimulator],
         spatial: Optional[SpatialSimulator],
         spectral_share: float = 0.5,
+        orientations: int = 1,
     ) -> None:
         """Combines the two simulators.
 
@@ -45,17 +51,28 @@ class AnomalySimulator:
                 (every sample is then spatial).
             spatial: Spatial simulator, or None (every sample is then spectral).
             spectral_share: Probability of a spectral sample, in ``[0, 1]``.
+            orientations: 1 (samples as simulated), or 2, 4 or 8: each sample is turned
+                into one of the first ``orientations`` orientations of
+                :mod:`uniadrs_engine.orientations`, drawn from the sample's generator after
+                the sample (so with 1 the samples are those of a simulator without it).
 
         Raises:
-            InputError: Both simulators are None, or the share is outside ``[0, 1]``.
+            InputError: Both simulators are None, the share is outside ``[0, 1]``, or the
+                number of orientations is not 1, 2, 4 or 8.
         """
         if spectral is None and spatial is None:
             raise InputError("the anomaly simulation needs a spectral or a spatial simulator")
         if not 0.0 <= spectral_share <= 1.0:
             raise InputError(f"spectral_share must lie in [0, 1], not {spectral_share}")
+        if isinstance(orientations, bool) or orientations not in ORIENTATION_COUNTS:
+            raise InputError(
+                f"orientations must be one of {', '.join(map(str, ORIENTATION_COUNTS))}, "
+                f"not {orientations!r}"
+            )
         self.spectral = spectral
         self.spatial = spatial
         self.spectral_share = spectral_share
+        self.orientations = orientations
 
     @property
     def effective_spectral_share(self) -> float:
@@ -114,9 +131,13 @@ class AnomalySimulator:
         use_spectral = rng.random() < self.effective_spectral_share
         if use_spectral:
             assert self.spectral is not None
-            return self.spectral.sample(rng)
-        assert self.spatial is not None
-        return self.spatial.sample(rng)
+            sample = self.spectral.sample(rng)
+        else:
+            assert self.spatial is not None
+            sample = self.spatial.sample(rng)
+        if self.orientations == 1:
+            return sample
+        return oriented(sample, int(rng.integers(self.orientations)))
 
     def provenance(self) -> Dict[str, Any]:
         """A JSON-ready record of the data sources and the main settings."""
@@ -125,6 +146,8 @@ class AnomalySimulator:
             "spectral_share": self.effective_spectral_share,
             "backgrounds": pool.provenance(),
         }
+        if self.orientations > 1:
+            record["orientations"] = self.orientations
         if self.spatial is not None:
             record["object_bank"] = self.spatial.bank.provenance()
         if self.spectral is not None:
@@ -133,3 +156,19 @@ class AnomalySimulator:
             )
             record["out_channels"] = self.spectral.out_channels
         return record
+
+
+def oriented(sample: SimulatedSample, orientation: int) -> SimulatedSample:
+    """The sample with its image, labels and validity in another orientation (0-7)."""
+    if orientation == 0:
+        return sample
+
+    def turn(array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(orient(array, orientation))
+
+    return replace(
+        sample,
+        image=turn(sample.image),
+        labels=turn(sample.labels),
+        valid=None if sample.valid is None else turn(sample.valid),
+    )

@@ -28,6 +28,7 @@ from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
 from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
 from uniadrs_engine.model.weight_storage import check_weight_storage
+from uniadrs_engine.orientations import ORIENTATION_COUNTS
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
@@ -76,6 +77,10 @@ class TrainingConfig:
             ``anomaly_area: [0.001, 0.01]``, ``normal_count: 4``,
             ``single_channel_probability: 0``); empty = METHOD.md's simulation.
         crop_size: Training sample size (a multiple of 8).
+        orientations: Each training sample is turned into one of its first N orientations
+            (:mod:`uniadrs_engine.orientations`), drawn at random: 1 (as simulated, the
+            default), 2 (or mirrored left-right), 4 (every flip) or 8 (flips, turns and
+            transposes). Validation samples are never turned.
         steps: Optimisation steps.
         batch_size: Samples per step.
         learning_rate: Peak learning rate of Adam.
@@ -125,6 +130,7 @@ class TrainingConfig:
     spectral_options: Dict[str, Any] = field(default_factory=dict)
     spatial_options: Dict[str, Any] = field(default_factory=dict)
     crop_size: int = 128
+    orientations: int = 1
     steps: int = 3000
     batch_size: int = 4
     learning_rate: float = 3e-3
@@ -176,6 +182,11 @@ class TrainingConfig:
             raise TrainingError(f"members must be a positive whole number, got {self.members!r}")
         if not 0.0 <= self.spectral_share <= 1.0:
             raise TrainingError("spectral_share must lie in [0, 1]")
+        if isinstance(self.orientations, bool) or self.orientations not in ORIENTATION_COUNTS:
+            raise TrainingError(
+                f"orientations must be one of {', '.join(map(str, ORIENTATION_COUNTS))}, "
+                f"got {self.orientations!r}"
+            )
         if self.pixel_loss not in PIXEL_LOSSES:
             raise TrainingError(
                 f"unknown pixel_loss {self.pixel_loss!r}; choose one of {list(PIXEL_LOSSES)}"

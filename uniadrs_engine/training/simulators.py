@@ -61,8 +61,13 @@ def simulator_options(options: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) -> Any:
-    """An :class:`AnomalySimulator` over ``pool`` with the run's crop size and share."""
+def simulator_for(
+    pool: BackgroundPool, config: TrainingConfig, bank_seed: int, orientations: int = 1
+) -> Any:
+    """An :class:`AnomalySimulator` over ``pool`` with the run's crop size and share.
+
+    ``orientations``: random orientations of its samples (1 for none).
+    """
     in_channels = config.model_config().in_channels
     share = config.spectral_share
     spectral = None
@@ -90,11 +95,15 @@ def simulator_for(pool: BackgroundPool, config: TrainingConfig, bank_seed: int) 
         share = 0.0
     elif spatial is None:
         share = 1.0
-    return AnomalySimulator(spectral, spatial, spectral_share=share)
+    return AnomalySimulator(spectral, spatial, spectral_share=share, orientations=orientations)
 
 
 def build_simulation(config: TrainingConfig) -> SimulationSetup:
-    """Training simulator (backgrounds minus held-out ones) and validation simulator."""
+    """Training simulator (backgrounds minus held-out ones) and validation simulator.
+
+    Only the training simulator turns its samples (``config.orientations``): the validation
+    set stays the one the same seed gives without it.
+    """
     training_pool = BackgroundPool.from_paths(
         config.backgrounds,
         exclude=list(config.exclude) + held_out_patterns(config.validation_backgrounds),
@@ -106,7 +115,7 @@ def build_simulation(config: TrainingConfig) -> SimulationSetup:
     else:
         validation_pool = training_pool
     return SimulationSetup(
-        training=simulator_for(training_pool, config, TRAINING_BANK_SEED),
+        training=simulator_for(training_pool, config, TRAINING_BANK_SEED, config.orientations),
         validation=simulator_for(validation_pool, config, VALIDATION_BANK_SEED),
         training_files=[item.path for item in training_pool.files],
         validation_files=[item.path for item in validation_pool.files],
