@@ -18,6 +18,9 @@ def test_the_orientations_are_the_eight_symmetries_of_the_square() -> None:
     }
     seen = {np.ascontiguousarray(orient(image, k)).tobytes() for k in range(ORIENTATIONS)}
     assert seen == expected and len(seen) == ORIENTATIONS
+    # The first four keep the shape: they only mirror (1 left-right, 2 top-bottom).
+    np.testing.assert_array_equal(orient(image, 1), image[:, ::-1])
+    np.testing.assert_array_equal(orient(image, 2), image[::-1])
 
 
 @pytest.mark.parametrize("orientation", range(ORIENTATIONS))
