@@ -120,7 +120,7 @@ def test_an_int8_file_with_missing_scales_is_refused(tmp_path):
     with pytest.raises(ModelFileError, match="unreadable weights.*without their scales"):
         load_model(path)
     with pytest.raises(ValueError, match="unknown weight storage"):
-        save_model(path, UniADRS(get_config("lite8")), _card(), weight_storage="int4")
+        save_model(path, UniADRS(get_config("lite8")), _card(), weight_storage="int2")
 
 
 def test_default_model_resolution(tmp_path, monkeypatch):
