@@ -1,7 +1,7 @@
-"""Writes a model file again with another weight storage (float32, float16 or int8).
+"""Writes a model file again with another weight storage (float32, float16, int8 or int4).
 
 The card is kept as it is; only the stored weights change (see
-:mod:`uniadrs_engine.model.weight_storage`). Used by experiment 15 in docs/DEFAULT_MODEL.md.
+:mod:`uniadrs_engine.model.weight_storage`). Used by experiments 15 and 33 in docs/DEFAULT_MODEL.md.
 
 Usage:
     .venv/bin/python scripts/store_weights.py MODEL OUTPUT --weights int8

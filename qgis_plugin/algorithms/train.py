@@ -238,12 +238,16 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         self._weight_storages = weight_storages()
         self._add_advanced_choice(
             self.WEIGHT_STORAGE,
-            tr("Weight storage in the model file (float16: half the size; int8: a quarter)"),
+            tr(
+                "Weight storage in the model file (float16: half the size; int8: a quarter; "
+                "int4: about a seventh)"
+            ),
             self._weight_storages,
             tr(
                 "The network always computes in float32; this only decides how its weights are "
                 "rounded in the model file. float16 moves scores by about 0.001, int8 (one scale "
-                "per output channel) by about 0.01."
+                "per output channel) by about 0.01, int4 (one scale per group of 32 weights) by "
+                "a few hundredths."
             ),
         )
         self.addParameter(

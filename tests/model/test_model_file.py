@@ -8,7 +8,12 @@ from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.default import DEFAULT_MODEL_ENV, resolve_model_path
 from uniadrs_engine.model.model_card import ModelCard
-from uniadrs_engine.model.model_file import load_model, read_model_card, save_model
+from uniadrs_engine.model.model_file import (
+    load_model,
+    read_model_card,
+    read_weight_storage,
+    save_model,
+)
 from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.model.weight_storage import INT8_SCALE_SUFFIX
 from uniadrs_engine.raster.normalisation import WHITENING_NAME
@@ -51,7 +56,7 @@ def test_round_trip_keeps_weights_and_card(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("storage", ["float32", "int8"])
+@pytest.mark.parametrize("storage", ["float32", "int8", "int4"])
 def test_a_network_with_the_magnitude_input_round_trips(tmp_path, storage):
     config = get_config("lite8", magnitude_input=True)
     network = UniADRS(config).eval()
@@ -63,10 +68,15 @@ def test_a_network_with_the_magnitude_input_round_trips(tmp_path, storage):
         saved, read = network.magnitude.weight, loaded.network.magnitude.weight
         if storage == "float32":
             assert torch.equal(saved, read)
-        else:  # one int8 step per output channel at most
+        elif storage == "int8":  # half an int8 step of the output channel at most
             steps = saved.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
             assert bool((saved - read).abs().le(steps * 0.5001).all())
             assert not torch.equal(saved, read)
+        else:  # 9 weights a channel, one int4 group: clipped at half its range at most
+            steps = saved.abs().amax(dim=(1, 2, 3), keepdim=True) / 7
+            assert bool((saved - read).abs().le(steps * 3.5001).all())
+            assert not torch.equal(saved, read)
+    assert read_weight_storage(path) == storage
 
 
 def test_pickled_payload_is_refused(tmp_path):

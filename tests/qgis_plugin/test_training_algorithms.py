@@ -161,6 +161,7 @@ def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
         ("PIXEL_LOSS", "pixel_loss", "balanced_bce"),
         ("NORMALISATION", "normalisation", "whiten"),
         ("WEIGHT_STORAGE", "weight_storage", "int8"),
+        ("WEIGHT_STORAGE", "weight_storage", "int4"),
     ],
 )
 def test_train_from_parameters_with_a_non_default_choice(
@@ -182,7 +183,7 @@ def test_train_from_parameters_with_a_non_default_choice(
         assert card.normalisation == choice
     if field == "weight_storage":
         stored = {value.dtype for value in load_file(result["MODEL_FILE"]).values()}
-        assert np.dtype(np.int8) in stored
+        assert np.dtype({"int8": np.int8, "int4": np.uint8}[choice]) in stored
 
 
 def test_train_from_parameters_a_seed_ensemble(provider, backgrounds, tmp_path):

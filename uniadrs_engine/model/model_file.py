@@ -77,7 +77,8 @@ def save_model(
         network: The network or ensemble; its members and their configurations must be
             the card's.
         card: Model card; ``created`` is filled in when empty.
-        weight_storage: ``float32``, ``float16`` (half the file) or ``int8`` (a quarter);
+        weight_storage: ``float32``, ``float16`` (half the file), ``int8`` (a quarter) or
+            ``int4`` (about a seventh);
             weights are read back into float32, so only their rounding changes (see
             :mod:`uniadrs_engine.model.weight_storage`).
     """
@@ -124,7 +125,7 @@ def read_model_card(path: Union[str, Path]) -> ModelCard:
 
 
 def read_weight_storage(path: Union[str, Path]) -> str:
-    """How a model file stores its weights (``float32``, ``float16`` or ``int8``).
+    """How a model file stores its weights (``float32``, ``float16``, ``int8`` or ``int4``).
 
     Read from the file's header alone; no weights are loaded.
 

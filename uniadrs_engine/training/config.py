@@ -107,7 +107,8 @@ class TrainingConfig:
         members: Networks to train (1 = one model; N > 1 = a seed ensemble of N networks
             with seeds ``seed``, ``seed + 1``, ..., see :mod:`uniadrs_engine.training.members`).
         weight_storage: How the model file stores the weights: ``float32``, ``float16``
-            (half the size) or ``int8`` (a quarter; :mod:`uniadrs_engine.model.weight_storage`).
+            (half the size), ``int8`` (a quarter) or ``int4`` (about a seventh; see
+            :mod:`uniadrs_engine.model.weight_storage`).
             Files written before this key existed said ``float16_weights: true``, which is
             still read as ``weight_storage: float16``.
         normalisation: Input normalisation of the network (``band_max``, ``whiten`` or

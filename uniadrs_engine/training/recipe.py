@@ -9,7 +9,7 @@ the input normalisation and the model configuration (they may differ only in the
     model_name: uniadrs-default
     model_version: "5.0"
     description: ...
-    weight_storage: float16                  # float32, float16 or int8
+    weight_storage: float16                  # float32, float16, int8 or int4
     validation_config: default_model.yaml    # whose fixed validation set the card records
     parts:
       - config: default_model.yaml
@@ -71,8 +71,8 @@ class EnsembleRecipe:
         description: Description in the model card.
         parts: The configurations, in the order their members are given.
         validation_config: The configuration whose fixed validation set the card records.
-        weight_storage: How the model file stores the weights (``float32``, ``float16``
-            or ``int8``).
+        weight_storage: How the model file stores the weights (``float32``, ``float16``,
+            ``int8`` or ``int4``).
     """
 
     model_name: str
