@@ -121,8 +121,8 @@ def test_the_float16_weights_key_of_earlier_files_still_reads(tiny_config):
     )
     with pytest.raises(TrainingError, match="contradicts weight_storage: int8"):
         TrainingConfig.from_dict({**recorded, "weight_storage": "int8"})
-    with pytest.raises(TrainingError, match="unknown weight storage 'int4'"):
-        TrainingConfig.from_dict({**tiny_config.to_dict(), "weight_storage": "int4"})
+    with pytest.raises(TrainingError, match="unknown weight storage 'int2'"):
+        TrainingConfig.from_dict({**tiny_config.to_dict(), "weight_storage": "int2"})
 
 
 def test_members_must_be_a_positive_whole_number(tiny_config):
