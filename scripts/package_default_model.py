@@ -3,7 +3,8 @@
 Joins the networks named by ``configs/default_model_recipe.yaml`` (each part's training
 configuration, its members in order) into ``resources/models/uniadrs_default.safetensors``,
 recording in its model card every part's configuration, the recommended inference presets
-(the engine's built-in table, ``inference/presets.py``) and the exact commands that retrain
+(the engine's built-in table, ``inference/presets.py``, each with the networks the recipe's
+parts give it) and the exact commands that retrain
 it, with the run's paths made relative to the repository. Every model file must have been
 trained with its part's member configuration (up to its output folder and the names written
 into the card), so that the retrain commands give the same model; the card takes its name,
@@ -78,6 +79,7 @@ def main() -> None:
             raise SystemExit(f"cannot package the default model: {error}") from error
         loaded = load_model(joined.model_path)
     card = loaded.card
+    networks = recipe.preset_networks()
     card.presets = {
         name: {
             "scales": list(preset.scales),
@@ -86,6 +88,7 @@ def main() -> None:
             "rx_weight": preset.rx_weight,
             "normalisation_scope": preset.normalisation_scope,
             "views": preset.views,
+            **({} if networks[name] is None else {"networks": list(networks[name])}),
         }
         for name, preset in PRESETS.items()
     }

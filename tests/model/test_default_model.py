@@ -1,5 +1,6 @@
 """The shipped default model: present, small, documented by its card, and usable."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +43,15 @@ def test_default_model_is_shipped_small_and_documented():
     )
 
 
-def test_default_model_card_presets_are_the_built_in_ones():
+def test_default_model_card_presets_are_the_built_in_ones_with_the_recipes_networks():
     """The card's presets override the built-in table, so a preset changed in
-    ``inference/presets.py`` reaches the default model only through a repackaged card."""
+    ``inference/presets.py`` reaches the default model only through a repackaged card; each
+    scores with the networks the recipe's parts give it."""
     card = load_model("default").card
+    recipe = EnsembleRecipe.from_yaml(REPO / "configs" / "default_model_recipe.yaml")
     for name, preset in PRESETS.items():
-        assert get_preset(name, card.presets) == preset, name
+        expected = dataclasses.replace(preset, networks=recipe.preset_networks()[name])
+        assert get_preset(name, card.presets) == expected, name
 
 
 def test_default_model_scores_an_image():

@@ -76,6 +76,9 @@ def test_a_recipe_reads_its_parts_relative_to_its_folder(recipe_files):
         ({"parts": [{"note": "no config"}]}, "needs a 'config'"),
         ({"parts": [{"config": "missing.yaml"}]}, "not found"),
         ({"model_vesion": "3"}, "unknown keys"),
+        ({"parts": [{"config": "pair.yaml", "presets": ["visual"]}]}, "unknown presets .*visual"),
+        ({"parts": [{"config": "pair.yaml", "presets": "visible"}]}, "must list preset names"),
+        ({"parts": [{"config": "pair.yaml", "preset": ["visible"]}]}, "unknown part keys"),
     ],
 )
 def test_a_broken_recipe_is_a_clear_error(recipe_files, change, message):
@@ -84,6 +87,34 @@ def test_a_broken_recipe_is_a_clear_error(recipe_files, change, message):
     write_yaml(path, data)
     with pytest.raises(TrainingError, match=message):
         EnsembleRecipe.from_yaml(path)
+
+
+def restrict_second_part(recipe_path, presets):
+    data = yaml.safe_load(recipe_path.read_text())
+    data["parts"][1]["presets"] = presets
+    write_yaml(recipe_path, data)
+    return EnsembleRecipe.from_yaml(recipe_path)
+
+
+def test_every_preset_scores_with_all_parts_unless_a_part_names_its_presets(recipe_files):
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    assert set(recipe.preset_networks().values()) == {None}
+
+    recipe = restrict_second_part(recipe_files["recipe"], ["visible", "lowlight"])
+    assert recipe.parts[1].presets == ("visible", "lowlight")
+    networks = recipe.preset_networks()
+    assert networks["visible"] is None and networks["lowlight"] is None
+    assert all(networks[name] == (1, 2) for name in ("auto", "hyperspectral", "sar", "infrared"))
+
+
+def test_a_preset_left_without_networks_is_a_clear_error(recipe_files):
+    data = yaml.safe_load(recipe_files["recipe"].read_text())
+    for part in data["parts"]:
+        part["presets"] = ["visible"]
+    write_yaml(recipe_files["recipe"], data)
+    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    with pytest.raises(TrainingError, match="no part of the recipe scores with the preset 'auto'"):
+        recipe.preset_networks()
 
 
 def test_the_members_of_every_part_join_in_one_checked_ensemble(recipe_files, tmp_path):
@@ -103,6 +134,11 @@ def test_the_members_of_every_part_join_in_one_checked_ensemble(recipe_files, tm
     assert card.training["steps"] == 4 and card.training["wall_seconds"] > 0
     assert 0.0 <= card.validation["auc"] <= 1.0 and card.validation["samples"] == 2
     assert result.validation["auc"] == card.validation["auc"]
+    assert "presets" not in first and "presets" not in second
+
+    restricted = restrict_second_part(recipe_files["recipe"], ["visible"])
+    card = load_model(join_recipe(restricted, models, tmp_path / "v.safetensors").model_path).card
+    assert card.training["parts"][1]["presets"] == ["visible"]
 
     with pytest.raises(TrainingError, match="2 \\+ 1 = 3 model files, got 2"):
         join_recipe(recipe, models[:2], tmp_path / "x.safetensors")

@@ -15,21 +15,26 @@ the input normalisation and the model configuration (they may differ only in the
       - config: default_model.yaml
         note: how to reproduce this part, if more than the config is needed
       - config: experiments/whiten_realistic_spectra.yaml
+      - config: experiments/own_scene_spatial.yaml
+        presets: [visible]                   # only these presets score with its networks
 
 Paths are relative to the recipe's folder. :func:`join_recipe` takes the members' model
 files in recipe order (each part's member 0, 1, ...), checks each against its member
 configuration exactly as :func:`~uniadrs_engine.training.members.join_members` does, and
-writes one ensemble whose card records every part.
+writes one ensemble whose card records every part. A part that names ``presets`` scores
+only with those presets; :meth:`EnsembleRecipe.preset_networks` gives every preset's networks
+for the card (``networks`` of its preset entries).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
+from uniadrs_engine.inference.presets import preset_names
 from uniadrs_engine.model.model_file import load_model, save_ensemble
 from uniadrs_engine.model.weight_storage import check_weight_storage
 from uniadrs_engine.training.config import (
@@ -54,11 +59,14 @@ class RecipePart:
         config: The training configuration (its ``members`` networks join).
         config_path: The configuration file, as the recipe names it.
         note: How to reproduce the part beyond the configuration, if needed.
+        presets: The presets that score with this part's networks, or None for every
+            preset.
     """
 
     config: TrainingConfig
     config_path: str
     note: str = ""
+    presets: Optional[Tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,29 @@ class EnsembleRecipe:
         """How many model files the recipe joins."""
         return sum(self.member_counts)
 
+    def preset_networks(self) -> Dict[str, Optional[Tuple[int, ...]]]:
+        """Every built-in preset's networks (1-based, recipe order), None where it uses all.
+
+        Raises:
+            TrainingError: If a preset would be left without a network.
+
+        Example:
+            A recipe of a pair for every preset and a pair for ``visible`` only gives
+            ``visible`` None (all four) and every other preset ``(1, 2)``.
+        """
+        networks: Dict[str, Optional[Tuple[int, ...]]] = {}
+        for name in preset_names():
+            numbers: List[int] = []
+            first = 1
+            for part in self.parts:
+                if part.presets is None or name in part.presets:
+                    numbers.extend(range(first, first + part.config.members))
+                first += part.config.members
+            if not numbers:
+                raise TrainingError(f"no part of the recipe scores with the preset {name!r}")
+            networks[name] = None if len(numbers) == self.member_total else tuple(numbers)
+        return networks
+
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> EnsembleRecipe:
         """Reads a recipe file.
@@ -134,6 +165,7 @@ class EnsembleRecipe:
                     TrainingConfig.from_yaml(folder / config_path),
                     config_path,
                     str(entry.get("note", "")).strip(),
+                    _part_presets(path, entry),
                 )
             )
         validation_path = data.get("validation_config", parts[0].config_path)
@@ -145,6 +177,25 @@ class EnsembleRecipe:
             validation_config=TrainingConfig.from_yaml(folder / str(validation_path)),
             weight_storage=str(data.get("weight_storage", "float32")),
         )
+
+
+def _part_presets(path: Path, entry: Dict[str, Any]) -> Optional[Tuple[str, ...]]:
+    """A part's ``presets`` (None when it names none), checked against the built-in ones."""
+    unknown_keys = set(entry) - {"config", "note", "presets"}
+    if unknown_keys:
+        raise TrainingError(f"{path}: unknown part keys {sorted(unknown_keys)}")
+    value = entry.get("presets")
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list) or not value:
+        raise TrainingError(f"{path}: a part's 'presets' must list preset names")
+    names = tuple(str(name) for name in value)
+    unknown = sorted(set(names) - set(preset_names()))
+    if unknown:
+        raise TrainingError(
+            f"{path}: unknown presets {unknown} in a part (known: {', '.join(preset_names())})"
+        )
+    return names
 
 
 def split_by_part(
@@ -196,6 +247,8 @@ def join_recipe(
         }
         if part.note:
             record["note"] = part.note
+        if part.presets is not None:
+            record["presets"] = list(part.presets)
         records.append(record)
     output = Path(output_path)
     try:
