@@ -24,3 +24,6 @@ def test_a_shipped_configuration_reads_and_builds_its_network(path):
     network = UniADRS(config.model_config())
     assert network.config.name == config.model
     assert config.steps > 0 and config.validation_backgrounds
+    # Each file's paths are taken from its own folder, bases included: all name shared/ data.
+    for background in [*config.backgrounds, *config.validation_backgrounds]:
+        assert Path(background).is_absolute() and "/shared/backgrounds/" in background

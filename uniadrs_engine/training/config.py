@@ -10,6 +10,10 @@ Example YAML (paths are relative to the YAML file)::
     batch_size: 4
     output_dir: runs/default
 
+A file may extend another with ``base: OTHER.yaml`` (relative to the file): it holds only
+the keys it changes, each replacing the base's whole value (a mapping such as
+``spatial_options`` included), and each file's relative paths are taken from its own folder.
+
 Example:
     >>> config = TrainingConfig.from_dict({"backgrounds": ["a.tif"], "steps": 10})
     >>> config.model, config.steps, config.crop_size
@@ -50,6 +54,9 @@ WEIGHT_NEUTRAL_KEYS = frozenset(
     }
 )
 """Keys that change neither the trained weights nor the validation record."""
+
+#: The key of a configuration file that names the file it extends.
+BASE_KEY = "base"
 
 #: The key that ``weight_storage`` replaced (see :func:`upgrade_legacy_keys`).
 LEGACY_FLOAT16_KEY = "float16_weights"
@@ -243,20 +250,59 @@ class TrainingConfig:
         """Reads a YAML configuration file.
 
         Args:
-            path: The YAML file; relative paths in it are taken from its folder.
+            path: The YAML file; relative paths in it are taken from its folder. It may
+                extend another file (``base:``; see :func:`read_config_mapping`).
             overrides: Keys replacing the file's (e.g. another ``seed``); relative paths
                 among them are taken from the current folder.
 
         Raises:
-            TrainingError: If the file is missing, not YAML, or invalid.
+            TrainingError: If a file is missing, not YAML, or invalid, or the bases form a
+                loop.
         """
-        path = Path(path)
-        data = read_yaml_file(path, "training configuration")
+        data = read_config_mapping(Path(path))
+        if overrides:
+            data = {**data, **_absolute_paths(overrides, Path.cwd())}
+        return cls.from_dict(data)
+
+
+def read_config_mapping(path: Path) -> Dict[str, Any]:
+    """A configuration file's keys over those of the file it extends, with absolute paths.
+
+    A ``base:`` key names the extended file, relative to this one; the base may extend
+    another. Each key of a file replaces the base's value as a whole, and each file's
+    relative paths are taken from its own folder, so a file means the same wherever its
+    base lies.
+
+    Args:
+        path: The configuration file.
+
+    Raises:
+        TrainingError: If a file is missing or not a YAML mapping, or the bases form a loop.
+    """
+    chain: List[Path] = []
+    layers: List[Dict[str, Any]] = []
+    current: Optional[Path] = path
+    while current is not None:
+        resolved = current.resolve()
+        if resolved in chain:
+            loop = " -> ".join(str(item) for item in [*chain, resolved])
+            raise TrainingError(f"the configuration bases form a loop: {loop}")
+        chain.append(resolved)
+        data = read_yaml_file(current, "training configuration")
         if data is None:
             data = {}
-        if overrides and isinstance(data, dict):
-            data = {**data, **_absolute_paths(overrides)}
-        return cls.from_dict(data, base_dir=path.resolve().parent)
+        if not isinstance(data, dict):
+            raise TrainingError(f"{current}: the training configuration must be a mapping of keys")
+        data = dict(data)
+        base = data.pop(BASE_KEY, None)
+        if base is not None and not isinstance(base, str):
+            raise TrainingError(f"{current}: '{BASE_KEY}' must name one configuration file")
+        layers.append(_absolute_paths(upgrade_legacy_keys(data), resolved.parent))
+        current = None if base is None else resolved.parent / base
+    merged: Dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged.update(layer)
+    return merged
 
 
 def read_yaml_file(path: Path, what: str) -> Any:
@@ -372,15 +418,19 @@ def parse_override(text: str) -> Tuple[str, Any]:
         raise TrainingError(f"override {key.strip()}: not a valid YAML value ({error})") from None
 
 
-def _absolute_paths(overrides: Dict[str, Any]) -> Dict[str, Any]:
-    values = dict(overrides)
+def _absolute_paths(values: Dict[str, Any], base_dir: Path) -> Dict[str, Any]:
+    """``values`` with the paths among them taken from ``base_dir``.
+
+    A single path stands for a list of one where a key holds a list of paths.
+    """
+    values = dict(values)
     for key in PATH_LIST_KEYS:
-        if key in values:
+        if values.get(key) is not None:
             items = [values[key]] if isinstance(values[key], str) else values[key]
-            values[key] = [_resolve(Path.cwd(), item) for item in items]
+            values[key] = [_resolve(base_dir, str(item)) for item in items]
     for key in PATH_KEYS:
         if values.get(key) is not None:
-            values[key] = _resolve_single(Path.cwd(), key, values[key])
+            values[key] = _resolve_single(base_dir, key, str(values[key]))
     return values
 
 
