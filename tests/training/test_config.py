@@ -91,3 +91,9 @@ def test_a_base_that_is_not_a_mapping_is_a_clear_error(family):
     family["base"].write_text("- a list\n", encoding="utf-8")
     with pytest.raises(TrainingError, match="must be a mapping of keys"):
         TrainingConfig.from_yaml(family["child"])
+
+
+def test_a_file_and_bases_without_backgrounds_say_so(tmp_path):
+    path = write_yaml(tmp_path / "empty.yaml", {"steps": 10})
+    with pytest.raises(TrainingError, match="names no backgrounds"):
+        TrainingConfig.from_yaml(write_yaml(tmp_path / "child.yaml", {"base": path.name}))

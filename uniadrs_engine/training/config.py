@@ -260,6 +260,8 @@ class TrainingConfig:
                 loop.
         """
         data = read_config_mapping(Path(path))
+        for key in PATH_LIST_KEYS:
+            data.setdefault(key, [])
         if overrides:
             data = {**data, **_absolute_paths(overrides, Path.cwd())}
         return cls.from_dict(data)
