@@ -112,9 +112,9 @@ def test_a_preset_left_without_networks_is_a_clear_error(recipe_files):
     for part in data["parts"]:
         part["presets"] = ["visible"]
     write_yaml(recipe_files["recipe"], data)
-    recipe = EnsembleRecipe.from_yaml(recipe_files["recipe"])
+    # Refused when read, before any network is joined.
     with pytest.raises(TrainingError, match="no part of the recipe scores with the preset 'auto'"):
-        recipe.preset_networks()
+        EnsembleRecipe.from_yaml(recipe_files["recipe"])
 
 
 def test_the_members_of_every_part_join_in_one_checked_ensemble(recipe_files, tmp_path):

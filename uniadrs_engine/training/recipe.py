@@ -95,6 +95,7 @@ class EnsembleRecipe:
             check_weight_storage(self.weight_storage)
         except ValueError as error:
             raise TrainingError(str(error)) from error
+        self.preset_networks()  # a recipe that leaves a preset without networks is refused
 
     @property
     def member_counts(self) -> List[int]:
