@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, List
 
@@ -81,15 +82,7 @@ def main() -> None:
     card = loaded.card
     networks = recipe.preset_networks()
     card.presets = {
-        name: {
-            "scales": list(preset.scales),
-            "tile": preset.tile,
-            "halo": preset.halo,
-            "rx_weight": preset.rx_weight,
-            "normalisation_scope": preset.normalisation_scope,
-            "views": preset.views,
-            **({} if networks[name] is None else {"networks": list(networks[name])}),
-        }
+        name: replace(preset, networks=networks[name]).card_entry()
         for name, preset in PRESETS.items()
     }
     card.training = relative_paths({**card.training, "retrain_commands": retrain_commands(recipe)})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields, replace
+
 import pytest
 
 from uniadrs_engine.errors import InputError
@@ -56,6 +59,26 @@ def test_model_card_presets_override_the_table() -> None:
     assert PRESETS["sar"].views == 1
     with pytest.raises(InputError, match="number of views"):
         get_preset("bad", {"bad": {"views": 3}})
+
+
+def test_a_presets_card_entry_reads_back_as_the_same_preset() -> None:
+    changed = replace(
+        PRESETS["visible"],
+        scales=(0.25, 0.5, 1.0),
+        tile=256,
+        halo=32,
+        rx_weight=0.25,
+        networks=(1, 2, 9),
+        views=4,
+    )
+    for preset in (*PRESETS.values(), changed):
+        entry = preset.card_entry()
+        assert json.loads(json.dumps(entry)) == entry  # a card is JSON
+        assert get_preset(preset.name, {preset.name: entry}) == preset
+    assert "networks" not in PRESETS["sar"].card_entry()
+    # Every setting a card may hold is written: a new field must be added to the entry.
+    settings = {item.name for item in fields(Preset)} - {"name", "description"}
+    assert set(changed.card_entry()) == settings
 
 
 def test_auto_becomes_hyperspectral_for_many_bands() -> None:

@@ -76,6 +76,28 @@ class Preset:
     normalisation_scope: str = RASTER_SCOPE
     views: int = 1
 
+    def card_entry(self) -> Dict[str, Any]:
+        """The preset as a model card's ``presets`` entry (the inverse of :func:`get_preset`).
+
+        Every setting is written, ``networks`` only when the preset names them; the name is
+        the entry's key and the description stays the built-in table's.
+
+        Example:
+            >>> Preset("visible", (0.5, 1.0), networks=(1, 2)).card_entry()["networks"]
+            [1, 2]
+        """
+        entry: Dict[str, Any] = {
+            "scales": list(self.scales),
+            "tile": self.tile,
+            "halo": self.halo,
+            "rx_weight": self.rx_weight,
+            "normalisation_scope": self.normalisation_scope,
+            "views": self.views,
+        }
+        if self.networks is not None:
+            entry["networks"] = list(self.networks)
+        return entry
+
 
 #: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
 #: the network scores deviations of about 15-55 px at its input best (~30 px), so each

@@ -16,8 +16,11 @@ the weights are rounded on the way:
   a byte (``q + 8`` in the low nibble for even positions, the high nibble for odd ones). The
   scale of a group is chosen among :data:`INT4_CLIP_RATIOS` of its largest magnitude (over
   7 steps) to minimise the group's squared rounding error, so a lone large weight may be
-  clipped to the limit when that rounds the others better. Biases and normalisation
-  statistics are stored as float16, as for int8.
+  clipped to the limit when that rounds the others better. A group that none of those
+  stores exactly but a scale putting its largest magnitude on fewer whole steps (1 to 6)
+  does keeps that scale, so weights decoded from int4 are stored again unchanged (even
+  where a tiny group's float16 scale was subnormal and its largest step below 7). Biases
+  and normalisation statistics are stored as float16, as for int8.
 
 The stored tensors describe themselves: an int8 tensor ``name`` comes with its scales under
 ``name`` + :data:`INT8_SCALE_SUFFIX`; an int4 tensor (uint8, packed) with its group scales
@@ -205,13 +208,19 @@ def _quantise_int4(tensor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     best_steps = torch.zeros_like(groups)
     best_scale = torch.ones_like(largest)
     best_error = torch.full_like(largest, float("inf"))
-    for ratio in INT4_CLIP_RATIOS:
+    # The clipping limits, then the grids on which the largest magnitude is a whole k < 7
+    # steps, taken only where they store the group exactly: weights decoded from a group
+    # whose float16 scale was subnormal (weights of about 1e-6 and less, where float16 keeps
+    # few digits) may lie on such a grid, and so a decoded file is stored again unchanged.
+    candidates = [(largest * ratio / _INT4_LIMIT, False) for ratio in INT4_CLIP_RATIOS]
+    candidates += [(largest / steps, True) for steps in range(1, _INT4_LIMIT)]
+    for candidate, exact_only in candidates:
         # Rounded to float16 first: the steps are chosen for the scale that is stored.
-        scale = (largest * ratio / _INT4_LIMIT).half().float()
+        scale = candidate.half().float()
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all-zero group
         steps = torch.round(groups / scale).clamp(-_INT4_LIMIT, _INT4_LIMIT)
         error = ((steps * scale - groups) ** 2).sum(dim=2, keepdim=True)
-        better = error < best_error
+        better = (error == 0) & (best_error > 0) if exact_only else error < best_error
         best_steps = torch.where(better, steps, best_steps)
         best_scale = torch.where(better, scale, best_scale)
         best_error = torch.where(better, error, best_error)
