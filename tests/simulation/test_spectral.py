@@ -96,6 +96,40 @@ def test_anomalies_and_normals_hold_permuted_spectra_of_the_same_pixel(tmp_path)
         )
 
 
+def test_clutter_moves_the_scenes_own_spectra_and_stays_background(tmp_path):
+    image, _ = anomaly_scene(rows=64, cols=64, bands=12, seed=5)
+    pool = BackgroundPool.from_paths([write_raster(tmp_path / "h.tif", image)])
+    options = dict(size=64, out_channels=None, patch_size=64, warp=NO_WARP)
+    plain = SpectralSimulator(pool, **options)
+    cluttered = SpectralSimulator(pool, clutter_count=(4, 6), **options)
+    original = image / image.max()
+    known = {tuple(spectrum) for spectrum in original.reshape(12, -1).T.round(6)}
+    moved_pixels = 0
+    for seed in range(5):
+        sample = cluttered.sample(np.random.default_rng(seed))
+        background = sample.labels == BACKGROUND
+        moved = background & ~np.isclose(sample.image, original, rtol=1e-6).all(axis=0)
+        moved_pixels += int(moved.sum())
+        # Every moved background pixel holds a spectrum of the scene itself.
+        for spectrum in sample.image[:, moved].T.round(6):
+            assert tuple(spectrum) in known
+        assert (sample.labels == ANOMALY).any()
+        # Without clutter, every background pixel keeps its own spectrum.
+        without = plain.sample(np.random.default_rng(seed))
+        background = without.labels == BACKGROUND
+        np.testing.assert_allclose(without.image[:, background], original[:, background], rtol=1e-6)
+    assert moved_pixels > 0
+
+
+def test_clutter_options_are_checked(pool):
+    with pytest.raises(InputError, match="clutter_count"):
+        SpectralSimulator(pool, size=32, clutter_count=(3, 1))
+    with pytest.raises(InputError, match="unknown spectrum source"):
+        SpectralSimulator(pool, size=32, clutter_count=(1, 2), clutter_sources={"swap": 1.0})
+    simulator = SpectralSimulator(pool, size=32, anomaly_area=(0.001, 0.002), clutter_count=(1, 2))
+    assert simulator.clutter_area == (0.001, 0.002)
+
+
 @pytest.mark.parametrize(
     "sources",
     [{"transplant": 1.0}, {"foreign": 1.0}, {"permute": 1, "foreign": 1, "transplant": 1}],

@@ -26,7 +26,17 @@ among ``spectrum_sources`` weights, so that normals and anomalies differ by size
   physically calibrated).
 
 Each rectangle is then mixed with the background spectra it replaces at an abundance drawn in
-``abundance_range`` (``(1, 1)``, full replacement, is METHOD's). With ``polygon_share`` > 0
+``abundance_range`` (``(1, 1)``, full replacement, is METHOD's).
+
+With ``clutter_count`` above 0 (not in METHOD; off by default), small regions of the scene's
+own material are moved first, before the normals and anomalies: ``clutter_count``
+rectangles with sides set by ``clutter_area`` (the anomalies' sizes by default) take, in
+full, new spectra from ``clutter_sources`` (``{"transplant": 1}`` by default: the spectra of
+a block elsewhere in the patch) and stay labelled background (0). They are what a real scene
+is full of, small patches of a material that is common in the scene but not around them (a
+tree among roofs), which the hyperspectral benchmarks' ground truths and RX call normal; in
+a validation set they ask whether a detector finds anomalies among such clutter, in
+training they teach it not to flag the clutter. With ``polygon_share`` > 0
 a region is a random polygon filling its rectangle's extent instead of the whole rectangle
 (real anomalies are rarely rectangles; METHOD uses rectangles only). The simulation always
 leaves at least one anomaly pixel and one normal (0 or 3) pixel in the sample.
@@ -100,6 +110,9 @@ class SpectralSimulator:
         warp: WarpParameters = DEFAULT_WARP,
         spectrum_sources: Optional[Mapping[str, float]] = None,
         abundance_range: Tuple[float, float] = (1.0, 1.0),
+        clutter_count: Tuple[int, int] = (0, 0),
+        clutter_area: Optional[Tuple[float, float]] = None,
+        clutter_sources: Optional[Mapping[str, float]] = None,
         polygon_share: float = 0.0,
         per_band_scaling: bool = False,
         min_valid_fraction: float = 0.5,
@@ -121,6 +134,12 @@ class SpectralSimulator:
                 None means ``{"permute": 1}`` (METHOD).
             abundance_range: Fraction of the new spectrum in each rectangle; the rest is
                 the background spectrum it replaces.
+            clutter_count: Range of the number of clutter rectangles (label 0); (0, 0), the
+                default, paints none and draws no random number for them.
+            clutter_area: Range of the patch-area fraction that sets their sides; None
+                takes ``anomaly_area``.
+            clutter_sources: Weights of the sources of the clutter's spectra, as
+                ``spectrum_sources``; None means ``{"transplant": 1}``.
             polygon_share: Probability that a region is a random polygon filling its
                 rectangle's extent rather than the whole rectangle (METHOD: 0).
             per_band_scaling: Divide each band by its own patch maximum instead of one
@@ -148,6 +167,13 @@ class SpectralSimulator:
         if not 0.0 <= abundance_range[0] <= abundance_range[1] <= 1.0:
             raise InputError(f"abundance_range must lie in [0, 1], not {abundance_range}")
         self.abundance_range = abundance_range
+        if not 0 <= clutter_count[0] <= clutter_count[1]:
+            raise InputError(f"clutter_count must be a range of counts, not {clutter_count}")
+        self.clutter_count = clutter_count
+        self.clutter_area = anomaly_area if clutter_area is None else clutter_area
+        self.clutter_names, self.clutter_weights = _source_weights(
+            {TRANSPLANT: 1.0} if clutter_sources is None else clutter_sources
+        )
         if not 0.0 <= polygon_share <= 1.0:
             raise InputError(f"polygon_share must lie in [0, 1], not {polygon_share}")
         self.polygon_share = polygon_share
@@ -172,6 +198,12 @@ class SpectralSimulator:
         simulated = original.copy()
         labels = np.where(valid, BACKGROUND, IGNORE).astype(np.uint8)
 
+        if self.clutter_count[1] > 0:
+            rectangles = random_rectangles(rng, valid.shape, self.clutter_count, self.clutter_area)
+            clutter = (self.clutter_names, self.clutter_weights, (1.0, 1.0))
+            self._paint(
+                rng, simulated, labels, original, valid, rectangles, BACKGROUND, background, clutter
+            )
         for label, count, area in (
             (LARGE_NORMAL, self.normal_count, self.normal_area),
             (ANOMALY, self.anomaly_count, self.anomaly_area),
@@ -222,9 +254,19 @@ class SpectralSimulator:
         rectangles: Sequence[Rectangle],
         label: int,
         background: BackgroundFile,
+        sources: Optional[Tuple[Tuple[str, ...], np.ndarray, Tuple[float, float]]] = None,
     ) -> None:
-        """Gives one set of regions new spectra and their label, in place."""
-        source = self.source_names[int(rng.choice(len(self.source_names), p=self.source_weights))]
+        """Gives one set of regions new spectra and their label, in place.
+
+        ``sources``: the set's source names, their weights and its abundance range; None
+        takes the anomalies' and normals' (``spectrum_sources``, ``abundance_range``).
+        """
+        names, weights, abundance_range = sources or (
+            self.source_names,
+            self.source_weights,
+            self.abundance_range,
+        )
+        source = names[int(rng.choice(len(names), p=weights))]
         band_count, rows, cols = original.shape
         permutation = rng.permutation(band_count) if source == PERMUTE else None
         for top, left, height, width in rectangles:
@@ -238,7 +280,7 @@ class SpectralSimulator:
                 spectra = original[:, row : row + height, col : col + width]
             else:
                 spectra = self._foreign_block(rng, background, band_count, height, width)
-            abundance = rng.uniform(*self.abundance_range)
+            abundance = rng.uniform(*abundance_range)
             if abundance < 1.0:
                 spectra = abundance * spectra + (1.0 - abundance) * original[region]
             simulated[region][:, shape] = spectra[:, shape]
