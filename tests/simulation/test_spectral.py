@@ -122,8 +122,10 @@ def test_clutter_moves_the_scenes_own_spectra_and_stays_background(tmp_path):
 
 
 def test_clutter_options_are_checked(pool):
-    with pytest.raises(InputError, match="clutter_count"):
-        SpectralSimulator(pool, size=32, clutter_count=(3, 1))
+    for wrong in ((3, 1), (-1, 2), (1, 2, 3), (1.5, 2), "many"):
+        with pytest.raises(InputError, match="clutter_count"):
+            SpectralSimulator(pool, size=32, clutter_count=wrong)
+    assert SpectralSimulator(pool, size=32, clutter_count=3).clutter_count == (3, 3)
     with pytest.raises(InputError, match="unknown spectrum source"):
         SpectralSimulator(pool, size=32, clutter_count=(1, 2), clutter_sources={"swap": 1.0})
     simulator = SpectralSimulator(pool, size=32, anomaly_area=(0.001, 0.002), clutter_count=(1, 2))

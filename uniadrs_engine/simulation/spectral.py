@@ -50,7 +50,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class SpectralSimulator:
         warp: WarpParameters = DEFAULT_WARP,
         spectrum_sources: Optional[Mapping[str, float]] = None,
         abundance_range: Tuple[float, float] = (1.0, 1.0),
-        clutter_count: Tuple[int, int] = (0, 0),
+        clutter_count: Union[int, Tuple[int, int]] = (0, 0),
         clutter_area: Optional[Tuple[float, float]] = None,
         clutter_sources: Optional[Mapping[str, float]] = None,
         polygon_share: float = 0.0,
@@ -134,8 +134,8 @@ class SpectralSimulator:
                 None means ``{"permute": 1}`` (METHOD).
             abundance_range: Fraction of the new spectrum in each rectangle; the rest is
                 the background spectrum it replaces.
-            clutter_count: Range of the number of clutter rectangles (label 0); (0, 0), the
-                default, paints none and draws no random number for them.
+            clutter_count: Range of the number of clutter rectangles (label 0), or one
+                number; (0, 0), the default, paints none and draws no random number for them.
             clutter_area: Range of the patch-area fraction that sets their sides; None
                 takes ``anomaly_area``.
             clutter_sources: Weights of the sources of the clutter's spectra, as
@@ -167,9 +167,7 @@ class SpectralSimulator:
         if not 0.0 <= abundance_range[0] <= abundance_range[1] <= 1.0:
             raise InputError(f"abundance_range must lie in [0, 1], not {abundance_range}")
         self.abundance_range = abundance_range
-        if not 0 <= clutter_count[0] <= clutter_count[1]:
-            raise InputError(f"clutter_count must be a range of counts, not {clutter_count}")
-        self.clutter_count = clutter_count
+        self.clutter_count = _count_range("clutter_count", clutter_count)
         self.clutter_area = anomaly_area if clutter_area is None else clutter_area
         self.clutter_names, self.clutter_weights = _source_weights(
             {TRANSPLANT: 1.0} if clutter_sources is None else clutter_sources
@@ -308,6 +306,21 @@ class SpectralSimulator:
         window = self.pool.random_window(rng, other, height, width, self.min_valid_fraction)
         block = resize_nearest(scale_by_maximum(window.image, window.valid), (height, width))
         return resample_bands(block, band_count)
+
+
+def _count_range(name: str, value: Any) -> Tuple[int, int]:
+    """A ``(smallest, largest)`` count range from a range or one whole number.
+
+    Example:
+        >>> _count_range("clutter_count", 3), _count_range("clutter_count", [2, 6])
+        ((3, 3), (2, 6))
+    """
+    counts = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(counts) != 2 or not all(isinstance(count, (int, np.integer)) for count in counts):
+        raise InputError(f"{name} must be a whole number or a range of two, not {value!r}")
+    if not 0 <= counts[0] <= counts[1]:
+        raise InputError(f"{name} must be a range of counts from 0 up, not {value!r}")
+    return int(counts[0]), int(counts[1])
 
 
 def resample_bands(image: np.ndarray, band_count: int) -> np.ndarray:
