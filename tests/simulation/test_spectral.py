@@ -122,7 +122,7 @@ def test_clutter_moves_the_scenes_own_spectra_and_stays_background(tmp_path):
 
 
 def test_clutter_options_are_checked(pool):
-    for wrong in ((3, 1), (-1, 2), (1, 2, 3), (1.5, 2), "many"):
+    for wrong in ((3, 1), (-1, 2), (1, 2, 3), (1.5, 2), "many", None):
         with pytest.raises(InputError, match="clutter_count"):
             SpectralSimulator(pool, size=32, clutter_count=wrong)
     assert SpectralSimulator(pool, size=32, clutter_count=3).clutter_count == (3, 3)

@@ -26,7 +26,10 @@ among ``spectrum_sources`` weights, so that normals and anomalies differ by size
   physically calibrated).
 
 Each rectangle is then mixed with the background spectra it replaces at an abundance drawn in
-``abundance_range`` (``(1, 1)``, full replacement, is METHOD's).
+``abundance_range`` (``(1, 1)``, full replacement, is METHOD's). With ``polygon_share`` > 0
+a region is a random polygon filling its rectangle's extent instead of the whole rectangle
+(real anomalies are rarely rectangles; METHOD uses rectangles only). The simulation always
+leaves at least one anomaly pixel and one normal (0 or 3) pixel in the sample.
 
 With ``clutter_count`` above 0 (not in METHOD; off by default), small regions of the scene's
 own material are moved first, before the normals and anomalies: ``clutter_count``
@@ -36,10 +39,7 @@ a block elsewhere in the patch) and stay labelled background (0). They are what 
 is full of, small patches of a material that is common in the scene but not around them (a
 tree among roofs), which the hyperspectral benchmarks' ground truths and RX call normal; in
 a validation set they ask whether a detector finds anomalies among such clutter, in
-training they teach it not to flag the clutter. With ``polygon_share`` > 0
-a region is a random polygon filling its rectangle's extent instead of the whole rectangle
-(real anomalies are rarely rectangles; METHOD uses rectangles only). The simulation always
-leaves at least one anomaly pixel and one normal (0 or 3) pixel in the sample.
+training they teach it not to flag the clutter.
 
 Example:
     >>> simulator = SpectralSimulator(pool, size=128)  # doctest: +SKIP
@@ -315,7 +315,10 @@ def _count_range(name: str, value: Any) -> Tuple[int, int]:
         >>> _count_range("clutter_count", 3), _count_range("clutter_count", [2, 6])
         ((3, 3), (2, 6))
     """
-    counts = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    try:
+        counts = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:
+        counts = ()
     if len(counts) != 2 or not all(isinstance(count, (int, np.integer)) for count in counts):
         raise InputError(f"{name} must be a whole number or a range of two, not {value!r}")
     if not 0 <= counts[0] <= counts[1]:
