@@ -23,7 +23,12 @@ def _model(tmp_path, storage):
         },
         training={"steps": 120, "wall_seconds": 90, "retrain_commands": ["uniadrs train x.yaml"]},
         data_sources=[{"name": "generated", "sets": ["noise"], "license": "CC0"}],
-        validation={"auc": 0.91234, "spectral_auc": 0.95, "samples": 8},
+        validation={
+            "auc": 0.91234,
+            "spectral_auc": 0.95,
+            "samples": 8,
+            "networks": {"spectral": [1], "spatial": None},
+        },
     )
     path = tmp_path / f"{storage}.safetensors"
     save_model(path, UniADRS(card.config), card, weight_storage=storage)
@@ -43,6 +48,8 @@ def test_info_prints_the_card(tmp_path, capsys):
     assert "infrared       scales 2\n" in out
     assert "networks (" not in out  # a single network lists none
     assert "8 samples): auc 0.9123, spectral 0.9500" in out
+    assert "\n  spectral samples scored by networks 1\n" in out
+    assert "\n  spatial samples scored by every network\n" in out
     assert "training: 120 steps, 1.5 min" in out and "  uniadrs train x.yaml" in out
     assert "  generated (noise): CC0" in out
 

@@ -11,7 +11,7 @@ from uniadrs_engine.model.default import default_model_path
 from uniadrs_engine.model.model_file import load_model, read_weight_storage
 from uniadrs_engine.raster.normalisation import normalise_input
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
-from uniadrs_engine.training.recipe import EnsembleRecipe
+from uniadrs_engine.training.recipe import VALIDATION_PRESETS, EnsembleRecipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +31,10 @@ def test_default_model_is_shipped_small_and_documented():
     assert commands[-1].endswith("scripts/package_default_model.py")
     assert 0.5 < card.validation["auc"] <= 1.0
     assert {"spectral_auc", "spatial_auc"} <= set(card.validation)
+    # Each kind of validation sample is scored as the preset for such rasters scores it.
+    assert card.validation["networks"] == {
+        kind: card.presets[preset].get("networks") for kind, preset in VALIDATION_PRESETS.items()
+    }
     used_sets = {name for source in card.data_sources for name in source["sets"]}
     assert used_sets and not used_sets & EXCLUDED_SETS
     assert all(source["license"] for source in card.data_sources)

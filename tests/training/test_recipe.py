@@ -1,12 +1,13 @@
 import dataclasses
 
 import pytest
+import torch
 import yaml
 
 from uniadrs_engine.errors import TrainingError
-from uniadrs_engine.model.ensemble import MemberMean
+from uniadrs_engine.model.ensemble import MemberMean, select_networks
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.members import member_config
+from uniadrs_engine.training.members import member_config, validate_ensemble
 from uniadrs_engine.training.recipe import EnsembleRecipe, join_recipe
 from uniadrs_engine.training.trainer import train_from_config
 
@@ -136,9 +137,33 @@ def test_the_members_of_every_part_join_in_one_checked_ensemble(recipe_files, tm
     assert result.validation["auc"] == card.validation["auc"]
     assert "presets" not in first and "presets" not in second
 
+    assert "networks" not in card.validation  # every preset scores with every network
+
     restricted = restrict_second_part(recipe_files["recipe"], ["visible"])
-    card = load_model(join_recipe(restricted, models, tmp_path / "v.safetensors").model_path).card
+    # Enough validation samples for both kinds.
+    restricted = dataclasses.replace(
+        restricted,
+        validation_config=dataclasses.replace(
+            restricted.validation_config, validation_samples=6, spectral_share=0.5
+        ),
+    )
+    loaded = load_model(join_recipe(restricted, models, tmp_path / "v.safetensors").model_path)
+    card = loaded.card
     assert card.training["parts"][1]["presets"] == ["visible"]
+    # Spectral samples are scored as the hyperspectral preset scores them (networks 1-2),
+    # spatial ones as the visible preset does (all three).
+    assert card.validation["networks"] == {"spectral": [1, 2], "spatial": None}
+    config = restricted.validation_config
+    device = torch.device("cpu")
+    pair = validate_ensemble(config, select_networks(loaded.network, [1, 2]), device)
+    everything = validate_ensemble(config, loaded.network, device)
+    assert {"spectral_auc", "spatial_auc"} <= set(card.validation), card.validation
+    for kind, reference in (("spectral", pair), ("spatial", everything)):
+        if f"{kind}_auc" in reference:
+            # Within float noise: the samples meet in other batches.
+            assert card.validation[f"{kind}_auc"] == pytest.approx(
+                reference[f"{kind}_auc"], abs=1e-4
+            )
 
     with pytest.raises(TrainingError, match="2 \\+ 1 = 3 model files, got 2"):
         join_recipe(recipe, models[:2], tmp_path / "x.safetensors")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -45,7 +45,7 @@ from uniadrs_engine.training.trainer import (
     TrainingResult,
     training_record,
 )
-from uniadrs_engine.training.validation import build_validation_set, evaluate
+from uniadrs_engine.training.validation import build_validation_set, evaluate, evaluate_by_kind
 
 
 def member_config(config: TrainingConfig, index: int) -> TrainingConfig:
@@ -206,11 +206,34 @@ def checked_member_cards(
     return cards
 
 
-def validate_ensemble(config: TrainingConfig, network: Any, device: torch.device) -> Dict[str, Any]:
-    """The figures of ``network`` on ``config``'s fixed validation set (member 0's)."""
+def validate_ensemble(
+    config: TrainingConfig,
+    network: Any,
+    device: torch.device,
+    kind_networks: Optional[Mapping[str, Optional[Sequence[int]]]] = None,
+) -> Dict[str, Any]:
+    """The figures of ``network`` on ``config``'s fixed validation set (member 0's).
+
+    Args:
+        config: The configuration whose validation set is scored.
+        network: The network or ensemble.
+        device: Where to score.
+        kind_networks: For each sample kind (``spectral``, ``spatial``), the 1-based
+            networks that score its samples (None: all), recorded under ``networks``; None
+            scores every sample with every network.
+    """
     simulation = build_simulation(config)
     samples = build_validation_set(simulation.validation, config.validation_samples, config.seed)
-    return {
-        **evaluate(network, samples, device, normalisation=config.normalisation),
-        "held_out_sources": summarise_sources(simulation.validation_files),
-    }
+    if kind_networks is None:
+        figures: Dict[str, Any] = evaluate(
+            network, samples, device, normalisation=config.normalisation
+        )
+    else:
+        figures = evaluate_by_kind(
+            network, samples, device, kind_networks, normalisation=config.normalisation
+        )
+        figures["networks"] = {
+            kind: None if numbers is None else [int(number) for number in numbers]
+            for kind, numbers in kind_networks.items()
+        }
+    return {**figures, "held_out_sources": summarise_sources(simulation.validation_files)}

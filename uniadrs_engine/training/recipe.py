@@ -23,7 +23,9 @@ files in recipe order (each part's member 0, 1, ...), checks each against its me
 configuration exactly as :func:`~uniadrs_engine.training.members.join_members` does, and
 writes one ensemble whose card records every part. A part that names ``presets`` scores
 only with those presets; :meth:`EnsembleRecipe.preset_networks` gives every preset's networks
-for the card (``networks`` of its preset entries).
+for the card (``networks`` of its preset entries). The card's validation then scores each
+kind of sample with the networks of the preset that scores such rasters
+(:data:`VALIDATION_PRESETS`), and records them under ``networks``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ from uniadrs_engine.training.members import (
     validate_ensemble,
 )
 from uniadrs_engine.training.trainer import TrainingResult, training_record
+
+#: The preset whose networks score each kind of validation sample in a recipe's card:
+#: spectral samples are hyperspectral cubes (``auto`` also takes the hyperspectral preset
+#: from 5 bands), spatial samples are visible crops.
+VALIDATION_PRESETS: Dict[str, str] = {"spectral": "hyperspectral", "spatial": "visible"}
 
 
 @dataclass(frozen=True)
@@ -272,5 +279,12 @@ def join_recipe(
         "steps": min(record["steps"] for record in records),
         "wall_seconds": round(sum(record["wall_seconds"] for record in records), 1),
     }
-    card.validation = validate_ensemble(recipe.validation_config, stored.network, device)
+    networks = recipe.preset_networks()
+    kind_networks = {kind: networks[preset] for kind, preset in VALIDATION_PRESETS.items()}
+    card.validation = validate_ensemble(
+        recipe.validation_config,
+        stored.network,
+        device,
+        None if all(numbers is None for numbers in kind_networks.values()) else kind_networks,
+    )
     return save_validated_ensemble(output, stored.network, card, recipe.weight_storage)

@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from uniadrs_engine.metrics.roc import pixel_auc
-from uniadrs_engine.model.ensemble import ScoringNetwork
+from uniadrs_engine.model.ensemble import ScoringNetwork, select_networks
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME
 from uniadrs_engine.training.batches import band_counts, collate
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
@@ -98,6 +98,40 @@ def evaluate(
     return summarise_scores(
         samples, score_samples(network, samples, device, batch_size, normalisation)
     )
+
+
+def evaluate_by_kind(
+    network: ScoringNetwork,
+    samples: Sequence[Any],
+    device: torch.device,
+    kind_networks: Mapping[str, Optional[Sequence[int]]],
+    batch_size: int = 4,
+    normalisation: str = NORMALISATION_NAME,
+) -> Dict[str, float]:
+    """As :func:`evaluate`, each kind of sample scored by some of the model's networks.
+
+    Args:
+        network: The model's network or ensemble.
+        samples: The validation samples.
+        device: Where to score.
+        kind_networks: For each sample kind (``spectral``, ``spatial``), the 1-based
+            networks that score its samples (as a preset names them); a kind it leaves out,
+            or gives None, is scored by every network.
+        batch_size: Samples per forward pass.
+        normalisation: The network's input normalisation (its model card's).
+
+    Returns:
+        As :func:`evaluate`.
+    """
+    aucs = [0.0] * len(samples)
+    for kind in dict.fromkeys(sample.kind for sample in samples):
+        indices = [index for index, sample in enumerate(samples) if sample.kind == kind]
+        chosen = select_networks(network, kind_networks.get(kind))
+        group = [samples[index] for index in indices]
+        scores = score_samples(chosen, group, device, batch_size, normalisation)
+        for index, sample, score in zip(indices, group, scores):
+            aucs[index] = sample_auc(score, sample.labels)
+    return summarise_aucs(samples, aucs)
 
 
 def summarise_scores(samples: Sequence[Any], scores: Sequence[np.ndarray]) -> Dict[str, float]:

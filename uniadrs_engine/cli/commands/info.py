@@ -127,6 +127,13 @@ def _validation_lines(validation: Dict[str, Any]) -> List[str]:
     line = "validation AUC (simulated anomalies in held-out backgrounds"
     line += f", {samples} samples): " if samples else "): "
     lines = [line + ", ".join(figures)]
+    for kind, numbers in (validation.get("networks") or {}).items():
+        scored_by = (
+            "every network"
+            if numbers is None
+            else "networks " + ", ".join(str(number) for number in numbers)
+        )
+        lines.append(f"  {kind} samples scored by {scored_by}")
     if held_out:
         lines.append(f"  held-out sources: {', '.join(held_out)}")
     return lines
