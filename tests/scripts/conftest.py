@@ -1,6 +1,7 @@
 """Loading the experiment scripts of ``scripts/`` (not a package) as modules for their tests."""
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -27,3 +28,13 @@ def compare_models() -> ModuleType:
 def compare_scales() -> ModuleType:
     """``scripts/compare_scales.py``."""
     return load_script("compare_scales")
+
+
+@pytest.fixture(scope="module")
+def select_networks() -> ModuleType:
+    """``scripts/select_networks.py`` (it imports ``compare_models`` from ``scripts/``)."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        return load_script("select_networks")
+    finally:
+        sys.path.remove(str(SCRIPTS))
