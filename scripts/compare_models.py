@@ -5,24 +5,25 @@ simulation settings, drawn with fixed seeds); every model is scored on every set
 candidates are compared on the same samples. ``CONFIG@KEY=VALUE`` (``@`` repeatable) changes
 keys of one configuration, e.g. ``configs/default_model.yaml@spectral_share=0.5`` rebuilds the
 validation samples of experiments 2-7 in docs/DEFAULT_MODEL.md. ``--rx`` adds global RX
-(computed on each sample alone) as a reference detector. ``--rx-weight W`` adds, for every
-model, the model fused with global RX at weight ``W`` (averaged ranks, as ``uniadrs detect
---rx-weight`` fuses them) on the samples the hyperspectral preset would score (5 bands or
-more); other samples keep the model's own scores. ``--bootstrap N`` adds, for every model
-after the first, its difference from the first in the mean AUC over the sets with a 95 %
-interval from N paired bootstrap resamples of each set's samples (the same resample for every
-model), a measure of how much of a difference the sample draw alone could make.
+(computed on each sample alone) as a reference detector. ``--rx-weight W [W...]`` adds, for
+every model and weight, the model fused with global RX at weight ``W`` (averaged ranks, as
+``uniadrs detect --rx-weight`` fuses them) on the samples the hyperspectral preset would score
+(5 bands or more); other samples keep the model's own scores. ``--bootstrap N`` adds, for every
+model (and fused model) after the first model, its difference from the first in the mean AUC
+over the sets with a 95 % interval from N paired bootstrap resamples of each set's samples
+(the same resample for every model), a measure of how much of a difference the sample draw
+alone could make.
 
 Usage:
     .venv/bin/python scripts/compare_models.py --models A.safetensors B.safetensors \\
         --configs configs/default_model.yaml configs/experiments/hsi_realistic_spectra.yaml \\
-        [--samples 96] [--rx] [--rx-weight 0.5] [--bootstrap 2000]
+        [--samples 96] [--rx] [--rx-weight 0.2 0.5] [--bootstrap 2000]
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -105,13 +106,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=96)
     parser.add_argument("--rx", action="store_true", help="also score global RX")
     parser.add_argument(
-        "--rx-weight", type=float, default=None, help="also score each model fused with RX"
+        "--rx-weight",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also score each model fused with RX at each of these weights",
     )
     parser.add_argument(
         "--bootstrap", type=int, default=0, help="paired bootstrap resamples (0: none)"
     )
     args = parser.parse_args()
-    weight: Optional[float] = None if args.rx_weight is None else check_rx_weight(args.rx_weight)
+    weights = [check_rx_weight(weight) for weight in args.rx_weight]
     models = {path: load_model(path) for path in args.models}
     device = torch.device("cpu")
     print("| validation set | model | AUC | spectral | spatial |")
@@ -127,7 +132,7 @@ def main() -> None:
             build_simulation(config).validation, args.samples, config.seed
         )
         rx_maps = None
-        if args.rx or weight is not None:
+        if args.rx or weights:
             rx_maps = [
                 np.nan_to_num(global_rx(sample.image, valid=sample.valid), nan=0.0)
                 for sample in samples
@@ -140,12 +145,13 @@ def main() -> None:
             aucs = [sample_auc(score, sample.labels) for sample, score in zip(samples, maps)]
             results[name] = summarise_aucs(samples, aucs)
             per_sample.setdefault(name, []).append(np.array(aucs))
-            if weight is not None:
+            for weight in weights:
                 assert rx_maps is not None
                 fused = fused_with_rx(samples, maps, rx_maps, weight)
-                results[f"{name} + global RX (weight {weight:g})"] = summarise_scores(
-                    samples, fused
-                )
+                fused_name = f"{name} + global RX (weight {weight:g})"
+                fused_aucs = [sample_auc(score, s.labels) for s, score in zip(samples, fused)]
+                results[fused_name] = summarise_aucs(samples, fused_aucs)
+                per_sample.setdefault(fused_name, []).append(np.array(fused_aucs))
         if args.rx:
             assert rx_maps is not None
             results[RX_NAME] = summarise_scores(samples, rx_maps)
