@@ -38,3 +38,9 @@ def select_networks() -> ModuleType:
         return load_script("select_networks")
     finally:
         sys.path.remove(str(SCRIPTS))
+
+
+@pytest.fixture(scope="module")
+def halo_auc() -> ModuleType:
+    """``scripts/halo_auc.py``."""
+    return load_script("halo_auc")
