@@ -46,6 +46,19 @@ from uniadrs_engine.training.validation import (
 RX_NAME = "global RX (per sample)"
 
 
+def validation_samples(spec: str, count: int) -> List:
+    """The ``count`` validation samples of ``CONFIG[@KEY=VALUE...]`` (fixed, run-independent seeds).
+
+    Every experiment script builds its sets here, so ``CONFIG@seed=S`` names the same samples
+    in all of them.
+    """
+    path, *overrides = spec.split("@")
+    config = TrainingConfig.from_yaml(
+        path, overrides=dict(parse_override(text) for text in overrides)
+    )
+    return build_validation_set(build_simulation(config).validation, count, config.seed)
+
+
 def fused_with_rx(
     samples: Sequence,
     model_maps: Sequence[np.ndarray],
@@ -124,13 +137,7 @@ def main() -> None:
     means: Dict[str, Dict[str, List[float]]] = {}
     per_sample: Dict[str, List[np.ndarray]] = {}
     for config_path in args.configs:
-        path, *overrides = config_path.split("@")
-        config = TrainingConfig.from_yaml(
-            path, overrides=dict(parse_override(text) for text in overrides)
-        )
-        samples = build_validation_set(
-            build_simulation(config).validation, args.samples, config.seed
-        )
+        samples = validation_samples(config_path, args.samples)
         rx_maps = None
         if args.rx or weights:
             rx_maps = [

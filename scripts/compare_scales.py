@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+from compare_models import validation_samples
 from osgeo import gdal
 
 from uniadrs_engine.errors import InputError
@@ -42,9 +43,7 @@ from uniadrs_engine.inference.views import VIEW_COUNTS
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 from uniadrs_engine.simulation.sample import SimulatedSample
-from uniadrs_engine.training.config import TrainingConfig, parse_override
-from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.validation import build_validation_set, summarise_scores
+from uniadrs_engine.training.validation import summarise_scores
 
 gdal.UseExceptions()
 
@@ -194,15 +193,9 @@ def main() -> None:
     print("|---|---|" + "---|" * len(names))
     totals: Dict[str, List[float]] = {name: [] for name in names}
     for config_path in args.configs:
-        path, *overrides = config_path.split("@")
-        config = TrainingConfig.from_yaml(
-            path, overrides=dict(parse_override(text) for text in overrides)
-        )
         samples = [
             sample
-            for sample in build_validation_set(
-                build_simulation(config).validation, args.samples, config.seed
-            )
+            for sample in validation_samples(config_path, args.samples)
             if raster_bands(sample).shape[0] >= args.min_bands
         ]
         with tempfile.TemporaryDirectory(prefix="uniadrs-scales-") as folder:

@@ -18,15 +18,14 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
+from compare_models import validation_samples
 from scipy.ndimage import binary_dilation
 
 from uniadrs_engine.baselines.rx import global_rx
 from uniadrs_engine.metrics.roc import pixel_auc
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.config import TrainingConfig, parse_override
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
-from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.validation import build_validation_set, score_samples
+from uniadrs_engine.training.validation import score_samples
 
 #: Neighbours of a pixel in the halo: the 8 around it (rings are squares, not diamonds).
 SQUARE = np.ones((3, 3), dtype=bool)
@@ -73,13 +72,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     )
     print("|---" * (3 + len(args.halos)) + "|")
     for config_path in args.configs:
-        path, *overrides = config_path.split("@")
-        config = TrainingConfig.from_yaml(
-            path, overrides=dict(parse_override(text) for text in overrides)
-        )
-        samples = build_validation_set(
-            build_simulation(config).validation, args.samples, config.seed
-        )
+        samples = validation_samples(config_path, args.samples)
         maps = score_samples(
             model.network, samples, torch.device("cpu"), normalisation=model.card.normalisation
         )

@@ -25,13 +25,11 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from compare_models import bootstrap_differences
+from compare_models import bootstrap_differences, validation_samples
 
 from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.config import TrainingConfig, parse_override
-from uniadrs_engine.training.simulators import build_simulation
-from uniadrs_engine.training.validation import build_validation_set, sample_auc, score_samples
+from uniadrs_engine.training.validation import sample_auc, score_samples
 
 #: A candidate: 1-based network numbers, ascending.
 Candidate = Tuple[int, ...]
@@ -117,13 +115,7 @@ def main() -> None:
     device = torch.device("cpu")
     per_sample: Dict[Candidate, List[np.ndarray]] = {candidate: [] for candidate in candidates}
     for config_path in args.configs:
-        path, *overrides = config_path.split("@")
-        config = TrainingConfig.from_yaml(
-            path, overrides=dict(parse_override(text) for text in overrides)
-        )
-        samples = build_validation_set(
-            build_simulation(config).validation, args.samples, config.seed
-        )
+        samples = validation_samples(config_path, args.samples)
         network_maps = {
             number: score_samples(
                 select_networks(model.network, [number]),

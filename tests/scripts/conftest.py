@@ -11,10 +11,18 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def load_script(name: str) -> ModuleType:
-    """``scripts/<name>.py`` imported as a module (its ``main`` is not run)."""
+    """``scripts/<name>.py`` imported as a module (its ``main`` is not run).
+
+    ``scripts/`` is on the import path while it loads, as when the script is run, so that
+    the scripts may import ``compare_models`` (where the validation sets are built).
+    """
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
     return module
 
 
@@ -32,12 +40,8 @@ def compare_scales() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def select_networks() -> ModuleType:
-    """``scripts/select_networks.py`` (it imports ``compare_models`` from ``scripts/``)."""
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        return load_script("select_networks")
-    finally:
-        sys.path.remove(str(SCRIPTS))
+    """``scripts/select_networks.py``."""
+    return load_script("select_networks")
 
 
 @pytest.fixture(scope="module")
