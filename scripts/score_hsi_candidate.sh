@@ -1,0 +1,59 @@
+#!/bin/bash
+# Scores a candidate addition to the hyperspectral preset by the rule of docs/DEFAULT_MODEL.md
+# (experiments 40-42): D = the shipped model's hyperspectral networks, C = D plus the new
+# network files, both packed with int4 weights; every set is drawn at one validation seed.
+#
+# Usage: bash scripts/score_hsi_candidate.sh OUT_DIR SEED NEW_MODEL.safetensors [...]
+#
+# Writes OUT_DIR/D.safetensors, OUT_DIR/C.safetensors, OUT_DIR/judged.txt (the four judged
+# sets) and OUT_DIR/guard.txt (the three guard sets), each from scripts/compare_models.py with
+# global RX and 2000 paired bootstrap resamples. The two comparisons run side by side, one
+# thread each (about 14 min on two cores). The shipped networks come from
+# `uniadrs split default runs/shipped10` when runs/shipped10 is missing.
+set -euo pipefail
+if [ $# -lt 3 ]; then
+  sed -n 6p "$0" >&2
+  exit 2
+fi
+OUT=$1
+SEED=$2
+shift 2
+cd "$(dirname "$0")/.."
+UNIADRS=.venv/bin/uniadrs
+PYTHON=.venv/bin/python
+SHIPPED=runs/shipped10
+[ -f "$SHIPPED/member_13.safetensors" ] || "$UNIADRS" split default "$SHIPPED"
+mkdir -p "$OUT"
+
+# The networks the hyperspectral preset uses in 10.0: 1-8 and 11-14 (members 0-7, 10-13).
+D_MEMBERS=()
+for i in 0 1 2 3 4 5 6 7 10 11 12 13; do
+  D_MEMBERS+=("$SHIPPED/member_$i.safetensors")
+done
+"$UNIADRS" ensemble "${D_MEMBERS[@]}" --weights int4 -o "$OUT/D.safetensors"
+"$UNIADRS" ensemble "${D_MEMBERS[@]}" "$@" --weights int4 -o "$OUT/C.safetensors"
+
+S=$SEED
+JUDGED=(
+  "configs/experiments/validation_hsi_clutter.yaml@seed=$S"
+  "configs/experiments/validation_small_spectra.yaml@seed=$S"
+  "configs/experiments/validation_hsi_preset_sizes.yaml@seed=$S"
+  "configs/experiments/validation_hsi_preset_sizes_mixed.yaml@seed=$S"
+)
+GUARD=(
+  "configs/default_model.yaml@spectral_share=1.0@seed=$S"
+  "configs/experiments/hsi_realistic_spectra.yaml@spectral_share=1.0@seed=$S"
+  "configs/experiments/validation_mixed_spectra.yaml@seed=$S"
+)
+OMP_NUM_THREADS=1 "$PYTHON" scripts/compare_models.py \
+  --models "$OUT/D.safetensors" "$OUT/C.safetensors" --rx --bootstrap 2000 \
+  --configs "${JUDGED[@]}" > "$OUT/judged.txt" 2>&1 &
+JUDGED_PID=$!
+OMP_NUM_THREADS=1 "$PYTHON" scripts/compare_models.py \
+  --models "$OUT/D.safetensors" "$OUT/C.safetensors" --rx --bootstrap 2000 \
+  --configs "${GUARD[@]}" > "$OUT/guard.txt" 2>&1 &
+GUARD_PID=$!
+wait "$JUDGED_PID"
+wait "$GUARD_PID"
+echo "judged: $OUT/judged.txt"
+echo "guard:  $OUT/guard.txt"
