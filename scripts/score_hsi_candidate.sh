@@ -1,15 +1,17 @@
 #!/bin/bash
 # Scores a candidate addition to the hyperspectral preset by the rule of docs/DEFAULT_MODEL.md
-# (experiments 40-42): D = the shipped model's hyperspectral networks, C = D plus the new
-# network files, both packed with int4 weights; every set is drawn at one validation seed.
+# (experiments 40-42): D = the networks the shipped model's hyperspectral preset scores with (as
+# its card names them), C = D plus the new network files, both packed with int4 weights; every
+# set is drawn at one validation seed. Experiments 40-42 ran against 10.0's networks 1-8 and
+# 11-14 (model 10.0 is in git history before the commit that shipped 11.0).
 #
 # Usage: bash scripts/score_hsi_candidate.sh OUT_DIR SEED NEW_MODEL.safetensors [...]
 #
 # Writes OUT_DIR/D.safetensors, OUT_DIR/C.safetensors, OUT_DIR/judged.txt (the four judged
 # sets) and OUT_DIR/guard.txt (the three guard sets), each from scripts/compare_models.py with
 # global RX and 2000 paired bootstrap resamples. The two comparisons run side by side, one
-# thread each (about 14 min on two cores). The shipped networks come from
-# `uniadrs split default runs/shipped10` when runs/shipped10 is missing.
+# thread each (about 14 min on two cores). The shipped networks are written out by
+# `uniadrs split default runs/shipped_<version>` when that folder is missing.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   sed -n 6p "$0" >&2
@@ -21,15 +23,20 @@ shift 2
 cd "$(dirname "$0")/.."
 UNIADRS=.venv/bin/uniadrs
 PYTHON=.venv/bin/python
-SHIPPED=runs/shipped10
-[ -f "$SHIPPED/member_13.safetensors" ] || "$UNIADRS" split default "$SHIPPED"
+# The shipped model's version and its hyperspectral preset's networks (numbered from 1).
+read -r VERSION NETWORKS < <("$PYTHON" -c '
+from uniadrs_engine.model.model_file import load_model
+card = load_model("default").card
+print(card.model_version, *card.presets["hyperspectral"]["networks"])')
+SHIPPED=runs/shipped_$VERSION
+[ -f "$SHIPPED/member_0.safetensors" ] || "$UNIADRS" split default "$SHIPPED"
 mkdir -p "$OUT"
-
-# The networks the hyperspectral preset uses in 10.0: 1-8 and 11-14 (members 0-7, 10-13).
 D_MEMBERS=()
-for i in 0 1 2 3 4 5 6 7 10 11 12 13; do
-  D_MEMBERS+=("$SHIPPED/member_$i.safetensors")
+for n in $NETWORKS; do
+  D_MEMBERS+=("$SHIPPED/member_$((n - 1)).safetensors")
 done
+echo "D: model $VERSION, hyperspectral networks $NETWORKS"
+
 "$UNIADRS" ensemble "${D_MEMBERS[@]}" --weights int4 -o "$OUT/D.safetensors"
 "$UNIADRS" ensemble "${D_MEMBERS[@]}" "$@" --weights int4 -o "$OUT/C.safetensors"
 

@@ -21,8 +21,8 @@ EXCLUDED_SETS = {"cas-hokkaido-landslide", "bijie-landslide"}
 def test_default_model_is_shipped_small_and_documented():
     path = default_model_path()
     assert path.is_file(), "resources/models/uniadrs_default.safetensors must be shipped"
-    # Fourteen networks of 0.87-0.99 M parameters stored as int4: about 7.4 MB.
-    assert path.stat().st_size < 8 * 1024 * 1024
+    # Sixteen networks of 0.87-0.99 M parameters stored as int4: about 8.6 MB.
+    assert path.stat().st_size < 9 * 1024 * 1024
     card = load_model("default").card
     assert set(card.presets) == set(PRESETS)
     assert card.training["steps"] >= 1000 and card.training["wall_seconds"] > 0
