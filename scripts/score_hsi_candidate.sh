@@ -14,7 +14,7 @@
 # `uniadrs split default runs/shipped_<version>` when that folder is missing.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-  sed -n 6p "$0" >&2
+  grep -m1 "^# Usage:" "$0" >&2
   exit 2
 fi
 OUT=$1
