@@ -14,14 +14,17 @@ local hyperspectral tiles ``2.5@tile=48@halo=40``, and its input statistics,
 ``@norm=tile`` (each tile's window normalised by its own, ``uniadrs detect
 --normalisation-scope tile``), its test-time views, ``@views=4`` (``uniadrs detect --views
 4``), and join parts with ``+`` to fuse all their passes, e.g.
-``1,2+2.5@tile=48@halo=40``. Never run on benchmark scenes: scale
-presets are chosen on simulated data.
+``1,2+2.5@tile=48@halo=40``. ``--preset`` names the preset whose other settings (the model
+card's networks for it, its tiling, statistics, views and RX weight) apply wherever a
+candidate names none: ``auto`` by default (the ``hyperspectral`` settings for samples of 5
+bands or more), ``visible`` to score visible samples as the visible preset does. Never run
+on benchmark scenes: scale presets are chosen on simulated data.
 
 Usage:
     .venv/bin/python scripts/compare_scales.py \\
         --model resources/models/uniadrs_default.safetensors \\
         --configs configs/experiments/validation_small_spectra.yaml@seed=20261127 \\
-        --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96]
+        --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96] [--preset auto]
 """
 
 from __future__ import annotations
@@ -140,9 +143,23 @@ def parse_scale_set(text: str) -> Candidate:
 
 
 def score_passes(
-    samples: Sequence[SimulatedSample], model: LoadedModel, passes: Sequence[Pass], folder: Path
+    samples: Sequence[SimulatedSample],
+    model: LoadedModel,
+    passes: Sequence[Pass],
+    folder: Path,
+    preset: str = "auto",
 ) -> Dict[Pass, List[np.ndarray]]:
-    """Each sample's score map for each detector pass, from ``detect_raster``."""
+    """Each sample's score map for each detector pass, from ``detect_raster``.
+
+    Args:
+        samples: The validation samples.
+        model: The model that scores them.
+        passes: The detector passes.
+        folder: Where the samples' rasters and score maps are written.
+        preset: The preset (built-in or the model card's) whose settings apply where a pass
+            names none: its networks, tiling, statistics, views and RX weight; never its
+            scales, which the pass names.
+    """
     maps: Dict[Pass, List[np.ndarray]] = {item: [] for item in passes}
     for index, sample in enumerate(samples):
         image_path = folder / f"sample_{index:04d}.tif"
@@ -151,6 +168,7 @@ def score_passes(
             score_path = folder / f"score_{index:04d}_{number}.tif"
             options = DetectionOptions(
                 model=model,
+                preset=preset,
                 scales=[item.scale],
                 tile=item.tile,
                 halo=item.halo,
@@ -185,6 +203,9 @@ def main() -> None:
     parser.add_argument("--scale-sets", nargs="+", required=True, type=parse_scale_set)
     parser.add_argument("--samples", type=int, default=96)
     parser.add_argument("--min-bands", type=int, default=HYPERSPECTRAL_MIN_BANDS)
+    parser.add_argument(
+        "--preset", default="auto", help="preset whose networks and settings apply (auto)"
+    )
     args = parser.parse_args()
     model = load_model(args.model)
     passes = sorted({item for candidate in args.scale_sets for item in candidate.passes}, key=str)
@@ -199,7 +220,7 @@ def main() -> None:
             if raster_bands(sample).shape[0] >= args.min_bands
         ]
         with tempfile.TemporaryDirectory(prefix="uniadrs-scales-") as folder:
-            maps = score_passes(samples, model, passes, Path(folder))
+            maps = score_passes(samples, model, passes, Path(folder), args.preset)
         row = []
         for name, candidate in zip(names, args.scale_sets):
             auc = summarise_scores(samples, fused(samples, maps, candidate))["auc"]

@@ -72,3 +72,35 @@ def test_scales_are_checked_as_the_detector_checks_them(compare_scales):
         compare_scales.parse_scale_set("1,x")
     # The same scale with another tiling is another pass.
     assert len(compare_scales.parse_scale_set("1+1@tile=64").passes) == 2
+
+
+def test_the_preset_supplies_what_a_pass_does_not_name(compare_scales, tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from uniadrs_engine.model.config import get_config
+    from uniadrs_engine.model.model_card import ModelCard
+    from uniadrs_engine.model.model_file import LoadedModel
+    from uniadrs_engine.model.network import UniADRS
+    from uniadrs_engine.simulation.sample import SimulatedSample
+
+    torch.manual_seed(0)
+    network = UniADRS(get_config("lite8")).eval()
+    card = ModelCard(name="tiny", config=network.config, presets={"visible": {"rx_weight": 0.5}})
+    model = LoadedModel(network=network, card=card, path=Path("tiny.safetensors"))
+    rng = np.random.default_rng(0)
+    image = rng.random((3, 40, 40), dtype=np.float32)
+    image[:, 10:16, 10:16] += 2.0
+    labels = np.zeros((40, 40), dtype=np.uint8)
+    labels[10:16, 10:16] = 1
+    sample = SimulatedSample(image=image, labels=labels, kind="spatial", source="x")
+    passes = compare_scales.parse_scale_set("1").passes
+    maps = {
+        preset: compare_scales.score_passes([sample], model, passes, tmp_path, preset)[passes[0]][0]
+        for preset in ("auto", "visible")
+    }
+    # The card's visible preset fuses global RX's rank in; auto scores with the network alone.
+    assert not np.allclose(maps["auto"], maps["visible"])
+    assert np.isfinite(maps["visible"]).all()
