@@ -14,7 +14,9 @@ Usage:
     .venv/bin/python scripts/package_default_model.py [MODEL ...]
 
 Without arguments it takes each part's ``output_dir/member_<k>/model.safetensors`` (what
-``uniadrs train CONFIG`` writes); otherwise the model files in recipe order.
+``uniadrs train CONFIG`` writes); otherwise the model files in recipe order. ``--recipe`` and
+``--output`` package a candidate instead (another recipe, another file), for example the
+shipped networks and a new pair that a preset names, to be scored before it ships.
 """
 
 from __future__ import annotations
@@ -70,8 +72,15 @@ def relative_paths(value: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="model files in recipe order")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="ensemble recipe (YAML)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME,
+        help="model file to write (the shipped default model by default)",
+    )
     args = parser.parse_args()
-    recipe = EnsembleRecipe.from_yaml(RECIPE)
+    recipe = EnsembleRecipe.from_yaml(args.recipe)
     models = args.models or default_member_paths(recipe)
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -87,7 +96,7 @@ def main() -> None:
     }
     card.training = relative_paths({**card.training, "retrain_commands": retrain_commands(recipe)})
     card.validation = relative_paths(card.validation)
-    target = REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
+    target = args.output
     save_model(target, loaded.network, card, weight_storage=recipe.weight_storage)
     size_mb = target.stat().st_size / 1e6
     print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")
