@@ -6,16 +6,26 @@ import pytest
 
 from uniadrs_engine.model.network import UniADRS
 from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.recipe import EnsembleRecipe
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TRAINING_CONFIGS = sorted(
-    path for path in CONFIGS.rglob("*.yaml") if path.name != "default_model_recipe.yaml"
-)
+#: Ensemble recipes (the shipped model's and candidates') end in ``_recipe.yaml``.
+RECIPES = sorted(CONFIGS.rglob("*_recipe.yaml"))
+TRAINING_CONFIGS = sorted(set(CONFIGS.rglob("*.yaml")) - set(RECIPES))
 
 
 def test_the_configurations_are_found():
     assert CONFIGS / "default_model.yaml" in TRAINING_CONFIGS
     assert len(TRAINING_CONFIGS) >= 2
+    assert CONFIGS / "default_model_recipe.yaml" in RECIPES
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.stem)
+def test_a_recipe_reads_with_every_part(path):
+    recipe = EnsembleRecipe.from_yaml(path)
+    assert recipe.parts and all(part.config.steps > 0 for part in recipe.parts)
+    networks = recipe.preset_networks()
+    assert networks["visible"] and networks["hyperspectral"]
 
 
 @pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=lambda path: path.stem)
