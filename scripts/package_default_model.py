@@ -22,6 +22,7 @@ shipped networks and a new pair that a preset names, to be scored before it ship
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -37,13 +38,26 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "default_model_recipe.yaml"
 
 
-def retrain_commands(recipe: EnsembleRecipe) -> List[str]:
-    """The commands that retrain the recipe's networks and package them."""
+def repository_path(path: Path) -> str:
+    """``path`` relative to the repository, normalised (``configs/x/../y`` is ``configs/y``)."""
+    return Path(os.path.relpath(path.resolve(), REPO)).as_posix()
+
+
+def retrain_commands(recipe: EnsembleRecipe, recipe_path: Path = RECIPE) -> List[str]:
+    """The commands that retrain the recipe's networks and package them.
+
+    Each part's configuration is named from the repository root, wherever the recipe lies;
+    a recipe other than the shipped one is named in the packaging command.
+    """
     commands = [
-        f"uniadrs train configs/{part.config_path}  (add --resume after an interruption)"
+        f"uniadrs train {repository_path(recipe_path.parent / part.config_path)}"
+        "  (add --resume after an interruption)"
         for part in recipe.parts
     ]
-    return [*commands, ".venv/bin/python scripts/package_default_model.py"]
+    package = ".venv/bin/python scripts/package_default_model.py"
+    if recipe_path.resolve() != RECIPE.resolve():
+        package += f" --recipe {repository_path(recipe_path)} --output MODEL_FILE"
+    return [*commands, package]
 
 
 def default_member_paths(recipe: EnsembleRecipe) -> List[Path]:
@@ -94,7 +108,9 @@ def main() -> None:
         name: replace(preset, networks=networks[name]).card_entry()
         for name, preset in PRESETS.items()
     }
-    card.training = relative_paths({**card.training, "retrain_commands": retrain_commands(recipe)})
+    card.training = relative_paths(
+        {**card.training, "retrain_commands": retrain_commands(recipe, args.recipe)}
+    )
     card.validation = relative_paths(card.validation)
     target = args.output
     save_model(target, loaded.network, card, weight_storage=recipe.weight_storage)

@@ -11,6 +11,7 @@ from tests.training.conftest import backgrounds, tiny_config  # noqa: F401 (fixt
 from uniadrs_engine.model.default import DEFAULT_MODEL_FILENAME
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.training.members import member_config
+from uniadrs_engine.training.recipe import EnsembleRecipe
 from uniadrs_engine.training.trainer import train_from_config
 
 
@@ -71,3 +72,18 @@ def test_a_candidate_recipe_is_packaged_where_asked_with_its_preset_networks(
     assert card.presets["hyperspectral"]["networks"] == [1, 2]
     assert card.training["parts"][1]["presets"] == ["visible"]
     assert shipped.read_bytes() == shipped_bytes  # the shipped model is left alone
+
+
+def test_retrain_commands_name_each_part_from_the_repository_root(package_default_model):
+    module = package_default_model
+    shipped = EnsembleRecipe.from_yaml(module.RECIPE)
+    commands = module.retrain_commands(shipped)
+    assert commands[0].startswith("uniadrs train configs/default_model.yaml ")
+    assert commands[-1] == ".venv/bin/python scripts/package_default_model.py"
+    candidate_path = module.REPO / "configs" / "experiments" / "visible_preset_sizes_recipe.yaml"
+    candidate = module.retrain_commands(EnsembleRecipe.from_yaml(candidate_path), candidate_path)
+    assert candidate[0].startswith("uniadrs train configs/default_model.yaml ")
+    assert candidate[-2].startswith(
+        "uniadrs train configs/experiments/visible_preset_sizes_spatial.yaml "
+    )
+    assert "--recipe configs/experiments/visible_preset_sizes_recipe.yaml" in candidate[-1]
