@@ -113,6 +113,7 @@ def main() -> None:
     )
     card.validation = relative_paths(card.validation)
     target = args.output
+    target.parent.mkdir(parents=True, exist_ok=True)
     save_model(target, loaded.network, card, weight_storage=recipe.weight_storage)
     size_mb = target.stat().st_size / 1e6
     print(f"{target} ({size_mb:.1f} MB): {load_model(target).card.summary()}")

@@ -7,24 +7,15 @@ import pytest
 import yaml
 
 from tests.scripts.conftest import load_script
-from tests.training.conftest import backgrounds, tiny_config  # noqa: F401 (fixtures)
+from tests.training.conftest import backgrounds, tiny_config, trained  # noqa: F401 (fixtures)
 from uniadrs_engine.model.default import DEFAULT_MODEL_FILENAME
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.members import member_config
 from uniadrs_engine.training.recipe import EnsembleRecipe
-from uniadrs_engine.training.trainer import train_from_config
 
 
 @pytest.fixture(scope="module")
 def package_default_model():
     return load_script("package_default_model")
-
-
-def trained(config, index, folder):
-    member = dataclasses.replace(
-        member_config(config, index), output_dir=str(folder / f"m{config.seed}_{index}")
-    )
-    return train_from_config(member).model_path
 
 
 def test_a_candidate_recipe_is_packaged_where_asked_with_its_preset_networks(
@@ -59,8 +50,7 @@ def test_a_candidate_recipe_is_packaged_where_asked_with_its_preset_networks(
     models = [trained(pair, 0, tmp_path), trained(pair, 1, tmp_path), trained(added, 0, tmp_path)]
     shipped = package_default_model.REPO / "resources" / "models" / DEFAULT_MODEL_FILENAME
     shipped_bytes = shipped.read_bytes()
-    output = tmp_path / "out" / "V.safetensors"
-    output.parent.mkdir()
+    output = tmp_path / "out" / "V.safetensors"  # its folder is made
     arguments = ["package", "--recipe", str(recipe), "--output", str(output), *map(str, models)]
     monkeypatch.setattr(sys, "argv", arguments)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from tests.raster_factory import write_raster
 from uniadrs_engine.training.config import TrainingConfig
+from uniadrs_engine.training.members import member_config
+from uniadrs_engine.training.trainer import train_from_config
 
 
 @pytest.fixture
@@ -60,3 +63,11 @@ def tiny_config(backgrounds: dict, tmp_path: Path) -> TrainingConfig:
         seed=3,
         output_dir=str(tmp_path / "run"),
     )
+
+
+def trained(config: TrainingConfig, index: int, folder: Path) -> Path:
+    """Member ``index`` of ``config`` trained into its own folder under ``folder``."""
+    member = dataclasses.replace(
+        member_config(config, index), output_dir=str(folder / f"m{config.seed}_{index}")
+    )
+    return train_from_config(member).model_path

@@ -4,12 +4,12 @@ import pytest
 import torch
 import yaml
 
+from tests.training.conftest import trained
 from uniadrs_engine.errors import TrainingError
 from uniadrs_engine.model.ensemble import MemberMean, select_networks
 from uniadrs_engine.model.model_file import load_model
-from uniadrs_engine.training.members import member_config, validate_ensemble
+from uniadrs_engine.training.members import validate_ensemble
 from uniadrs_engine.training.recipe import EnsembleRecipe, join_recipe
-from uniadrs_engine.training.trainer import train_from_config
 
 
 def write_yaml(path, data):
@@ -47,13 +47,6 @@ def recipe_files(tiny_config, tmp_path):
         },
     )
     return {"recipe": recipe, "pair": pair, "other": other}
-
-
-def trained(config, index, tmp_path):
-    member = dataclasses.replace(
-        member_config(config, index), output_dir=str(tmp_path / f"m{config.seed}_{index}")
-    )
-    return train_from_config(member).model_path
 
 
 def test_a_recipe_reads_its_parts_relative_to_its_folder(recipe_files):
