@@ -18,18 +18,22 @@ local hyperspectral tiles ``2.5@tile=48@halo=40``, and its input statistics,
 card's networks for it, its tiling, statistics, views and RX weight) apply wherever a
 candidate names none: ``auto`` by default (the ``hyperspectral`` settings for samples of 5
 bands or more), ``visible`` to score visible samples as the visible preset does. Never run
-on benchmark scenes: scale presets are chosen on simulated data.
+on benchmark scenes: scale presets are chosen on simulated data. ``--per-sample FILE`` also
+writes every sample's AUC per set and candidate as JSON, which ``scripts/paired_bootstrap.py``
+compares between two runs (two models scored on the same samples).
 
 Usage:
     .venv/bin/python scripts/compare_scales.py \\
         --model resources/models/uniadrs_default.safetensors \\
         --configs configs/experiments/validation_small_spectra.yaml@seed=20261127 \\
-        --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96] [--preset auto]
+        --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96] [--preset auto] \\
+        [--per-sample scores.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -46,7 +50,7 @@ from uniadrs_engine.inference.views import VIEW_COUNTS
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.raster.normalisation import NORMALISATION_SCOPES
 from uniadrs_engine.simulation.sample import SimulatedSample
-from uniadrs_engine.training.validation import summarise_scores
+from uniadrs_engine.training.validation import sample_auc, summarise_aucs
 
 gdal.UseExceptions()
 
@@ -206,6 +210,9 @@ def main() -> None:
     parser.add_argument(
         "--preset", default="auto", help="preset whose networks and settings apply (auto)"
     )
+    parser.add_argument(
+        "--per-sample", help="also write every sample's AUC per set and candidate (JSON)"
+    )
     args = parser.parse_args()
     model = load_model(args.model)
     passes = sorted({item for candidate in args.scale_sets for item in candidate.passes}, key=str)
@@ -213,6 +220,7 @@ def main() -> None:
     print("| validation set | samples | " + " | ".join(f"scales {n}" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     totals: Dict[str, List[float]] = {name: [] for name in names}
+    per_sample: Dict[str, Dict[str, List[float]]] = {}
     for config_path in args.configs:
         samples = [
             sample
@@ -223,12 +231,20 @@ def main() -> None:
             maps = score_passes(samples, model, passes, Path(folder), args.preset)
         row = []
         for name, candidate in zip(names, args.scale_sets):
-            auc = summarise_scores(samples, fused(samples, maps, candidate))["auc"]
+            aucs = [
+                sample_auc(score, sample.labels)
+                for sample, score in zip(samples, fused(samples, maps, candidate))
+            ]
+            per_sample.setdefault(config_path, {})[name] = aucs
+            auc = summarise_aucs(samples, aucs)["auc"]
             totals[name].append(auc)
             row.append(f"{auc:.4f}")
         print(f"| {config_path} | {len(samples)} | " + " | ".join(row) + " |", flush=True)
     means = [f"{np.mean(totals[name]):.4f}" for name in names]
     print("| mean | | " + " | ".join(means) + " |")
+    if args.per_sample:
+        record = {"model": args.model, "preset": args.preset, "sets": per_sample}
+        Path(args.per_sample).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@
 # Writes OUT_DIR/V.safetensors and, for D and V, OUT_DIR/D_judged.txt and OUT_DIR/V_judged.txt
 # (the two judged sets: experiment 43's pasted and own-scene anomalies of 15-80 px in 512 px
 # crops) and OUT_DIR/D_guard.txt, OUT_DIR/V_guard.txt (the two guard sets: experiment 23's
-# own-scene anomalies and experiment 20's visible scenes). D and V run side by side, one
-# thread each. The shipped networks are written out by `uniadrs split default
+# own-scene anomalies and experiment 20's visible scenes), with every sample's AUC in the
+# matching .json files, and OUT_DIR/bootstrap.txt (V minus D on every set and on the mean of
+# each part, with paired bootstrap intervals, scripts/paired_bootstrap.py). D and V run side
+# by side, one thread each. The shipped networks are written out by `uniadrs split default
 # runs/shipped_<version>` when that folder is missing.
 set -euo pipefail
 if [ $# -lt 4 ]; then
@@ -61,7 +63,7 @@ for MODEL in D V; do
       if [ "$PART" = judged ]; then SETS=("${JUDGED[@]}"); else SETS=("${GUARD[@]}"); fi
       OMP_NUM_THREADS=1 "$PYTHON" scripts/compare_scales.py --model "$FILE" --preset visible \
         --min-bands 1 --samples 96 --scale-sets "$SCALES" --configs "${SETS[@]}" \
-        > "$OUT/${MODEL}_$PART.txt" 2>&1
+        --per-sample "$OUT/${MODEL}_$PART.json" > "$OUT/${MODEL}_$PART.txt" 2>&1
     done
   ) &
   PIDS+=($!)
@@ -69,9 +71,14 @@ done
 for PID in "${PIDS[@]}"; do
   wait "$PID"
 done
+for PART in judged guard; do
+  "$PYTHON" scripts/paired_bootstrap.py "$OUT/D_$PART.json" "$OUT/V_$PART.json"
+done > "$OUT/bootstrap.txt"
 for MODEL in D V; do
   for PART in judged guard; do
     echo "== $MODEL $PART"
     cat "$OUT/${MODEL}_$PART.txt"
   done
 done
+echo "== V minus D"
+cat "$OUT/bootstrap.txt"

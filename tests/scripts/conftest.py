@@ -48,3 +48,9 @@ def select_networks() -> ModuleType:
 def halo_auc() -> ModuleType:
     """``scripts/halo_auc.py``."""
     return load_script("halo_auc")
+
+
+@pytest.fixture(scope="module")
+def paired_bootstrap() -> ModuleType:
+    """``scripts/paired_bootstrap.py``."""
+    return load_script("paired_bootstrap")

@@ -1,0 +1,126 @@
+"""Paired bootstrap of two models' per-sample AUCs, as ``scripts/compare_scales.py`` writes them.
+
+``compare_scales.py --per-sample FILE`` records every sample's AUC per validation set and
+candidate. Given the files of a reference model and of another model scored on the same
+samples (the same sets, seeds and sample counts), this prints, for every set and candidate
+the two share, the other model's mean AUC minus the reference's with a 95 % interval from
+paired bootstrap resamples of the set's samples (one row each), and the same for the mean
+over all the rows (each weighing the same; :func:`compare_models.bootstrap_differences`).
+The interval measures how much of a difference the draw of the samples alone could make;
+the experiments' rules in docs/DEFAULT_MODEL.md say whether they read it.
+
+Usage:
+    .venv/bin/python scripts/paired_bootstrap.py REFERENCE.json OTHER.json \\
+        [--resamples 2000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Tuple
+
+import numpy as np
+from compare_models import bootstrap_differences
+
+
+class Difference(NamedTuple):
+    """The other model's mean AUC minus the reference's, with a 95 % bootstrap interval."""
+
+    observed: float
+    low: float
+    high: float
+
+
+def read_per_sample(path: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """Per validation set, per candidate, the per-sample AUCs of a ``--per-sample`` file."""
+    record = json.loads(Path(path).read_text())
+    return {
+        config: {name: np.asarray(values, dtype=float) for name, values in candidates.items()}
+        for config, candidates in record["sets"].items()
+    }
+
+
+def shared_pairs(
+    reference: Dict[str, Dict[str, np.ndarray]], other: Dict[str, Dict[str, np.ndarray]]
+) -> List[Tuple[str, str]]:
+    """``(set, candidate)`` pairs in both files, in the reference's order.
+
+    Raises:
+        ValueError: If none is shared, or a shared set holds different sample counts.
+    """
+    pairs = []
+    for config, candidates in reference.items():
+        for name, values in candidates.items():
+            if name not in other.get(config, {}):
+                continue
+            if other[config][name].shape != values.shape:
+                raise ValueError(
+                    f"{config} ({name}): {values.size} samples against "
+                    f"{other[config][name].size}; score the same samples"
+                )
+            pairs.append((config, name))
+    if not pairs:
+        raise ValueError("the two files share no validation set and candidate")
+    return pairs
+
+
+def paired_difference(
+    reference: List[np.ndarray], other: List[np.ndarray], resamples: int, seed: int = 0
+) -> Difference:
+    """Mean over the sets of the paired mean differences, with its 95 % bootstrap interval.
+
+    Args:
+        reference: Per set, the reference's per-sample AUCs.
+        other: Per set, the other model's per-sample AUCs on the same samples.
+        resamples: Bootstrap resamples.
+        seed: Seed of the resampling.
+    """
+    observed = float(np.mean([np.nanmean(b - a) for a, b in zip(reference, other)]))
+    draws = bootstrap_differences(
+        {"reference": reference, "other": other}, "reference", resamples, seed
+    )
+    low, high = np.nanpercentile(draws["other"], [2.5, 97.5])
+    return Difference(observed, float(low), float(high))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", help="the reference model's --per-sample file")
+    parser.add_argument("other", help="the other model's --per-sample file")
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    args = parser.parse_args()
+    reference, other = read_per_sample(args.reference), read_per_sample(args.other)
+    pairs = shared_pairs(reference, other)
+    print(
+        f"other minus reference ({args.other} minus {args.reference}), {args.resamples} resamples"
+    )
+    print(
+        "| validation set | candidate | samples | reference | other | difference (95 % interval) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for config, name in pairs:
+        base, values = reference[config][name], other[config][name]
+        found = paired_difference([base], [values], args.resamples, args.seed)
+        print(
+            f"| {config} | {name} | {base.size} | {np.nanmean(base):.4f} | "
+            f"{np.nanmean(values):.4f} | {found.observed:+.4f} "
+            f"({found.low:+.4f} to {found.high:+.4f}) |"
+        )
+    if len(pairs) > 1:
+        found = paired_difference(
+            [reference[config][name] for config, name in pairs],
+            [other[config][name] for config, name in pairs],
+            args.resamples,
+            args.seed,
+        )
+        print(
+            f"mean over the {len(pairs)} rows: {found.observed:+.4f} "
+            f"({found.low:+.4f} to {found.high:+.4f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
