@@ -4,6 +4,8 @@ import argparse
 
 import pytest
 
+from tests.training.conftest import backgrounds, tiny_config, trained  # noqa: F401 (fixtures)
+
 
 def test_a_scale_list_is_one_pass_per_scale_with_the_default_tiling(compare_scales):
     candidate = compare_scales.parse_scale_set("1,2")
@@ -104,3 +106,33 @@ def test_the_preset_supplies_what_a_pass_does_not_name(compare_scales, tmp_path)
     # The card's visible preset fuses global RX's rank in; auto scores with the network alone.
     assert not np.allclose(maps["auto"], maps["visible"])
     assert np.isfinite(maps["visible"]).all()
+
+
+def test_per_sample_aucs_are_written_for_each_set_and_candidate(
+    compare_scales,
+    tiny_config,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    import json
+    import sys
+
+    import numpy as np
+    import yaml
+
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config.to_dict()), encoding="utf-8")
+    model = trained(tiny_config, 0, tmp_path)
+    output = tmp_path / "per_sample.json"
+    arguments = ["compare_scales", "--model", str(model), "--configs", str(config_path)]
+    arguments += ["--scale-sets", "1", "0.5,1", "--samples", "3", "--min-bands", "1"]
+    monkeypatch.setattr(sys, "argv", [*arguments, "--per-sample", str(output)])
+
+    compare_scales.main()
+
+    record = json.loads(output.read_text())
+    assert record["model"] == str(model)
+    aucs = record["sets"][str(config_path)]
+    assert set(aucs) == {"1", "0.5,1"}
+    assert all(len(values) == 3 for values in aucs.values())
+    assert all(0.0 <= value <= 1.0 for value in np.concatenate(list(aucs.values())))
