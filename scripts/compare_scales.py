@@ -18,7 +18,9 @@ local hyperspectral tiles ``2.5@tile=48@halo=40``, and its input statistics,
 card's networks for it, its tiling, statistics, views and RX weight) apply wherever a
 candidate names none: ``auto`` by default (the ``hyperspectral`` settings for samples of 5
 bands or more), ``visible`` to score visible samples as the visible preset does. Never run
-on benchmark scenes: scale presets are chosen on simulated data. ``--per-sample FILE`` also
+on benchmark scenes: scale presets are chosen on simulated data. ``--fusion-powers 1 4`` scores
+every candidate with each fusion power (the detector's ``--fusion-power``; a column ``S p=4``
+for powers other than 1) from the same maps. ``--per-sample FILE`` also
 writes every sample's AUC per set and candidate as JSON, which ``scripts/paired_bootstrap.py``
 compares between two runs (two models scored on the same samples).
 
@@ -27,7 +29,7 @@ Usage:
         --model resources/models/uniadrs_default.safetensors \\
         --configs configs/experiments/validation_small_spectra.yaml@seed=20261127 \\
         --scale-sets 1,2 2,4 1,2,4 2.5@tile=48@halo=40 [--samples 96] [--preset auto] \\
-        [--per-sample scores.json]
+        [--fusion-powers 1 4] [--per-sample scores.json]
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from osgeo import gdal
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
-from uniadrs_engine.inference.fusion import fuse_score_arrays
+from uniadrs_engine.inference.fusion import check_fusion_power, fuse_score_arrays
 from uniadrs_engine.inference.presets import HYPERSPECTRAL_MIN_BANDS, check_scales
 from uniadrs_engine.inference.views import VIEW_COUNTS
 from uniadrs_engine.model.model_file import LoadedModel, load_model
@@ -189,15 +191,23 @@ def fused(
     samples: Sequence[SimulatedSample],
     maps: Dict[Pass, List[np.ndarray]],
     candidate: Candidate,
+    power: float = 1.0,
 ) -> List[np.ndarray]:
-    """Each sample's map for a candidate: averaged ranks over its valid pixels."""
+    """Each sample's map for a candidate: ranks over its valid pixels, (power) averaged."""
     result = []
     for index, sample in enumerate(samples):
         per_scale = [maps[item][index] for item in candidate.passes]
         result.append(
-            per_scale[0] if len(per_scale) == 1 else fuse_score_arrays(per_scale, sample.valid)
+            per_scale[0]
+            if len(per_scale) == 1
+            else fuse_score_arrays(per_scale, sample.valid, power=power)
         )
     return result
+
+
+def column_name(candidate: Candidate, power: float) -> str:
+    """A candidate's name with its fusion power, ``"0.5,1 p=4"`` (the name alone for 1)."""
+    return candidate.name if power == 1.0 else f"{candidate.name} p={power:g}"
 
 
 def main() -> None:
@@ -211,12 +221,25 @@ def main() -> None:
         "--preset", default="auto", help="preset whose networks and settings apply (auto)"
     )
     parser.add_argument(
+        "--fusion-powers",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="fusion powers each candidate is scored with (1: averaged ranks)",
+    )
+    parser.add_argument(
         "--per-sample", help="also write every sample's AUC per set and candidate (JSON)"
     )
     args = parser.parse_args()
+    powers = [check_fusion_power(power) for power in args.fusion_powers]
+    columns = [
+        (column_name(candidate, power), candidate, power)
+        for candidate in args.scale_sets
+        for power in powers
+    ]
     model = load_model(args.model)
     passes = sorted({item for candidate in args.scale_sets for item in candidate.passes}, key=str)
-    names = [candidate.name for candidate in args.scale_sets]
+    names = [name for name, _, _ in columns]
     print("| validation set | samples | " + " | ".join(f"scales {n}" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     totals: Dict[str, List[float]] = {name: [] for name in names}
@@ -230,10 +253,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="uniadrs-scales-") as folder:
             maps = score_passes(samples, model, passes, Path(folder), args.preset)
         row = []
-        for name, candidate in zip(names, args.scale_sets):
+        for name, candidate, power in columns:
             aucs = [
                 sample_auc(score, sample.labels)
-                for sample, score in zip(samples, fused(samples, maps, candidate))
+                for sample, score in zip(samples, fused(samples, maps, candidate, power))
             ]
             per_sample.setdefault(config_path, {})[name] = aucs
             auc = summarise_aucs(samples, aucs)["auc"]

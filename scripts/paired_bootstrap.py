@@ -6,12 +6,14 @@ samples (the same sets, seeds and sample counts), this prints, for every set and
 the two share, the other model's mean AUC minus the reference's with a 95 % interval from
 paired bootstrap resamples of the set's samples (one row each), and the same for the mean
 over all the rows (each weighing the same; :func:`compare_models.bootstrap_differences`).
+``--candidates A B`` pairs the reference's candidate ``A`` with the other's ``B`` instead of
+each name with itself, e.g. two fusion powers in one file (give the file twice).
 The interval measures how much of a difference the draw of the samples alone could make;
 the experiments' rules in docs/DEFAULT_MODEL.md say whether they read it.
 
 Usage:
     .venv/bin/python scripts/paired_bootstrap.py REFERENCE.json OTHER.json \\
-        [--resamples 2000] [--seed 0]
+        [--candidates "0.5,1" "0.5,1 p=4"] [--resamples 2000] [--seed 0]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from compare_models import bootstrap_differences
@@ -43,27 +45,41 @@ def read_per_sample(path: str) -> Dict[str, Dict[str, np.ndarray]]:
 
 
 def shared_pairs(
-    reference: Dict[str, Dict[str, np.ndarray]], other: Dict[str, Dict[str, np.ndarray]]
-) -> List[Tuple[str, str]]:
-    """``(set, candidate)`` pairs in both files, in the reference's order.
+    reference: Dict[str, Dict[str, np.ndarray]],
+    other: Dict[str, Dict[str, np.ndarray]],
+    candidates: Optional[Tuple[str, str]] = None,
+) -> List[Tuple[str, str, str]]:
+    """``(set, reference candidate, other candidate)`` rows in both files, in the reference's order.
+
+    Args:
+        reference: The reference's per-sample AUCs (:func:`read_per_sample`).
+        other: The other model's.
+        candidates: The reference's candidate and the other's to pair, or None to pair every
+            candidate name with itself.
 
     Raises:
-        ValueError: If none is shared, or a shared set holds different sample counts.
+        ValueError: If no row is shared, or a shared set holds different sample counts.
     """
-    pairs = []
-    for config, candidates in reference.items():
-        for name, values in candidates.items():
-            if name not in other.get(config, {}):
+    rows = []
+    for config, names in reference.items():
+        for name, values in names.items():
+            if candidates is None:
+                paired = name
+            elif name == candidates[0]:
+                paired = candidates[1]
+            else:
                 continue
-            if other[config][name].shape != values.shape:
+            if paired not in other.get(config, {}):
+                continue
+            if other[config][paired].shape != values.shape:
                 raise ValueError(
                     f"{config} ({name}): {values.size} samples against "
-                    f"{other[config][name].size}; score the same samples"
+                    f"{other[config][paired].size}; score the same samples"
                 )
-            pairs.append((config, name))
-    if not pairs:
+            rows.append((config, name, paired))
+    if not rows:
         raise ValueError("the two files share no validation set and candidate")
-    return pairs
+    return rows
 
 
 def paired_difference(
@@ -89,11 +105,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference", help="the reference model's --per-sample file")
     parser.add_argument("other", help="the other model's --per-sample file")
+    parser.add_argument(
+        "--candidates",
+        nargs=2,
+        metavar=("REFERENCE_NAME", "OTHER_NAME"),
+        help="pair these two candidates instead of each name with itself",
+    )
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the resampling")
     args = parser.parse_args()
     reference, other = read_per_sample(args.reference), read_per_sample(args.other)
-    pairs = shared_pairs(reference, other)
+    pairs = shared_pairs(reference, other, tuple(args.candidates) if args.candidates else None)
     print(
         f"other minus reference ({args.other} minus {args.reference}), {args.resamples} resamples"
     )
@@ -101,18 +123,19 @@ def main() -> None:
         "| validation set | candidate | samples | reference | other | difference (95 % interval) |"
     )
     print("|---|---|---|---|---|---|")
-    for config, name in pairs:
-        base, values = reference[config][name], other[config][name]
+    for config, name, paired in pairs:
+        base, values = reference[config][name], other[config][paired]
         found = paired_difference([base], [values], args.resamples, args.seed)
+        label = name if name == paired else f"{name} / {paired}"
         print(
-            f"| {config} | {name} | {base.size} | {np.nanmean(base):.4f} | "
+            f"| {config} | {label} | {base.size} | {np.nanmean(base):.4f} | "
             f"{np.nanmean(values):.4f} | {found.observed:+.4f} "
             f"({found.low:+.4f} to {found.high:+.4f}) |"
         )
     if len(pairs) > 1:
         found = paired_difference(
-            [reference[config][name] for config, name in pairs],
-            [other[config][name] for config, name in pairs],
+            [reference[config][name] for config, name, _ in pairs],
+            [other[config][paired] for config, _, paired in pairs],
             args.resamples,
             args.seed,
         )

@@ -23,7 +23,9 @@ def test_only_shared_sets_and_candidates_are_paired(paired_bootstrap, tmp_path):
     other = paired_bootstrap.read_per_sample(
         write_record(tmp_path / "v.json", {"a": {"0.5,1": [0.6, 0.6], "1": [0.1, 0.2]}})
     )
-    assert paired_bootstrap.shared_pairs(reference, other) == [("a", "0.5,1")]
+    assert paired_bootstrap.shared_pairs(reference, other) == [("a", "0.5,1", "0.5,1")]
+    # Named candidates pair across names (two fusion powers of one file).
+    assert paired_bootstrap.shared_pairs(reference, other, ("0.5,1", "1")) == [("a", "0.5,1", "1")]
     with pytest.raises(ValueError, match="share no"):
         paired_bootstrap.shared_pairs({"b": reference["b"]}, other)
 

@@ -4,7 +4,11 @@ Score maps at different input scales, or of different detectors (the network and
 are not on the same footing (one scale may give higher scores overall, RX gives squared
 Mahalanobis distances), so they are fused by rank: each map's scores go through that map's
 empirical cumulative distribution (CDF) over the raster's valid pixels, and the fused score
-is the (weighted) mean of those CDF values (in ``[0, 1]``; higher = more anomalous).
+is the (weighted) mean of those CDF values (in ``[0, 1]``; higher = more anomalous). A
+*fusion power* ``p`` above 1 takes their weighted power mean ``(sum w_i c_i^p)^(1/p)``
+instead (:func:`power_mean`): 1 is the plain mean (a pixel must rank high at every scale),
+larger powers come nearer to the maximum (a pixel that ranks high at any one scale is kept
+high), which suits objects whose size fits only some of the scales.
 Unbounded scores (``>= 0``, such as RX distances) are mapped to ``[0, 1)`` by
 ``s / (1 + s)`` first (:func:`to_unit_interval`), which keeps their order.
 
@@ -44,6 +48,9 @@ HISTOGRAM_BINS = 65536
 
 #: The bins cover logits in ``[-LOGIT_RANGE, LOGIT_RANGE]``; scores beyond fall in the ends.
 LOGIT_RANGE = 16.0
+
+#: Largest fusion power: beyond it the power mean is the maximum to within 0.1 % of a rank.
+MAX_FUSION_POWER = 64.0
 
 #: Called with each written block's values and validity (e.g. to summarise the output).
 BlockObserver = Callable[[np.ndarray, np.ndarray], None]
@@ -150,6 +157,69 @@ def fusion_weights(scale_count: int, rx_weight: float = 0.0) -> List[float]:
     return weights + ([float(rx_weight)] if rx_weight > 0 else [])
 
 
+def check_fusion_power(power: float) -> float:
+    """Returns ``power`` if it lies in ``[1, MAX_FUSION_POWER]``.
+
+    Raises:
+        InputError: Otherwise.
+    """
+    value = float(power)
+    if not 1.0 <= value <= MAX_FUSION_POWER:
+        raise InputError(
+            f"the fusion power must be at least 1 and at most {MAX_FUSION_POWER:g}, got {power}"
+        )
+    return value
+
+
+class PowerMean:
+    """Running weighted power mean ``(sum w_i c_i^p)^(1/p)`` of maps in ``[0, 1]``.
+
+    Args:
+        shape: Shape of the maps.
+        power: Fusion power ``p`` (1: the weighted mean), checked by :func:`check_fusion_power`.
+
+    Example:
+        >>> import numpy as np
+        >>> total = PowerMean((1,), power=2.0)
+        >>> total.add(np.array([0.0]), 0.5); total.add(np.array([1.0]), 0.5)
+        >>> [round(float(value), 3) for value in total.result()]
+        [0.707]
+    """
+
+    def __init__(self, shape: Sequence[int], power: float = 1.0) -> None:
+        self.power = check_fusion_power(power)
+        self.total = np.zeros(tuple(shape), dtype=np.float32)
+
+    def add(self, values: np.ndarray, weight: float) -> None:
+        """Adds one map (values in ``[0, 1]``) with its weight."""
+        values = np.asarray(values, dtype=np.float32)
+        if self.power != 1.0:
+            values = np.power(values, np.float32(self.power))
+        self.total += np.float32(weight) * values
+
+    def result(self) -> np.ndarray:
+        """The power mean of the maps added, float32 in ``[0, 1]``."""
+        if self.power == 1.0:
+            return self.total
+        return np.power(np.clip(self.total, 0.0, 1.0), np.float32(1.0 / self.power))
+
+
+def power_mean(
+    maps: Sequence[np.ndarray], weights: Sequence[float], power: float = 1.0
+) -> np.ndarray:
+    """Weighted power mean of maps in ``[0, 1]`` (weights summing to 1), float32.
+
+    Example:
+        >>> import numpy as np
+        >>> power_mean([np.array([0.2]), np.array([0.8])], [0.5, 0.5]).tolist()
+        [0.5]
+    """
+    total = PowerMean(np.shape(maps[0]), power)
+    for values, weight in zip(maps, weights):
+        total.add(values, weight)
+    return total.result()
+
+
 def check_rx_weight(rx_weight: float) -> float:
     """Returns ``rx_weight`` if it lies in ``[0, 1)``.
 
@@ -170,8 +240,9 @@ def fuse_score_rasters(
     reporter: Optional[ProgressReporter] = None,
     observer: Optional[BlockObserver] = None,
     weights: Optional[Sequence[float]] = None,
+    power: float = 1.0,
 ) -> None:
-    """Writes the weighted mean of each map's CDF-transformed scores, strip by strip.
+    """Writes the weighted (power) mean of each map's CDF-transformed scores, strip by strip.
 
     A pixel is valid in the output only where it is valid in every map.
 
@@ -183,11 +254,14 @@ def fuse_score_rasters(
         reporter: Progress and cancellation.
         observer: Optional callable receiving every written block's values and validity.
         weights: Weight of each map (summing to 1), or None for equal weights.
+        power: Fusion power (1: the weighted mean; see :class:`PowerMean`).
 
     Raises:
         CancelledError: If the reporter asks to stop.
+        InputError: If the power is out of range.
     """
     weights = _checked_weights(len(score_paths), len(histograms), weights)
+    check_fusion_power(power)
     reporter = reporter or ProgressReporter()
     sources = [open_raster(path) for path in score_paths]
     try:
@@ -199,12 +273,13 @@ def fuse_score_rasters(
         )
         for index, window in enumerate(windows):
             reporter.check_cancelled()
-            fused = np.zeros((window.ysize, window.xsize), dtype=np.float32)
+            total = PowerMean((window.ysize, window.xsize), power)
             valid = np.ones((window.ysize, window.xsize), dtype=bool)
             for source, histogram, weight in zip(sources, histograms, weights):
                 block = source.read_window(window)
                 valid &= block.valid
-                fused += np.float32(weight) * histogram.cdf(block.data[0])
+                total.add(histogram.cdf(block.data[0]), weight)
+            fused = total.result()
             writer.write(window, fused, valid)
             if observer is not None:
                 observer(fused, valid)
@@ -233,6 +308,7 @@ def fuse_score_arrays(
     valid: Optional[np.ndarray] = None,
     weights: Optional[Sequence[float]] = None,
     unbounded: Optional[Sequence[bool]] = None,
+    power: float = 1.0,
 ) -> np.ndarray:
     """Fuses in-memory score maps of one image by averaged ranks (same rule as the rasters).
 
@@ -242,13 +318,14 @@ def fuse_score_arrays(
         weights: Weight of each map (summing to 1), or None for equal weights.
         unbounded: Per map, whether its scores are unbounded (see :class:`ScoreHistogram`);
             all bounded by default.
+        power: Fusion power (1: the weighted mean of the ranks; see :class:`PowerMean`).
     """
     weights = _checked_weights(len(score_maps), len(score_maps), weights)
     kinds = [False] * len(score_maps) if unbounded is None else list(unbounded)
     use = np.ones(score_maps[0].shape, dtype=bool) if valid is None else valid
-    fused = np.zeros(score_maps[0].shape, dtype=np.float32)
+    total = PowerMean(score_maps[0].shape, power)
     for score_map, weight, kind in zip(score_maps, weights, kinds):
         histogram = ScoreHistogram(unbounded=kind)
         histogram.add(score_map[use])
-        fused += np.float32(weight) * histogram.cdf(score_map)
-    return fused
+        total.add(histogram.cdf(score_map), weight)
+    return total.result()
