@@ -120,6 +120,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
     OBJECT_SIZE = "OBJECT_SIZE"
     OBJECT_SIZE_UNITS = "OBJECT_SIZE_UNITS"
     RX_WEIGHT = "RX_WEIGHT"
+    FUSION_POWER = "FUSION_POWER"
     NETWORKS = "NETWORKS"
     TILE = "TILE"
     HALO = "HALO"
@@ -214,6 +215,22 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             )
         )
         self.addParameter(make_advanced(rx_weight))
+        fusion_power = QgsProcessingParameterNumber(
+            self.FUSION_POWER,
+            tr("Power of the fusion of scales (empty: the preset's)"),
+            QgsProcessingParameterNumber.Double,
+            optional=True,
+            minValue=1.0,
+        )
+        fusion_power.setHelp(
+            tr(
+                "Several input scales are fused by a power mean of their ranks: 1 averages "
+                "them (a pixel must rank high at every scale), larger powers (up to 64) come "
+                "nearer to their maximum (a pixel that ranks high at any one scale stays high). "
+                "Empty: the preset's power."
+            )
+        )
+        self.addParameter(make_advanced(fusion_power))
         networks = QgsProcessingParameterString(
             self.NETWORKS,
             tr("Networks of the model to score with (e.g. 5,6; empty: the preset's)"),
@@ -360,6 +377,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         ]
         halo = parameters.get(self.HALO)
         rx_weight = parameters.get(self.RX_WEIGHT)
+        fusion_power = parameters.get(self.FUSION_POWER)
         tile = self.parameterAsInt(parameters, self.TILE, context)
         detector = engine_module("uniadrs_engine.inference.detector")
         options = detector.DetectionOptions(
@@ -379,6 +397,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             rx_weight=None
             if rx_weight in (None, "")
             else self.parameterAsDouble(parameters, self.RX_WEIGHT, context),
+            fusion_power=None
+            if fusion_power in (None, "")
+            else self.parameterAsDouble(parameters, self.FUSION_POWER, context),
             networks=self.number_list(parameters, self.NETWORKS, context, "network"),
             normalisation_scope=STATISTICS_SCOPES[
                 self.parameterAsEnum(parameters, self.STATISTICS, context)
@@ -397,6 +418,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         feedback.pushInfo(
             f"Device: {report.device}; scales: {', '.join(f'{s:g}' for s in report.scales)}"
             + (f" + global RX (weight {report.rx_weight:g})" if report.rx_weight > 0 else "")
+            + (f"; fusion power {report.fusion_power:g}" if report.fusion_power != 1 else "")
             + (f"; {report.views} views a tile" if report.views > 1 else "")
             + f"; {report.tile_count} tile(s) in {report.seconds:.1f} s"
         )

@@ -138,6 +138,22 @@ def test_detect_with_views(model_file: Path, scene_path: Path, tmp_path: Path, c
     assert np.abs(one - four).max() > 1e-4
 
 
+def test_detect_with_a_fusion_power(
+    model_file: Path, scene_path: Path, tmp_path: Path, capsys
+) -> None:
+    args = ["detect", str(scene_path), "--model", str(model_file), "--device", "cpu", "--quiet"]
+    scales = ["--scale", "0.5,1"]
+    assert main([*args[:2], str(tmp_path / "mean.tif"), *args[2:], *scales]) == 0
+    assert "fusion power" not in capsys.readouterr().out
+    power = [*scales, "--fusion-power", "8"]
+    assert main([*args[:2], str(tmp_path / "p8.tif"), *args[2:], *power]) == 0
+    assert "scale 0.5, 1 (fusion power 8) |" in capsys.readouterr().out
+    mean, p8 = (gdal.Open(str(tmp_path / name)).ReadAsArray() for name in ("mean.tif", "p8.tif"))
+    assert (p8 >= mean - 1e-5).all() and np.abs(p8 - mean).max() > 1e-3
+    bad = [*args[:2], str(tmp_path / "bad.tif"), *args[2:], *scales, "--fusion-power", "0.5"]
+    assert "fusion power must be at least 1" in _run_error(bad, capsys)
+
+
 def _run_error(args: list, capsys) -> str:
     status = main(args)
     captured = capsys.readouterr()

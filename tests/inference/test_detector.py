@@ -242,6 +242,40 @@ def test_fusion_with_global_rx_weighs_the_ranks_of_network_and_rx(
     ]
 
 
+def test_a_fusion_power_fuses_the_scales_as_the_arrays_are_fused(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    """Two scales fused at power 4 (the options' or the preset's) equal the in-memory power
+    mean of each scale's ranks; power 1 is the average."""
+    _, path = scene
+    options = _options(loaded_model, tile=48, halo=16)
+    singles = [
+        _read_scores(
+            detect_raster(path, tmp_path / f"{s}.tif", replace(options, scales=[s])).output_path
+        )
+        for s in (0.5, 1.0)
+    ]
+    average = detect_raster(path, tmp_path / "p1.tif", replace(options, scales=[0.5, 1.0]))
+    assert average.fusion_power == 1.0 and "fusion power" not in average.summary_line()
+    powered = detect_raster(
+        path, tmp_path / "p4.tif", replace(options, scales=[0.5, 1.0], fusion_power=4.0)
+    )
+    assert powered.fusion_power == 4.0 and "(fusion power 4)" in powered.summary_line()
+    expected = fuse_score_arrays(singles, power=4.0)
+    np.testing.assert_allclose(_read_scores(tmp_path / "p4.tif"), expected, atol=1e-4)
+    assert np.abs(_read_scores(tmp_path / "p1.tif") - expected).max() > 0.01
+    card = replace(
+        loaded_model.card, presets={"visible": {"scales": [0.5, 1.0], "fusion_power": 4}}
+    )
+    by_preset = DetectionOptions(
+        model=replace(loaded_model, card=card), device="cpu", preset="visible", tile=48, halo=16
+    )
+    assert detect_raster(path, tmp_path / "v.tif", by_preset).fusion_power == 4.0
+    np.testing.assert_allclose(_read_scores(tmp_path / "v.tif"), expected, atol=1e-4)
+    with pytest.raises(InputError, match="fusion power"):
+        detect_raster(path, tmp_path / "bad.tif", replace(options, fusion_power=0.0))
+
+
 def test_the_preset_sets_the_rx_weight_unless_the_options_do(
     scene, loaded_model, tmp_path: Path
 ) -> None:

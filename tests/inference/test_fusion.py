@@ -144,3 +144,47 @@ def test_weighted_fusion_of_a_bounded_and_an_unbounded_map() -> None:
         fuse_score_arrays([network, distances], weights=[0.5, 0.6])
     with pytest.raises(ValueError, match="weights"):
         fuse_score_arrays([network, distances], weights=[1.0])
+
+
+def test_a_fusion_power_moves_the_fused_rank_from_the_mean_towards_the_maximum() -> None:
+    rng = np.random.default_rng(7)
+    maps = [rng.random((20, 30), dtype=np.float32) for _ in range(2)]
+    ranks = [fuse_score_arrays([values]) for values in maps]
+    mean = fuse_score_arrays(maps)
+    np.testing.assert_allclose(fuse_score_arrays(maps, power=1.0), mean)
+    np.testing.assert_allclose(mean, (ranks[0] + ranks[1]) / 2, atol=1e-6)
+    previous = mean
+    for power in (2.0, 4.0, 16.0, 64.0):
+        fused = fuse_score_arrays(maps, power=power)
+        assert (fused >= previous - 1e-6).all()  # a power mean grows with its power
+        previous = fused
+    highest = np.maximum(ranks[0], ranks[1])
+    assert (previous <= highest + 1e-6).all() and np.abs(previous - highest).max() < 0.02
+    expected = np.sqrt((ranks[0] ** 2 + ranks[1] ** 2) / 2)
+    np.testing.assert_allclose(fuse_score_arrays(maps, power=2.0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("power", [0.5, 0.0, -1.0, 65.0, float("nan")])
+def test_a_fusion_power_out_of_range_is_refused(power: float) -> None:
+    with pytest.raises(InputError, match="fusion power"):
+        fuse_score_arrays([np.zeros((2, 2))], power=power)
+
+
+def test_rasters_are_fused_with_the_same_power_as_arrays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    maps = [rng.random((40, 50)).astype(np.float32) for _ in range(3)]
+    valid = np.ones((40, 50), dtype=bool)
+    valid[:4, :6] = False
+    paths, histograms = [], []
+    for index, score_map in enumerate(maps):
+        stored = np.where(valid, score_map, SCORE_NODATA).astype(np.float32)
+        paths.append(write_raster(tmp_path / f"s{index}.tif", stored, nodata=SCORE_NODATA))
+        histograms.append(ScoreHistogram())
+        histograms[-1].add(score_map[valid])
+    with open_raster(paths[0]) as like, ScoreRasterWriter(tmp_path / "fused.tif", like) as writer:
+        fuse_score_rasters(paths, histograms, writer, memory_mb=0.001, power=4.0)
+    with open_raster(tmp_path / "fused.tif") as source:
+        block = source.read_window(source.full_window())
+    expected = fuse_score_arrays(maps, valid, power=4.0)
+    assert np.abs(expected - fuse_score_arrays(maps, valid)).max() > 0.05
+    np.testing.assert_allclose(block.data[0][valid], expected[valid], atol=1e-5)

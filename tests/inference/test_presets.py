@@ -59,6 +59,10 @@ def test_model_card_presets_override_the_table() -> None:
     assert PRESETS["sar"].views == 1
     with pytest.raises(InputError, match="number of views"):
         get_preset("bad", {"bad": {"views": 3}})
+    assert get_preset("visible", {"visible": {"fusion_power": "4"}}).fusion_power == 4.0
+    assert all(preset.fusion_power == 1.0 for preset in PRESETS.values())
+    with pytest.raises(InputError, match="fusion power"):
+        get_preset("bad", {"bad": {"fusion_power": 0.5}})
 
 
 def test_a_presets_card_entry_reads_back_as_the_same_preset() -> None:
@@ -70,6 +74,7 @@ def test_a_presets_card_entry_reads_back_as_the_same_preset() -> None:
         rx_weight=0.25,
         networks=(1, 2, 9),
         views=4,
+        fusion_power=4.0,
     )
     for preset in (*PRESETS.values(), changed):
         entry = preset.card_entry()

@@ -142,6 +142,29 @@ def test_detect_with_views(provider, scene, tiny_model, tmp_path):
     )
 
 
+def test_detect_with_a_fusion_power(provider, scene, tiny_model, tmp_path):
+    """The fusion power reaches the engine; empty leaves the preset's (1, the average)."""
+    feedback, messages = _recording_feedback()
+    result = processing.run(
+        ALGORITHM,
+        _parameters(scene, tiny_model, tmp_path / "p.tif", FUSION_POWER=4.0, SCALES="0.5,1"),
+        feedback=feedback,
+    )
+    options = dict(model=str(tiny_model), device="cpu", scales=[0.5, 1.0])
+    engine = detect_raster(scene, tmp_path / "e.tif", DetectionOptions(fusion_power=4.0, **options))
+    average = detect_raster(scene, tmp_path / "a.tif", DetectionOptions(**options))
+    scores = read_band(result["OUTPUT"])
+    np.testing.assert_allclose(scores, read_band(engine.output_path), rtol=1e-6)
+    assert np.abs(scores - read_band(average.output_path)).max() > 1e-4
+    assert "; fusion power 4;" in "\n".join(messages)
+    default = processing.run(
+        ALGORITHM, _parameters(scene, tiny_model, tmp_path / "d.tif", SCALES="0.5,1")
+    )
+    np.testing.assert_allclose(
+        read_band(default["OUTPUT"]), read_band(average.output_path), rtol=1e-6
+    )
+
+
 def test_view_choices_are_the_engine_s_counts():
     from qgis_plugin.algorithms.detect import VIEW_CHOICES
     from uniadrs_engine.inference.views import VIEW_COUNTS

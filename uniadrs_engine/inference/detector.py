@@ -84,6 +84,7 @@ from uniadrs_engine.errors import DeviceError, InputError
 from uniadrs_engine.inference.device import describe_device, resolve_device
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
+    check_fusion_power,
     check_rx_weight,
     fuse_score_rasters,
     fusion_weights,
@@ -168,6 +169,8 @@ class DetectionOptions:
         views: Test-time views averaged per tile (1, 2, 4 or 8: the tile as is, mirrored,
             turned; see :mod:`uniadrs_engine.inference.views`), or None for the preset's.
             Each view is one more forward pass.
+        fusion_power: Power of the mean that fuses several scales' ranks (1: their
+            average; up to 64: near their maximum), or None for the preset's.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -185,6 +188,7 @@ class DetectionOptions:
     networks: Optional[Sequence[int]] = None
     normalisation_scope: Optional[str] = None
     views: Optional[int] = None
+    fusion_power: Optional[float] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -204,6 +208,8 @@ class DetectionOptions:
             check_normalisation_scope(self.normalisation_scope)
         if self.views is not None:
             check_views(self.views)
+        if self.fusion_power is not None:
+            check_fusion_power(self.fusion_power)
 
 
 @dataclass
@@ -228,6 +234,7 @@ class DetectionReport:
         network_total: How many networks the model has.
         normalisation_scope: Where the input statistics came from (``raster`` or ``tile``).
         views: Test-time views averaged per tile.
+        fusion_power: Power of the mean that fused the maps' ranks (1: their average).
     """
 
     output_path: Path
@@ -247,6 +254,7 @@ class DetectionReport:
     network_total: int = 1
     normalisation_scope: str = RASTER_SCOPE
     views: int = 1
+    fusion_power: float = 1.0
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
@@ -254,10 +262,12 @@ class DetectionReport:
         rx = f" + global RX (weight {self.rx_weight:g})" if self.rx_weight > 0 else ""
         statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
         views = f" | {self.views} views" if self.views > 1 else ""
+        fused = len(self.scales) > 1 or self.rx_weight > 0
+        power = f" (fusion power {self.fusion_power:g})" if fused and self.fusion_power != 1 else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
-            f"{statistics}{views} | "
+            f"{power}{statistics}{views} | "
             f"{self.describe_networks()} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
@@ -604,6 +614,9 @@ def detect_raster(
         halo = DEFAULT_HALO if halo is None else halo
         scope = options.normalisation_scope or preset.normalisation_scope
         views = options.views if options.views is not None else preset.views
+        fusion_power = (
+            options.fusion_power if options.fusion_power is not None else preset.fusion_power
+        )
         window_statistics = scope == TILE_SCOPE
         # Members run one after the other: the widest one sets the peak of a tile.
         widest = max(card.member_configs, key=lambda config: config.stem_width)
@@ -697,6 +710,7 @@ def detect_raster(
                         reporter.sub(fusion_start, 1.0),
                         summary.add,
                         fusion_weights(len(plans), rx_weight),
+                        fusion_power,
                     )
         finally:
             for path in temporary_paths:
@@ -721,4 +735,5 @@ def detect_raster(
         network_total=network_total,
         normalisation_scope=scope,
         views=views,
+        fusion_power=fusion_power,
     )

@@ -188,20 +188,31 @@ class PowerMean:
 
     def __init__(self, shape: Sequence[int], power: float = 1.0) -> None:
         self.power = check_fusion_power(power)
-        self.total = np.zeros(tuple(shape), dtype=np.float32)
+        shape = tuple(shape)
+        self.total = np.zeros(shape, dtype=np.float64 if self.power != 1.0 else np.float32)
+        # For p > 1 the sum is kept relative to the largest value so far,
+        # sum w_i (c_i / largest)^p, which neither underflows nor loses small ranks.
+        self.largest = np.zeros(shape, dtype=np.float64) if self.power != 1.0 else None
 
     def add(self, values: np.ndarray, weight: float) -> None:
         """Adds one map (values in ``[0, 1]``) with its weight."""
-        values = np.asarray(values, dtype=np.float32)
-        if self.power != 1.0:
-            values = np.power(values, np.float32(self.power))
-        self.total += np.float32(weight) * values
+        if self.largest is None:
+            self.total += np.float32(weight) * np.asarray(values, dtype=np.float32)
+            return
+        values = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+        largest = np.maximum(self.largest, values)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = np.where(largest > 0, self.largest / largest, 0.0) ** self.power
+            added = np.where(largest > 0, values / largest, 0.0) ** self.power
+        self.total = self.total * kept + weight * added
+        self.largest = largest
 
     def result(self) -> np.ndarray:
         """The power mean of the maps added, float32 in ``[0, 1]``."""
-        if self.power == 1.0:
+        if self.largest is None:
             return self.total
-        return np.power(np.clip(self.total, 0.0, 1.0), np.float32(1.0 / self.power))
+        fused = self.largest * np.clip(self.total, 0.0, 1.0) ** (1.0 / self.power)
+        return fused.astype(np.float32)
 
 
 def power_mean(
@@ -266,8 +277,9 @@ def fuse_score_rasters(
     sources = [open_raster(path) for path in score_paths]
     try:
         # per map: the read (raw, float32, mask); per strip: the float64 temporaries of one
-        # CDF (positions, logits, indices, interpolation), the fused sum and the written copy
-        bytes_per_pixel = 12 * len(sources) + 96
+        # CDF (positions, logits, indices, interpolation), the fused sum and the written copy;
+        # a power above 1 adds PowerMean's float64 sum, largest value and three temporaries
+        bytes_per_pixel = 12 * len(sources) + 96 + (40 if power != 1.0 else 0)
         windows = block_windows(
             writer.width, writer.height, bytes_per_pixel, memory_mb, sources[0].block_size
         )

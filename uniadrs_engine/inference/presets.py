@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.inference.fusion import check_rx_weight
+from uniadrs_engine.inference.fusion import check_fusion_power, check_rx_weight
 from uniadrs_engine.inference.views import check_views
 from uniadrs_engine.raster.normalisation import RASTER_SCOPE, check_normalisation_scope
 
@@ -64,6 +64,9 @@ class Preset:
             tile's read window (:data:`~uniadrs_engine.raster.normalisation.NORMALISATION_SCOPES`).
         views: Test-time views averaged per tile (1, 2, 4 or 8; see
             :mod:`uniadrs_engine.inference.views`); each costs one more forward pass.
+        fusion_power: Power of the mean that fuses the scales' ranks, 1 (their average: a
+            pixel must rank high at every scale) to 64 (near their maximum: at any one
+            scale); see :class:`~uniadrs_engine.inference.fusion.PowerMean`.
     """
 
     name: str
@@ -75,6 +78,7 @@ class Preset:
     networks: Optional[Tuple[int, ...]] = None
     normalisation_scope: str = RASTER_SCOPE
     views: int = 1
+    fusion_power: float = 1.0
 
     def card_entry(self) -> Dict[str, Any]:
         """The preset as a model card's ``presets`` entry (the inverse of :func:`get_preset`).
@@ -93,6 +97,7 @@ class Preset:
             "rx_weight": self.rx_weight,
             "normalisation_scope": self.normalisation_scope,
             "views": self.views,
+            "fusion_power": self.fusion_power,
         }
         if self.networks is not None:
             entry["networks"] = list(self.networks)
@@ -154,6 +159,8 @@ def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> 
             value = str(value)
         elif key == "views":
             value = check_views(value)
+        elif key == "fusion_power":
+            value = check_fusion_power(value)
         changes[key] = value
     return replace(base, name=name, **changes)
 
@@ -182,6 +189,7 @@ def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]
     check_rx_weight(preset.rx_weight)
     check_normalisation_scope(preset.normalisation_scope)
     check_views(preset.views)
+    check_fusion_power(preset.fusion_power)
     return preset
 
 

@@ -91,6 +91,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--fusion-power",
+        type=float,
+        default=None,
+        metavar="P",
+        help=(
+            "power of the mean that fuses several scales' ranks: 1 averages them (a pixel "
+            "must rank high at every scale), larger powers up to 64 come nearer to their "
+            "maximum (at any one scale) (default: the preset's)"
+        ),
+    )
+    parser.add_argument(
         "--networks",
         type=network_list,
         default=None,
@@ -181,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         networks=args.networks,
         normalisation_scope=args.normalisation_scope,
         views=args.views,
+        fusion_power=args.fusion_power,
     )
     with progress_bar("detect ", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)

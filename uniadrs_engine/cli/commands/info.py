@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
     if not presets:
         return ["presets: the engine's built-in ones"]
-    lines = ["presets (input scales fused by averaged ranks; tile in input pixels):"]
+    lines = ["presets (input scales fused by (power-)averaged ranks; tile in input pixels):"]
     for name, values in presets.items():
         scales = ", ".join(f"{float(scale):g}" for scale in values.get("scales", []))
         extras = [f"tile {values['tile']}"] if values.get("tile") else []
@@ -81,6 +81,8 @@ def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
             extras.append("statistics per tile")
         if int(values.get("views") or 1) > 1:
             extras.append(f"{int(values['views'])} views")
+        if float(values.get("fusion_power") or 1) != 1:
+            extras.append(f"fusion power {float(values['fusion_power']):g}")
         lines.append(f"  {name:<14} scales {scales}" + "".join(f", {item}" for item in extras))
     return lines
 
