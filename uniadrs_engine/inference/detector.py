@@ -5,7 +5,8 @@ the model card says with statistics of the whole raster (one streaming pass: per
 maxima, or mean and covariance for spectral whitening), scores it tile by
 tile at one or more input scales and writes a float32 score GeoTIFF on the input's grid
 (nodata :data:`~uniadrs_engine.raster.writer.SCORE_NODATA` where the input is invalid).
-Several scales are fused by averaged ranks (:mod:`uniadrs_engine.inference.fusion`); with an
+Several scales are fused by a (power) mean of their ranks (:mod:`uniadrs_engine.inference.fusion`,
+``DetectionOptions.fusion_power`` or the preset's); with an
 RX weight above 0 (``DetectionOptions.rx_weight`` or the preset's), global RX of the same
 bands is computed too (its mean and covariance come from the same statistics pass) and its
 rank is fused with the network's at that weight. With the normalisation scope ``tile``
@@ -221,7 +222,7 @@ class DetectionReport:
         seconds: Wall time.
         tile_count: Tiles scored, over all scales.
         device: The device used, in words.
-        scales: Input scales used (several are fused by averaged ranks).
+        scales: Input scales used (several are fused by a mean of their ranks).
         score_min: Smallest output score over valid pixels.
         score_max: Largest output score.
         score_mean: Mean output score.

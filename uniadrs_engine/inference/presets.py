@@ -3,9 +3,10 @@
 The network separates small deviating regions (anomalies, roughly 15–55 px at its input)
 from large ones (normal objects), so the *input scale* matters: a raster is resampled by the
 scale before scoring and the score map back afterwards. A preset bundles the scales (several
-are fused by averaged ranks, see :mod:`uniadrs_engine.inference.fusion`), the core tile size
-and the halo of context for one modality. This module holds the ONE table of built-in presets
-(:data:`PRESETS`); a model card's ``presets`` entries override it for that model.
+are fused by a (power) mean of their ranks, see :mod:`uniadrs_engine.inference.fusion`), the
+core tile size and the halo of context for one modality. This module holds the ONE table of
+built-in presets (:data:`PRESETS`); a model card's ``presets`` entries override it for that
+model.
 
 Scale choice, by priority: explicit scales; an expected object size (``30 / size`` in
 pixels, see :func:`scale_for_object_size`); the preset's scales.
@@ -50,7 +51,7 @@ class Preset:
 
     Attributes:
         name: Preset name.
-        scales: Input scales; several are fused by averaged ranks.
+        scales: Input scales; several are fused by a mean of their ranks (``fusion_power``).
         tile: Core tile size in network input pixels (raster pixels at scale 1).
         halo: Context on each side of a tile in network input pixels, or None for
             :data:`DEFAULT_HALO`.
@@ -107,12 +108,15 @@ class Preset:
 #: The built-in presets. Their scales are fixed in advance, never tuned on benchmark scenes:
 #: the network scores deviations of about 15-55 px at its input best (~30 px), so each
 #: modality's scales bring its typical anomaly size in pixels near that, and two scales an
-#: octave apart are fused (averaged ranks) because sizes vary within a modality:
+#: octave apart are fused (a mean of ranks) because sizes vary within a modality:
 #:
 #: * hyperspectral (1, 2): anomalies in airborne/spaceborne cubes are mostly 1-10 px
 #:   (vehicles, roofs, aircraft at 1-20 m) and are found by their spectra; upsampling brings
 #:   the small ones towards the network's range.
-#: * visible (0.5, 1): vehicles, aircraft and ships in 0.3-1 m RGB are about 15-80 px.
+#: * visible (0.5, 1): vehicles, aircraft and ships in 0.3-1 m RGB are about 15-80 px; their
+#:   ranks are fused at power 3, nearer to the maximum than the average, so that an object
+#:   that fits one scale and looks large (normal) at the other stays high (chosen on
+#:   simulated data, docs/DEFAULT_MODEL.md experiments 47-48).
 #: * sar (0.5, 1): ships in high-resolution SAR chips are about 10-60 px long.
 #: * infrared (1, 2): infrared *small* targets are by definition under about 9x9 px.
 #: * lowlight (0.5, 1): lights, vehicles and vessels at night are about 10-40 px.
@@ -127,7 +131,12 @@ PRESETS: Dict[str, Preset] = {
             description="any modality: hyperspectral settings from 5 bands, else two fused scales",
         ),
         Preset("hyperspectral", (1.0, 2.0), description="hyperspectral cubes (spectral anomalies)"),
-        Preset("visible", (0.5, 1.0), description="RGB / multispectral aerial or satellite"),
+        Preset(
+            "visible",
+            (0.5, 1.0),
+            description="RGB / multispectral aerial or satellite",
+            fusion_power=3.0,
+        ),
         Preset("sar", (0.5, 1.0), description="synthetic aperture radar amplitude"),
         Preset("infrared", (1.0, 2.0), description="thermal infrared (small targets)"),
         Preset("lowlight", (0.5, 1.0), description="night-time / low-light imagery"),
