@@ -6,7 +6,7 @@ Mahalanobis distances), so they are fused by rank: each map's scores go through 
 empirical cumulative distribution (CDF) over the raster's valid pixels, and the fused score
 is the (weighted) mean of those CDF values (in ``[0, 1]``; higher = more anomalous). A
 *fusion power* ``p`` above 1 takes their weighted power mean ``(sum w_i c_i^p)^(1/p)``
-instead (:func:`power_mean`): 1 is the plain mean (a pixel must rank high at every scale),
+instead (:class:`PowerMean`): 1 is the plain mean (a pixel must rank high at every scale),
 larger powers come nearer to the maximum (a pixel that ranks high at any one scale is kept
 high), which suits objects whose size fits only some of the scales.
 Unbounded scores (``>= 0``, such as RX distances) are mapped to ``[0, 1)`` by
@@ -49,7 +49,8 @@ HISTOGRAM_BINS = 65536
 #: The bins cover logits in ``[-LOGIT_RANGE, LOGIT_RANGE]``; scores beyond fall in the ends.
 LOGIT_RANGE = 16.0
 
-#: Largest fusion power: beyond it the power mean is the maximum to within 0.1 % of a rank.
+#: Largest fusion power: there the power mean of two equally weighted ranks is within 1.1 %
+#: of their maximum (at least ``0.5 ** (1 / 64)`` of it).
 MAX_FUSION_POWER = 64.0
 
 #: Called with each written block's values and validity (e.g. to summarise the output).
@@ -215,22 +216,6 @@ class PowerMean:
         return fused.astype(np.float32)
 
 
-def power_mean(
-    maps: Sequence[np.ndarray], weights: Sequence[float], power: float = 1.0
-) -> np.ndarray:
-    """Weighted power mean of maps in ``[0, 1]`` (weights summing to 1), float32.
-
-    Example:
-        >>> import numpy as np
-        >>> power_mean([np.array([0.2]), np.array([0.8])], [0.5, 0.5]).tolist()
-        [0.5]
-    """
-    total = PowerMean(np.shape(maps[0]), power)
-    for values, weight in zip(maps, weights):
-        total.add(values, weight)
-    return total.result()
-
-
 def check_rx_weight(rx_weight: float) -> float:
     """Returns ``rx_weight`` if it lies in ``[0, 1)``.
 
@@ -278,8 +263,9 @@ def fuse_score_rasters(
     try:
         # per map: the read (raw, float32, mask); per strip: the float64 temporaries of one
         # CDF (positions, logits, indices, interpolation), the fused sum and the written copy;
-        # a power above 1 adds PowerMean's float64 sum, largest value and three temporaries
-        bytes_per_pixel = 12 * len(sources) + 96 + (40 if power != 1.0 else 0)
+        # a power above 1 adds PowerMean's float64 sum and largest value, both kept while
+        # their successors are made, and three float64 temporaries
+        bytes_per_pixel = 12 * len(sources) + 96 + (56 if power != 1.0 else 0)
         windows = block_windows(
             writer.width, writer.height, bytes_per_pixel, memory_mb, sources[0].block_size
         )
