@@ -271,6 +271,9 @@ def test_a_fusion_power_fuses_the_scales_as_the_arrays_are_fused(
         model=replace(loaded_model, card=card), device="cpu", preset="visible", tile=48, halo=16
     )
     assert detect_raster(path, tmp_path / "v.tif", by_preset).fusion_power == 4.0
+    # One scale fuses nothing, and the report says so whatever the preset's power.
+    one_scale = replace(by_preset, scales=[1.0])
+    assert detect_raster(path, tmp_path / "v1.tif", one_scale).fusion_power == 1.0
     np.testing.assert_allclose(_read_scores(tmp_path / "v.tif"), expected, atol=1e-4)
     with pytest.raises(InputError, match="fusion power"):
         detect_raster(path, tmp_path / "bad.tif", replace(options, fusion_power=0.0))

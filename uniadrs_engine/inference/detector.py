@@ -170,8 +170,9 @@ class DetectionOptions:
         views: Test-time views averaged per tile (1, 2, 4 or 8: the tile as is, mirrored,
             turned; see :mod:`uniadrs_engine.inference.views`), or None for the preset's.
             Each view is one more forward pass.
-        fusion_power: Power of the mean that fuses several scales' ranks (1: their
-            average; up to 64: near their maximum), or None for the preset's.
+        fusion_power: Power of the mean that fuses several scales' ranks, and global RX's
+            with an RX weight (1: their weighted average; up to 64: near their maximum), or
+            None for the preset's.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -235,7 +236,8 @@ class DetectionReport:
         network_total: How many networks the model has.
         normalisation_scope: Where the input statistics came from (``raster`` or ``tile``).
         views: Test-time views averaged per tile.
-        fusion_power: Power of the mean that fused the maps' ranks (1: their average).
+        fusion_power: Power of the mean that fused the maps' ranks (1: their average, and
+            1 when there was nothing to fuse: one scale and no global RX).
     """
 
     output_path: Path
@@ -263,8 +265,7 @@ class DetectionReport:
         rx = f" + global RX (weight {self.rx_weight:g})" if self.rx_weight > 0 else ""
         statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
         views = f" | {self.views} views" if self.views > 1 else ""
-        fused = len(self.scales) > 1 or self.rx_weight > 0
-        power = f" (fusion power {self.fusion_power:g})" if fused and self.fusion_power != 1 else ""
+        power = f" (fusion power {self.fusion_power:g})" if self.fusion_power != 1 else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
@@ -736,5 +737,5 @@ def detect_raster(
         network_total=network_total,
         normalisation_scope=scope,
         views=views,
-        fusion_power=fusion_power,
+        fusion_power=fusion_power if fused else 1.0,
     )
