@@ -6,6 +6,8 @@ line; the command line prints it without a traceback and the QGIS plugin turns i
 ``QgsProcessingException``.
 """
 
+from typing import Sequence, Tuple
+
 
 class UniadrsError(Exception):
     """Base class of every error whose message is meant for the user."""
@@ -13,6 +15,20 @@ class UniadrsError(Exception):
 
 class InputError(UniadrsError):
     """A raster, mask or parameter given by the user cannot be used."""
+
+
+class EmptyBandsError(InputError):
+    """Some selected bands hold no value anywhere, so no pixel has a value in every band.
+
+    Attributes:
+        empty_bands: The 1-based bands that hold no value (nodata or not finite everywhere).
+        kept_bands: The other selected bands, in their order.
+    """
+
+    def __init__(self, message: str, empty_bands: Sequence[int], kept_bands: Sequence[int]):
+        super().__init__(message)
+        self.empty_bands: Tuple[int, ...] = tuple(empty_bands)
+        self.kept_bands: Tuple[int, ...] = tuple(kept_bands)
 
 
 class ModelFileError(UniadrsError):

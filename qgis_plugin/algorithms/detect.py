@@ -415,6 +415,8 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             input_path, output_path, options, progress=progress, is_cancelled=is_cancelled
         )
         feedback.pushInfo(f"Model: {report.model_summary}; {report.describe_networks()}")
+        if report.bands_left_out:
+            feedback.pushWarning(f"UniADRS: {report.describe_bands_left_out()}")
         feedback.pushInfo(
             f"Device: {report.device}; scales: {', '.join(f'{s:g}' for s in report.scales)}"
             + (f" + global RX (weight {report.rx_weight:g})" if report.rx_weight > 0 else "")

@@ -199,6 +199,21 @@ def test_rx_raster_global_matches_the_array_function(make_raster, tmp_path):
         assert output.geotransform == source.geotransform
 
 
+@pytest.mark.parametrize("mode", ["global", "local"])
+def test_rx_raster_leaves_out_bands_that_hold_no_value(make_raster, tmp_path, mode):
+    image = _image(bands=4, rows=30, cols=26, seed=8)
+    image[1] = np.nan  # not finite everywhere
+    path = make_raster(image, "image.tif", nodata=-1)
+    report = rx_raster(path, tmp_path / "rx.tif", mode=mode)
+    reference = rx_raster(path, tmp_path / "ref.tif", mode=mode, bands=[1, 3, 4])
+    scores, _ = _read_scores(tmp_path / "rx.tif")
+    expected, _ = _read_scores(tmp_path / "ref.tif")
+    np.testing.assert_array_equal(scores, expected)
+    assert report.bands == [1, 3, 4] and report.bands_left_out == (2,)
+    assert reference.bands_left_out == ()
+    assert report.describe_bands_left_out() == "band 2 left out: it holds no value"
+
+
 @pytest.mark.parametrize("with_background", [False, True])
 def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path, with_background):
     image = _image(bands=3, rows=80, cols=70, seed=6)

@@ -43,6 +43,16 @@ def test_global_and_local(scene_raster, tmp_path, capsys):
     assert "local RX, windows 3/9 px, 5 band(s)" in captured.out
 
 
+def test_bands_left_out_are_named(make_raster, tmp_path, capsys):
+    image = np.random.default_rng(4).random((3, 12, 14)).astype(np.float32)
+    image[0] = -32768.0
+    path = make_raster(image, "dead_band.tif", nodata=-32768.0)
+    assert main(["rx", str(path), str(tmp_path / "g.tif"), "--quiet"]) == 0
+    np.testing.assert_allclose(_scores(tmp_path / "g.tif"), global_rx(image[1:]), rtol=1e-5)
+    out = capsys.readouterr().out
+    assert "global RX, 2 band(s) (band 1 left out: it holds no value)" in out
+
+
 def test_background_mask_option(scene_raster, make_raster, tmp_path):
     image_path, mask_path = scene_raster
     background = np.ones((64, 80), dtype=np.uint8)

@@ -430,6 +430,27 @@ def test_more_bands_than_the_network_takes(tmp_path: Path) -> None:
     np.testing.assert_allclose(_read_scores(tmp_path / "s.tif"), expected, atol=1e-5)
 
 
+def test_bands_that_hold_no_value_are_left_out_and_named(loaded_model, tmp_path: Path) -> None:
+    image, _ = anomaly_scene(rows=40, cols=48, bands=4, seed=5)
+    image[2] = -9999.0  # a band of nodata only, as EnMAP's water-vapour bands
+    image[0, 3, 4] = -9999.0
+    path = write_raster(tmp_path / "dead_band.tif", image, nodata=-9999.0)
+    report = detect_raster(path, tmp_path / "s.tif", _options(loaded_model))
+    reference = detect_raster(path, tmp_path / "r.tif", _options(loaded_model, bands=[1, 2, 4]))
+    scores, reference_scores = _read_scores(tmp_path / "s.tif"), _read_scores(tmp_path / "r.tif")
+    np.testing.assert_array_equal(scores, reference_scores)
+    assert report.bands_left_out == (3,) and reference.bands_left_out == ()
+    assert report.valid_pixels == 40 * 48 - 1
+    assert "band 3 left out: it holds no value" in report.summary_line()
+    assert "left out" not in reference.summary_line()
+    chosen = detect_raster(path, tmp_path / "c.tif", _options(loaded_model, bands=[4, 3, 1]))
+    expected = detect_raster(path, tmp_path / "e.tif", _options(loaded_model, bands=[4, 1]))
+    np.testing.assert_array_equal(
+        _read_scores(tmp_path / "c.tif"), _read_scores(tmp_path / "e.tif")
+    )
+    assert chosen.bands_left_out == (3,) and expected.bands_left_out == ()
+
+
 def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
     path = write_raster(tmp_path / "empty.tif", np.zeros((2, 8, 8), dtype=np.uint8), nodata=0)
     with pytest.raises(InputError, match="no valid pixel"):

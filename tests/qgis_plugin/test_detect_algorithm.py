@@ -232,6 +232,25 @@ def test_raster_without_valid_pixels_is_a_clear_error(provider, tiny_model, tmp_
     assert not (tmp_path / "s.tif").exists()
 
 
+def test_bands_that_hold_no_value_are_left_out_with_a_warning(provider, tiny_model, tmp_path):
+    image = np.random.default_rng(5).random((4, 20, 22)).astype(np.float32)
+    image[3] = -32768.0
+    path = write_raster(tmp_path / "dead_band.tif", image, nodata=-32768.0)
+    feedback = QgsProcessingFeedback()
+    warnings = []
+    feedback.pushWarning = warnings.append  # type: ignore[method-assign]
+    result = processing.run(
+        ALGORITHM, _parameters(path, tiny_model, tmp_path / "s.tif"), feedback=feedback
+    )
+    engine = detect_raster(
+        path,
+        tmp_path / "engine.tif",
+        DetectionOptions(model=str(tiny_model), bands=[1, 2, 3], device="cpu"),
+    )
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
+    assert warnings == ["UniADRS: band 4 left out: it holds no value"]
+
+
 def test_band_out_of_range_is_a_clear_error(provider, scene, tiny_model, tmp_path):
     with pytest.raises(QgsProcessingException, match="band 9 is out of range"):
         processing.run(ALGORITHM, _parameters(scene, tiny_model, tmp_path / "s.tif", BANDS=[2, 9]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import processing
 import pytest
-from qgis.core import QgsProcessingException
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from tests.qgis_plugin.conftest import assert_on_grid_of, read_band
 from tests.raster_factory import write_raster
@@ -20,6 +20,21 @@ def test_global_rx_matches_engine(provider, scene, tmp_path):
     assert_on_grid_of(result["OUTPUT"], scene)
     np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
     assert result["BACKGROUND_PIXELS"] == engine.background_pixels
+
+
+def test_bands_that_hold_no_value_are_left_out_with_a_warning(provider, tmp_path):
+    image = np.random.default_rng(6).random((3, 18, 16)).astype(np.float32)
+    image[1] = np.nan
+    path = write_raster(tmp_path / "dead_band.tif", image)
+    feedback = QgsProcessingFeedback()
+    warnings = []
+    feedback.pushWarning = warnings.append  # type: ignore[method-assign]
+    result = processing.run(
+        ALGORITHM, {"INPUT": str(path), "OUTPUT": str(tmp_path / "rx.tif")}, feedback=feedback
+    )
+    engine = rx_raster(path, tmp_path / "engine.tif", mode="global", bands=[1, 3])
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
+    assert warnings == ["RX: band 2 left out: it holds no value"]
 
 
 def test_local_rx_windows_in_map_units_equal_pixel_windows(provider, scene, tmp_path):

@@ -10,7 +10,13 @@ from osgeo import gdal
 
 from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+from uniadrs_engine.raster.reader import (
+    RasterSource,
+    Window,
+    band_holds_value,
+    describe_bands,
+    open_raster,
+)
 
 
 def _ramp(bands: int, rows: int, cols: int, dtype: str) -> np.ndarray:
@@ -68,6 +74,49 @@ def test_nodata_of_any_band_invalidates_the_pixel(make_raster) -> None:
     expected[1, 2] = expected[3, 4] = False
     np.testing.assert_array_equal(block.valid, expected)
     assert (block.data[:, ~expected] == 0).all()
+
+
+def test_band_counts_say_where_each_band_holds_a_value(make_raster) -> None:
+    image = _ramp(3, 4, 5, "float32") + 1
+    image[1] = -5  # a band of nodata only
+    image[2, 0, :2] = np.nan
+    image[0, 3, 4] = -5
+    path = make_raster(image, nodata=-5)
+    with open_raster(path, bands=[3, 2, 1]) as source:
+        block = source.read_window(Window(0, 0, 5, 4))
+    np.testing.assert_array_equal(block.band_counts, [18, 0, 19])
+    assert not block.valid.any()  # the empty band leaves no pixel with every band
+
+
+def test_band_counts_stay_inside_an_explicit_mask(tmp_path: Path) -> None:
+    path = tmp_path / "masked.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 4, 3, 2, gdal.GDT_Byte)
+    for index in (1, 2):
+        dataset.GetRasterBand(index).WriteArray(np.full((3, 4), 7, dtype=np.uint8))
+    dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
+    mask = np.full((3, 4), 255, dtype=np.uint8)
+    mask[0, :3] = 0
+    dataset.GetRasterBand(1).GetMaskBand().WriteArray(mask)
+    dataset = None
+    with open_raster(path) as source:
+        block = source.read_window(source.full_window())
+    np.testing.assert_array_equal(block.band_counts, [9, 9])
+    assert block.valid.sum() == 9
+
+
+def test_band_holds_value_compares_nodata_exactly() -> None:
+    values = np.array([2**24, 2**24 + 1, 0], dtype=np.int32)  # one apart in float32
+    np.testing.assert_array_equal(band_holds_value(values, float(2**24)), [False, True, True])
+    floats = np.array([np.nan, np.inf, 1.0, 3.0], dtype=np.float32)
+    np.testing.assert_array_equal(band_holds_value(floats, 3.0), [False, False, True, False])
+    nan = float("nan")
+    np.testing.assert_array_equal(band_holds_value(floats, nan), [False, False, True, True])
+    np.testing.assert_array_equal(band_holds_value(floats, None), [False, False, True, True])
+
+
+def test_describe_bands_joins_runs() -> None:
+    assert describe_bands([7]) == "band 7"
+    assert describe_bands([1, 2, 3, 9, 11, 12]) == "bands 1-3, 9, 11-12"
 
 
 def test_nodata_is_per_selected_band(make_raster) -> None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.errors import CancelledError, EmptyBandsError, InputError
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import open_raster
-from uniadrs_engine.raster.statistics import StatisticsAccumulator, compute_band_statistics
+from uniadrs_engine.raster.statistics import (
+    StatisticsAccumulator,
+    compute_band_statistics,
+    describe_bands_left_out,
+    without_empty_bands,
+)
 
 
 def _reference(pixels: np.ndarray):
@@ -99,6 +104,58 @@ def test_errors(make_raster):
             )
         with pytest.raises(CancelledError):
             compute_band_statistics(source, reporter=ProgressReporter(is_cancelled=lambda: True))
+
+
+def test_bands_that_hold_no_value_are_named_and_the_others_kept(make_raster):
+    rng = np.random.default_rng(2)
+    image = rng.random((5, 30, 20)).astype(np.float32)
+    image[1] = -1.0  # nodata everywhere
+    image[3] = np.nan  # not finite everywhere
+    image[0, 4, 4] = -1.0
+    path = make_raster(image, nodata=-1.0)
+    expected = pytest.raises(EmptyBandsError, match="bands 2, 4 hold no valid value")
+    with open_raster(path, bands=[5, 4, 3, 2, 1]) as source, expected as caught:
+        compute_band_statistics(source, memory_mb=0.001)
+    assert caught.value.empty_bands == (4, 2)
+    assert caught.value.kept_bands == (5, 3, 1)
+    with open_raster(path, bands=list(caught.value.kept_bands)) as source:
+        statistics = compute_band_statistics(source)
+    assert statistics.count == 30 * 20 - 1
+
+
+def test_no_band_is_named_when_every_band_is_empty_or_none_is(make_raster):
+    image = np.full((2, 4, 5), -1.0, dtype=np.float32)
+    empty = make_raster(image, "empty.tif", nodata=-1.0)
+    with open_raster(empty) as source, pytest.raises(InputError, match="no valid pixel") as caught:
+        compute_band_statistics(source)
+    assert not isinstance(caught.value, EmptyBandsError)
+    disjoint = np.ones((2, 4, 5), dtype=np.float32)
+    disjoint[0, :2] = -1.0
+    disjoint[1, 2:] = -1.0  # each band holds values, never both at one pixel
+    path = make_raster(disjoint, "disjoint.tif", nodata=-1.0)
+    with open_raster(path) as source, pytest.raises(InputError, match="no valid pixel") as caught:
+        compute_band_statistics(source)
+    assert not isinstance(caught.value, EmptyBandsError)
+
+
+def test_without_empty_bands_runs_again_without_them(make_raster):
+    image = np.random.default_rng(3).random((3, 6, 7)).astype(np.float32)
+    image[2] = -1.0
+    path = make_raster(image, nodata=-1.0)
+    calls = []
+
+    def run(bands, left_out):
+        calls.append((bands, left_out))
+        with open_raster(path, bands=bands) as source:
+            return compute_band_statistics(source).count
+
+    assert without_empty_bands(run) == 42
+    assert calls == [(None, ()), ([1, 2], (3,))]
+    calls.clear()
+    assert without_empty_bands(run, [2, 1]) == 42
+    assert calls == [([2, 1], ())]
+    assert describe_bands_left_out((3,)) == "band 3 left out: it holds no value"
+    assert describe_bands_left_out(()) == ""
 
 
 def test_accumulator_merges_batches_like_one_batch():

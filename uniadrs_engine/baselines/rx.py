@@ -59,7 +59,12 @@ import numpy as np
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import RasterSource, open_raster
-from uniadrs_engine.raster.statistics import StatisticsAccumulator, compute_band_statistics
+from uniadrs_engine.raster.statistics import (
+    StatisticsAccumulator,
+    compute_band_statistics,
+    describe_bands_left_out,
+    without_empty_bands,
+)
 from uniadrs_engine.raster.tiling import TileGrid, block_windows
 from uniadrs_engine.raster.writer import ScoreRasterWriter
 
@@ -105,6 +110,8 @@ class RxReport:
         inner: Guard window (local mode), else None.
         outer: Outer window (local mode), else None.
         components: Whitened components used (local mode), else None.
+        bands_left_out: 1-based bands of the selection left out because they hold no value
+            anywhere (see :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
     """
 
     output_path: str
@@ -117,6 +124,11 @@ class RxReport:
     inner: Optional[int] = None
     outer: Optional[int] = None
     components: Optional[int] = None
+    bands_left_out: Tuple[int, ...] = ()
+
+    def describe_bands_left_out(self) -> str:
+        """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
+        return describe_bands_left_out(self.bands_left_out)
 
 
 # --------------------------------------------------------------------------- global RX
@@ -488,6 +500,9 @@ def rx_raster(
         max_components: Local mode: whitened components (see module docstring).
         shrinkage: Local mode: fixed covariance shrinkage in ``[0, 1]``, or None for OAS.
 
+    Selected bands that hold no value anywhere (nodata or not finite everywhere) are left
+    out, as a pixel is valid only where every band holds a value; the report names them.
+
     Returns:
         An :class:`RxReport`.
 
@@ -503,6 +518,42 @@ def rx_raster(
         check_window_sizes(inner, outer)
     started = time.perf_counter()
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
+    return without_empty_bands(
+        lambda selection, left_out: _rx_bands(
+            input_path,
+            output_path,
+            mode,
+            inner,
+            outer,
+            selection,
+            background_mask_path,
+            memory_mb,
+            reporter,
+            max_components,
+            shrinkage,
+            started,
+            left_out,
+        ),
+        bands,
+    )
+
+
+def _rx_bands(
+    input_path: PathLike,
+    output_path: PathLike,
+    mode: str,
+    inner: Optional[int],
+    outer: Optional[int],
+    bands: Optional[Sequence[int]],
+    background_mask_path: Optional[PathLike],
+    memory_mb: float,
+    reporter: ProgressReporter,
+    max_components: int,
+    shrinkage: Optional[float],
+    started: float,
+    bands_left_out: Tuple[int, ...],
+) -> RxReport:
+    """:func:`rx_raster` with checked window sizes, on ``bands``."""
     with open_raster(input_path, bands=bands) as source:
         background = _open_background(background_mask_path, source)
         try:
@@ -556,6 +607,7 @@ def rx_raster(
             inner=inner if mode == "local" else None,
             outer=outer if mode == "local" else None,
             components=components,
+            bands_left_out=bands_left_out,
         )
 
 

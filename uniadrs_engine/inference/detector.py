@@ -73,7 +73,7 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -114,7 +114,11 @@ from uniadrs_engine.raster.normalisation import (
     scaling_from_statistics,
 )
 from uniadrs_engine.raster.reader import RasterSource, open_raster
-from uniadrs_engine.raster.statistics import compute_band_statistics
+from uniadrs_engine.raster.statistics import (
+    compute_band_statistics,
+    describe_bands_left_out,
+    without_empty_bands,
+)
 from uniadrs_engine.raster.tiling import Tile, TileGrid, pad_tile
 from uniadrs_engine.raster.writer import ScoreRasterWriter, remove_if_exists
 
@@ -238,6 +242,9 @@ class DetectionReport:
         views: Test-time views averaged per tile.
         fusion_power: Power of the mean that fused the maps' ranks (1: their average, and
             1 when there was nothing to fuse: one scale and no global RX).
+        bands_left_out: 1-based bands of the selection left out because they hold no value
+            anywhere (nodata or not finite everywhere; see
+            :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
     """
 
     output_path: Path
@@ -258,6 +265,11 @@ class DetectionReport:
     normalisation_scope: str = RASTER_SCOPE
     views: int = 1
     fusion_power: float = 1.0
+    bands_left_out: Tuple[int, ...] = ()
+
+    def describe_bands_left_out(self) -> str:
+        """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
+        return describe_bands_left_out(self.bands_left_out)
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
@@ -266,10 +278,11 @@ class DetectionReport:
         statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
         views = f" | {self.views} views" if self.views > 1 else ""
         power = f" (fusion power {self.fusion_power:g})" if self.fusion_power != 1 else ""
+        left_out = f" | {self.describe_bands_left_out()}" if self.bands_left_out else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
-            f"{power}{statistics}{views} | "
+            f"{power}{statistics}{views}{left_out} | "
             f"{self.describe_networks()} | "
             f"{self.tile_count} tiles in {self.seconds:.1f} s on {self.device}"
         )
@@ -571,6 +584,9 @@ def detect_raster(
     Returns:
         A report on the run and the output's score range.
 
+    Selected bands that hold no value anywhere (nodata or not finite everywhere) are left
+    out, as a pixel is valid only where every band holds a value; the report names them.
+
     Raises:
         InputError: Bad input raster, band selection, option, or no valid pixel.
         ModelFileError: Missing or foreign model file.
@@ -587,6 +603,29 @@ def detect_raster(
         raise InputError(f"the output {output_path} would overwrite the input")
     if not output_path.parent.is_dir():
         raise InputError(f"output folder does not exist: {output_path.parent}")
+    checked: DetectionOptions = options  # narrowed for the closure below
+    return without_empty_bands(
+        lambda bands, left_out: _detect_bands(
+            input_path,
+            output_path,
+            replace(checked, bands=bands),
+            reporter,
+            started,
+            left_out,
+        ),
+        options.bands,
+    )
+
+
+def _detect_bands(
+    input_path: PathLike,
+    output_path: Path,
+    options: DetectionOptions,
+    reporter: ProgressReporter,
+    started: float,
+    bands_left_out: Tuple[int, ...],
+) -> DetectionReport:
+    """:func:`detect_raster` with checked options, on ``options.bands``."""
     temporary_paths: List[Path] = []
     with open_raster(input_path, options.bands) as source:
         device = resolve_device(options.device)
@@ -738,4 +777,5 @@ def detect_raster(
         normalisation_scope=scope,
         views=views,
         fusion_power=fusion_power if fused else 1.0,
+        bands_left_out=bands_left_out,
     )

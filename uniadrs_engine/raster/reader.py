@@ -49,10 +49,51 @@ class RasterBlock:
     Attributes:
         data: ``float32 [bands, rows, cols]``; invalid pixels hold 0.
         valid: ``bool [rows, cols]``; True where every band is finite and not nodata.
+        band_counts: ``int64 [bands]``: the pixels where each band on its own holds a value
+            (finite, not its nodata, inside GDAL's explicit masks); a band that holds none
+            anywhere in the raster leaves no pixel valid (see :func:`describe_bands`).
     """
 
     data: np.ndarray
     valid: np.ndarray
+    band_counts: np.ndarray
+
+
+def band_holds_value(values: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """Where one band holds a value: finite and not its nodata value.
+
+    Args:
+        values: One band's pixels in the file's own type (any shape).
+        nodata: The band's nodata value, or None.
+
+    Returns:
+        Bool of the shape of ``values``.
+    """
+    floating = values.dtype.kind == "f"
+    holds = np.isfinite(values) if floating else np.ones(values.shape, dtype=bool)
+    if nodata is not None and not np.isnan(nodata):
+        # compare in float64 so large integers keep their exact value
+        holds &= values.astype(np.float64, copy=False) != nodata
+    return holds
+
+
+def describe_bands(bands: Sequence[int]) -> str:
+    """Names 1-based bands compactly, runs of consecutive numbers as ranges.
+
+    Example:
+        >>> describe_bands([4])
+        'band 4'
+        >>> describe_bands([2, 130, 131, 132, 135])
+        'bands 2, 130-132, 135'
+    """
+    runs: List[List[int]] = []
+    for band in bands:
+        if runs and band == runs[-1][-1] + 1:
+            runs[-1].append(band)
+        else:
+            runs.append([band])
+    parts = [str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs]
+    return ("band " if len(bands) == 1 else "bands ") + ", ".join(parts)
 
 
 @contextmanager
@@ -201,17 +242,16 @@ class RasterSource:
                 f"{self.width}x{self.height} raster"
             )
         raw = self._read_raw(xoff, yoff, xsize, ysize)
-        valid = np.ones((ysize, xsize), dtype=bool)
+        masked = np.ones((ysize, xsize), dtype=bool)
         for mask_band in self._mask_bands:
-            valid &= self._read_mask(mask_band, xoff, yoff, xsize, ysize)
-        for band_data, nodata in zip(raw, self.nodata):
-            if raw.dtype.kind == "f":
-                valid &= np.isfinite(band_data)
-            if nodata is not None:
-                if np.isnan(nodata):
-                    continue  # NaN nodata is already masked as non-finite
-                # compare in float64 so large integers keep their exact value
-                valid &= band_data.astype(np.float64, copy=False) != nodata
+            masked &= self._read_mask(mask_band, xoff, yoff, xsize, ysize)
+        valid = masked.copy()
+        band_counts = np.zeros(self.band_count, dtype=np.int64)
+        for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
+            holds = band_holds_value(band_data, nodata)
+            holds &= masked
+            band_counts[index] = np.count_nonzero(holds)
+            valid &= holds
         with np.errstate(over="ignore", invalid="ignore"):
             data = raw.astype(np.float32)
         if not valid.all():
@@ -221,7 +261,7 @@ class RasterSource:
         if overflow.any():
             valid &= ~overflow
             data[:, overflow] = 0.0
-        return RasterBlock(data=data, valid=valid)
+        return RasterBlock(data=data, valid=valid, band_counts=band_counts)
 
     def _read_raw(self, xoff: int, yoff: int, xsize: int, ysize: int) -> np.ndarray:
         """Reads the selected bands in the file's own type, ``[bands, rows, cols]``."""

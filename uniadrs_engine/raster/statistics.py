@@ -19,18 +19,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
-from uniadrs_engine.errors import InputError
+from uniadrs_engine.errors import EmptyBandsError, InputError
 from uniadrs_engine.progress import ProgressReporter
-from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+from uniadrs_engine.raster.reader import (
+    RasterBlock,
+    RasterSource,
+    Window,
+    describe_bands,
+    open_raster,
+)
 from uniadrs_engine.raster.tiling import block_windows
 
 #: A background/selection mask: a raster path (non-zero = selected) or a callable that
 #: returns ``bool [rows, cols]`` for a window.
 PixelMask = Union[str, Path, Callable[[Window], np.ndarray]]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -143,15 +151,72 @@ class _MaskReader:
             self._source.close()
 
 
-def selected_pixels(
-    source: RasterSource, window: Window, mask_reader: Optional[_MaskReader] = None
+def _selected_pixels(
+    block: RasterBlock, window: Window, mask_reader: Optional[_MaskReader] = None
 ) -> np.ndarray:
-    """Returns the ``[C, n]`` float32 pixels of a window that are valid (and selected)."""
-    block = source.read_window(window)
+    """Returns the ``[C, n]`` float32 pixels of a block that are valid (and selected)."""
     use = block.valid
     if mask_reader is not None:
         use = use & mask_reader.read(window)
     return block.data[:, use]
+
+
+def _empty_bands_error(source: RasterSource, band_counts: np.ndarray) -> Optional[EmptyBandsError]:
+    """The error for a raster whose bands hold values but some hold none; else None."""
+    holds = band_counts > 0
+    if holds.all() or not holds.any():
+        return None
+    empty = [band for band, held in zip(source.band_indices, holds) if not held]
+    kept = [band for band, held in zip(source.band_indices, holds) if held]
+    return EmptyBandsError(
+        f"{source.path}: {describe_bands(sorted(set(empty)))} hold no valid value (nodata or "
+        "not finite everywhere), so no pixel holds a value in every band; select the other "
+        "bands",
+        empty,
+        kept,
+    )
+
+
+def describe_bands_left_out(bands: Sequence[int]) -> str:
+    """Says which bands :func:`without_empty_bands` left out, or ``""`` for none.
+
+    Example:
+        >>> describe_bands_left_out([130, 131, 132])
+        'bands 130-132 left out: they hold no value'
+    """
+    if not bands:
+        return ""
+    named = sorted(set(bands))
+    verb = "it holds" if len(named) == 1 else "they hold"
+    return f"{describe_bands(named)} left out: {verb} no value"
+
+
+def without_empty_bands(
+    run: Callable[[Optional[Sequence[int]], Tuple[int, ...]], T],
+    bands: Optional[Sequence[int]] = None,
+) -> T:
+    """Runs ``run(bands, ())``, and once more without the bands that hold no value at all.
+
+    A band that holds nodata (or non-finite values) everywhere leaves no pixel valid, since
+    a pixel is valid when every band holds a value there: the EnMAP tiles of the project's
+    backgrounds hold -32768 in bands 130-135 over the whole scene, so with -32768 declared
+    as their nodata value no pixel would be valid. When :func:`compute_band_statistics`
+    inside ``run`` finds such bands (and others that hold values), ``run`` is called again
+    with the others and the empty ones: ``run(kept, empty)``. Call it before any output is
+    written, as the statistics pass comes first.
+
+    Args:
+        run: ``run(bands, left_out) -> result``: ``bands`` as ``open_raster`` takes them
+            (None: all), ``left_out`` the 1-based bands left out for holding no value.
+        bands: The selection asked for (None: all bands).
+
+    Returns:
+        What ``run`` returns.
+    """
+    try:
+        return run(bands, ())
+    except EmptyBandsError as error:
+        return run(list(error.kept_bands), error.empty_bands)
 
 
 def compute_band_statistics(
@@ -186,13 +251,20 @@ def compute_band_statistics(
     )
     mask_reader = None if mask is None else _MaskReader(mask, source.width, source.height)
     accumulator = StatisticsAccumulator(band_count, covariance=covariance)
+    band_counts = np.zeros(band_count, dtype=np.int64)
     try:
         for index, window in enumerate(windows):
             reporter.check_cancelled()
-            accumulator.add(selected_pixels(source, window, mask_reader))
+            block = source.read_window(window)
+            band_counts += block.band_counts
+            accumulator.add(_selected_pixels(block, window, mask_reader))
             reporter.update((index + 1) / len(windows), "computing band statistics")
     finally:
         if mask_reader is not None:
             mask_reader.close()
+    if accumulator.count == 0:
+        error = _empty_bands_error(source, band_counts)
+        if error is not None:
+            raise error
     what = f"{source.path}" if mask is None else f"{source.path} (within the mask)"
     return accumulator.result(what)

@@ -35,6 +35,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import band_holds_value
 
 gdal.UseExceptions()
 
@@ -421,14 +422,7 @@ def _as_3d(array: np.ndarray) -> np.ndarray:
 
 def _validity(data: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:
     """Bool ``[bands, rows, cols]``: finite and not the band's nodata value."""
-    if np.issubdtype(data.dtype, np.floating):
-        valid = np.isfinite(data)
-    else:
-        valid = np.ones(data.shape, dtype=bool)
-    for index, value in enumerate(nodata):
-        if value is not None and np.isfinite(value):
-            valid[index] &= data[index] != value
-    return valid
+    return np.stack([band_holds_value(band, value) for band, value in zip(data, nodata)])
 
 
 def _read_bands(background: BackgroundFile, window: Window) -> Tuple[np.ndarray, np.ndarray]:

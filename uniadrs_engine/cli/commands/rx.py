@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
             max_components=args.max_components,
         )
     windows = f", windows {report.inner}/{report.outer} px" if report.mode == "local" else ""
+    left_out = f" ({report.describe_bands_left_out()})" if report.bands_left_out else ""
     print(
-        f"wrote {report.output_path}: {report.mode} RX{windows}, {len(report.bands)} band(s), "
-        f"{report.width}x{report.height} px, {report.seconds:.2f} s"
+        f"wrote {report.output_path}: {report.mode} RX{windows}, {len(report.bands)} band(s)"
+        f"{left_out}, {report.width}x{report.height} px, {report.seconds:.2f} s"
     )
     return 0
