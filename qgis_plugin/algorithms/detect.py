@@ -140,7 +140,12 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             optional=True,
             allowMultiple=True,
         )
-        bands.setHelp(tr("Bands to score, numbered from 1. Empty: every band."))
+        bands.setHelp(
+            tr(
+                "Bands to score, numbered from 1. Empty: every band but those the raster's "
+                "ENVI bad band list marks. Bands that hold no value anywhere are left out."
+            )
+        )
         self.addParameter(bands)
         model = QgsProcessingParameterFile(
             self.MODEL,
@@ -415,8 +420,9 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             input_path, output_path, options, progress=progress, is_cancelled=is_cancelled
         )
         feedback.pushInfo(f"Model: {report.model_summary}; {report.describe_networks()}")
-        if report.bands_left_out:
-            feedback.pushWarning(f"UniADRS: {report.describe_bands_left_out()}")
+        left_out = report.describe_bands_left_out()
+        if left_out:
+            feedback.pushWarning(f"UniADRS: {left_out}")
         feedback.pushInfo(
             f"Device: {report.device}; scales: {', '.join(f'{s:g}' for s in report.scales)}"
             + (f" + global RX (weight {report.rx_weight:g})" if report.rx_weight > 0 else "")

@@ -167,7 +167,8 @@ class RxAlgorithm(UniadrsAlgorithm):
             f"RX ({report.mode}{windows}) on bands {report.bands}: {report.width}x{report.height} "
             f"pixels, background of {report.background_pixels} pixels, {report.seconds:.1f} s"
         )
-        if report.bands_left_out:
-            feedback.pushWarning(f"RX: {report.describe_bands_left_out()}")
+        left_out = report.describe_bands_left_out()
+        if left_out:
+            feedback.pushWarning(f"RX: {left_out}")
         attach_styler(context, output_path, style_score_layer)
         return {self.OUTPUT: output_path, "BACKGROUND_PIXELS": report.background_pixels}

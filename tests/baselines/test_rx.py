@@ -214,6 +214,18 @@ def test_rx_raster_leaves_out_bands_that_hold_no_value(make_raster, tmp_path, mo
     assert report.describe_bands_left_out() == "band 2 left out: it holds no value"
 
 
+def test_rx_raster_leaves_out_the_bands_of_an_envi_bad_band_list(make_raster, tmp_path):
+    image = _image(bands=4, rows=16, cols=18, seed=9)
+    path = make_raster(image, "cube.img", driver="ENVI")
+    header = tmp_path / "cube.hdr"
+    header.write_text(header.read_text().rstrip() + "\nbbl = {1, 1, 0, 1}\n")
+    report = rx_raster(path, tmp_path / "rx.tif")
+    scores, _ = _read_scores(tmp_path / "rx.tif")
+    np.testing.assert_allclose(scores, global_rx(image[[0, 1, 3]]), rtol=1e-5)
+    assert report.bands == [1, 2, 4] and report.bad_bands == (3,)
+    assert report.describe_bands_left_out() == "band 3 left out: the bad band list marks it"
+
+
 @pytest.mark.parametrize("with_background", [False, True])
 def test_rx_raster_local_tiles_give_the_whole_image_result(make_raster, tmp_path, with_background):
     image = _image(bands=3, rows=80, cols=70, seed=6)

@@ -451,6 +451,22 @@ def test_bands_that_hold_no_value_are_left_out_and_named(loaded_model, tmp_path:
     assert chosen.bands_left_out == (3,) and expected.bands_left_out == ()
 
 
+def test_an_envi_bad_band_list_leaves_its_bands_out(loaded_model, tmp_path: Path) -> None:
+    image, _ = anomaly_scene(rows=32, cols=40, bands=5, seed=6)
+    path = write_raster(tmp_path / "cube.img", image, driver="ENVI")
+    header = tmp_path / "cube.hdr"
+    header.write_text(header.read_text().rstrip() + "\nbbl = {1, 0, 1, 1, 0}\n")
+    report = detect_raster(path, tmp_path / "s.tif", _options(loaded_model))
+    reference = detect_raster(path, tmp_path / "r.tif", _options(loaded_model, bands=[1, 3, 4]))
+    np.testing.assert_array_equal(
+        _read_scores(tmp_path / "s.tif"), _read_scores(tmp_path / "r.tif")
+    )
+    assert report.bad_bands == (2, 5) and reference.bad_bands == ()
+    assert "bands 2, 5 left out: the bad band list marks them" in report.summary_line()
+    every = detect_raster(path, tmp_path / "e.tif", _options(loaded_model, bands=[1, 2, 3, 4, 5]))
+    assert every.bad_bands == () and "left out" not in every.summary_line()
+
+
 def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
     path = write_raster(tmp_path / "empty.tif", np.zeros((2, 8, 8), dtype=np.uint8), nodata=0)
     with pytest.raises(InputError, match="no valid pixel"):

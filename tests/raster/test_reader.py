@@ -16,6 +16,7 @@ from uniadrs_engine.raster.reader import (
     band_holds_value,
     describe_bands,
     open_raster,
+    select_bands,
 )
 
 
@@ -179,6 +180,44 @@ def test_envi_format(tmp_path: Path) -> None:
         block = source.read_window(Window(1, 1, 3, 2))
     np.testing.assert_array_equal(block.data, image[1:, 1:3, 1:4].astype(np.float32))
     assert block.valid.all()
+
+
+def _envi_with_bad_bands(tmp_path: Path, bbl: str, bands: int = 5) -> Path:
+    path = write_raster(tmp_path / "cube.img", _ramp(bands, 4, 5, "float32"), driver="ENVI")
+    header = tmp_path / "cube.hdr"
+    header.write_text(header.read_text().rstrip() + f"\nbbl = {bbl}\n")
+    return path
+
+
+def test_an_envi_bad_band_list_leaves_its_bands_out_of_the_default_selection(
+    tmp_path: Path,
+) -> None:
+    path = _envi_with_bad_bands(tmp_path, "{1, 1, 0, 1, 0}")
+    assert select_bands(path) == ([1, 2, 4], (3, 5))
+    assert select_bands(path, [5, 3]) == ([5, 3], ())  # a selection is kept as asked
+
+
+@pytest.mark.parametrize("bbl", ["{0, 0, 0}", "{1, 0}", "{1, a, 0}", "{}"])
+def test_a_bad_band_list_that_marks_every_band_or_does_not_fit_is_ignored(
+    tmp_path: Path, bbl: str
+) -> None:
+    assert select_bands(_envi_with_bad_bands(tmp_path, bbl, bands=3)) == (None, ())
+
+
+def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:
+    path = tmp_path / "multi.nc"
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
+    group = dataset.GetRootGroup()
+    axes = [group.CreateDimension(name, None, None, size) for name, size in (("y", 4), ("x", 5))]
+    for name in ("a", "b", "c", "d"):
+        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
+        variable.Write(np.ones((4, 5), dtype=np.float32))
+    dataset = None
+    with pytest.raises(InputError) as caught:
+        open_raster(path)
+    message = str(caught.value)
+    assert "has no raster band of its own: pass one of its subdatasets instead" in message
+    assert f'NETCDF:"{path}":a' in message and message.endswith("and 1 more")
 
 
 def test_raster_without_georeference(make_raster) -> None:

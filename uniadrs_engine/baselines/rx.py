@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -58,7 +58,7 @@ import numpy as np
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.reader import RasterSource, open_raster
+from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     StatisticsAccumulator,
     compute_band_statistics,
@@ -112,6 +112,8 @@ class RxReport:
         components: Whitened components used (local mode), else None.
         bands_left_out: 1-based bands of the selection left out because they hold no value
             anywhere (see :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
+        bad_bands: 1-based bands left out of the default selection because the file's ENVI
+            bad band list marks them (:func:`~uniadrs_engine.raster.reader.select_bands`).
     """
 
     output_path: str
@@ -125,10 +127,11 @@ class RxReport:
     outer: Optional[int] = None
     components: Optional[int] = None
     bands_left_out: Tuple[int, ...] = ()
+    bad_bands: Tuple[int, ...] = ()
 
     def describe_bands_left_out(self) -> str:
         """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
-        return describe_bands_left_out(self.bands_left_out)
+        return describe_bands_left_out(self.bands_left_out, self.bad_bands)
 
 
 # --------------------------------------------------------------------------- global RX
@@ -500,8 +503,9 @@ def rx_raster(
         max_components: Local mode: whitened components (see module docstring).
         shrinkage: Local mode: fixed covariance shrinkage in ``[0, 1]``, or None for OAS.
 
-    Selected bands that hold no value anywhere (nodata or not finite everywhere) are left
-    out, as a pixel is valid only where every band holds a value; the report names them.
+    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
+    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
+    pixel is valid only where every band holds a value. The report names both.
 
     Returns:
         An :class:`RxReport`.
@@ -518,7 +522,8 @@ def rx_raster(
         check_window_sizes(inner, outer)
     started = time.perf_counter()
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
-    return without_empty_bands(
+    chosen, bad_bands = select_bands(input_path, bands)
+    report = without_empty_bands(
         lambda selection, left_out: _rx_bands(
             input_path,
             output_path,
@@ -534,8 +539,9 @@ def rx_raster(
             started,
             left_out,
         ),
-        bands,
+        chosen,
     )
+    return replace(report, bad_bands=bad_bands)
 
 
 def _rx_bands(

@@ -91,6 +91,12 @@ def _argparse_type(parse: Callable[[str], object], name: str) -> Callable[[str],
 #: ``type=`` for argparse options taking a band list.
 band_list = _argparse_type(parse_band_list, "band list")
 
+#: Help of the ``--bands`` options of the commands that read a raster's bands.
+BANDS_HELP = (
+    "1-based bands to use, e.g. 1,2,5-9 (default: all but those an ENVI header's bad band "
+    "list marks); bands that hold no value anywhere are left out"
+)
+
 #: ``type=`` for argparse options taking a list of network numbers.
 network_list = _argparse_type(lambda text: parse_band_list(text, "network"), "network list")
 

@@ -113,7 +113,7 @@ from uniadrs_engine.raster.normalisation import (
     needs_covariance,
     scaling_from_statistics,
 )
-from uniadrs_engine.raster.reader import RasterSource, open_raster
+from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     compute_band_statistics,
     describe_bands_left_out,
@@ -245,6 +245,8 @@ class DetectionReport:
         bands_left_out: 1-based bands of the selection left out because they hold no value
             anywhere (nodata or not finite everywhere; see
             :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
+        bad_bands: 1-based bands left out of the default selection because the file's ENVI
+            bad band list marks them (:func:`~uniadrs_engine.raster.reader.select_bands`).
     """
 
     output_path: Path
@@ -266,10 +268,11 @@ class DetectionReport:
     views: int = 1
     fusion_power: float = 1.0
     bands_left_out: Tuple[int, ...] = ()
+    bad_bands: Tuple[int, ...] = ()
 
     def describe_bands_left_out(self) -> str:
         """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
-        return describe_bands_left_out(self.bands_left_out)
+        return describe_bands_left_out(self.bands_left_out, self.bad_bands)
 
     def summary_line(self) -> str:
         """One line for logs: score range, tiles, time, device."""
@@ -278,7 +281,8 @@ class DetectionReport:
         statistics = " | statistics per tile" if self.normalisation_scope == TILE_SCOPE else ""
         views = f" | {self.views} views" if self.views > 1 else ""
         power = f" (fusion power {self.fusion_power:g})" if self.fusion_power != 1 else ""
-        left_out = f" | {self.describe_bands_left_out()}" if self.bands_left_out else ""
+        left_out = self.describe_bands_left_out()
+        left_out = f" | {left_out}" if left_out else ""
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
@@ -584,8 +588,9 @@ def detect_raster(
     Returns:
         A report on the run and the output's score range.
 
-    Selected bands that hold no value anywhere (nodata or not finite everywhere) are left
-    out, as a pixel is valid only where every band holds a value; the report names them.
+    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
+    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
+    pixel is valid only where every band holds a value. The report names both.
 
     Raises:
         InputError: Bad input raster, band selection, option, or no valid pixel.
@@ -604,17 +609,19 @@ def detect_raster(
     if not output_path.parent.is_dir():
         raise InputError(f"output folder does not exist: {output_path.parent}")
     checked: DetectionOptions = options  # narrowed for the closure below
-    return without_empty_bands(
-        lambda bands, left_out: _detect_bands(
+    bands, bad_bands = select_bands(input_path, options.bands)
+    report = without_empty_bands(
+        lambda selection, left_out: _detect_bands(
             input_path,
             output_path,
-            replace(checked, bands=bands),
+            replace(checked, bands=selection),
             reporter,
             started,
             left_out,
         ),
-        options.bands,
+        bands,
     )
+    return replace(report, bad_bands=bad_bands)
 
 
 def _detect_bands(

@@ -29,6 +29,9 @@ from uniadrs_engine.errors import InputError
 
 PathLike = Union[str, Path]
 
+#: Subdatasets a container's error names (the rest are counted).
+MAX_SUBDATASETS_NAMED = 3
+
 #: ``NETCDF:"file.nc":var``-style GDAL names (a driver prefix of two or more letters).
 _GDAL_PREFIXED_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")
 
@@ -148,6 +151,75 @@ def _explicit_mask_bands(dataset: gdal.Dataset, band_indices: List[int]) -> List
             per_dataset_seen = True
         masks.append(band.GetMaskBand())
     return masks
+
+
+def _subdatasets_hint(dataset: gdal.Dataset) -> str:
+    """Names the subdatasets of a container (NetCDF, HDF, SAFE) to pass instead, or ``""``."""
+    metadata = dataset.GetMetadata("SUBDATASETS") or {}
+    names = [value for key, value in sorted(metadata.items()) if key.endswith("_NAME")]
+    if not names:
+        return ""
+    shown = ", ".join(names[:MAX_SUBDATASETS_NAMED])
+    hidden = len(names) - MAX_SUBDATASETS_NAMED
+    more = f" and {hidden} more" if hidden > 0 else ""
+    plural = "s" if len(names) > 1 else ""
+    return f" of its own: pass one of its subdataset{plural} instead: {shown}{more}"
+
+
+def envi_bad_bands(dataset: gdal.Dataset) -> List[int]:
+    """The 1-based bands an ENVI header's bad band list (``bbl``) marks as bad (0).
+
+    ENVI headers carry ``bbl = {1, 1, 0, ...}``, one flag per band, for bands such as the
+    water-vapour absorption bands of airborne spectrometers; GDAL puts the header's fields
+    in the ``ENVI`` metadata domain. A list that does not hold one number per band is
+    ignored.
+
+    Example:
+        >>> dataset = gdal.GetDriverByName("MEM").Create("", 2, 2, 3)
+        >>> dataset.SetMetadataItem("bbl", "{1, 0, 1}", "ENVI")
+        0
+        >>> envi_bad_bands(dataset)
+        [2]
+    """
+    text = (dataset.GetMetadata("ENVI") or {}).get("bbl")
+    if not text:
+        return []
+    try:
+        flags = [float(item) for item in text.strip().strip("{}").split(",") if item.strip()]
+    except ValueError:
+        return []
+    if len(flags) != dataset.RasterCount:
+        return []
+    return [index + 1 for index, flag in enumerate(flags) if flag == 0]
+
+
+def select_bands(
+    path: PathLike, bands: Optional[Sequence[int]] = None
+) -> Tuple[Optional[List[int]], Tuple[int, ...]]:
+    """The bands to read when ``bands`` are asked for, and the bad ones left out.
+
+    An explicit selection is kept as it is. Without one, every band is read but those an
+    ENVI header's bad band list marks (:func:`envi_bad_bands`), unless it marks them all.
+
+    Args:
+        path: The raster (as :func:`open_raster` takes it).
+        bands: 1-based bands asked for, or None for the default selection.
+
+    Returns:
+        ``(bands, bad)``: the selection for :func:`open_raster` (None: all bands) and the
+        1-based bands the bad band list left out.
+
+    Raises:
+        InputError: As :func:`open_raster`.
+    """
+    if bands is not None:
+        return list(bands), ()
+    with open_raster(path) as source:
+        bad = envi_bad_bands(source.dataset)
+        count = source.band_count
+    if not bad or len(bad) == count:
+        return None, ()
+    return [band for band in range(1, count + 1) if band not in bad], tuple(bad)
 
 
 def _opens_as_vector(name: str) -> bool:
@@ -341,7 +413,7 @@ def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> Raster
     if dataset.RasterXSize <= 0 or dataset.RasterYSize <= 0:
         raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
     if dataset.RasterCount <= 0:
-        raise InputError(f"{name} has no raster band")
+        raise InputError(f"{name} has no raster band{_subdatasets_hint(dataset)}")
     if bands is None:
         band_indices = list(range(1, dataset.RasterCount + 1))
     else:

@@ -177,18 +177,30 @@ def _empty_bands_error(source: RasterSource, band_counts: np.ndarray) -> Optiona
     )
 
 
-def describe_bands_left_out(bands: Sequence[int]) -> str:
-    """Says which bands :func:`without_empty_bands` left out, or ``""`` for none.
+def describe_bands_left_out(empty: Sequence[int], bad: Sequence[int] = ()) -> str:
+    """Says which bands were left out and why, or ``""`` for none.
+
+    Args:
+        empty: Bands :func:`without_empty_bands` left out (they hold no value).
+        bad: Bands an ENVI bad band list left out
+            (:func:`~uniadrs_engine.raster.reader.select_bands`).
 
     Example:
         >>> describe_bands_left_out([130, 131, 132])
         'bands 130-132 left out: they hold no value'
+        >>> describe_bands_left_out([7], bad=[1, 2])
+        'bands 1-2 left out: the bad band list marks them; band 7 left out: it holds no value'
     """
-    if not bands:
-        return ""
-    named = sorted(set(bands))
-    verb = "it holds" if len(named) == 1 else "they hold"
-    return f"{describe_bands(named)} left out: {verb} no value"
+    parts = []
+    if bad:
+        named = sorted(set(bad))
+        them = "it" if len(named) == 1 else "them"
+        parts.append(f"{describe_bands(named)} left out: the bad band list marks {them}")
+    if empty:
+        named = sorted(set(empty))
+        verb = "it holds" if len(named) == 1 else "they hold"
+        parts.append(f"{describe_bands(named)} left out: {verb} no value")
+    return "; ".join(parts)
 
 
 def without_empty_bands(

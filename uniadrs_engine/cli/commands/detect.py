@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from uniadrs_engine.cli.arguments import (
+    BANDS_HELP,
     band_list,
     float_list,
     network_list,
@@ -49,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=band_list,
         default=None,
         metavar="LIST",
-        help="1-based bands to use, e.g. 1,2,5-9 (all)",
+        help=BANDS_HELP,
     )
     presets = ", ".join(f"{name} ({preset.description})" for name, preset in PRESETS.items())
     parser.add_argument(

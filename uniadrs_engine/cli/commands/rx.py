@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from uniadrs_engine.cli.arguments import band_list, positive_float, positive_int, progress_bar
+from uniadrs_engine.cli.arguments import (
+    BANDS_HELP,
+    band_list,
+    positive_float,
+    positive_int,
+    progress_bar,
+)
 from uniadrs_engine.errors import InputError
 
 
@@ -47,9 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"local mode: odd outer-window size in pixels (default {DEFAULT_OUTER})",
     )
-    parser.add_argument(
-        "--bands", type=band_list, default=None, help="1-based bands to use, e.g. 1,2,5-9 (all)"
-    )
+    parser.add_argument("--bands", type=band_list, default=None, help=BANDS_HELP)
     parser.add_argument(
         "--background-mask",
         default=None,
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             max_components=args.max_components,
         )
     windows = f", windows {report.inner}/{report.outer} px" if report.mode == "local" else ""
-    left_out = f" ({report.describe_bands_left_out()})" if report.bands_left_out else ""
+    left_out = report.describe_bands_left_out()
+    left_out = f" ({left_out})" if left_out else ""
     print(
         f"wrote {report.output_path}: {report.mode} RX{windows}, {len(report.bands)} band(s)"
         f"{left_out}, {report.width}x{report.height} px, {report.seconds:.2f} s"
