@@ -192,7 +192,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             tr(
                 "Typical width of the anomalies sought, in pixels or map units (next "
                 "parameter); the input scale is chosen so that they reach the size the network "
-                "scores best."
+                "scores best. Map units need a projected CRS (metres, feet), not degrees."
             )
         )
         self.addParameter(object_size)

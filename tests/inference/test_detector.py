@@ -467,6 +467,16 @@ def test_an_envi_bad_band_list_leaves_its_bands_out(loaded_model, tmp_path: Path
     assert every.bad_bands == () and "left out" not in every.summary_line()
 
 
+def test_an_object_size_in_degrees_is_refused(loaded_model, tmp_path: Path) -> None:
+    image, _ = anomaly_scene(rows=16, cols=16, bands=3, seed=7)
+    degrees = (10.0, 0.00001, 0.0, 50.0, 0.0, -0.00001)
+    path = write_raster(tmp_path / "wgs84.tif", image, geotransform=degrees, epsg=4326)
+    options = _options(loaded_model, scales=None, object_size_map_units=30.0)
+    with pytest.raises(InputError, match="geographic"):
+        detect_raster(path, tmp_path / "s.tif", options)
+    assert not (tmp_path / "s.tif").exists()
+
+
 def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
     path = write_raster(tmp_path / "empty.tif", np.zeros((2, 8, 8), dtype=np.uint8), nodata=0)
     with pytest.raises(InputError, match="no valid pixel"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import fields, replace
 
 import pytest
+from osgeo import osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.presets import (
@@ -113,6 +115,27 @@ def test_scale_from_map_units() -> None:
     assert scale_for_object_size_map_units(1200.0, GEOTRANSFORM_10M) == pytest.approx(0.25)
     with pytest.raises(InputError, match="not georeferenced"):
         scale_for_object_size_map_units(5.0, (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+
+
+def test_map_units_of_a_geographic_crs_are_refused_with_the_pixel_size_in_metres() -> None:
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    degrees = (10.0, 0.00001, 0.0, 50.0, 0.0, -0.00001)
+    with pytest.raises(InputError, match=r"\(WGS 84\) is geographic.*about 1.11 m tall"):
+        scale_for_object_size_map_units(30.0, degrees, wgs84.ExportToWkt())
+    utm = osr.SpatialReference()
+    utm.ImportFromEPSG(32633)
+    assert scale_for_object_size_map_units(300.0, GEOTRANSFORM_10M, utm.ExportToWkt()) == 1.0
+
+
+def test_a_clipped_scale_is_a_warning(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="uniadrs_engine"):
+        assert scale_for_object_size(2.0) == MAX_SCALE
+    assert "objects of 2 px would need an input scale of 15; scales stop at 4" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="uniadrs_engine"):
+        assert scale_for_object_size(60.0) == 0.5
+    assert caplog.text == ""
 
 
 def test_resolve_scales_priority_and_conflicts() -> None:

@@ -655,6 +655,7 @@ def _detect_bands(
             options.object_size,
             options.object_size_map_units,
             source.geotransform,
+            source.projection,
         )
         rx_weight = options.rx_weight if options.rx_weight is not None else preset.rx_weight
         tile = options.tile if options.tile is not None else preset.tile

@@ -20,9 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+from osgeo import osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.fusion import check_fusion_power, check_rx_weight
@@ -34,6 +37,11 @@ PREFERRED_OBJECT_PIXELS = 30.0
 
 #: Scales outside this range are clipped (an input scale of 1/16 to 4).
 MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 4.0
+
+#: Length of one degree of latitude, for the pixel size quoted in an error (WGS 84 mean).
+METRES_PER_DEGREE_OF_LATITUDE = 111_320.0
+
+LOGGER = logging.getLogger(__name__)
 
 #: Bands from which ``auto`` treats a raster as hyperspectral.
 HYPERSPECTRAL_MIN_BANDS = 5
@@ -236,13 +244,25 @@ def scale_for_object_size(pixels: float) -> float:
     """Input scale that brings objects of ``pixels`` raster pixels to the preferred size.
 
     ``scale = 30 / pixels``, clipped to ``[1/16, 4]`` and rounded to 3 significant digits.
+    A clipped scale is logged as a warning: the objects will not reach the preferred size.
 
     Raises:
         InputError: If the size is not a positive number.
     """
     if not math.isfinite(pixels) or pixels <= 0:
         raise InputError(f"the object size must be a positive number of pixels, got {pixels}")
-    scale = min(MAX_SCALE, max(MIN_SCALE, PREFERRED_OBJECT_PIXELS / float(pixels)))
+    wanted = PREFERRED_OBJECT_PIXELS / float(pixels)
+    scale = min(MAX_SCALE, max(MIN_SCALE, wanted))
+    if scale != wanted:
+        LOGGER.warning(
+            "objects of %.4g px would need an input scale of %.3g; scales stop at %g, where "
+            "they are %.3g px at the network's input (it scores about %g px best)",
+            pixels,
+            wanted,
+            scale,
+            pixels * scale,
+            PREFERRED_OBJECT_PIXELS,
+        )
     return float(f"{scale:.3g}")
 
 
@@ -260,16 +280,33 @@ def pixel_size_of(geotransform: Sequence[float]) -> float:
     return size
 
 
-def scale_for_object_size_map_units(size: float, geotransform: Sequence[float]) -> float:
-    """Input scale for objects ``size`` map units across (metres, degrees...) on a raster.
+def scale_for_object_size_map_units(
+    size: float, geotransform: Sequence[float], crs_wkt: str = ""
+) -> float:
+    """Input scale for objects ``size`` map units across (metres, feet...) on a raster.
+
+    Args:
+        size: The objects' width in the units of the raster's projected CRS.
+        geotransform: The raster's geotransform.
+        crs_wkt: The raster's CRS as WKT (empty: unknown, the units are taken as given).
 
     Raises:
-        InputError: If the size is not positive or the raster has no pixel size.
+        InputError: If the size is not positive, the raster has no pixel size, or its CRS
+            is geographic: its map units are degrees, in which no one measures an object.
     """
     if not math.isfinite(size) or size <= 0:
         raise InputError(f"the object size must be a positive length, got {size}")
     if tuple(geotransform) == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):
         raise InputError("the raster is not georeferenced: give the object size in pixels")
+    if crs_wkt:
+        reference = osr.SpatialReference()
+        if reference.ImportFromWkt(crs_wkt) == 0 and reference.IsGeographic():
+            metres = abs(float(geotransform[5])) * METRES_PER_DEGREE_OF_LATITUDE
+            raise InputError(
+                f"the raster's CRS ({reference.GetName()}) is geographic, so its map units "
+                f"are degrees: give the object size in pixels (a pixel is about {metres:.3g} m "
+                "tall here), or reproject the raster to a projected CRS"
+            )
     return scale_for_object_size(size / pixel_size_of(geotransform))
 
 
@@ -279,6 +316,7 @@ def resolve_scales(
     object_size: Optional[float] = None,
     object_size_map_units: Optional[float] = None,
     geotransform: Optional[Sequence[float]] = None,
+    crs_wkt: str = "",
 ) -> Tuple[float, ...]:
     """Returns the input scales to use, by priority: explicit, object size, preset.
 
@@ -289,6 +327,7 @@ def resolve_scales(
         object_size_map_units: Expected anomaly size in map units, or None (needs
             ``geotransform``).
         geotransform: The raster's geotransform, for map-unit sizes.
+        crs_wkt: The raster's CRS as WKT, for map-unit sizes (empty: unknown).
 
     Raises:
         InputError: If both an explicit scale and an object size are given, both kinds of
@@ -306,5 +345,5 @@ def resolve_scales(
     if object_size_map_units is not None:
         if geotransform is None:
             raise InputError("an object size in map units needs the raster's geotransform")
-        return (scale_for_object_size_map_units(object_size_map_units, geotransform),)
+        return (scale_for_object_size_map_units(object_size_map_units, geotransform, crs_wkt),)
     return check_scales(preset.scales)

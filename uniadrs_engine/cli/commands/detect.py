@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_float,
         default=None,
         metavar="M",
-        help="expected anomaly size in map units (e.g. metres)",
+        help="expected anomaly size in the map units of a projected CRS (e.g. metres)",
     )
     parser.add_argument(
         "--rx-weight",
