@@ -290,3 +290,6 @@ def test_rx_raster_bad_input(make_raster, tmp_path):
     with pytest.raises(InputError, match="out of range"):
         rx_raster(path, tmp_path / "x.tif", bands=[9])
     assert not (tmp_path / "x.tif").exists()
+    with pytest.raises(InputError, match="must end in .tif or .tiff"):
+        rx_raster(path, tmp_path / "x.jpg")
+    assert not list(tmp_path.glob("*x.jpg*"))

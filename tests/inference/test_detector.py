@@ -412,6 +412,9 @@ def test_band_selection_and_errors(scene, loaded_model, tmp_path: Path) -> None:
         detect_raster(path, output, _options(loaded_model, bands=[5]))
     with pytest.raises(InputError, match="overwrite the input"):
         detect_raster(path, path, _options(loaded_model))
+    with pytest.raises(InputError, match="must end in .tif or .tiff"):
+        detect_raster(path, tmp_path / "s.png", _options(loaded_model))
+    assert not list(tmp_path.glob("*s.png*")) and not list(tmp_path.glob(".s.*"))
     with pytest.raises(InputError, match="not found"):
         detect_raster(tmp_path / "missing.tif", output, _options(loaded_model))
 

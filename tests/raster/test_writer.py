@@ -11,7 +11,7 @@ from osgeo import gdal
 from tests.raster_factory import write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import Window, open_raster
-from uniadrs_engine.raster.writer import SCORE_NODATA, ScoreRasterWriter
+from uniadrs_engine.raster.writer import SCORE_NODATA, ScoreRasterWriter, check_geotiff_path
 
 
 def _read(path: Path) -> gdal.Dataset:
@@ -141,3 +141,11 @@ def test_shape_mismatch_raises(source_path: Path, tmp_path: Path) -> None:
 def test_missing_output_folder(source_path: Path, tmp_path: Path) -> None:
     with open_raster(source_path) as source, pytest.raises(InputError, match="folder"):
         ScoreRasterWriter(tmp_path / "nowhere" / "scores.tif", source)
+
+
+@pytest.mark.parametrize("name", ["scores.png", "scores.img", "scores", "scores.tif.aux"])
+def test_an_output_name_of_another_format_is_refused(tmp_path, name) -> None:
+    with pytest.raises(InputError, match="must end in .tif or .tiff"):
+        check_geotiff_path(tmp_path / name)
+    assert check_geotiff_path(tmp_path / "a.TIF") == tmp_path / "a.TIF"
+    assert check_geotiff_path(tmp_path / "a.tiff") == tmp_path / "a.tiff"

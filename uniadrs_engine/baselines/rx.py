@@ -66,7 +66,7 @@ from uniadrs_engine.raster.statistics import (
     without_empty_bands,
 )
 from uniadrs_engine.raster.tiling import TileGrid, block_windows
-from uniadrs_engine.raster.writer import ScoreRasterWriter
+from uniadrs_engine.raster.writer import ScoreRasterWriter, check_geotiff_path
 
 PathLike = Union[str, Path]
 
@@ -516,6 +516,7 @@ def rx_raster(
     """
     if mode not in RX_MODES:
         raise InputError(f"unknown RX mode {mode!r} (expected one of {', '.join(RX_MODES)})")
+    check_geotiff_path(output_path)
     if mode == "local":
         inner = DEFAULT_INNER if inner is None else int(inner)
         outer = DEFAULT_OUTER if outer is None else int(outer)

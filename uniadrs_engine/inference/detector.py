@@ -120,7 +120,7 @@ from uniadrs_engine.raster.statistics import (
     without_empty_bands,
 )
 from uniadrs_engine.raster.tiling import Tile, TileGrid, pad_tile
-from uniadrs_engine.raster.writer import ScoreRasterWriter, remove_if_exists
+from uniadrs_engine.raster.writer import ScoreRasterWriter, check_geotiff_path, remove_if_exists
 
 logger = logging.getLogger(__name__)
 
@@ -608,6 +608,7 @@ def detect_raster(
         raise InputError(f"the output {output_path} would overwrite the input")
     if not output_path.parent.is_dir():
         raise InputError(f"output folder does not exist: {output_path.parent}")
+    check_geotiff_path(output_path)
     checked: DetectionOptions = options  # narrowed for the closure below
     bands, bad_bands = select_bands(input_path, options.bands)
     report = without_empty_bands(

@@ -77,6 +77,26 @@ def _creation_options_for(dtype: np.dtype, options: Sequence[str]) -> list:
     return ["PREDICTOR=2" if option.upper() == "PREDICTOR=3" else option for option in options]
 
 
+#: Name endings of the GeoTIFF files the writer makes.
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_geotiff_path(path: PathLike) -> Path:
+    """Refuses an output name whose ending promises another format than GeoTIFF.
+
+    Raises:
+        InputError: If the name ends in anything but ``.tif`` or ``.tiff`` (any case).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in GEOTIFF_SUFFIXES:
+        ending = f"'{path.suffix}'" if path.suffix else "no ending"
+        raise InputError(
+            f"the output {path.name} must end in .tif or .tiff: the engine writes GeoTIFF "
+            f"(got {ending}); convert it afterwards with gdal_translate if needed"
+        )
+    return path
+
+
 class ScoreRasterWriter:
     """Writes a raster window by window under a temporary name, then renames it.
 
@@ -104,7 +124,7 @@ class ScoreRasterWriter:
         creation_options: Sequence[str] = DEFAULT_CREATION_OPTIONS,
         band_descriptions: Optional[Sequence[str]] = None,
     ) -> None:
-        self.path = Path(path)
+        self.path = check_geotiff_path(path)
         self.width = int(like.width)
         self.height = int(like.height)
         self.band_count = int(band_count)

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", help="input raster (any format GDAL reads)")
-    parser.add_argument("output", help="output score GeoTIFF")
+    parser.add_argument("output", help="output score GeoTIFF (.tif or .tiff)")
     parser.add_argument(
         "--model",
         default="default",

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", help="input raster (any format GDAL reads)")
-    parser.add_argument("output", help="output score GeoTIFF")
+    parser.add_argument("output", help="output score GeoTIFF (.tif or .tiff)")
     parser.add_argument("--mode", choices=RX_MODES, default="global", help="default: global")
     parser.add_argument(
         "--inner",
