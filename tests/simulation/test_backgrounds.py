@@ -59,6 +59,19 @@ def test_empty_and_constant_bands_are_dropped(background_tree):
     assert window.image.min() > -1.0
 
 
+def test_an_envi_bad_band_list_drops_its_bands(tmp_path):
+    image = np.random.default_rng(1).uniform(1.0, 2.0, size=(12, 16, 18)).astype(np.float32)
+    path = write_raster(tmp_path / "cube.img", image, driver="ENVI")
+    header = tmp_path / "cube.hdr"
+    flags = ", ".join("0" if band in (2, 11) else "1" for band in range(1, 13))
+    header.write_text(header.read_text().rstrip() + f"\nbbl = {{{flags}}}\n")
+    pool = BackgroundPool.from_paths([tmp_path])
+    (cube,) = pool.files
+    assert cube.path == path
+    assert cube.provenance()["bands_dropped_1based"] == [2, 11]
+    np.testing.assert_array_equal(pool.read(cube).image, image[[0, *range(2, 10), 11]])
+
+
 def test_nodata_pixels_are_masked_and_zeroed(tmp_path):
     image = np.random.default_rng(0).uniform(1.0, 2.0, size=(12, 20, 24)).astype(np.float32)
     image[:, 5:8, 4:9] = -9999.0

@@ -4,8 +4,9 @@
 leaves out what matches the ``exclude`` patterns, and describes each file once:
 
 * **bands**: a band is dropped when it has no valid pixel or is constant over its valid pixels
-  (EnMAP's bands 130-135 hold -32768 everywhere). Valid means finite and not the band's nodata
-  value. A pixel is valid when every kept band is valid there.
+  (EnMAP's bands 130-135 hold -32768 everywhere), or when an ENVI header's bad band list marks
+  it (unless it marks every band), as detection does. Valid means finite and not the band's
+  nodata value. A pixel is valid when every kept band is valid there.
 * **modality**: ``"hyperspectral"`` with at least :data:`HYPERSPECTRAL_MIN_BANDS` (10) kept
   bands, else ``"visible"`` (1-9 bands: RGB, grey, and multispectral images, which go to the
   spatial simulation).
@@ -35,7 +36,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import band_holds_value
+from uniadrs_engine.raster.reader import band_holds_value, envi_bad_bands
 
 gdal.UseExceptions()
 
@@ -336,6 +337,7 @@ class BackgroundPool:
         dtype = np.dtype(
             gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(1).DataType)
         )
+        bad = set(envi_bad_bands(dataset))
         small = rows * cols * band_count * dtype.itemsize <= CACHE_FILE_BYTES
         if small:
             data = _as_3d(dataset.ReadAsArray())
@@ -346,6 +348,8 @@ class BackgroundPool:
         valid_per_band = _validity(data, nodata)
         kept = []
         for index in range(band_count):
+            if index + 1 in bad and len(bad) < band_count:
+                continue
             values = data[index][valid_per_band[index]]
             if values.size and values.min() != values.max():
                 kept.append(index)
