@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from osgeo import gdal
 from sklearn.covariance import OAS
 
 from uniadrs_engine.baselines.rx import (
@@ -212,6 +213,14 @@ def test_rx_raster_leaves_out_bands_that_hold_no_value(make_raster, tmp_path, mo
     assert report.bands == [1, 3, 4] and report.bands_left_out == (2,)
     assert reference.bands_left_out == ()
     assert report.describe_bands_left_out() == "band 2 left out: it holds no value"
+
+
+@pytest.mark.parametrize("mode", ["global", "local"])
+def test_a_large_rx_raster_has_overviews(make_raster, tmp_path, mode):
+    path = make_raster(_image(bands=3, rows=8, cols=2100, seed=10), "wide.tif")
+    rx_raster(path, tmp_path / "rx.tif", mode=mode, inner=3, outer=5)
+    dataset = gdal.Open(str(tmp_path / "rx.tif"))
+    assert dataset.GetRasterBand(1).GetOverviewCount() == 4
 
 
 def test_rx_raster_leaves_out_the_bands_of_an_envi_bad_band_list(make_raster, tmp_path):

@@ -480,6 +480,16 @@ def test_an_object_size_in_degrees_is_refused(loaded_model, tmp_path: Path) -> N
     assert not (tmp_path / "s.tif").exists()
 
 
+@pytest.mark.parametrize("scales", [[1.0], [0.5, 1.0]])
+def test_a_large_score_raster_has_overviews(loaded_model, tmp_path: Path, scales) -> None:
+    image, _ = anomaly_scene(rows=16, cols=2100, bands=3, seed=8)
+    path = write_raster(tmp_path / "wide.tif", image)
+    detect_raster(path, tmp_path / "s.tif", _options(loaded_model, scales=scales, tile=1024))
+    dataset = gdal.Open(str(tmp_path / "s.tif"))
+    assert dataset.GetRasterBand(1).GetOverviewCount() == 4
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["s.tif", "wide.tif"]
+
+
 def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
     path = write_raster(tmp_path / "empty.tif", np.zeros((2, 8, 8), dtype=np.uint8), nodata=0)
     with pytest.raises(InputError, match="no valid pixel"):

@@ -11,7 +11,12 @@ from osgeo import gdal
 from tests.raster_factory import write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import Window, open_raster
-from uniadrs_engine.raster.writer import SCORE_NODATA, ScoreRasterWriter, check_geotiff_path
+from uniadrs_engine.raster.writer import (
+    SCORE_NODATA,
+    ScoreRasterWriter,
+    check_geotiff_path,
+    overview_levels,
+)
 
 
 def _read(path: Path) -> gdal.Dataset:
@@ -149,3 +154,33 @@ def test_an_output_name_of_another_format_is_refused(tmp_path, name) -> None:
         check_geotiff_path(tmp_path / name)
     assert check_geotiff_path(tmp_path / "a.TIF") == tmp_path / "a.TIF"
     assert check_geotiff_path(tmp_path / "a.tiff") == tmp_path / "a.tiff"
+
+
+@pytest.mark.parametrize("resampling, expected", [("AVERAGE", 2.5), ("NEAREST", 1.0)])
+def test_a_large_output_gets_overviews_that_skip_nodata(tmp_path, resampling, expected) -> None:
+    width, height = 2100, 6
+    values = np.tile(np.array([1.0, 4.0], dtype=np.float32), (height, width // 2))
+    valid = np.ones((height, width), dtype=bool)
+    valid[:2, :2] = False
+    with ScoreRasterWriter.for_grid(
+        tmp_path / "wide.tif", width, height, overviews=resampling
+    ) as writer:
+        writer.write(Window(0, 0, width, height), values, valid)
+    dataset = _read(tmp_path / "wide.tif")  # kept: a band outliving its dataset crashes
+    band = dataset.GetRasterBand(1)
+    assert band.GetOverviewCount() == len(overview_levels(width, height)) == 4
+    first = band.GetOverview(0)
+    assert (first.XSize, first.YSize) == (1050, 3)
+    coarse = first.ReadAsArray()
+    assert coarse[0, 0] == SCORE_NODATA  # every pixel under it is nodata
+    assert coarse[1, 1] == pytest.approx(expected)
+
+
+def test_no_overviews_for_small_or_intermediate_outputs(tmp_path) -> None:
+    with ScoreRasterWriter.for_grid(tmp_path / "small.tif", 300, 200, overviews="AVERAGE") as out:
+        out.write(Window(0, 0, 300, 200), np.ones((200, 300), dtype=np.float32))
+    with ScoreRasterWriter.for_grid(tmp_path / "temp.tif", 2100, 4) as out:
+        out.write(Window(0, 0, 2100, 4), np.ones((4, 2100), dtype=np.float32))
+    for name in ("small.tif", "temp.tif"):
+        dataset = _read(tmp_path / name)
+        assert dataset.GetRasterBand(1).GetOverviewCount() == 0

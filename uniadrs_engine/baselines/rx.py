@@ -66,7 +66,7 @@ from uniadrs_engine.raster.statistics import (
     without_empty_bands,
 )
 from uniadrs_engine.raster.tiling import TileGrid, block_windows
-from uniadrs_engine.raster.writer import ScoreRasterWriter, check_geotiff_path
+from uniadrs_engine.raster.writer import SCORE_OVERVIEWS, ScoreRasterWriter, check_geotiff_path
 
 PathLike = Union[str, Path]
 
@@ -580,6 +580,7 @@ def _rx_bands(
                     statistics.covariance,
                     memory_mb,
                     reporter.sub(0.3, 1.0),
+                    overviews=SCORE_OVERVIEWS,
                 )
                 components = None
             else:
@@ -626,6 +627,7 @@ def write_global_rx(
     memory_mb: float,
     reporter: ProgressReporter,
     observer: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
+    overviews: Optional[str] = None,
 ) -> None:
     """Scoring pass of global RX, strip by strip.
 
@@ -637,13 +639,15 @@ def write_global_rx(
         memory_mb: Memory budget of one strip.
         reporter: Progress and cancellation.
         observer: Optional callable receiving each written strip's scores and validity.
+        overviews: Resampling of the output's overviews, or None for none (see
+            :class:`~uniadrs_engine.raster.writer.ScoreRasterWriter`).
     """
     inverse = np.linalg.pinv(covariance, rcond=PINV_RCOND)
     bytes_per_pixel = 4 * source.band_count + 16 * source.band_count + 16
     windows = block_windows(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
     )
-    with ScoreRasterWriter(output_path, like=source) as writer:
+    with ScoreRasterWriter(output_path, like=source, overviews=overviews) as writer:
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             block = source.read_window(window)
@@ -666,11 +670,11 @@ def _write_local(
     memory_mb: float,
     reporter: ProgressReporter,
 ) -> None:
-    """Local RX tile by tile, with a halo of ``outer // 2``."""
+    """Local RX tile by tile, with a halo of ``outer // 2``; the output has overviews."""
     halo = outer // 2
     tile = _local_tile_size(source.band_count, transform.components, halo, memory_mb)
     grid = TileGrid(source.width, source.height, tile=tile, halo=halo)
-    with ScoreRasterWriter(output_path, like=source) as writer:
+    with ScoreRasterWriter(output_path, like=source, overviews=SCORE_OVERVIEWS) as writer:
         for index, grid_tile in enumerate(grid):
             reporter.check_cancelled()
             block = source.read_window(grid_tile.read)

@@ -120,7 +120,12 @@ from uniadrs_engine.raster.statistics import (
     without_empty_bands,
 )
 from uniadrs_engine.raster.tiling import Tile, TileGrid, pad_tile
-from uniadrs_engine.raster.writer import ScoreRasterWriter, check_geotiff_path, remove_if_exists
+from uniadrs_engine.raster.writer import (
+    SCORE_OVERVIEWS,
+    ScoreRasterWriter,
+    check_geotiff_path,
+    remove_if_exists,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -724,7 +729,8 @@ def _detect_bands(
                     histograms.append(ScoreHistogram())
                 else:
                     target = output_path
-                with ScoreRasterWriter(target, source) as writer:
+                final = None if fused else SCORE_OVERVIEWS
+                with ScoreRasterWriter(target, source, overviews=final) as writer:
                     _score_scale(
                         source,
                         plan,
@@ -751,7 +757,7 @@ def _detect_bands(
                     lambda values, valid: histograms[-1].add(values[valid]),
                 )
             if fused:
-                with ScoreRasterWriter(output_path, source) as writer:
+                with ScoreRasterWriter(output_path, source, overviews=SCORE_OVERVIEWS) as writer:
                     fuse_score_rasters(
                         temporary_paths,
                         histograms,

@@ -52,7 +52,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, quiet_gdal_errors
 from uniadrs_engine.raster.tiling import block_windows
-from uniadrs_engine.raster.writer import ScoreRasterWriter
+from uniadrs_engine.raster.writer import MASK_OVERVIEWS, ScoreRasterWriter
 
 PathLike = Union[str, Path]
 
@@ -423,6 +423,7 @@ def _mask_writer(mask_path: Path, scores: RasterSource) -> ScoreRasterWriter:
         dtype=np.uint8,
         nodata=MASK_NODATA,
         band_descriptions=[MASK_BAND_DESCRIPTION],
+        overviews=MASK_OVERVIEWS,
     )
 
 

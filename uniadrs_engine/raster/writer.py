@@ -20,7 +20,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, List, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -77,6 +77,37 @@ def _creation_options_for(dtype: np.dtype, options: Sequence[str]) -> list:
     return ["PREDICTOR=2" if option.upper() == "PREDICTOR=3" else option for option in options]
 
 
+#: Resampling of the overviews of score rasters (the mean score of the pixels covered).
+SCORE_OVERVIEWS = "AVERAGE"
+
+#: Resampling of the overviews of masks (labels are never averaged).
+MASK_OVERVIEWS = "NEAREST"
+
+#: Overviews are built for outputs whose longer side exceeds this (pixels) ...
+OVERVIEW_MIN_SIDE = 2048
+
+#: ... halving until the coarsest level's longer side is at most this.
+OVERVIEW_SMALLEST_SIDE = 256
+
+
+def overview_levels(width: int, height: int) -> List[int]:
+    """Decimation factors of the internal overviews of a ``width`` x ``height`` output.
+
+    Example:
+        >>> overview_levels(1000, 800)
+        []
+        >>> overview_levels(8000, 3000)
+        [2, 4, 8, 16, 32]
+    """
+    side = max(int(width), int(height))
+    if side <= OVERVIEW_MIN_SIDE:
+        return []
+    levels = [2]
+    while side // levels[-1] > OVERVIEW_SMALLEST_SIDE:
+        levels.append(levels[-1] * 2)
+    return levels
+
+
 #: Name endings of the GeoTIFF files the writer makes.
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -109,6 +140,10 @@ class ScoreRasterWriter:
         nodata: Value written at invalid pixels (also set as the bands' nodata); None for none.
         creation_options: GeoTIFF creation options.
         band_descriptions: Optional description of each band.
+        overviews: GDAL resampling of internal overviews built on commit for outputs larger
+            than :data:`OVERVIEW_MIN_SIDE` (``"AVERAGE"``, ``"NEAREST"``...), so that GIS
+            software shows them at any zoom without reading every pixel; None: none (for
+            intermediate files).
 
     Raises:
         InputError: If the output folder is missing or the file cannot be created.
@@ -123,8 +158,10 @@ class ScoreRasterWriter:
         nodata: Optional[float] = SCORE_NODATA,
         creation_options: Sequence[str] = DEFAULT_CREATION_OPTIONS,
         band_descriptions: Optional[Sequence[str]] = None,
+        overviews: Optional[str] = None,
     ) -> None:
         self.path = check_geotiff_path(path)
+        self.overviews = overviews
         self.width = int(like.width)
         self.height = int(like.height)
         self.band_count = int(band_count)
@@ -233,6 +270,14 @@ class ScoreRasterWriter:
         if self._dataset is None:
             raise ValueError(f"writer of {self.path} was aborted")
         try:
+            levels = overview_levels(self.width, self.height) if self.overviews else []
+            if levels:
+                with quiet_gdal_errors():
+                    try:
+                        self._dataset.BuildOverviews(self.overviews, levels)
+                    except RuntimeError as error:
+                        message = f"cannot build the overviews of {self.path}: {error}"
+                        raise InputError(message) from None
             self._dataset.FlushCache()
             self._dataset = None  # closes the file
             stale_aux = Path(f"{self.path}.aux.xml")
