@@ -120,6 +120,21 @@ def test_describe_bands_joins_runs() -> None:
     assert describe_bands([1, 2, 3, 9, 11, 12]) == "bands 1-3, 9, 11-12"
 
 
+def test_complex_values_are_read_as_their_amplitude(tmp_path: Path) -> None:
+    path = tmp_path / "slc.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 3, 2, 1, gdal.GDT_CInt16)
+    values = np.array([[3 + 4j, -6 + 8j, 0j], [1j, -2, 5 - 12j]], dtype=np.complex64)
+    dataset.GetRasterBand(1).WriteArray(values)
+    dataset.GetRasterBand(1).SetNoDataValue(0)
+    dataset = None
+    with open_raster(path) as source:
+        assert source.complex_bands and source.dtype.kind == "c"
+        block = source.read_window(source.full_window())
+    np.testing.assert_allclose(block.data[0], [[5, 10, 0], [1, 2, 13]], rtol=1e-6)
+    np.testing.assert_array_equal(block.valid, [[True, True, False], [True, True, True]])
+    assert block.data.dtype == np.float32
+
+
 def test_nodata_is_per_selected_band(make_raster) -> None:
     image = _ramp(2, 3, 3, "int16") + 1
     image[1, 0, 0] = -5

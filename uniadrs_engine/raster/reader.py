@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from osgeo import gdal, gdal_array
 from uniadrs_engine.errors import InputError
 
 PathLike = Union[str, Path]
+
+LOGGER = logging.getLogger(__name__)
 
 #: Subdatasets a container's error names (the rest are counted).
 MAX_SUBDATASETS_NAMED = 3
@@ -242,6 +245,8 @@ class RasterSource:
         band_indices: The selected bands, 1-based.
         band_count: ``len(band_indices)``.
         dtype: The numpy type of the file's (first selected) band.
+        complex_bands: True when that type is complex (a SAR single-look complex image):
+            each pixel's amplitude ``|z|`` is read then, as float32.
         geotransform: GDAL's 6-tuple geotransform.
         projection: The coordinate reference system as WKT, or ``''``.
         nodata: Per selected band, its nodata value or None.
@@ -257,10 +262,13 @@ class RasterSource:
         self.band_count = len(self.band_indices)
         bands = [dataset.GetRasterBand(index) for index in self.band_indices]
         type_code = gdal_array.GDALTypeCodeToNumericTypeCode(bands[0].DataType)
-        if type_code is None or np.dtype(type_code).kind == "c":
+        if type_code is None:
             type_name = gdal.GetDataTypeName(bands[0].DataType)
             raise InputError(f"{path}: unsupported pixel type {type_name}")
         self.dtype = np.dtype(type_code)
+        self.complex_bands = self.dtype.kind == "c"
+        if self.complex_bands:
+            LOGGER.info("%s holds complex values: their amplitude is scored", path)
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
         self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
@@ -336,7 +344,10 @@ class RasterSource:
         return RasterBlock(data=data, valid=valid, band_counts=band_counts)
 
     def _read_raw(self, xoff: int, yoff: int, xsize: int, ysize: int) -> np.ndarray:
-        """Reads the selected bands in the file's own type, ``[bands, rows, cols]``."""
+        """Reads the selected bands in the file's own type, ``[bands, rows, cols]``.
+
+        Complex values are read as their amplitude (float32 or float64).
+        """
         with quiet_gdal_errors():
             try:
                 raw = self.dataset.ReadAsArray(
@@ -349,6 +360,8 @@ class RasterSource:
         raw = np.asarray(raw)
         if raw.ndim == 2:
             raw = raw[None]
+        if raw.dtype.kind == "c":
+            raw = np.abs(raw)  # the amplitude of complex (SAR single-look complex) values
         return raw
 
     def _read_mask(
