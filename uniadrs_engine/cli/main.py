@@ -25,6 +25,7 @@ from uniadrs_engine.errors import CancelledError, UniadrsError
 COMMAND_MODULES = (
     "detect",
     "rx",
+    "threshold",
     "evaluate",
     "benchmark",
     "simulate",
