@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
@@ -278,6 +279,24 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
                 "(Raster > Conversion > Translate)"
             )
         return layer.source()
+
+    def band_parameter(self, name: str, layer_parameter: str) -> QgsProcessingParameterBand:
+        """The optional multi-band choice of the raster ``layer_parameter``, with its help."""
+        bands = QgsProcessingParameterBand(
+            name,
+            tr("Bands (empty: all usable bands)"),
+            parentLayerParameterName=layer_parameter,
+            optional=True,
+            allowMultiple=True,
+        )
+        bands.setHelp(
+            tr(
+                "Bands to use, numbered from 1. Empty: every band but those the raster's "
+                "ENVI bad band list marks. Bands that hold no value anywhere (nodata or not "
+                "finite everywhere) are left out either way, with a warning."
+            )
+        )
+        return bands
 
     def band_list(
         self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext

@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -133,20 +132,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         """Declares the parameters and outputs."""
         self._presets = preset_choices()
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Input raster")))
-        bands = QgsProcessingParameterBand(
-            self.BANDS,
-            tr("Bands (empty: all bands)"),
-            parentLayerParameterName=self.INPUT,
-            optional=True,
-            allowMultiple=True,
-        )
-        bands.setHelp(
-            tr(
-                "Bands to score, numbered from 1. Empty: every band but those the raster's "
-                "ENVI bad band list marks. Bands that hold no value anywhere are left out."
-            )
-        )
-        self.addParameter(bands)
+        self.addParameter(self.band_parameter(self.BANDS, self.INPUT))
         model = QgsProcessingParameterFile(
             self.MODEL,
             tr("Model file (empty: the shipped default model)"),

@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -62,15 +61,7 @@ class RxAlgorithm(UniadrsAlgorithm):
     def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
         """Declares the parameters and outputs."""
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, tr("Input raster")))
-        self.addParameter(
-            QgsProcessingParameterBand(
-                self.BANDS,
-                tr("Bands (empty: all bands)"),
-                parentLayerParameterName=self.INPUT,
-                optional=True,
-                allowMultiple=True,
-            )
-        )
+        self.addParameter(self.band_parameter(self.BANDS, self.INPUT))
         self.addParameter(
             QgsProcessingParameterEnum(
                 self.MODE, tr("Mode"), options=[tr(label) for _, label in RX_MODES], defaultValue=0

@@ -92,3 +92,11 @@ def test_an_engine_already_imported_is_kept(tmp_path):
 def test_icon_and_shipped_model_are_found():
     assert icon_path().endswith("icon.svg")
     assert [path.name for path in shipped_model_files()] == ["detect_threshold_stats.model3"]
+
+
+def test_detect_and_rx_offer_the_same_band_choice(provider):
+    registry = QgsApplication.processingRegistry()
+    for algorithm_id in ("uniadrs:detectanomalies", "uniadrs:rx"):
+        bands = registry.algorithmById(algorithm_id).parameterDefinition("BANDS")
+        assert bands.description() == "Bands (empty: all usable bands)"
+        assert bands.allowMultiple() and "ENVI bad band list" in bands.help()
