@@ -490,6 +490,17 @@ def test_a_large_score_raster_has_overviews(loaded_model, tmp_path: Path, scales
     assert sorted(item.name for item in tmp_path.iterdir()) == ["s.tif", "wide.tif"]
 
 
+def test_the_scores_keep_the_input_s_ground_control_points(loaded_model, tmp_path: Path):
+    image, _ = anomaly_scene(rows=20, cols=24, bands=2, seed=9)
+    path = write_raster(tmp_path / "gcps.tif", image, epsg=None, geotransform=(0, 1, 0, 0, 0, 1))
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    dataset.SetGCPs([gdal.GCP(7.0, 45.0, 0, 0, 0), gdal.GCP(7.1, 44.9, 0, 24, 20)], "")
+    dataset = None
+    detect_raster(path, tmp_path / "s.tif", _options(loaded_model, scales=[0.5, 1.0]))
+    written = gdal.Open(str(tmp_path / "s.tif"))
+    assert [(point.GCPX, point.GCPLine) for point in written.GetGCPs()] == [(7.0, 0), (7.1, 20)]
+
+
 def test_no_valid_pixel(loaded_model, tmp_path: Path) -> None:
     path = write_raster(tmp_path / "empty.tif", np.zeros((2, 8, 8), dtype=np.uint8), nodata=0)
     with pytest.raises(InputError, match="no valid pixel"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from tests.raster_factory import write_raster
 from uniadrs_engine.errors import InputError
@@ -184,3 +184,22 @@ def test_no_overviews_for_small_or_intermediate_outputs(tmp_path) -> None:
     for name in ("small.tif", "temp.tif"):
         dataset = _read(tmp_path / name)
         assert dataset.GetRasterBand(1).GetOverviewCount() == 0
+
+
+def test_ground_control_points_are_passed_on(tmp_path) -> None:
+    source_path = tmp_path / "gcps.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(source_path), 20, 10, 1, gdal.GDT_UInt16)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    corners = [(0, 0, 10.0, 50.0), (20, 0, 10.2, 50.0), (0, 10, 10.0, 49.9)]
+    points = [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners]
+    dataset.SetGCPs(points, wgs84.ExportToWkt())
+    dataset = None
+    with open_raster(source_path) as source:
+        assert len(source.gcps) == 3 and "WGS 84" in source.gcp_projection
+        with ScoreRasterWriter(tmp_path / "scores.tif", source) as writer:
+            writer.write(Window(0, 0, 20, 10), np.ones((10, 20), dtype=np.float32))
+    written = _read(tmp_path / "scores.tif")
+    points = written.GetGCPs()
+    assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in points] == corners
+    assert "WGS 84" in written.GetGCPProjection()

@@ -31,6 +31,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.fusion import check_fusion_power, check_rx_weight
 from uniadrs_engine.inference.views import check_views
 from uniadrs_engine.raster.normalisation import RASTER_SCOPE, check_normalisation_scope
+from uniadrs_engine.raster.reader import NO_GEOTRANSFORM
 
 #: Object size, at the network's input, that the network scores best (pixels).
 PREFERRED_OBJECT_PIXELS = 30.0
@@ -296,7 +297,7 @@ def scale_for_object_size_map_units(
     """
     if not math.isfinite(size) or size <= 0:
         raise InputError(f"the object size must be a positive length, got {size}")
-    if tuple(geotransform) == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):
+    if tuple(geotransform) == NO_GEOTRANSFORM:
         raise InputError("the raster is not georeferenced: give the object size in pixels")
     if crs_wkt:
         reference = osr.SpatialReference()

@@ -37,7 +37,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.metrics.roc import RocCurve, check_both_classes, count_pairs
 from uniadrs_engine.metrics.roc3d import Roc3dResult, normalised_class_means
 from uniadrs_engine.progress import ProgressReporter
-from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, RasterSource, Window, open_raster
 from uniadrs_engine.raster.tiling import block_windows
 
 PathLike = Union[str, Path]
@@ -47,8 +47,6 @@ CURVE_BINS = 4096
 
 #: Bytes per pixel held while streaming both rasters (two float32 reads, masks, float64 copies).
 _BYTES_PER_PIXEL = 40
-
-_DEFAULT_GEOTRANSFORM = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
 @dataclass
@@ -117,7 +115,7 @@ class _ClassSummary:
 
 
 def _is_georeferenced(source: RasterSource) -> bool:
-    return bool(source.projection) or tuple(source.geotransform) != _DEFAULT_GEOTRANSFORM
+    return bool(source.projection) or tuple(source.geotransform) != NO_GEOTRANSFORM
 
 
 def check_same_grid(first: RasterSource, second: RasterSource) -> None:

@@ -32,6 +32,9 @@ PathLike = Union[str, Path]
 
 LOGGER = logging.getLogger(__name__)
 
+#: GDAL's geotransform of a raster without one (pixel coordinates).
+NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
 #: Subdatasets a container's error names (the rest are counted).
 MAX_SUBDATASETS_NAMED = 3
 
@@ -249,6 +252,9 @@ class RasterSource:
             each pixel's amplitude ``|z|`` is read then, as float32.
         geotransform: GDAL's 6-tuple geotransform.
         projection: The coordinate reference system as WKT, or ``''``.
+        gcps: The raster's ground control points (georeference of raw satellite products
+            such as Sentinel-1 GRD, which have no geotransform), or ``()``.
+        gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
         nodata: Per selected band, its nodata value or None.
         block_size: The file's natural block ``(x, y)`` of the first selected band.
     """
@@ -271,6 +277,8 @@ class RasterSource:
             LOGGER.info("%s holds complex values: their amplitude is scored", path)
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
+        self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
+        self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
         block_x, block_y = bands[0].GetBlockSize()
         self.block_size: Tuple[int, int] = (int(block_x), int(block_y))

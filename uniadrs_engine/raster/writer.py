@@ -26,7 +26,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import Window, quiet_gdal_errors
+from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, Window, quiet_gdal_errors
 
 PathLike = Union[str, Path]
 
@@ -45,7 +45,11 @@ DEFAULT_CREATION_OPTIONS: Tuple[str, ...] = (
 
 
 class GridLike(Protocol):
-    """Anything that describes a raster grid (a :class:`RasterSource`, a :class:`RasterGrid`)."""
+    """Anything that describes a raster grid (a :class:`RasterSource`, a :class:`RasterGrid`).
+
+    A grid that also has ``gcps`` (GDAL ground control points) and ``gcp_projection``, as a
+    :class:`RasterSource` has, passes them on to what is written on it.
+    """
 
     width: int
     height: int
@@ -66,7 +70,7 @@ class RasterGrid:
 
     width: int
     height: int
-    geotransform: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    geotransform: Tuple[float, ...] = NO_GEOTRANSFORM
     projection: str = ""
 
 
@@ -195,9 +199,14 @@ class ScoreRasterWriter:
             self._remove_temp()
             raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
         self._dataset: Optional[gdal.Dataset] = dataset
-        dataset.SetGeoTransform(tuple(like.geotransform))
-        if like.projection:
-            dataset.SetProjection(like.projection)
+        gcps = tuple(getattr(like, "gcps", ()))
+        if gcps and tuple(like.geotransform) == NO_GEOTRANSFORM:
+            # georeferenced by ground control points (e.g. Sentinel-1 GRD), kept as such
+            dataset.SetGCPs(gcps, getattr(like, "gcp_projection", ""))
+        else:
+            dataset.SetGeoTransform(tuple(like.geotransform))
+            if like.projection:
+                dataset.SetProjection(like.projection)
         for index in range(self.band_count):
             band = dataset.GetRasterBand(index + 1)
             if nodata is not None:
@@ -212,7 +221,7 @@ class ScoreRasterWriter:
         path: PathLike,
         width: int,
         height: int,
-        geotransform: Sequence[float] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+        geotransform: Sequence[float] = NO_GEOTRANSFORM,
         projection: str = "",
         **options: Any,
     ) -> ScoreRasterWriter:
