@@ -60,7 +60,8 @@ class RasterBlock:
         valid: ``bool [rows, cols]``; True where every band is finite and not nodata.
         band_counts: ``int64 [bands]``: the pixels where each band on its own holds a value
             (finite, not its nodata, inside GDAL's explicit masks); a band that holds none
-            anywhere in the raster leaves no pixel valid (see :func:`describe_bands`).
+            anywhere in the raster leaves no pixel valid (see
+            :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
     """
 
     data: np.ndarray
@@ -337,7 +338,8 @@ class RasterSource:
         band_counts = np.zeros(self.band_count, dtype=np.int64)
         for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
             holds = band_holds_value(band_data, nodata)
-            holds &= masked
+            if self._mask_bands:
+                holds &= masked
             band_counts[index] = np.count_nonzero(holds)
             valid &= holds
         with np.errstate(over="ignore", invalid="ignore"):
