@@ -10,11 +10,13 @@ from osgeo import gdal, osr
 
 from tests.raster_factory import write_raster
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster import writer
 from uniadrs_engine.raster.reader import Window, open_raster
 from uniadrs_engine.raster.writer import (
     SCORE_NODATA,
     ScoreRasterWriter,
     check_geotiff_path,
+    check_output_folder,
     overview_levels,
 )
 
@@ -203,3 +205,16 @@ def test_ground_control_points_are_passed_on(tmp_path) -> None:
     points = written.GetGCPs()
     assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in points] == corners
     assert "WGS 84" in written.GetGCPProjection()
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch) -> None:
+    # The tests run as root, for whom every folder is writable: os.access stands in.
+    monkeypatch.setattr(writer.os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(InputError, match=f"cannot write to the output folder {tmp_path}"):
+        check_output_folder(tmp_path / "scores.tif")
+    with pytest.raises(InputError, match="output folder does not exist"):
+        check_output_folder(tmp_path / "missing" / "scores.tif")
+    (tmp_path / "folder.tif").mkdir()
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="output path is a folder"):
+        check_geotiff_path(tmp_path / "folder.tif")

@@ -611,8 +611,6 @@ def detect_raster(
     input_file = Path(input_path)
     if input_file.exists() and output_path.exists() and output_path.samefile(input_file):
         raise InputError(f"the output {output_path} would overwrite the input")
-    if not output_path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {output_path.parent}")
     check_geotiff_path(output_path)
     checked: DetectionOptions = options  # narrowed for the closure below
     bands, bad_bands = select_bands(input_path, options.bands)

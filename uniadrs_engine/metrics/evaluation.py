@@ -39,6 +39,7 @@ from uniadrs_engine.metrics.roc3d import Roc3dResult, normalised_class_means
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, RasterSource, Window, open_raster
 from uniadrs_engine.raster.tiling import block_windows
+from uniadrs_engine.raster.writer import check_output_folder
 
 PathLike = Union[str, Path]
 
@@ -436,9 +437,7 @@ def save_roc_png(
     from matplotlib.figure import Figure
 
     curve = result.curve if isinstance(result, EvaluationResult) else result
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {path.parent}")
+    path = check_output_folder(path)
     figure = Figure(figsize=(9.0, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     roc_axes, tau_axes = figure.subplots(1, 2)

@@ -22,6 +22,7 @@ from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.writer import check_geotiff_path
 
 PathLike = Union[str, Path]
 
@@ -65,9 +66,7 @@ def rasterize_polygons_like(
         raise InputError(f"{vector_path} has {which}")
     if projection and layer.GetSpatialRef() is None:
         raise InputError(f"{vector_path} has no coordinate reference system")
-    out_path = Path(out_path)
-    if not out_path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {out_path.parent}")
+    out_path = check_geotiff_path(out_path)
     temp_path = out_path.parent / f".{out_path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
     try:
         dataset = gdal.GetDriverByName("GTiff").Create(

@@ -52,7 +52,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, quiet_gdal_errors
 from uniadrs_engine.raster.tiling import block_windows
-from uniadrs_engine.raster.writer import MASK_OVERVIEWS, ScoreRasterWriter
+from uniadrs_engine.raster.writer import MASK_OVERVIEWS, ScoreRasterWriter, check_output_folder
 
 PathLike = Union[str, Path]
 
@@ -575,8 +575,7 @@ def _write_polygons(
 ) -> None:
     """Writes the kept objects with their figures, under a temporary name, then renames."""
     driver = vector_driver_for(path)
-    if not path.parent.is_dir():
-        raise InputError(f"output folder does not exist: {path.parent}")
+    check_output_folder(path)
     temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
     try:
         with quiet_gdal_errors():
@@ -647,8 +646,5 @@ def _output_folder(*paths: Optional[PathLike]) -> str:
     """The folder of the first output path given (work files go next to the outputs)."""
     for path in paths:
         if path is not None:
-            folder = Path(path).parent
-            if not folder.is_dir():
-                raise InputError(f"output folder does not exist: {folder}")
-            return str(folder)
+            return str(check_output_folder(path).parent)
     return tempfile.gettempdir()

@@ -116,13 +116,31 @@ def overview_levels(width: int, height: int) -> List[int]:
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
 
-def check_geotiff_path(path: PathLike) -> Path:
-    """Refuses an output name whose ending promises another format than GeoTIFF.
+def check_output_folder(path: PathLike) -> Path:
+    """Refuses an output file whose folder is missing or not writable, or that is a folder.
 
     Raises:
-        InputError: If the name ends in anything but ``.tif`` or ``.tiff`` (any case).
+        InputError: In those cases, with a one-line reason.
     """
     path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to the output folder {folder}: permission denied")
+    if path.is_dir():
+        raise InputError(f"output path is a folder: {path}")
+    return path
+
+
+def check_geotiff_path(path: PathLike) -> Path:
+    """Refuses an output GeoTIFF path: a name of another format or a folder unfit for it.
+
+    Raises:
+        InputError: If the name ends in anything but ``.tif`` or ``.tiff`` (any case), or
+            :func:`check_output_folder` refuses its folder.
+    """
+    path = check_output_folder(path)
     if path.suffix.lower() not in GEOTIFF_SUFFIXES:
         ending = f"'{path.suffix}'" if path.suffix else "no ending"
         raise InputError(
@@ -172,10 +190,6 @@ class ScoreRasterWriter:
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         folder = self.path.parent
-        if not folder.is_dir():
-            raise InputError(f"output folder does not exist: {folder}")
-        if self.path.is_dir():
-            raise InputError(f"output path is a folder: {self.path}")
         self.temp_path = folder / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
         type_code = gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype)
         if type_code is None:
