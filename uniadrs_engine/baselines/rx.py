@@ -487,6 +487,10 @@ def rx_raster(
 ) -> RxReport:
     """Runs global or local RX over a raster and writes a score raster on its grid.
 
+    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
+    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
+    pixel is valid only where every band holds a value. The report names both.
+
     Args:
         input_path: Input raster (any GDAL format).
         output_path: Output score GeoTIFF (float32, nodata ``SCORE_NODATA``); it appears only
@@ -502,10 +506,6 @@ def rx_raster(
         is_cancelled: Optional ``is_cancelled() -> bool``; cancelling leaves no output.
         max_components: Local mode: whitened components (see module docstring).
         shrinkage: Local mode: fixed covariance shrinkage in ``[0, 1]``, or None for OAS.
-
-    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
-    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
-    pixel is valid only where every band holds a value. The report names both.
 
     Returns:
         An :class:`RxReport`.

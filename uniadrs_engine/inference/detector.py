@@ -583,6 +583,10 @@ def detect_raster(
 ) -> DetectionReport:
     """Scores every pixel of a raster and writes the score GeoTIFF.
 
+    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
+    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
+    pixel is valid only where every band holds a value. The report names both.
+
     Args:
         input_path: Any raster GDAL reads.
         output_path: The score GeoTIFF to write (replaced if it exists).
@@ -592,10 +596,6 @@ def detect_raster(
 
     Returns:
         A report on the run and the output's score range.
-
-    Without a band selection, bands an ENVI header's bad band list marks are left out. Bands
-    that hold no value anywhere (nodata or not finite everywhere) are left out too, as a
-    pixel is valid only where every band holds a value. The report names both.
 
     Raises:
         InputError: Bad input raster, band selection, option, or no valid pixel.

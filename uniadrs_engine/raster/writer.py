@@ -5,7 +5,9 @@ geotransform, projection) of an input raster, under a temporary name in the outp
 Windows are written as they are computed; invalid pixels get the nodata value. On a clean exit
 of the ``with`` block (or :meth:`~ScoreRasterWriter.commit`) the file is renamed to its final
 name; on an exception (or :meth:`~ScoreRasterWriter.abort`) the temporary file is deleted, so
-no partial output ever exists under the final name.
+no partial output ever exists under the final name. Final outputs larger than
+:data:`OVERVIEW_MIN_SIDE` get internal overviews on commit; a grid georeferenced by ground
+control points keeps them.
 
 Example:
     >>> with open_raster("scene.tif") as source, ScoreRasterWriter("scores.tif", source) as out:
@@ -168,7 +170,8 @@ class ScoreRasterWriter:
             intermediate files).
 
     Raises:
-        InputError: If the output folder is missing or the file cannot be created.
+        InputError: If :func:`check_geotiff_path` refuses the path (its ending, its folder)
+            or the file cannot be created.
     """
 
     def __init__(
