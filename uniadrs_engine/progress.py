@@ -24,6 +24,32 @@ ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
 
 
+def never_backwards(progress: Optional[ProgressCallback]) -> Optional[ProgressCallback]:
+    """Wraps ``progress`` so that the fraction it shows never goes back.
+
+    For operations that may start a stage again (detection without the bands that hold no
+    value runs its statistics pass a second time): the message still changes, the fraction
+    holds until the work passes it.
+
+    Example:
+        >>> shown = []
+        >>> progress = never_backwards(lambda fraction, message: shown.append(fraction))
+        >>> for fraction in (0.1, 0.3, 0.05, 0.4):
+        ...     progress(fraction, "")
+        >>> shown
+        [0.1, 0.3, 0.3, 0.4]
+    """
+    if progress is None:
+        return None
+    furthest = [0.0]
+
+    def forward(fraction: float, message: str) -> None:
+        furthest[0] = max(furthest[0], float(fraction))
+        progress(furthest[0], message)
+
+    return forward
+
+
 @dataclass
 class ProgressReporter:
     """Bundles the optional progress and cancellation callables of one operation.

@@ -454,6 +454,21 @@ def test_bands_that_hold_no_value_are_left_out_and_named(loaded_model, tmp_path:
     assert chosen.bands_left_out == (3,) and expected.bands_left_out == ()
 
 
+def test_progress_never_goes_back_when_empty_bands_start_the_statistics_again(
+    loaded_model, tmp_path: Path
+) -> None:
+    image = np.random.default_rng(4).random((4, 400, 300)).astype(np.float32)
+    image[2] = -9999.0
+    path = write_raster(tmp_path / "dead_band.tif", image, nodata=-9999.0)
+    shown: List[float] = []
+    options = _options(loaded_model, memory_mb=16)  # several statistics strips
+    report = detect_raster(
+        path, tmp_path / "s.tif", options, progress=lambda fraction, _: shown.append(fraction)
+    )
+    assert report.bands_left_out == (3,)
+    assert shown == sorted(shown) and shown[-1] == 1.0
+
+
 def test_an_envi_bad_band_list_leaves_its_bands_out(loaded_model, tmp_path: Path) -> None:
     image, _ = anomaly_scene(rows=32, cols=40, bands=5, seed=6)
     path = write_raster(tmp_path / "cube.img", image, driver="ENVI")

@@ -57,7 +57,12 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.progress import (
+    CancelCheck,
+    ProgressCallback,
+    ProgressReporter,
+    never_backwards,
+)
 from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     StatisticsAccumulator,
@@ -522,7 +527,7 @@ def rx_raster(
         outer = DEFAULT_OUTER if outer is None else int(outer)
         check_window_sizes(inner, outer)
     started = time.perf_counter()
-    reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
+    reporter = ProgressReporter(progress=never_backwards(progress), is_cancelled=is_cancelled)
     chosen, bad_bands = select_bands(input_path, bands)
     report = without_empty_bands(
         lambda selection, left_out: _rx_bands(

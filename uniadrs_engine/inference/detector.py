@@ -103,7 +103,12 @@ from uniadrs_engine.inference.views import check_views
 from uniadrs_engine.model.config import ModelConfig
 from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import LoadedModel, load_model
-from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.progress import (
+    CancelCheck,
+    ProgressCallback,
+    ProgressReporter,
+    never_backwards,
+)
 from uniadrs_engine.raster.normalisation import (
     RASTER_SCOPE,
     TILE_SCOPE,
@@ -606,7 +611,7 @@ def detect_raster(
     started = time.perf_counter()
     options = options or DetectionOptions()
     options.check()
-    reporter = ProgressReporter(progress, is_cancelled)
+    reporter = ProgressReporter(never_backwards(progress), is_cancelled)
     output_path = Path(output_path)
     input_file = Path(input_path)
     if input_file.exists() and output_path.exists() and output_path.samefile(input_file):
