@@ -89,16 +89,21 @@ def test_band_counts_say_where_each_band_holds_a_value(make_raster) -> None:
     assert not block.valid.any()  # the empty band leaves no pixel with every band
 
 
-def test_band_counts_stay_inside_an_explicit_mask(tmp_path: Path) -> None:
-    path = tmp_path / "masked.tif"
+def _with_internal_mask(path: Path, masked: tuple) -> Path:
+    """A 4x3 two-band byte GeoTIFF of 7s whose internal mask hides the pixels ``masked``."""
     dataset = gdal.GetDriverByName("GTiff").Create(str(path), 4, 3, 2, gdal.GDT_Byte)
     for index in (1, 2):
         dataset.GetRasterBand(index).WriteArray(np.full((3, 4), 7, dtype=np.uint8))
     dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
     mask = np.full((3, 4), 255, dtype=np.uint8)
-    mask[0, :3] = 0
+    mask[masked] = 0
     dataset.GetRasterBand(1).GetMaskBand().WriteArray(mask)
     dataset = None
+    return path
+
+
+def test_band_counts_stay_inside_an_explicit_mask(tmp_path: Path) -> None:
+    path = _with_internal_mask(tmp_path / "masked.tif", (0, slice(0, 3)))
     with open_raster(path) as source:
         block = source.read_window(source.full_window())
     np.testing.assert_array_equal(block.band_counts, [9, 9])
@@ -315,15 +320,7 @@ def test_reads_gdal_virtual_names(tmp_path: Path) -> None:
 
 
 def test_internal_mask_and_alpha_band_invalidate_pixels(tmp_path: Path) -> None:
-    path = tmp_path / "masked.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 4, 3, 2, gdal.GDT_Byte)
-    for index in (1, 2):
-        dataset.GetRasterBand(index).WriteArray(np.full((3, 4), 7, dtype=np.uint8))
-    dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
-    mask = np.full((3, 4), 255, dtype=np.uint8)
-    mask[1, 2] = 0
-    dataset.GetRasterBand(1).GetMaskBand().WriteArray(mask)
-    dataset = None
+    path = _with_internal_mask(tmp_path / "masked.tif", (1, 2))
     with open_raster(path) as source:
         valid = source.read_window(source.full_window()).valid
     assert not valid[1, 2] and valid.sum() == 11

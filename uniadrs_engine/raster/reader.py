@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,8 +28,6 @@ from osgeo import gdal, gdal_array
 from uniadrs_engine.errors import InputError
 
 PathLike = Union[str, Path]
-
-LOGGER = logging.getLogger(__name__)
 
 #: GDAL's geotransform of a raster without one (pixel coordinates).
 NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -178,8 +175,8 @@ def envi_bad_bands(dataset: gdal.Dataset) -> List[int]:
 
     ENVI headers carry ``bbl = {1, 1, 0, ...}``, one flag per band, for bands such as the
     water-vapour absorption bands of airborne spectrometers; GDAL puts the header's fields
-    in the ``ENVI`` metadata domain. A list that does not hold one number per band is
-    ignored.
+    in the ``ENVI`` metadata domain. A list that does not hold one number per band, or that
+    marks every band, is ignored.
 
     Example:
         >>> dataset = gdal.GetDriverByName("MEM").Create("", 2, 2, 3)
@@ -197,7 +194,8 @@ def envi_bad_bands(dataset: gdal.Dataset) -> List[int]:
         return []
     if len(flags) != dataset.RasterCount:
         return []
-    return [index + 1 for index, flag in enumerate(flags) if flag == 0]
+    bad = [index + 1 for index, flag in enumerate(flags) if flag == 0]
+    return [] if len(bad) == len(flags) else bad
 
 
 def select_bands(
@@ -206,7 +204,7 @@ def select_bands(
     """The bands to read when ``bands`` are asked for, and the bad ones left out.
 
     An explicit selection is kept as it is. Without one, every band is read but those an
-    ENVI header's bad band list marks (:func:`envi_bad_bands`), unless it marks them all.
+    ENVI header's bad band list marks (:func:`envi_bad_bands`).
 
     Args:
         path: The raster (as :func:`open_raster` takes it).
@@ -224,7 +222,7 @@ def select_bands(
     with open_raster(path) as source:
         bad = envi_bad_bands(source.dataset)
         count = source.band_count
-    if not bad or len(bad) == count:
+    if not bad:
         return None, ()
     return [band for band in range(1, count + 1) if band not in bad], tuple(bad)
 
@@ -274,8 +272,6 @@ class RasterSource:
             raise InputError(f"{path}: unsupported pixel type {type_name}")
         self.dtype = np.dtype(type_code)
         self.complex_bands = self.dtype.kind == "c"
-        if self.complex_bands:
-            LOGGER.info("%s holds complex values: their amplitude is scored", path)
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())

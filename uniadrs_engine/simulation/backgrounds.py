@@ -5,8 +5,9 @@ leaves out what matches the ``exclude`` patterns, and describes each file once:
 
 * **bands**: a band is dropped when it has no valid pixel or is constant over its valid pixels
   (EnMAP's bands 130-135 hold -32768 everywhere), or when an ENVI header's bad band list marks
-  it (unless it marks every band), as detection does. Valid means finite and not the band's
-  nodata value. A pixel is valid when every kept band is valid there.
+  it (:func:`~uniadrs_engine.raster.reader.envi_bad_bands`), as detection does. Valid means
+  finite and not the band's nodata value. A pixel is valid when every kept band is valid
+  there.
 * **modality**: ``"hyperspectral"`` with at least :data:`HYPERSPECTRAL_MIN_BANDS` (10) kept
   bands, else ``"visible"`` (1-9 bands: RGB, grey, and multispectral images, which go to the
   spatial simulation).
@@ -348,7 +349,7 @@ class BackgroundPool:
         valid_per_band = _validity(data, nodata)
         kept = []
         for index in range(band_count):
-            if index + 1 in bad and len(bad) < band_count:
+            if index + 1 in bad:
                 continue
             values = data[index][valid_per_band[index]]
             if values.size and values.min() != values.max():
