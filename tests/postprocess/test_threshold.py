@@ -240,6 +240,31 @@ def test_polygons_only_in_geojson(tmp_path):
     assert _polygons(tmp_path / "o.geojson")[0]["pixels"] == 6
 
 
+def test_polygons_of_a_raster_without_anomalies_are_an_empty_layer(tmp_path):
+    score_path = write_raster(tmp_path / "scores.tif", _scores(), nodata=SCORE_NODATA)
+    report = threshold_raster(
+        score_path, ThresholdRule("value", 50.0), polygons_path=tmp_path / "o.gpkg"
+    )
+    assert report.object_count == 0 and report.anomaly_pixels == 0
+    assert _polygons(tmp_path / "o.gpkg") == []
+
+
+def test_polygons_when_most_strips_hold_no_object(tmp_path):
+    scores = np.zeros((64, 16), dtype=np.float32)
+    scores[40:43, 5:8] = 3.0
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("value", 1.0),
+        mask_path=tmp_path / "m.tif",
+        polygons_path=tmp_path / "o.gpkg",
+        memory_mb=0.0001,  # one-row strips: every strip but three holds no object
+    )
+    assert report.object_count == 1 and report.anomaly_pixels == 9
+    [row] = _polygons(tmp_path / "o.gpkg")
+    assert row["pixels"] == 9 and row["score_max"] == pytest.approx(3.0)
+
+
 def test_no_valid_pixel_is_an_input_error(tmp_path):
     scores = np.full((8, 8), SCORE_NODATA, dtype=np.float32)
     score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)

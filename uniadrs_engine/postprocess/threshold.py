@@ -175,7 +175,9 @@ class _ObjectTable:
         )
 
     def add(self, object_ids: np.ndarray, scores: np.ndarray) -> None:
-        """Accumulates the scores of object pixels (``object_ids > 0``)."""
+        """Accumulates the scores of object pixels (``object_ids > 0``; may be none)."""
+        if object_ids.size == 0:
+            return
         size = len(self.area)
         self.pixels += np.bincount(object_ids, minlength=size)
         self.score_sum += np.bincount(object_ids, weights=scores, minlength=size)
