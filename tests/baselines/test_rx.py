@@ -302,3 +302,10 @@ def test_rx_raster_bad_input(make_raster, tmp_path):
     with pytest.raises(InputError, match="must end in .tif or .tiff"):
         rx_raster(path, tmp_path / "x.jpg")
     assert not list(tmp_path.glob("*x.jpg*"))
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="would overwrite the input"):
+        rx_raster(path, path)
+    mask = make_raster(np.ones((20, 24), dtype=np.uint8), "bg.tif")
+    with pytest.raises(InputError, match="would overwrite the input"):
+        rx_raster(path, mask, background_mask_path=mask)
+    assert path.read_bytes() == before

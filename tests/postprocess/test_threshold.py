@@ -265,6 +265,22 @@ def test_polygons_when_most_strips_hold_no_object(tmp_path):
     assert row["pixels"] == 9 and row["score_max"] == pytest.approx(3.0)
 
 
+def test_outputs_never_overwrite_an_input(tmp_path):
+    score_path = write_raster(tmp_path / "scores.tif", _scores(), nodata=SCORE_NODATA)
+    before = score_path.read_bytes()
+    with pytest.raises(InputError, match="would overwrite the input"):
+        threshold_raster(score_path, ThresholdRule("value", 1.0), mask_path=score_path)
+    background = write_raster(tmp_path / "bg.tif", np.ones((37, 41), dtype=np.uint8))
+    with pytest.raises(InputError, match="would overwrite the input"):
+        threshold_raster(
+            score_path,
+            ThresholdRule("false_alarm_rate", 0.01),
+            mask_path=background,
+            background_mask_path=background,
+        )
+    assert score_path.read_bytes() == before
+
+
 def test_no_valid_pixel_is_an_input_error(tmp_path):
     scores = np.full((8, 8), SCORE_NODATA, dtype=np.float32)
     score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)

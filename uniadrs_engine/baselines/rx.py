@@ -71,7 +71,12 @@ from uniadrs_engine.raster.statistics import (
     without_empty_bands,
 )
 from uniadrs_engine.raster.tiling import TileGrid, block_windows
-from uniadrs_engine.raster.writer import SCORE_OVERVIEWS, ScoreRasterWriter, check_geotiff_path
+from uniadrs_engine.raster.writer import (
+    SCORE_OVERVIEWS,
+    ScoreRasterWriter,
+    check_geotiff_path,
+    check_not_an_input,
+)
 
 PathLike = Union[str, Path]
 
@@ -522,6 +527,7 @@ def rx_raster(
     if mode not in RX_MODES:
         raise InputError(f"unknown RX mode {mode!r} (expected one of {', '.join(RX_MODES)})")
     check_geotiff_path(output_path)
+    check_not_an_input(output_path, input_path, background_mask_path)
     if mode == "local":
         inner = DEFAULT_INNER if inner is None else int(inner)
         outer = DEFAULT_OUTER if outer is None else int(outer)

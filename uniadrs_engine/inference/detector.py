@@ -129,6 +129,7 @@ from uniadrs_engine.raster.writer import (
     SCORE_OVERVIEWS,
     ScoreRasterWriter,
     check_geotiff_path,
+    check_not_an_input,
     remove_if_exists,
 )
 
@@ -613,9 +614,7 @@ def detect_raster(
     options.check()
     reporter = ProgressReporter(never_backwards(progress), is_cancelled)
     output_path = Path(output_path)
-    input_file = Path(input_path)
-    if input_file.exists() and output_path.exists() and output_path.samefile(input_file):
-        raise InputError(f"the output {output_path} would overwrite the input")
+    check_not_an_input(output_path, input_path)
     check_geotiff_path(output_path)
     checked: DetectionOptions = options  # narrowed for the closure below
     bands, bad_bands = select_bands(input_path, options.bands)

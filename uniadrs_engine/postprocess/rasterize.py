@@ -22,7 +22,7 @@ from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors
-from uniadrs_engine.raster.writer import check_geotiff_path
+from uniadrs_engine.raster.writer import check_geotiff_path, check_not_an_input
 
 PathLike = Union[str, Path]
 
@@ -67,6 +67,7 @@ def rasterize_polygons_like(
     if projection and layer.GetSpatialRef() is None:
         raise InputError(f"{vector_path} has no coordinate reference system")
     out_path = check_geotiff_path(out_path)
+    check_not_an_input(out_path, like_raster_path, vector_path)
     temp_path = out_path.parent / f".{out_path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
     try:
         dataset = gdal.GetDriverByName("GTiff").Create(

@@ -52,7 +52,12 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, quiet_gdal_errors
 from uniadrs_engine.raster.tiling import block_windows
-from uniadrs_engine.raster.writer import MASK_OVERVIEWS, ScoreRasterWriter, check_output_folder
+from uniadrs_engine.raster.writer import (
+    MASK_OVERVIEWS,
+    ScoreRasterWriter,
+    check_not_an_input,
+    check_output_folder,
+)
 
 PathLike = Union[str, Path]
 
@@ -233,6 +238,9 @@ def threshold_raster(
             f"object area limits must satisfy 0 <= minimum <= maximum, got "
             f"[{min_object_area}, {max_object_area}]"
         )
+    for output in (mask_path, polygons_path):
+        if output is not None:
+            check_not_an_input(output, score_path, background_mask_path)
     if background_mask_path is not None and rule.method != "false_alarm_rate":
         raise InputError("a background mask is only used with the false-alarm-rate method")
     reporter = ProgressReporter(progress, is_cancelled)

@@ -135,6 +135,24 @@ def check_output_folder(path: PathLike) -> Path:
     return path
 
 
+def check_not_an_input(output: PathLike, *inputs: Optional[PathLike]) -> None:
+    """Refuses an output that is one of the inputs: writing it would destroy what is read.
+
+    Args:
+        output: The output file.
+        *inputs: The input files (None entries are skipped).
+
+    Raises:
+        InputError: If ``output`` is the same file as one of ``inputs``.
+    """
+    target = Path(output)
+    if not target.exists():
+        return
+    for item in inputs:
+        if item is not None and Path(item).exists() and target.samefile(item):
+            raise InputError(f"the output {target} would overwrite the input {item}")
+
+
 def check_geotiff_path(path: PathLike) -> Path:
     """Refuses an output GeoTIFF path: a name of another format or a folder unfit for it.
 
