@@ -7,14 +7,17 @@ from osgeo import gdal, ogr, osr
 from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
+from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
 
 
 def _write_polygons(path, wkts, epsg=32633):
     driver = ogr.GetDriverByName("GPKG")
     dataset = driver.CreateDataSource(str(path))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    srs = None
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     layer = dataset.CreateLayer("truth", srs=srs, geom_type=ogr.wkbPolygon)
     for wkt in wkts:
         feature = ogr.Feature(layer.GetLayerDefn())
@@ -40,6 +43,41 @@ def test_polygons_burn_on_the_score_grid(tmp_path):
     expected[3:7, 2:5] = 1
     np.testing.assert_array_equal(mask, expected)
     assert dataset.GetGeoTransform() == DEFAULT_GEOTRANSFORM
+
+
+def _plain_raster(path, array):
+    """A GeoTIFF without geotransform or CRS, as a PNG or a bare camera frame is."""
+    rows, cols = array.shape
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, 1, gdal.GDT_Float32)
+    dataset.GetRasterBand(1).WriteArray(array)
+    dataset = None
+    return path
+
+
+def test_polygons_burn_where_qgis_draws_a_raster_without_georeferencing(tmp_path):
+    like = _plain_raster(tmp_path / "plain.tif", np.zeros((20, 30), dtype=np.float32))
+    # QGIS draws it with one unit per pixel, rows going down to negative y
+    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(2, -7, 5, -3)], epsg=None)
+    out = rasterize_polygons_like(vector, like, tmp_path / "truth.tif")
+    dataset = gdal.Open(str(out))
+    expected = np.zeros((20, 30), dtype=np.uint8)
+    expected[3:7, 2:5] = 1
+    np.testing.assert_array_equal(dataset.GetRasterBand(1).ReadAsArray(), expected)
+
+
+def test_threshold_polygons_of_a_raster_without_georeferencing_burn_back_to_its_mask(tmp_path):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    scores[12:14, 20:29] = 2.0
+    like = _plain_raster(tmp_path / "scores.tif", scores)
+    threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    dataset = ogr.Open(str(tmp_path / "o.gpkg"))
+    envelopes = sorted(feature.GetGeometryRef().GetEnvelope() for feature in dataset.GetLayer(0))
+    assert envelopes == [(2.0, 5.0, -6.0, -3.0), (20.0, 29.0, -14.0, -12.0)]
+    dataset = None
+    out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
+    burnt = gdal.Open(str(out))
+    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
 
 
 def test_polygons_in_another_crs_are_reprojected(tmp_path):

@@ -207,6 +207,19 @@ def test_ground_control_points_are_passed_on(tmp_path) -> None:
     assert "WGS 84" in written.GetGCPProjection()
 
 
+def test_an_input_without_georeferencing_gives_an_output_without_it(tmp_path) -> None:
+    source_path = tmp_path / "plain.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(source_path), 20, 10, 1, gdal.GDT_Byte)
+    dataset = None
+    with open_raster(source_path) as source:
+        with ScoreRasterWriter(tmp_path / "scores.tif", source) as writer:
+            writer.write(Window(0, 0, 20, 10), np.ones((10, 20), dtype=np.float32))
+    written = _read(tmp_path / "scores.tif")
+    # GDAL's placeholder (0, 1, 0, 0, 0, 1) written out would flip it against its input
+    assert written.GetGeoTransform(can_return_null=True) is None
+    assert written.GetProjection() == "" and written.GetGCPCount() == 0
+
+
 def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path, monkeypatch) -> None:
     # The tests run as root, for whom every folder is writable: os.access stands in.
     monkeypatch.setattr(writer.os, "access", lambda path, mode: Path(path) != tmp_path)

@@ -21,7 +21,7 @@ from typing import Optional, Union
 from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors, vector_geotransform
 from uniadrs_engine.raster.writer import check_geotiff_path, check_not_an_input
 
 PathLike = Union[str, Path]
@@ -78,7 +78,7 @@ def rasterize_polygons_like(
             gdal.GDT_Byte,
             options=["TILED=YES", "COMPRESS=DEFLATE"],
         )
-        dataset.SetGeoTransform(geotransform)
+        dataset.SetGeoTransform(vector_geotransform(geotransform))
         if projection:
             srs = osr.SpatialReference()
             srs.ImportFromWkt(projection)

@@ -50,7 +50,13 @@ from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.reader import (
+    RasterSource,
+    Window,
+    open_raster,
+    quiet_gdal_errors,
+    vector_geotransform,
+)
 from uniadrs_engine.raster.tiling import block_windows
 from uniadrs_engine.raster.writer import (
     MASK_OVERVIEWS,
@@ -462,7 +468,11 @@ def _threshold_with_objects(
     objects = vector_memory.CreateLayer("objects", srs=srs, geom_type=ogr.wkbPolygon)
     objects.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     objects.CreateField(ogr.FieldDefn("object_id", ogr.OFTInteger))
-    raw_dataset = gdal.Open(str(raw_mask_path))
+    raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
+    frame = vector_geotransform(scores.geotransform)
+    if frame != tuple(scores.geotransform):
+        with quiet_gdal_errors():  # polygons traced where QGIS draws the raster
+            raw_dataset.SetGeoTransform(frame)
     raw_band = raw_dataset.GetRasterBand(1)
     with quiet_gdal_errors():
         gdal.Polygonize(raw_band, raw_band, objects, 0, ["8CONNECTED=8"])
@@ -484,7 +494,7 @@ def _threshold_with_objects(
         gdal.GDT_UInt32,
         options=["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
     )
-    ids_dataset.SetGeoTransform(scores.geotransform)
+    ids_dataset.SetGeoTransform(frame)
     if scores.projection:
         ids_dataset.SetProjection(scores.projection)
     if objects.GetFeatureCount() > 0:

@@ -32,6 +32,25 @@ PathLike = Union[str, Path]
 #: GDAL's geotransform of a raster without one (pixel coordinates).
 NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
+#: Where QGIS draws a raster without a geotransform: one unit per pixel, rows going down
+#: from y = 0 to negative y. Vectors traced from (or burnt into) such a raster use it.
+UNREFERENCED_FRAME: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+
+def vector_geotransform(geotransform: Sequence[float]) -> Tuple[float, ...]:
+    """The geotransform that vectors traced from or burnt into a raster use.
+
+    Args:
+        geotransform: The raster's geotransform (GDAL's placeholder when it has none).
+
+    Returns:
+        ``geotransform``, or :data:`UNREFERENCED_FRAME` for a raster without one, so that
+        polygons overlay the raster where QGIS draws it.
+    """
+    values = tuple(float(value) for value in geotransform)
+    return UNREFERENCED_FRAME if values == NO_GEOTRANSFORM else values
+
+
 #: Subdatasets a container's error names (the rest are counted).
 MAX_SUBDATASETS_NAMED = 3
 

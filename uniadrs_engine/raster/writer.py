@@ -239,7 +239,10 @@ class ScoreRasterWriter:
             # georeferenced by ground control points (e.g. Sentinel-1 GRD), kept as such
             dataset.SetGCPs(gcps, getattr(like, "gcp_projection", ""))
         else:
-            dataset.SetGeoTransform(tuple(like.geotransform))
+            if tuple(like.geotransform) != NO_GEOTRANSFORM:
+                # an input without georeferencing gets none either: GDAL's placeholder,
+                # written out, would flip the output against its input in QGIS
+                dataset.SetGeoTransform(tuple(like.geotransform))
             if like.projection:
                 dataset.SetProjection(like.projection)
         for index in range(self.band_count):
