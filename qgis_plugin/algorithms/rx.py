@@ -132,8 +132,10 @@ class RxAlgorithm(UniadrsAlgorithm):
             if units == "map_units":
                 reader = engine_module("uniadrs_engine.raster.reader")
                 with reader.open_raster(input_path, bands=[1]) as source:
-                    geotransform = source.geotransform
-                inner, outer = rx.local_windows_from_map_units(inner_size, outer_size, geotransform)
+                    geotransform, crs_wkt = source.geotransform, source.projection
+                inner, outer = rx.local_windows_from_map_units(
+                    inner_size, outer_size, geotransform, crs_wkt
+                )
                 feedback.pushInfo(
                     f"Windows of {inner_size:g} and {outer_size:g} map units: "
                     f"{inner} and {outer} pixels"

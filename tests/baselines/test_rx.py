@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 from sklearn.covariance import OAS
 
 from uniadrs_engine.baselines.rx import (
@@ -166,6 +166,13 @@ def test_map_units_to_odd_pixels():
     assert local_windows_from_map_units(30.0, 31.0, geotransform) == (3, 5)
     with pytest.raises(InputError):
         local_windows_from_map_units(90.0, 30.0, geotransform)
+    with pytest.raises(InputError, match="not georeferenced: give the windows in pixels"):
+        local_windows_from_map_units(30.0, 90.0, (0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    degrees = (10.0, 0.0001, 0.0, 50.0, 0.0, -0.0001)
+    with pytest.raises(InputError, match=r"geographic.*give the windows in pixels.*11.1 m"):
+        local_windows_from_map_units(30.0, 90.0, degrees, wgs84.ExportToWkt())
     with pytest.raises(InputError):
         odd_window_pixels(-5.0, geotransform)
 
@@ -302,6 +309,10 @@ def test_rx_raster_bad_input(make_raster, tmp_path):
     with pytest.raises(InputError, match="must end in .tif or .tiff"):
         rx_raster(path, tmp_path / "x.jpg")
     assert not list(tmp_path.glob("*x.jpg*"))
+    with pytest.raises(InputError, match=r"inner window \(47 px\) covers the whole 24x20"):
+        rx_raster(path, tmp_path / "x.tif", mode="local", inner=47, outer=49)
+    rx_raster(path, tmp_path / "x.tif", mode="local", inner=45, outer=49)  # corners keep a ring
+    assert np.isfinite(_read_scores(tmp_path / "x.tif")[0]).any()
     before = path.read_bytes()
     with pytest.raises(InputError, match="would overwrite the input"):
         rx_raster(path, path)

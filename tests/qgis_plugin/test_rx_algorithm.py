@@ -66,6 +66,23 @@ def test_local_rx_windows_in_map_units_equal_pixel_windows(provider, scene, tmp_
     assert_on_grid_of(in_metres["OUTPUT"], scene)
 
 
+def test_windows_in_degrees_are_refused(provider, tmp_path):
+    image = np.random.default_rng(2).random((2, 30, 30)).astype(np.float32)
+    degrees = (10.0, 0.0001, 0.0, 50.0, 0.0, -0.0001)
+    path = write_raster(tmp_path / "wgs84.tif", image, geotransform=degrees, epsg=4326)
+    parameters = {
+        "INPUT": str(path),
+        "MODE": 1,
+        "WINDOW_UNITS": 1,
+        "INNER_WINDOW": 90.0,
+        "OUTER_WINDOW": 210.0,
+        "OUTPUT": str(tmp_path / "r.tif"),
+    }
+    with pytest.raises(QgsProcessingException, match="geographic.*give the windows in pixels"):
+        processing.run(ALGORITHM, parameters)
+    assert not (tmp_path / "r.tif").exists()
+
+
 def test_background_mask_is_passed_on(provider, scene, tmp_path):
     background = np.ones((40, 48), dtype=np.uint8)
     background[:10] = 0

@@ -210,10 +210,12 @@ def test_ground_control_points_are_passed_on(tmp_path) -> None:
 def test_an_input_without_georeferencing_gives_an_output_without_it(tmp_path) -> None:
     source_path = tmp_path / "plain.tif"
     dataset = gdal.GetDriverByName("GTiff").Create(str(source_path), 20, 10, 1, gdal.GDT_Byte)
-    dataset = None
-    with open_raster(source_path) as source:
-        with ScoreRasterWriter(tmp_path / "scores.tif", source) as writer:
-            writer.write(Window(0, 0, 20, 10), np.ones((10, 20), dtype=np.float32))
+    del dataset  # closes it
+    with (
+        open_raster(source_path) as source,
+        ScoreRasterWriter(tmp_path / "scores.tif", source) as writer,
+    ):
+        writer.write(Window(0, 0, 20, 10), np.ones((10, 20), dtype=np.float32))
     written = _read(tmp_path / "scores.tif")
     # GDAL's placeholder (0, 1, 0, 0, 0, 1) written out would flip it against its input
     assert written.GetGeoTransform(can_return_null=True) is None

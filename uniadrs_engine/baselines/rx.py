@@ -63,6 +63,7 @@ from uniadrs_engine.progress import (
     ProgressReporter,
     never_backwards,
 )
+from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_of
 from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     StatisticsAccumulator,
@@ -264,6 +265,22 @@ def check_window_sizes(inner: int, outer: int) -> None:
         raise InputError(f"the outer window ({outer}) must be larger than the inner one ({inner})")
 
 
+def check_windows_fit(inner: int, width: int, height: int) -> None:
+    """Refuses an inner window that covers a ``width x height`` raster from every pixel.
+
+    Such a window leaves no background ring anywhere, so every score would be nodata.
+
+    Raises:
+        InputError: In that case, with the raster's size.
+    """
+    if inner // 2 >= max(width, height) - 1:
+        raise InputError(
+            f"the inner window ({inner} px) covers the whole {width}x{height} raster from "
+            "every pixel, leaving no background around any of them: use smaller windows "
+            "(or global RX)"
+        )
+
+
 def box_sum(values: np.ndarray, size: int) -> np.ndarray:
     """Sums over a ``size x size`` window centred on each pixel, clipped at the edges.
 
@@ -420,33 +437,37 @@ def local_rx(
 def odd_window_pixels(size_map_units: float, geotransform: Sequence[float]) -> int:
     """Turns a window size in map units into the nearest odd number of pixels (>= 1).
 
-    The pixel size is the mean of the pixel's width and height (they differ only for
-    non-square pixels); halves round up (10 pixels -> 11).
+    The pixel size is :func:`~uniadrs_engine.raster.map_units.pixel_size_of`'s; halves
+    round up (10 pixels -> 11).
 
     Raises:
         InputError: If the size or the pixel size is not positive.
     """
     if not size_map_units > 0:
         raise InputError(f"window size must be positive, got {size_map_units}")
-    pixel_width = math.hypot(geotransform[1], geotransform[4])
-    pixel_height = math.hypot(geotransform[2], geotransform[5])
-    pixel = 0.5 * (pixel_width + pixel_height)
-    if not pixel > 0:
-        raise InputError("the raster's geotransform has no pixel size")
-    pixels = size_map_units / pixel
+    pixels = size_map_units / pixel_size_of(geotransform)
     return max(1, 2 * int(math.floor((pixels - 1) / 2 + 0.5)) + 1)
 
 
 def local_windows_from_map_units(
-    inner_size: float, outer_size: float, geotransform: Sequence[float]
+    inner_size: float, outer_size: float, geotransform: Sequence[float], crs_wkt: str = ""
 ) -> Tuple[int, int]:
     """Turns inner/outer window sizes in map units into odd pixel sizes.
 
     When both round to the same size, the outer window is grown by two pixels.
 
+    Args:
+        inner_size: Inner (guard) window side in map units.
+        outer_size: Outer window side in map units.
+        geotransform: The raster's geotransform.
+        crs_wkt: The raster's CRS as WKT (empty: unknown, the units are taken as given).
+
     Raises:
-        InputError: If a size is not positive or the outer is not larger than the inner.
+        InputError: If a size is not positive, the outer is not larger than the inner, or
+            :func:`~uniadrs_engine.raster.map_units.check_map_unit_lengths` refuses the
+            raster (no geotransform, or a geographic CRS).
     """
+    check_map_unit_lengths(geotransform, crs_wkt, "the windows")
     if outer_size <= inner_size:
         raise InputError(
             f"the outer window ({outer_size}) must be larger than the inner one ({inner_size})"
@@ -573,6 +594,9 @@ def _rx_bands(
 ) -> RxReport:
     """:func:`rx_raster` with checked window sizes, on ``bands``."""
     with open_raster(input_path, bands=bands) as source:
+        if mode == "local":
+            assert inner is not None
+            check_windows_fit(inner, source.width, source.height)
         background = _open_background(background_mask_path, source)
         try:
             statistics = compute_band_statistics(

@@ -25,22 +25,17 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from osgeo import osr
-
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.inference.fusion import check_fusion_power, check_rx_weight
 from uniadrs_engine.inference.views import check_views
+from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_of
 from uniadrs_engine.raster.normalisation import RASTER_SCOPE, check_normalisation_scope
-from uniadrs_engine.raster.reader import NO_GEOTRANSFORM
 
 #: Object size, at the network's input, that the network scores best (pixels).
 PREFERRED_OBJECT_PIXELS = 30.0
 
 #: Scales outside this range are clipped (an input scale of 1/16 to 4).
 MIN_SCALE, MAX_SCALE = 1.0 / 16.0, 4.0
-
-#: Length of one degree of latitude, for the pixel size quoted in an error (WGS 84 mean).
-METRES_PER_DEGREE_OF_LATITUDE = 111_320.0
 
 LOGGER = logging.getLogger(__name__)
 
@@ -267,20 +262,6 @@ def scale_for_object_size(pixels: float) -> float:
     return float(f"{scale:.3g}")
 
 
-def pixel_size_of(geotransform: Sequence[float]) -> float:
-    """Mean side of a pixel in map units (geometric mean of its two sides).
-
-    Raises:
-        InputError: If the geotransform gives no usable pixel size.
-    """
-    width = math.hypot(geotransform[1], geotransform[4])
-    height = math.hypot(geotransform[2], geotransform[5])
-    size = math.sqrt(width * height)
-    if not math.isfinite(size) or size <= 0:
-        raise InputError("the raster has no usable pixel size (no geotransform)")
-    return size
-
-
 def scale_for_object_size_map_units(
     size: float, geotransform: Sequence[float], crs_wkt: str = ""
 ) -> float:
@@ -297,17 +278,7 @@ def scale_for_object_size_map_units(
     """
     if not math.isfinite(size) or size <= 0:
         raise InputError(f"the object size must be a positive length, got {size}")
-    if tuple(geotransform) == NO_GEOTRANSFORM:
-        raise InputError("the raster is not georeferenced: give the object size in pixels")
-    if crs_wkt:
-        reference = osr.SpatialReference()
-        if reference.ImportFromWkt(crs_wkt) == 0 and reference.IsGeographic():
-            metres = abs(float(geotransform[5])) * METRES_PER_DEGREE_OF_LATITUDE
-            raise InputError(
-                f"the raster's CRS ({reference.GetName()}) is geographic, so its map units "
-                f"are degrees: give the object size in pixels (a pixel is about {metres:.3g} m "
-                "tall here), or reproject the raster to a projected CRS"
-            )
+    check_map_unit_lengths(geotransform, crs_wkt, "the object size")
     return scale_for_object_size(size / pixel_size_of(geotransform))
 
 
