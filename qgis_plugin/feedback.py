@@ -56,8 +56,10 @@ class _FeedbackLogHandler(logging.Handler):
         if record.thread != self._thread:
             return  # another algorithm running in parallel
         message = self.format(record)
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.ERROR:
             self._feedback.reportError(message, False)
+        elif record.levelno >= logging.WARNING:
+            self._feedback.pushWarning(message)
         else:
             self._feedback.pushInfo(message)
 

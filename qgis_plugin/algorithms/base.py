@@ -301,7 +301,10 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
     def band_list(
         self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext
     ) -> Optional[Sequence[int]]:
-        """The 1-based bands chosen, or None for all bands."""
+        """The 1-based bands chosen, or None for all bands (also for an empty text)."""
+        value = parameters.get(name)
+        if isinstance(value, str) and not value.strip():
+            return None  # parameterAsInts("") is [0], band 0 (``qgis_process ... BANDS=``)
         bands = [int(band) for band in self.parameterAsInts(parameters, name, context)]
         return bands or None
 

@@ -22,6 +22,15 @@ def test_global_rx_matches_engine(provider, scene, tmp_path):
     assert result["BACKGROUND_PIXELS"] == engine.background_pixels
 
 
+def test_an_empty_band_text_means_every_band(provider, scene, tmp_path):
+    # qgis_process passes ``BANDS=`` as an empty text, which QGIS reads as band 0
+    result = processing.run(
+        ALGORITHM, {"INPUT": str(scene), "BANDS": "", "OUTPUT": str(tmp_path / "rx.tif")}
+    )
+    engine = rx_raster(scene, tmp_path / "engine.tif", mode="global")
+    np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))
+
+
 def test_bands_that_hold_no_value_are_left_out_with_a_warning(provider, tmp_path):
     image = np.random.default_rng(6).random((3, 18, 16)).astype(np.float32)
     image[1] = np.nan
