@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -30,6 +31,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
+    QgsProcessingUtils,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -164,16 +166,29 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(  # noqa: N802 - QGIS API
         self, parameters: Dict[str, Any], context: QgsProcessingContext
     ) -> Tuple[bool, str]:
-        """Says clearly which raster input cannot be opened, before QGIS's generic check."""
+        """Says clearly which raster input cannot be opened, before QGIS's generic check.
+
+        Single raster parameters and lists of rasters (the backgrounds of simulation and
+        training) are both checked, each unreadable entry named.
+        """
         for definition in self.parameterDefinitions():
-            if definition.type() != "raster":
+            kind = definition.type()
+            if kind not in ("raster", "multilayer"):
                 continue
             value = parameters.get(definition.name())
             if value is None or value == "" or isinstance(value, QgsRasterLayer):
                 continue
-            layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
-            if layer is None or not layer.isValid():
-                return False, self.unreadable_raster_message(definition.description(), value)
+            if kind == "raster":
+                layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+                if layer is None or not layer.isValid():
+                    return False, self.unreadable_raster_message(definition.description(), value)
+                continue
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, QgsMapLayer) or item in (None, ""):
+                    continue
+                layer = QgsProcessingUtils.mapLayerFromString(str(item), context)
+                if layer is None or not layer.isValid():
+                    return False, self.unreadable_raster_message(definition.description(), item)
         return super().checkParameterValues(parameters, context)
 
     @staticmethod

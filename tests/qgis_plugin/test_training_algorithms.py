@@ -93,6 +93,17 @@ def test_simulate_without_backgrounds_is_a_clear_error(provider, tmp_path):
         processing.run("uniadrs:simulate", {"OUTPUT_FOLDER": str(tmp_path / "samples")})
 
 
+def test_a_missing_background_file_is_named(provider, backgrounds, tmp_path):
+    missing = tmp_path / "gone.tif"
+    present = sorted(backgrounds.glob("*.tif"))[0]
+    parameters = {
+        "BACKGROUNDS": [str(present), str(missing)],
+        "OUTPUT_FOLDER": str(tmp_path / "samples"),
+    }
+    with pytest.raises(QgsProcessingException, match=f"file not found: {missing}"):
+        processing.run("uniadrs:simulate", parameters)
+
+
 def _tiny_yaml(path: Path, backgrounds: Path) -> Path:
     path.write_text(
         "\n".join(
