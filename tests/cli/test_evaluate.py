@@ -50,3 +50,18 @@ def test_errors_are_one_line(scores_and_mask, make_raster, capsys):
         assert captured.out == ""
         lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("uniadrs: error:")
+
+
+@pytest.mark.parametrize("figure", ["scores", "mask", "roc.tif"])
+def test_a_roc_figure_that_is_an_input_or_not_a_png_is_refused(
+    scores_and_mask, tmp_path, figure, capsys
+):
+    score_path, mask_path, _, _ = scores_and_mask
+    before = score_path.read_bytes(), mask_path.read_bytes()
+    target = {"scores": score_path, "mask": mask_path}.get(figure, tmp_path / figure)
+    code = main(["evaluate", str(score_path), str(mask_path), "--quiet", "--roc-png", str(target)])
+    assert code == 2
+    reason = "must end in .png" if figure == "roc.tif" else "would overwrite the input"
+    assert reason in capsys.readouterr().err
+    assert (score_path.read_bytes(), mask_path.read_bytes()) == before
+    assert not (tmp_path / "roc.tif").exists()

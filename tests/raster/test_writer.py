@@ -16,6 +16,7 @@ from uniadrs_engine.raster.writer import (
     SCORE_NODATA,
     ScoreRasterWriter,
     check_geotiff_path,
+    check_not_an_input,
     check_output_folder,
     overview_levels,
 )
@@ -205,6 +206,18 @@ def test_ground_control_points_are_passed_on(tmp_path) -> None:
     points = written.GetGCPs()
     assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in points] == corners
     assert "WGS 84" in written.GetGCPProjection()
+
+
+def test_an_output_that_is_an_input_or_a_file_it_reads_is_refused(tmp_path) -> None:
+    source = write_raster(tmp_path / "source.tif", np.ones((4, 5), dtype=np.float32))
+    virtual = tmp_path / "view.vrt"
+    gdal.Translate(str(virtual), str(source), format="VRT")
+    with pytest.raises(InputError, match="would overwrite the input .*source.tif$"):
+        check_not_an_input(source, source)
+    with pytest.raises(InputError, match=r"source.tif \(a file .*view.vrt reads\)"):
+        check_not_an_input(source, None, virtual)
+    check_not_an_input(tmp_path / "new.tif", virtual)  # not there yet: nothing to destroy
+    check_not_an_input(virtual, source)  # the source does not read the VRT
 
 
 def test_an_input_without_georeferencing_gives_an_output_without_it(tmp_path) -> None:

@@ -39,7 +39,7 @@ from uniadrs_engine.metrics.roc3d import Roc3dResult, normalised_class_means
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, RasterSource, Window, open_raster
 from uniadrs_engine.raster.tiling import block_windows
-from uniadrs_engine.raster.writer import check_output_folder
+from uniadrs_engine.raster.writer import check_not_an_input, check_output_folder
 
 PathLike = Union[str, Path]
 
@@ -414,6 +414,23 @@ def pooled_auc_rasters(
     return _rank(stream, memory_mb, progress or ProgressReporter(), "the pooled masks").auc
 
 
+def check_roc_png_path(path: PathLike, *inputs: Optional[PathLike]) -> Path:
+    """Refuses a ROC figure path: not ending in ``.png``, an unfit folder, or an input.
+
+    Args:
+        path: The figure's path.
+        *inputs: Files it must not overwrite (the score raster and the mask).
+
+    Raises:
+        InputError: In those cases, with a one-line reason.
+    """
+    path = check_output_folder(path)
+    check_not_an_input(path, *inputs)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"the ROC figure {path.name} must end in .png: it is drawn as a PNG")
+    return path
+
+
 def save_roc_png(
     result: Union[EvaluationResult, RocCurve], path: PathLike, title: Optional[str] = None
 ) -> Path:
@@ -431,13 +448,13 @@ def save_roc_png(
         The PNG's path.
 
     Raises:
-        InputError: If the output folder does not exist.
+        InputError: If :func:`check_roc_png_path` refuses the path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     curve = result.curve if isinstance(result, EvaluationResult) else result
-    path = check_output_folder(path)
+    path = check_roc_png_path(path)
     figure = Figure(figsize=(9.0, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     roc_axes, tau_axes = figure.subplots(1, 2)

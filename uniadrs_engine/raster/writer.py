@@ -138,19 +138,39 @@ def check_output_folder(path: PathLike) -> Path:
 def check_not_an_input(output: PathLike, *inputs: Optional[PathLike]) -> None:
     """Refuses an output that is one of the inputs: writing it would destroy what is read.
 
+    An input's files are all those GDAL reads for it: the file itself, and for a VRT (or
+    an ENVI header, a shapefile...) the files it refers to.
+
     Args:
         output: The output file.
         *inputs: The input files (None entries are skipped).
 
     Raises:
-        InputError: If ``output`` is the same file as one of ``inputs``.
+        InputError: If ``output`` is one of the files of one of ``inputs``.
     """
     target = Path(output)
     if not target.exists():
         return
     for item in inputs:
-        if item is not None and Path(item).exists() and target.samefile(item):
-            raise InputError(f"the output {target} would overwrite the input {item}")
+        if item is None:
+            continue
+        for path in _files_read_for(item):
+            if path.exists() and target.samefile(path):
+                which = "" if path == Path(item) else f" (a file {item} reads)"
+                raise InputError(f"the output {target} would overwrite the input {path}{which}")
+
+
+def _files_read_for(item: PathLike) -> List[Path]:
+    """The file ``item`` names, and every other file GDAL reads to open it."""
+    files = [Path(item)]
+    with quiet_gdal_errors():
+        try:
+            dataset = gdal.OpenEx(str(item))
+        except RuntimeError:
+            dataset = None
+        if dataset is not None:
+            files += [Path(name) for name in dataset.GetFileList() or []]
+    return files
 
 
 def check_geotiff_path(path: PathLike) -> Path:

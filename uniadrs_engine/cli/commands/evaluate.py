@@ -52,9 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluates and prints the result."""
-    from uniadrs_engine.metrics.evaluation import evaluate_rasters, save_roc_png
+    from uniadrs_engine.metrics.evaluation import (
+        check_roc_png_path,
+        evaluate_rasters,
+        save_roc_png,
+    )
     from uniadrs_engine.progress import ProgressReporter
 
+    if args.roc_png:
+        check_roc_png_path(args.roc_png, args.score, args.mask)
     with progress_bar("evaluate", enabled=not args.quiet) as progress:
         result = evaluate_rasters(
             args.score,
