@@ -224,6 +224,28 @@ def test_a_bad_band_list_that_marks_every_band_or_does_not_fit_is_ignored(
     assert select_bands(_envi_with_bad_bands(tmp_path, bbl, bands=3)) == (None, ())
 
 
+def _rgba(path: Path) -> Path:
+    image = _ramp(4, 4, 5, "uint8")
+    image[3] = 255
+    image[3, 0, :2] = 0  # transparent
+    write_raster(path, image)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
+    dataset = None
+    return path
+
+
+def test_an_alpha_band_masks_the_others_and_is_left_out_of_the_default_selection(
+    tmp_path: Path,
+) -> None:
+    path = _rgba(tmp_path / "rgba.tif")
+    assert select_bands(path) == ([1, 2, 3], ())  # not a bad band: nothing to warn about
+    assert select_bands(path, [1, 4]) == ([1, 4], ())
+    with open_raster(path, bands=[1, 2, 3]) as source:
+        block = source.read_window(source.full_window())
+    assert not block.valid[0, :2].any() and block.valid[1:].all()
+
+
 def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:
     path = tmp_path / "multi.nc"
     dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))

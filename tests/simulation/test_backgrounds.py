@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
 
 from tests.raster_factory import write_raster
 from tests.simulation.conftest import HSI_BANDS, object_mask, visible_tile
@@ -70,6 +71,18 @@ def test_an_envi_bad_band_list_drops_its_bands(tmp_path):
     assert cube.path == path
     assert cube.provenance()["bands_dropped_1based"] == [2, 11]
     np.testing.assert_array_equal(pool.read(cube).image, image[[0, *range(2, 10), 11]])
+
+
+def test_an_alpha_band_is_not_a_channel(tmp_path):
+    image = np.random.default_rng(2).integers(0, 255, size=(4, 16, 18)).astype(np.uint8)
+    image[3] = np.where(np.arange(18) < 9, 0, 255)[None, :]
+    path = write_raster(tmp_path / "rgba.tif", image)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
+    dataset = None
+    (tile,) = BackgroundPool.from_paths([path]).files
+    assert tile.channels == 3
+    assert tile.provenance()["bands_dropped_1based"] == [4]
 
 
 def test_nodata_pixels_are_masked_and_zeroed(tmp_path):

@@ -217,13 +217,34 @@ def envi_bad_bands(dataset: gdal.Dataset) -> List[int]:
     return [] if len(bad) == len(flags) else bad
 
 
+def alpha_bands(dataset: gdal.Dataset) -> List[int]:
+    """The 1-based bands that are an alpha (transparency) channel, not data.
+
+    GDAL uses such a band as the mask of the others (a pixel is valid where it is not 0),
+    so it is never scored or trained on as a band of its own.
+
+    Example:
+        >>> dataset = gdal.GetDriverByName("MEM").Create("", 2, 2, 4)
+        >>> dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
+        0
+        >>> alpha_bands(dataset)
+        [4]
+    """
+    return [
+        index
+        for index in range(1, dataset.RasterCount + 1)
+        if dataset.GetRasterBand(index).GetColorInterpretation() == gdal.GCI_AlphaBand
+    ]
+
+
 def select_bands(
     path: PathLike, bands: Optional[Sequence[int]] = None
 ) -> Tuple[Optional[List[int]], Tuple[int, ...]]:
     """The bands to read when ``bands`` are asked for, and the bad ones left out.
 
     An explicit selection is kept as it is. Without one, every band is read but those an
-    ENVI header's bad band list marks (:func:`envi_bad_bands`).
+    ENVI header's bad band list marks (:func:`envi_bad_bands`) and an alpha band
+    (:func:`alpha_bands`), which still masks the others.
 
     Args:
         path: The raster (as :func:`open_raster` takes it).
@@ -240,10 +261,15 @@ def select_bands(
         return list(bands), ()
     with open_raster(path) as source:
         bad = envi_bad_bands(source.dataset)
+        alpha = alpha_bands(source.dataset)
         count = source.band_count
-    if not bad:
+    if not bad and not alpha:
         return None, ()
-    return [band for band in range(1, count + 1) if band not in bad], tuple(bad)
+    left_out = set(bad) | set(alpha)
+    kept = [band for band in range(1, count + 1) if band not in left_out]
+    if not kept:
+        raise InputError(f"{path} holds no band but its alpha band")
+    return kept, tuple(bad)
 
 
 def _opens_as_vector(name: str) -> bool:

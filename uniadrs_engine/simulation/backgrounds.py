@@ -37,7 +37,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import band_holds_value, envi_bad_bands
+from uniadrs_engine.raster.reader import alpha_bands, band_holds_value, envi_bad_bands
 
 gdal.UseExceptions()
 
@@ -338,7 +338,7 @@ class BackgroundPool:
         dtype = np.dtype(
             gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(1).DataType)
         )
-        bad = set(envi_bad_bands(dataset))
+        bad = set(envi_bad_bands(dataset)) | set(alpha_bands(dataset))
         small = rows * cols * band_count * dtype.itemsize <= CACHE_FILE_BYTES
         if small:
             data = _as_3d(dataset.ReadAsArray())
