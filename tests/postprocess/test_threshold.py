@@ -337,3 +337,34 @@ def test_bad_area_limits_and_formats(tmp_path):
     with pytest.raises(InputError, match="no vector format"):
         vector_driver_for(tmp_path / "objects.xyz")
     assert vector_driver_for(tmp_path / "objects.gpkg").ShortName == "GPKG"
+
+
+def test_objects_joined_at_a_corner_are_valid_multipolygons(tmp_path):
+    scores = np.zeros((8, 8), dtype=np.float32)
+    for row, col in ((1, 1), (2, 2), (1, 3), (3, 1), (3, 3)):  # an X: five pixels by corners
+        scores[row, col] = 1.0
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    for name in ("o.gpkg", "o.kml"):
+        report = threshold_raster(
+            score_path, ThresholdRule("value", 0.5), polygons_path=tmp_path / name
+        )
+        assert report.object_count == 1
+        dataset = ogr.Open(str(tmp_path / name))
+        (feature,) = list(dataset.GetLayer(0))
+        geometry = feature.GetGeometryRef()
+        assert ogr.GT_Flatten(geometry.GetGeometryType()) == ogr.wkbMultiPolygon
+        assert geometry.IsValid()
+        assert geometry.GetGeometryCount() == 5
+        dataset = None
+    rows = _polygons(tmp_path / "o.gpkg")
+    assert rows[0]["pixels"] == 5 and rows[0]["area"] == pytest.approx(5 * PIXEL_AREA)
+
+
+@pytest.mark.parametrize("name", ["o.csv", "o.txt"])
+def test_a_format_that_cannot_hold_the_polygons_is_refused(tmp_path, name):
+    scores = np.zeros((8, 8), dtype=np.float32)
+    scores[2:4, 2:4] = 1.0
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    with pytest.raises(InputError, match="format (stores no polygons|cannot store)"):
+        threshold_raster(score_path, ThresholdRule("value", 0.5), polygons_path=tmp_path / name)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]

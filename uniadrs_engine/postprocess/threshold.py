@@ -22,7 +22,9 @@ one memory-bounded strip at a time.
 Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``). Each gets its
 area in map units (squared CRS units), its pixel count and the min/mean/max score of its
 pixels; objects outside ``[min_object_area, max_object_area]`` are dropped from both the
-polygons and the mask. The mask raster is ``uint8`` on the score raster's grid: 1 anomaly,
+polygons and the mask. Each object is one valid multipolygon feature (pixels that touch at a
+corner only are split there, :func:`valid_multipolygon`), in any OGR format that stores
+polygons and fields; another format is refused. The mask raster is ``uint8`` on the score raster's grid: 1 anomaly,
 0 not, 255 (nodata) where the score is nodata.
 
 Example:
@@ -43,7 +45,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -586,6 +588,36 @@ def vector_driver_for(path: PathLike) -> gdal.Driver:
     return candidates[0]
 
 
+def _store(path: Path, driver: gdal.Driver, what: str, method: Any, *arguments: Any) -> None:
+    """Calls an OGR writing method; its failure becomes an :class:`InputError` naming ``what``.
+
+    GDAL may report the failure as a return code or, once exceptions are enabled in the
+    process, as a ``RuntimeError``; both are handled.
+    """
+    with quiet_gdal_errors():
+        try:
+            code, message = int(method(*arguments)), gdal.GetLastErrorMsg()
+        except RuntimeError as error:
+            code, message = 1, str(error)
+    if code != 0:
+        raise InputError(
+            f"{path}: the {driver.ShortName} format cannot store {what}: {message or 'GDAL error'}"
+        )
+
+
+def valid_multipolygon(geometry: ogr.Geometry) -> ogr.Geometry:
+    """An object's outline as a valid (OGC) multipolygon of the same area.
+
+    Pixels that touch only at a corner belong to one object (8-connectivity), and
+    ``gdal.Polygonize`` traces them as one ring that passes twice through that corner, which
+    GIS validity checks (and formats such as KML) reject. Such a ring is split at the corner.
+    """
+    with quiet_gdal_errors():
+        if not geometry.IsValid():
+            geometry = geometry.MakeValid()
+    return ogr.ForceToMultiPolygon(geometry)
+
+
 def _write_polygons(
     objects: ogr.Layer,
     table: _ObjectTable,
@@ -597,12 +629,16 @@ def _write_polygons(
     driver = vector_driver_for(path)
     check_output_folder(path)
     temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
+    dataset = layer = None
     try:
         with quiet_gdal_errors():
             dataset = driver.Create(str(temp_path), 0, 0, 0, gdal.GDT_Unknown)
         if dataset is None:
             raise InputError(f"cannot create {path}: {gdal.GetLastErrorMsg() or 'GDAL error'}")
-        layer = dataset.CreateLayer(path.stem, srs=srs, geom_type=ogr.wkbPolygon)
+        with quiet_gdal_errors():
+            layer = dataset.CreateLayer(path.stem, srs=srs, geom_type=ogr.wkbMultiPolygon)
+        if layer is None or layer.GetLayerDefn().GetGeomFieldCount() == 0:
+            raise InputError(f"{path}: the {driver.ShortName} format stores no polygons")
         field_types = (
             ogr.OFTInteger,
             ogr.OFTInteger64,
@@ -612,7 +648,13 @@ def _write_polygons(
             ogr.OFTReal,
         )
         for name, field_type in zip(POLYGON_FIELDS, field_types):
-            layer.CreateField(ogr.FieldDefn(name, field_type))
+            _store(
+                path,
+                driver,
+                f"the field {name}",
+                layer.CreateField,
+                ogr.FieldDefn(name, field_type),
+            )
         definition = layer.GetLayerDefn()
         layer.StartTransaction()
         objects.ResetReading()
@@ -622,19 +664,20 @@ def _write_polygons(
                 continue
             pixels = int(table.pixels[object_id])
             feature = ogr.Feature(definition)
-            feature.SetGeometry(source.GetGeometryRef())
+            feature.SetGeometry(valid_multipolygon(source.GetGeometryRef()))
             feature.SetField("object_id", int(object_id))
             feature.SetField("pixels", pixels)
             feature.SetField("area", float(table.area[object_id]))
             feature.SetField("score_min", float(table.score_min[object_id]))
             feature.SetField("score_mean", float(table.score_sum[object_id] / max(pixels, 1)))
             feature.SetField("score_max", float(table.score_max[object_id]))
-            layer.CreateFeature(feature)
+            _store(path, driver, f"object {object_id}", layer.CreateFeature, feature)
         layer.CommitTransaction()
         layer = None
         dataset = None
         _replace_vector(driver, temp_path, path)
     except BaseException:
+        layer = dataset = None  # closed before its files are deleted
         _delete_vector(driver, temp_path)
         raise
 
