@@ -137,6 +137,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
     INIT_MODEL = "INIT_MODEL"
     LEARNING_RATE = "LEARNING_RATE"
     RESUME = "RESUME"
+    OVERWRITE = "OVERWRITE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
 
     def initAlgorithm(self, configuration: Optional[Dict[str, Any]] = None) -> None:  # noqa: N802
@@ -258,6 +259,18 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 self.RESUME, tr("Resume from the output folder's checkpoint"), defaultValue=False
             )
         )
+        overwrite = QgsProcessingParameterBoolean(
+            self.OVERWRITE,
+            tr("Replace a run already in the output folder (when not resuming)"),
+            defaultValue=False,
+        )
+        overwrite.setHelp(
+            tr(
+                "Off: an output folder that holds an earlier run's checkpoint or model is "
+                "refused, so that hours of training are not replaced by mistake."
+            )
+        )
+        self.addParameter(overwrite)
         self.add_device_parameter()
         self.addParameter(
             QgsProcessingParameterFolderDestination(
@@ -353,6 +366,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             resume=self.parameterAsBoolean(parameters, self.RESUME, context),
             progress=progress,
             is_cancelled=is_cancelled,
+            overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
         )
         figures = ", ".join(f"{name} {value:.4g}" for name, value in result.validation.items())
         feedback.pushInfo(

@@ -166,6 +166,19 @@ def test_train_cancel_says_how_to_resume(provider, backgrounds, tmp_path):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+def test_train_refuses_to_replace_a_run_unless_asked(provider, backgrounds, tmp_path):
+    first = processing.run("uniadrs:train", _parameters(backgrounds, tmp_path))
+    trained = Path(first["MODEL_FILE"]).read_bytes()
+    with pytest.raises(QgsProcessingException, match="already holds a training run"):
+        processing.run("uniadrs:train", _parameters(backgrounds, tmp_path, SEED=5))
+    assert Path(first["MODEL_FILE"]).read_bytes() == trained
+    again = processing.run(
+        "uniadrs:train", _parameters(backgrounds, tmp_path, SEED=5, OVERWRITE=True)
+    )
+    assert again["STEPS_DONE"] == 2
+    assert Path(again["MODEL_FILE"]).read_bytes() != trained
+
+
 @pytest.mark.parametrize(
     "parameter,field,choice",
     [

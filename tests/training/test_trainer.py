@@ -8,7 +8,7 @@ import yaml
 from safetensors.torch import load_file
 
 from uniadrs_engine.cli.main import main
-from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_input
 from uniadrs_engine.training.batches import collate
@@ -53,6 +53,18 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_run(tiny_config, tm
     for name in expected:
         torch.testing.assert_close(found[name], expected[name], atol=1e-5, rtol=1e-4)
     assert resumed.validation["auc"] == pytest.approx(straight.validation["auc"], abs=1e-4)
+
+
+def test_an_earlier_run_is_not_replaced_unasked(tiny_config):
+    trainer = Trainer(tiny_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    with pytest.raises(InputError, match="already holds a training run"):
+        train_from_config(tiny_config)
+    ensemble = dataclasses.replace(tiny_config, members=2)
+    with pytest.raises(InputError, match="already holds a training run"):
+        train_from_config(ensemble)  # its folder holds a checkpoint too
+    assert train_from_config(tiny_config, overwrite=True).steps == 4
 
 
 def test_resume_refuses_a_changed_configuration(tiny_config):
@@ -162,6 +174,14 @@ def test_train_command_end_to_end(tiny_config, backgrounds, tmp_path, capsys):
     card = load_model(tmp_path / "seed11" / "model.safetensors").card
     assert card.training["config"]["seed"] == 11
     assert main(["train", str(config_path), *other, "--resume"]) == 0
+    # Starting again over a finished run is refused unless asked for.
+    trained = (tmp_path / "seed11" / "model.safetensors").read_bytes()
+    assert main(["train", str(config_path), *other]) == 2
+    assert "already holds a training run (checkpoint.pt)" in capsys.readouterr().err
+    assert (tmp_path / "seed11" / "model.safetensors").read_bytes() == trained
+    assert main(["train", str(config_path), *other, "--overwrite"]) == 0
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        main(["train", str(config_path), *other, "--overwrite", "--resume"])
     assert main(["train", str(config_path), "--set", "seed"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 

@@ -24,8 +24,8 @@ area in map units (squared CRS units), its pixel count and the min/mean/max scor
 pixels; objects outside ``[min_object_area, max_object_area]`` are dropped from both the
 polygons and the mask. Each object is one valid multipolygon feature (pixels that touch at a
 corner only are split there, :func:`valid_multipolygon`), in any OGR format that stores
-polygons and fields; another format is refused. The mask raster is ``uint8`` on the score raster's grid: 1 anomaly,
-0 not, 255 (nodata) where the score is nodata.
+polygons and fields; another format is refused. The mask raster is ``uint8`` on the score
+raster's grid: 1 anomaly, 0 not, 255 (nodata) where the score is nodata.
 
 Example:
     >>> report = threshold_raster(  # doctest: +SKIP

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from uniadrs_engine.errors import CancelledError, TrainingError
+from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import save_model
@@ -368,17 +368,51 @@ class Trainer:
         )
 
 
+def earlier_run_files(config: TrainingConfig) -> List[Path]:
+    """The checkpoints and model files an earlier run of ``config`` left in its output folder.
+
+    For a seed ensemble, its members' folders are looked in too.
+    """
+    folders = [Path(config.output_dir)]
+    if config.members > 1:
+        from uniadrs_engine.training.members import member_config
+
+        folders += [Path(member_config(config, i).output_dir) for i in range(config.members)]
+    names = (CHECKPOINT_FILENAME, MODEL_FILENAME)
+    return [folder / name for folder in folders for name in names if (folder / name).is_file()]
+
+
 def train_from_config(
     config: TrainingConfig,
     resume: bool = False,
     progress: Optional[ProgressCallback] = None,
     is_cancelled: Optional[CancelCheck] = None,
+    overwrite: bool = False,
 ) -> TrainingResult:
     """Trains a model as ``config`` says (resuming from its checkpoint if asked).
 
     With ``members`` > 1 it trains each member in turn and writes their ensemble
     (:mod:`uniadrs_engine.training.members`).
+
+    Args:
+        config: The run's configuration.
+        resume: Go on from the checkpoints in the output folder.
+        progress: ``progress(fraction, message)``.
+        is_cancelled: Returns True to stop (the last checkpoint is kept).
+        overwrite: Without ``resume``, start again over a run already in the output folder.
+
+    Raises:
+        InputError: Neither ``resume`` nor ``overwrite``, and the output folder holds an
+            earlier run's checkpoint or model (hours of training are not replaced unasked).
+        CancelledError: If cancelled.
+        TrainingError: On unusable data or a non-finite loss.
     """
+    earlier = [] if resume or overwrite else earlier_run_files(config)
+    if earlier:
+        raise InputError(
+            f"{config.output_dir} already holds a training run ({earlier[0].name}): resume "
+            "it to go on, or overwrite it to start again"
+        )
     if config.members > 1:
         from uniadrs_engine.training.members import train_members
 

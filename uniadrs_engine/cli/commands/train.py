@@ -29,8 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("config", help="training configuration (YAML)")
-    parser.add_argument(
+    restart = parser.add_mutually_exclusive_group()
+    restart.add_argument(
         "--resume", action="store_true", help="resume from the checkpoint in output_dir"
+    )
+    restart.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again over a run already in output_dir (refused otherwise)",
     )
     add_config_overrides(
         parser,
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         def progress(fraction: float, message: str) -> None:
             bar(fraction, message.split(" ", 2)[-1] if message else "")
 
-        result = train_from_config(config, resume=args.resume, progress=progress)
+        result = train_from_config(
+            config, resume=args.resume, progress=progress, overwrite=args.overwrite
+        )
     figures = ", ".join(
         f"{key} {value:.3f}" for key, value in result.validation.items() if key.endswith("auc")
     )
