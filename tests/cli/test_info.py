@@ -1,8 +1,10 @@
 """Tests of ``uniadrs info``: a model file's card in readable form or as JSON."""
 
 import json
+import os
+import sys
 
-from uniadrs_engine.cli.main import main
+from uniadrs_engine.cli.main import EXIT_BROKEN_PIPE, main
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import read_weight_storage, save_ensemble, save_model
@@ -104,3 +106,15 @@ def test_info_lists_each_networks_options_and_size(tmp_path, capsys):
     save_ensemble([narrow, narrow], tmp_path / "alike.safetensors", "alike")
     assert main(["info", str(tmp_path / "alike.safetensors")]) == 0
     assert "each takes the same time" in capsys.readouterr().out
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, monkeypatch):
+    # ``uniadrs info | head -1``: the pipe's reader is gone when the card is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed_pipe = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed_pipe)
+    try:
+        assert main(["info", str(_model(tmp_path, "float16"))]) == EXIT_BROKEN_PIPE
+    finally:
+        closed_pipe.close()  # its descriptor now points at os.devnull: closes quietly

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -37,6 +38,8 @@ COMMAND_MODULES = (
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
+#: A closed output pipe (128 + SIGPIPE, as a shell reports a tool that SIGPIPE stopped).
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +75,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     try:
-        return int(handler(args) or 0)
+        status = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader went away (``uniadrs info | head -1``): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CancelledError as error:
         print(f"uniadrs: {error}", file=sys.stderr)
         return EXIT_CANCELLED
