@@ -38,6 +38,8 @@ def test_a_missing_modality_falls_back_to_the_other(background_tree):
         AnomalySimulator.from_pool(visible, 32, spectral_share=1.0)
     with pytest.raises(InputError, match="spectral_share"):
         AnomalySimulator(simulator.spectral, simulator.spatial, spectral_share=1.5)
+    with pytest.raises(InputError, match=r"spectral_share must lie in \[0, 1\], not 2"):
+        AnomalySimulator.from_pool(visible, 32, spectral_share=2.0)  # not "the pool lacks"
 
 
 def test_resuming_from_a_saved_generator_state_reproduces_the_run(pool):

@@ -31,6 +31,12 @@ from uniadrs_engine.simulation.spectral import SpectralSimulator
 LOGGER = logging.getLogger(__name__)
 
 
+def check_spectral_share(spectral_share: float) -> None:
+    """Raises :class:`InputError` unless the share of spectral samples lies in ``[0, 1]``."""
+    if not 0.0 <= spectral_share <= 1.0:
+        raise InputError(f"spectral_share must lie in [0, 1], not {spectral_share}")
+
+
 class AnomalySimulator:
     """Draws a spectral sample with probability ``spectral_share``, else a spatial one.
 
@@ -62,8 +68,7 @@ class AnomalySimulator:
         """
         if spectral is None and spatial is None:
             raise InputError("the anomaly simulation needs a spectral or a spatial simulator")
-        if not 0.0 <= spectral_share <= 1.0:
-            raise InputError(f"spectral_share must lie in [0, 1], not {spectral_share}")
+        check_spectral_share(spectral_share)
         if isinstance(orientations, bool) or orientations not in ORIENTATION_COUNTS:
             raise InputError(
                 f"orientations must be one of {', '.join(map(str, ORIENTATION_COUNTS))}, "
@@ -107,6 +112,7 @@ class AnomalySimulator:
             spectral_options: Extra keyword arguments of :class:`SpectralSimulator`.
             spatial_options: Extra keyword arguments of :class:`SpatialSimulator`.
         """
+        check_spectral_share(spectral_share)  # before the modalities, which depend on it
         spectral = spatial = None
         if pool.hyperspectral and spectral_share > 0.0:
             spectral = SpectralSimulator(
