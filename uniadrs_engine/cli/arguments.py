@@ -156,7 +156,8 @@ def progress_bar(
     from tqdm import tqdm
 
     total = steps if steps else 1000
-    percent_format = "{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
+    # l_bar: "{desc}: {percentage:3.0f}%|", without the colon when there is no description
+    percent_format = "{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     bar_format = None if steps else percent_format
     with tqdm(
         total=total,

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         views=args.views,
         fusion_power=args.fusion_power,
     )
-    with progress_bar("detect ", enabled=not args.quiet) as progress:
+    with progress_bar("detect", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)
     print(f"scores: {report.output_path}")
     print(f"{report.summary_line()} | preset {report.preset}")
