@@ -1,4 +1,6 @@
 import dataclasses
+import os
+import signal
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +14,7 @@ from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.model.model_file import load_model
 from uniadrs_engine.raster.normalisation import WHITENING_NAME, normalise_input
 from uniadrs_engine.training.batches import collate
-from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
+from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint
 from uniadrs_engine.training.config import TrainingConfig, parse_override, weight_differences
 from uniadrs_engine.training.trainer import Trainer, learning_rate_at, train_from_config
 
@@ -226,3 +228,34 @@ def test_weight_differences_ignore_run_settings_and_default_missing_keys():
     assert weight_differences(config, recorded) == ["seed"]
     recorded["pixel_loss"] = "balanced_bce"
     assert weight_differences(config, recorded) == ["pixel_loss", "seed"]
+
+
+def test_a_first_ctrl_c_stops_the_train_command_with_a_checkpoint(
+    tiny_config, backgrounds, tmp_path, capsys, monkeypatch
+):
+    data = tiny_config.to_dict()
+    data["backgrounds"] = ["backgrounds"]
+    data["validation_backgrounds"] = ["backgrounds/held_out"]
+    data["output_dir"] = "interrupted"
+    data["checkpoint_every"] = 100  # only the interruption writes one before the end
+    config_path = tmp_path / "train.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    train_step = Trainer.train_step
+
+    def step_then_ctrl_c(trainer):
+        record = train_step(trainer)
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return record
+
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    assert main(["train", str(config_path), "--set", "seed=4"]) == 130
+    error = capsys.readouterr().err
+    assert "cancelled at step 2" in error
+    assert f"uniadrs train {config_path} --set seed=4 --resume" in error
+    checkpoint = load_checkpoint(tmp_path / "interrupted" / CHECKPOINT_FILENAME)
+    assert checkpoint["step"] == 2
+    monkeypatch.setattr(Trainer, "train_step", train_step)
+    assert main(["train", str(config_path), "--set", "seed=4", "--resume"]) == 0
+    assert load_model(tmp_path / "interrupted" / "model.safetensors").card.training["steps"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -54,7 +54,7 @@ def resolve_device(spec: Union[str, torch.device, None] = "auto") -> torch.devic
     if not torch.cuda.is_available():
         raise DeviceError(
             f"device {name} is not available: this torch build or machine has no CUDA GPU "
-            "(use --device cpu)"
+            "(choose the cpu device)"
         )
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()

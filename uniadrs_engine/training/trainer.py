@@ -310,7 +310,7 @@ class Trainer:
                 self.save_checkpoint()
                 raise CancelledError(
                     f"training cancelled at step {self.step}; "
-                    f"'uniadrs train CONFIG --resume' goes on from {self.checkpoint_path}"
+                    f"its checkpoint {self.checkpoint_path} is kept: resuming goes on from it"
                 )
             record = self.train_step()
             self.records.append(record)

@@ -9,6 +9,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator, List
 
 from uniadrs_engine.cli.arguments import (
     add_config_overrides,
@@ -47,18 +53,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the training and prints where the model is."""
+    """Runs the training and prints where the model is.
+
+    A first Ctrl-C stops the run after the current step, with a checkpoint of that step; a
+    second one stops it at once (the last periodic checkpoint is kept).
+    """
+    from uniadrs_engine.errors import CancelledError
     from uniadrs_engine.training.trainer import train_from_config
 
     config = training_config_from_args(args.config, args.overrides)
-    with progress_bar(steps=config.steps * config.members) as bar:
+    with progress_bar(steps=config.steps * config.members) as bar, _stop_on_interrupt() as stop:
 
         def progress(fraction: float, message: str) -> None:
             bar(fraction, message.split(" ", 2)[-1] if message else "")
 
-        result = train_from_config(
-            config, resume=args.resume, progress=progress, overwrite=args.overwrite
-        )
+        try:
+            result = train_from_config(
+                config,
+                resume=args.resume,
+                progress=progress,
+                is_cancelled=stop.is_set,
+                overwrite=args.overwrite,
+            )
+        except CancelledError as error:
+            again = ["uniadrs", "train", args.config, *_set_options(args), "--resume"]
+            raise CancelledError(f"{error} ({shlex.join(again)})") from None
     figures = ", ".join(
         f"{key} {value:.3f}" for key, value in result.validation.items() if key.endswith("auc")
     )
@@ -68,3 +87,29 @@ def run(args: argparse.Namespace) -> int:
         f"validation (held-out simulated samples): {figures}"
     )
     return 0
+
+
+def _set_options(args: argparse.Namespace) -> List[str]:
+    """The ``--set KEY=VALUE`` options of this run, to repeat on ``--resume``."""
+    return [item for override in args.overrides for item in ("--set", override)]
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[threading.Event]:
+    """An event that a first Ctrl-C sets (the run stops cleanly); a second one interrupts."""
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "\nuniadrs: stopping after this step with a checkpoint (Ctrl-C again: at once)",
+            file=sys.stderr,
+        )
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
