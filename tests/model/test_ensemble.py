@@ -81,26 +81,25 @@ def test_single_network_files_keep_format_1_and_ensembles_are_format_2(tmp_path)
 
 def test_members_that_disagree_are_refused(tmp_path):
     first = _member(tmp_path, 1)
+    out = tmp_path / "x.safetensors"
     with pytest.raises(ModelFileError, match="share one network configuration"):
-        save_ensemble([first, _member(tmp_path, 2, config="lite4")], tmp_path / "x.st", "x")
+        save_ensemble([first, _member(tmp_path, 2, config="lite4")], out, "x")
     with pytest.raises(ModelFileError, match="differ in presets"):
-        save_ensemble([first, _member(tmp_path, 3, presets={"sar": {}})], tmp_path / "x.st", "x")
+        save_ensemble([first, _member(tmp_path, 3, presets={"sar": {}})], out, "x")
     with pytest.raises(ModelFileError, match="differ in normalisation"):
         whitening = _member(tmp_path, 5, normalisation="whiten")
-        save_ensemble([first, whitening], tmp_path / "x.st", "x")
+        save_ensemble([first, whitening], out, "x")
     # A member that records no presets (the engine's table applies) takes the others'.
     unrecorded = _member(tmp_path, 6, presets={})
     for order in ([unrecorded, first], [first, unrecorded]):
-        card = save_ensemble(order, tmp_path / "x.st", "x")
+        card = save_ensemble(order, out, "x")
         assert card.presets == {"visible": {"scales": [0.5]}}
     with pytest.raises(ModelFileError, match="differ in presets"):
-        save_ensemble(
-            [unrecorded, first, _member(tmp_path, 7, presets={"sar": {}})], tmp_path / "x.st", "x"
-        )
+        save_ensemble([unrecorded, first, _member(tmp_path, 7, presets={"sar": {}})], out, "x")
     pair = tmp_path / "pair.safetensors"
     save_ensemble([first, _member(tmp_path, 4)], pair, "pair")
     with pytest.raises(ModelFileError, match="already an ensemble"):
-        save_ensemble([pair, first], tmp_path / "x.st", "x")
+        save_ensemble([pair, first], out, "x")
     with pytest.raises(ValueError, match="at least two"):
         ensemble_card([read_model_card(first)], "one")
 
@@ -137,6 +136,19 @@ def test_the_ensemble_command(tmp_path, capsys):
     assert main(["ensemble", paths[0], "-o", str(tmp_path / "one.safetensors")]) == 2
     assert "at least two" in capsys.readouterr().err
     assert main(["ensemble", paths[0], str(tmp_path / "missing"), "-o", str(output)]) == 2
+
+
+def test_an_ensemble_file_is_a_new_safetensors_file(tmp_path, caplog):
+    paths = [_member(tmp_path, seed) for seed in (1, 2)]
+    before = paths[0].read_bytes()
+    with pytest.raises(ModelFileError, match=r"pair.tif must end in \.safetensors"):
+        save_ensemble(paths, tmp_path / "pair.tif", "pair")
+    with pytest.raises(ModelFileError, match="would overwrite its member"):
+        save_ensemble(paths, paths[0], "pair")
+    assert paths[0].read_bytes() == before
+    with caplog.at_level("WARNING"):
+        save_ensemble([*paths, paths[0]], tmp_path / "trio.safetensors", "trio")
+    assert "joined more than once" in caplog.text and str(paths[0]) in caplog.text
 
 
 def test_float16_storage_halves_the_file_and_keeps_the_scores(tmp_path):

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ from uniadrs_engine.model.weight_storage import decode_weights, encode_weights, 
 
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
+
+#: The ending of model files (a safetensors file: weights and the card, no code).
+MODEL_SUFFIX = ".safetensors"
+
+LOGGER = logging.getLogger(__name__)
 
 #: Permissions of a written model file (mkstemp makes files private; models are shared data).
 _MODEL_FILE_MODE = 0o644
@@ -206,8 +212,24 @@ def save_ensemble(
 
     Raises:
         ModelFileError: If a file is unreadable, already an ensemble, or the members
-            disagree on configuration, normalisation or presets.
+            disagree on configuration, normalisation or presets; or if ``path`` does not
+            end in :data:`MODEL_SUFFIX` or is one of the members.
     """
+    path = Path(path)
+    if path.suffix.lower() != MODEL_SUFFIX:
+        raise ModelFileError(f"the ensemble file {path.name} must end in {MODEL_SUFFIX}")
+    files = [Path(model_path) for model_path in model_paths if str(model_path) != "default"]
+    for model_path in files:
+        if path.exists() and model_path.exists() and path.samefile(model_path):
+            raise ModelFileError(
+                f"the ensemble file {path} would overwrite its member {model_path}"
+            )
+    repeated = sorted({str(p) for p in files if sum(p.resolve() == q.resolve() for q in files) > 1})
+    if repeated or [str(p) for p in model_paths].count("default") > 1:
+        LOGGER.warning(
+            "a model is joined more than once (%s): it counts that many times in the mean",
+            ", ".join(repeated) or "default",
+        )
     loaded = [load_model(model_path) for model_path in model_paths]
     try:
         card = ensemble_card([model.card for model in loaded], name, model_version, description)
