@@ -485,6 +485,29 @@ def test_an_envi_bad_band_list_leaves_its_bands_out(loaded_model, tmp_path: Path
     assert every.bad_bands == () and "left out" not in every.summary_line()
 
 
+def test_a_paletted_image_is_scored_on_its_colours(loaded_model, tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    indices = rng.integers(0, 6, size=(32, 40)).astype(np.uint8)
+    indices[10:14, 20:24] = 7  # an odd colour
+    colours = rng.integers(0, 256, size=(3, 8)).astype(np.uint8)
+    path = tmp_path / "paletted.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 40, 32, 1, gdal.GDT_Byte)
+    table = gdal.ColorTable()
+    for entry in range(8):
+        table.SetColorEntry(entry, (*map(int, colours[:, entry]), 255))
+    band = dataset.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(indices)
+    band = dataset = None
+    rgb = write_raster(tmp_path / "rgb.tif", colours[:, indices])
+    detect_raster(path, tmp_path / "s.tif", _options(loaded_model))
+    detect_raster(rgb, tmp_path / "r.tif", _options(loaded_model))
+    np.testing.assert_array_equal(
+        _read_scores(tmp_path / "s.tif"), _read_scores(tmp_path / "r.tif")
+    )
+
+
 def test_an_object_size_in_degrees_is_refused(loaded_model, tmp_path: Path) -> None:
     image, _ = anomaly_scene(rows=16, cols=16, bands=3, seed=7)
     degrees = (10.0, 0.00001, 0.0, 50.0, 0.0, -0.00001)

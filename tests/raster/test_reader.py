@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -244,6 +245,42 @@ def test_an_alpha_band_masks_the_others_and_is_left_out_of_the_default_selection
     with open_raster(path, bands=[1, 2, 3]) as source:
         block = source.read_window(source.full_window())
     assert not block.valid[0, :2].any() and block.valid[1:].all()
+
+
+def _paletted(path: Path, indices: np.ndarray, nodata: Optional[int] = None) -> Path:
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path), indices.shape[1], indices.shape[0], 1, gdal.GDT_Byte
+    )
+    table = gdal.ColorTable()
+    for entry in range(4):
+        table.SetColorEntry(entry, (entry * 60, 255 - entry * 60, entry * 10, 255))
+    band = dataset.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(indices)
+    if nodata is not None:
+        band.SetNoDataValue(nodata)
+    dataset = None
+    return path
+
+
+def test_a_paletted_raster_is_read_as_its_colours(tmp_path: Path) -> None:
+    indices = np.array([[0, 1, 2, 3, 2], [3, 2, 1, 0, 1]], dtype=np.uint8)
+    path = _paletted(tmp_path / "paletted.tif", indices, nodata=3)
+    with open_raster(path) as source:
+        assert source.band_count == 3 and source.dtype == np.uint8
+        assert source.nodata == [None, None, None]
+        block = source.read_window(source.full_window())
+    colours = np.array([[0, 60, 120, 180], [255, 195, 135, 75], [0, 10, 20, 30]], np.float32)
+    valid = indices != 3
+    np.testing.assert_array_equal(block.valid, valid)
+    np.testing.assert_array_equal(block.data[:, valid], colours[:, indices[valid]])
+    with open_raster(path, bands=[3, 1]) as source:
+        block = source.read_window(Window(0, 0, 3, 1))
+    np.testing.assert_array_equal(block.data[:, 0], [[0, 10, 20], [0, 60, 120]])
+    with pytest.raises(InputError, match=r"band 4 is out of range .*3 band\(s\) \(colours"):
+        open_raster(path, bands=[4])
+    assert select_bands(path) == (None, ())
 
 
 def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:

@@ -85,6 +85,22 @@ def test_an_alpha_band_is_not_a_channel(tmp_path):
     assert tile.provenance()["bands_dropped_1based"] == [4]
 
 
+def test_a_paletted_image_is_skipped_with_a_warning(tmp_path, caplog):
+    write_raster(tmp_path / "rgb.tif", np.random.default_rng(3).random((3, 16, 18)))
+    dataset = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "p.tif"), 18, 16, 1)
+    table = gdal.ColorTable()
+    table.SetColorEntry(0, (10, 20, 30, 255))
+    table.SetColorEntry(1, (200, 20, 30, 255))
+    dataset.GetRasterBand(1).SetRasterColorTable(table)
+    dataset.GetRasterBand(1).SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    dataset.GetRasterBand(1).WriteArray(np.eye(16, 18, dtype=np.uint8))
+    dataset = None
+    with caplog.at_level("WARNING"):
+        pool = BackgroundPool.from_paths([tmp_path])
+    assert [background.path.name for background in pool.files] == ["rgb.tif"]
+    assert "p.tif: a paletted image" in caplog.text
+
+
 def test_nodata_pixels_are_masked_and_zeroed(tmp_path):
     image = np.random.default_rng(0).uniform(1.0, 2.0, size=(12, 20, 24)).astype(np.float32)
     image[:, 5:8, 4:9] = -9999.0

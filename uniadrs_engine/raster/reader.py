@@ -176,6 +176,28 @@ def _explicit_mask_bands(dataset: gdal.Dataset, band_indices: List[int]) -> List
     return masks
 
 
+def rgb_palette(dataset: gdal.Dataset) -> Optional[np.ndarray]:
+    """The ``(3, entries)`` red, green and blue of a one-band paletted raster, or None.
+
+    A paletted image (a GIF, an 8-bit PNG or TIFF with a colour table) stores an index per
+    pixel; its colours, not the indices, are what the image shows, so it is read as three
+    bands of colour (:class:`RasterSource`).
+    """
+    if dataset.RasterCount != 1:
+        return None
+    band = dataset.GetRasterBand(1)
+    table = band.GetColorTable()
+    if (
+        table is None
+        or band.GetColorInterpretation() != gdal.GCI_PaletteIndex
+        or table.GetPaletteInterpretation() != gdal.GPI_RGB
+        or table.GetCount() == 0
+    ):
+        return None
+    entries = [table.GetColorEntry(index)[:3] for index in range(table.GetCount())]
+    return np.asarray(entries, dtype=np.uint8).T.copy()
+
+
 def _subdatasets_hint(dataset: gdal.Dataset) -> str:
     """Names the subdatasets of a container (NetCDF, HDF, SAFE) to pass instead, or ``""``."""
     metadata = dataset.GetMetadata("SUBDATASETS") or {}
@@ -301,6 +323,10 @@ class RasterSource:
         gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
         nodata: Per selected band, its nodata value or None.
         block_size: The file's natural block ``(x, y)`` of the first selected band.
+        palette: For a one-band paletted raster, its ``(3, entries)`` colours
+            (:func:`rgb_palette`), else None. Such a raster is read as three bands, red,
+            green and blue (``band_indices`` count those); a pixel whose index is the
+            file's nodata value, or has no colour in the table, is not valid.
     """
 
     def __init__(self, dataset: gdal.Dataset, path: str, band_indices: List[int]) -> None:
@@ -310,21 +336,27 @@ class RasterSource:
         self.height: int = dataset.RasterYSize
         self.band_indices = list(band_indices)
         self.band_count = len(self.band_indices)
-        bands = [dataset.GetRasterBand(index) for index in self.band_indices]
+        self.palette = rgb_palette(dataset)
+        file_bands = [1] if self.palette is not None else self.band_indices
+        bands = [dataset.GetRasterBand(index) for index in file_bands]
         type_code = gdal_array.GDALTypeCodeToNumericTypeCode(bands[0].DataType)
         if type_code is None:
             type_name = gdal.GetDataTypeName(bands[0].DataType)
             raise InputError(f"{path}: unsupported pixel type {type_name}")
-        self.dtype = np.dtype(type_code)
+        self.dtype = np.dtype(np.uint8 if self.palette is not None else type_code)
         self.complex_bands = self.dtype.kind == "c"
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
+        self._index_nodata: Optional[float] = None
+        if self.palette is not None:  # the nodata is the index's, the colours have none
+            self._index_nodata = self.nodata[0]
+            self.nodata = [None] * self.band_count
         block_x, block_y = bands[0].GetBlockSize()
         self.block_size: Tuple[int, int] = (int(block_x), int(block_y))
-        self._mask_bands = _explicit_mask_bands(dataset, self.band_indices)
+        self._mask_bands = _explicit_mask_bands(dataset, file_bands)
 
     @property
     def dataset(self) -> gdal.Dataset:
@@ -375,6 +407,9 @@ class RasterSource:
         masked = np.ones((ysize, xsize), dtype=bool)
         for mask_band in self._mask_bands:
             masked &= self._read_mask(mask_band, xoff, yoff, xsize, ysize)
+        if self.palette is not None:
+            raw, coloured = self._colours(raw[0])
+            masked &= coloured
         valid = masked.copy()
         band_counts = np.zeros(self.band_count, dtype=np.int64)
         for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
@@ -402,7 +437,11 @@ class RasterSource:
         with quiet_gdal_errors():
             try:
                 raw = self.dataset.ReadAsArray(
-                    xoff, yoff, xsize, ysize, band_list=self.band_indices
+                    xoff,
+                    yoff,
+                    xsize,
+                    ysize,
+                    band_list=[1] if self.palette is not None else self.band_indices,
                 )
             except RuntimeError as error:
                 raise InputError(f"{self.path}: cannot read pixels: {error}") from None
@@ -414,6 +453,17 @@ class RasterSource:
         if raw.dtype.kind == "c":
             raw = np.abs(raw)  # the amplitude of complex (SAR single-look complex) values
         return raw
+
+    def _colours(self, index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The selected colour bands of palette indices, and where an index has a colour."""
+        assert self.palette is not None
+        entries = self.palette.shape[1]
+        coloured = (index >= 0) & (index < entries)
+        if self._index_nodata is not None:
+            coloured &= index != self._index_nodata
+        safe = np.where(coloured, index, 0).astype(np.intp)
+        selected = self.palette[[band - 1 for band in self.band_indices]]
+        return selected[:, safe], coloured
 
     def _read_mask(
         self, mask_band: gdal.Band, xoff: int, yoff: int, xsize: int, ysize: int
@@ -478,16 +528,18 @@ def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> Raster
         raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
     if dataset.RasterCount <= 0:
         raise InputError(f"{name} has no raster band{_subdatasets_hint(dataset)}")
+    count = 3 if rgb_palette(dataset) is not None else dataset.RasterCount
     if bands is None:
-        band_indices = list(range(1, dataset.RasterCount + 1))
+        band_indices = list(range(1, count + 1))
     else:
         band_indices = [int(band) for band in bands]
         if not band_indices:
             raise InputError(f"{name}: the band selection is empty")
-        out_of_range = [band for band in band_indices if not 1 <= band <= dataset.RasterCount]
+        out_of_range = [band for band in band_indices if not 1 <= band <= count]
         if out_of_range:
+            colours = " (colours of its palette)" if count != dataset.RasterCount else ""
             raise InputError(
                 f"{name}: band {out_of_range[0]} is out of range "
-                f"(the raster has {dataset.RasterCount} band(s), numbered from 1)"
+                f"(the raster has {count} band(s){colours}, numbered from 1)"
             )
     return RasterSource(dataset, name, band_indices)

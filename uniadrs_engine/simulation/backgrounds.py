@@ -37,7 +37,12 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import alpha_bands, band_holds_value, envi_bad_bands
+from uniadrs_engine.raster.reader import (
+    alpha_bands,
+    band_holds_value,
+    envi_bad_bands,
+    rgb_palette,
+)
 
 gdal.UseExceptions()
 
@@ -331,6 +336,13 @@ class BackgroundPool:
         band_count, rows, cols = dataset.RasterCount, dataset.RasterYSize, dataset.RasterXSize
         if band_count == 0 or rows == 0 or cols == 0:
             LOGGER.warning("skipping %s: no raster bands", path)
+            return None
+        if rgb_palette(dataset) is not None:
+            LOGGER.warning(
+                "skipping %s: a paletted image; expand it to its colours first "
+                "(gdal_translate -expand rgb)",
+                path,
+            )
             return None
         nodata = tuple(
             dataset.GetRasterBand(index + 1).GetNoDataValue() for index in range(band_count)
