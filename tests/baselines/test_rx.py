@@ -313,6 +313,9 @@ def test_rx_raster_bad_input(make_raster, tmp_path):
         rx_raster(path, tmp_path / "x.tif", mode="local", inner=47, outer=49)
     rx_raster(path, tmp_path / "x.tif", mode="local", inner=45, outer=49)  # corners keep a ring
     assert np.isfinite(_read_scores(tmp_path / "x.tif")[0]).any()
+    flat = make_raster(np.zeros((2, 20, 24), dtype=np.float32), "flat.tif")
+    with pytest.raises(InputError, match="single value"):
+        rx_raster(flat, tmp_path / "x.tif")
     before = path.read_bytes()
     with pytest.raises(InputError, match="would overwrite the input"):
         rx_raster(path, path)

@@ -508,6 +508,19 @@ def test_a_paletted_image_is_scored_on_its_colours(loaded_model, tmp_path: Path)
     )
 
 
+def test_a_raster_of_one_value_is_refused(loaded_model, tmp_path: Path) -> None:
+    blank = np.full((3, 24, 30), 7.0, dtype=np.float32)
+    blank[:, :4] = -1.0  # four rows of nodata: not a second value
+    path = write_raster(tmp_path / "blank.tif", blank, nodata=-1.0)
+    with pytest.raises(InputError, match=r"single value \(7, 7, 7\) over its 600 valid"):
+        detect_raster(path, tmp_path / "s.tif", _options(loaded_model))
+    assert not list(tmp_path.glob("*s.tif*"))
+    blank[1, 10, 10] = 8.0  # one value differs: scored
+    detect_raster(
+        write_raster(tmp_path / "one.tif", blank), tmp_path / "s.tif", _options(loaded_model)
+    )
+
+
 def test_an_object_size_in_degrees_is_refused(loaded_model, tmp_path: Path) -> None:
     image, _ = anomaly_scene(rows=16, cols=16, bands=3, seed=7)
     degrees = (10.0, 0.00001, 0.0, 50.0, 0.0, -0.00001)

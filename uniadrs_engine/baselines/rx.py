@@ -67,6 +67,7 @@ from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_o
 from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     StatisticsAccumulator,
+    check_varies,
     compute_band_statistics,
     describe_bands_left_out,
     without_empty_bands,
@@ -606,6 +607,8 @@ def _rx_bands(
                 covariance=True,
                 mask=background_mask_path,
             )
+            if background_mask_path is None:
+                check_varies(statistics, str(source.path))
             assert statistics.covariance is not None
             if mode == "global":
                 write_global_rx(

@@ -120,6 +120,7 @@ from uniadrs_engine.raster.normalisation import (
 )
 from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
+    check_varies,
     compute_band_statistics,
     describe_bands_left_out,
     without_empty_bands,
@@ -704,6 +705,7 @@ def _detect_bands(
             covariance=(needs_covariance(card.normalisation) and not window_statistics)
             or rx_weight > 0,
         )
+        check_varies(statistics, str(source.path))
         scaling: InputScaling = (
             WindowNormalisation(card.normalisation, source.band_count)
             if window_statistics

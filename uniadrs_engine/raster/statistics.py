@@ -231,6 +231,24 @@ def without_empty_bands(
         return run(list(error.kept_bands), error.empty_bands)
 
 
+def check_varies(statistics: BandStatistics, path: str) -> None:
+    """Refuses a raster whose every band holds one value over all its valid pixels.
+
+    Nothing can stand out in such a raster (a blank tile, a scene of zeros without a nodata
+    value); its scores would only show the edges of the tiles.
+
+    Raises:
+        InputError: In that case, naming the values.
+    """
+    if statistics.count > 0 and np.array_equal(statistics.minimum, statistics.maximum):
+        values = ", ".join(f"{value:g}" for value in statistics.minimum[:3])
+        more = ", ..." if len(statistics.minimum) > 3 else ""
+        raise InputError(
+            f"{path}: every band holds a single value ({values}{more}) over its "
+            f"{statistics.count} valid pixels: nothing stands out, so there is nothing to score"
+        )
+
+
 def compute_band_statistics(
     source: RasterSource,
     memory_mb: float = 256,
