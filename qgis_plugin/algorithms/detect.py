@@ -98,7 +98,8 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             "Output: a float32 anomaly-score raster on the input's grid and CRS (higher = more "
             "anomalous, nodata -9999 where the input has no valid value). Threshold it with "
             "'Threshold anomaly scores'.",
-            "Modality preset sets the input scales, tile and halo; 'auto' uses the hyperspectral "
+            "Modality preset sets the input scales, tile and halo, the model's networks that "
+            "score and how the scales are fused; 'auto' uses the hyperspectral "
             "settings from 5 bands on. The detectable anomaly size is roughly 15-55 pixels after "
             "scaling: give the expected anomaly size (in pixels) or explicit input scales (e.g. "
             "0.5,1; several scales are fused) to adapt it. An RX weight above 0 (advanced) also "
@@ -155,7 +156,12 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             ],
             defaultValue=0,
         )
-        preset.setHelp(tr("Input scales, tile and halo tuned for one kind of imagery."))
+        preset.setHelp(
+            tr(
+                "Input scales, tile and halo, the networks that score and how the scales are "
+                "fused, chosen for one kind of imagery."
+            )
+        )
         self.addParameter(preset)
         scales = QgsProcessingParameterString(
             self.SCALES, tr("Input scales (e.g. 0.5,1; empty: the preset's)"), optional=True

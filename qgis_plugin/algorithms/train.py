@@ -108,8 +108,10 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
             "other training parameters are then ignored, and its output_dir is replaced by the "
             "output folder) or the backgrounds and the settings below.",
             "The output folder also holds the checkpoint (checkpoint.pt) and the training "
-            "log. Training can be cancelled: tick 'Resume' and run again with the same output "
-            "folder to go on from the last checkpoint.",
+            "log (train_log.csv), in member_k sub-folders when several networks are trained. "
+            "Training can be cancelled: tick 'Resume' and run again with the same output "
+            "folder to go on from the last checkpoint. An output folder that holds an earlier "
+            "run is refused unless 'Replace a run already in the output folder' is ticked.",
             "To fine-tune a trained model (for example the shipped default model) on your own "
             "backgrounds, give it as 'Start from model': training then starts from its weights "
             "instead of a random start, and takes its network configuration and input "

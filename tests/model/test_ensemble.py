@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.raster_factory import write_raster
 from uniadrs_engine.cli.main import main
 from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.inference.scoring import score_image
@@ -333,6 +334,21 @@ def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
     assert original.keys() == again.keys()
     for name, value in original.items():
         assert torch.equal(value, again[name]), name  # re-storing rounds nothing further
+
+
+def test_split_members_score_alone_with_every_preset(tmp_path):
+    networks = {"visible": {"scales": [0.5], "networks": [2, 3]}, "sar": {"scales": [0.25]}}
+    paths = [_member(tmp_path, seed, presets=networks) for seed in (1, 2, 3)]
+    trio = tmp_path / "trio.safetensors"
+    save_ensemble(paths, trio, "trio")
+    members = split_ensemble(trio, tmp_path / "members")
+    presets = {"visible": {"scales": [0.5]}, "sar": {"scales": [0.25]}}
+    assert [read_model_card(path).presets for path in members] == [presets] * 3
+    image = np.random.default_rng(2).random((3, 24, 24), dtype=np.float32)
+    raster = write_raster(tmp_path / "scene.tif", image)
+    for preset in ("visible", "sar"):  # the trio's visible preset named networks 2 and 3
+        command = ["detect", str(raster), str(tmp_path / f"{preset}.tif"), "--quiet"]
+        assert main([*command, "--model", str(members[0]), "--preset", preset]) == 0
 
 
 def test_the_split_command(tmp_path, capsys):

@@ -23,7 +23,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import Any, Dict, List, Sequence, Union
 
 import torch
 from safetensors import SafetensorError
@@ -247,8 +247,9 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
     file is ``member_<i>.safetensors`` in ``output_dir``; its card is the member's record
     (name, version, training, validation, configuration, and data sources where the record
     keeps its own; files joined before it did name the ensemble's merged list) with the
-    ensemble's input normalisation and presets, and its weights are stored as the
-    ensemble's were (re-storing stored weights rounds nothing further).
+    ensemble's input normalisation and presets, less the networks a preset names (numbers
+    in the ensemble: a member file scores alone with every preset), and its weights are
+    stored as the ensemble's were (re-storing stored weights rounds nothing further).
 
     Args:
         path: Ensemble model file (or ``"default"``).
@@ -276,7 +277,7 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
             model_version=str(record.get("model_version", card.model_version)),
             description=f"member {index} of '{card.name}' v{card.model_version}",
             normalisation=card.normalisation,
-            presets=dict(card.presets),
+            presets=_member_presets(card.presets),
             training=dict(record.get("training", {})),
             data_sources=list(record.get(MEMBER_SOURCES_KEY, card.data_sources)),
             validation=dict(record.get("validation", {})),
@@ -286,6 +287,21 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
         save_model(member_path, member, member_card, weight_storage=storage)  # type: ignore[arg-type]
         written.append(member_path)
     return written
+
+
+def _member_presets(presets: Dict[str, Any]) -> Dict[str, Any]:
+    """An ensemble's presets for one of its networks on its own: without ``networks``.
+
+    The networks a preset names are numbers in the ensemble; a member file holds one
+    network, which scores with every preset (a new ensemble of such files uses all of its
+    networks unless told otherwise).
+    """
+    return {
+        name: {key: value for key, value in entry.items() if key != "networks"}
+        if isinstance(entry, dict)
+        else entry
+        for name, entry in presets.items()
+    }
 
 
 def _checked_path(path: Union[str, Path]) -> Path:

@@ -5,8 +5,10 @@ The ensemble is one model file that scores with every member and averages their 
 takes as many times longer to score as it has members.
 
 Example:
-    $ uniadrs train configs/default_model.yaml --set seed=1 --set output_dir=runs/s1
-    $ uniadrs train configs/default_model.yaml --set seed=2 --set output_dir=runs/s2
+    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=1 \\
+          --set output_dir=runs/s1
+    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=2 \\
+          --set output_dir=runs/s2
     $ uniadrs ensemble runs/s1/model.safetensors runs/s2/model.safetensors -o pair.safetensors
 """
 
@@ -21,12 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``ensemble`` sub-command."""
     parser = subparsers.add_parser(
         "ensemble",
-        help="join models of one configuration into a seed ensemble (mean of their scores)",
+        help="join single-network models into an ensemble (mean of their scores)",
         description=(
-            "Join two or more model files of one network configuration (for example the "
-            "same training configuration with different seeds) into one model file whose "
-            "score is the mean of the members' scores. The members must agree on "
-            "configuration, input normalisation and inference presets."
+            "Join two or more single-network model files of one network configuration "
+            "(for example the same training configuration with different seeds; they may "
+            "differ in magnitude_input and stem_width) into one model file whose score is "
+            "the mean of the members' scores. The members must agree on input "
+            "normalisation and on the presets they record (a member that records none "
+            "takes the others')."
         ),
     )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="model files (or 'default')")

@@ -2,6 +2,8 @@
 
 The member files can be scored on their own or joined into other ensembles with
 ``uniadrs ensemble``, for example the shipped model's networks beside newly trained ones.
+A member keeps the ensemble's presets without the networks they name (numbers in the
+ensemble), so it scores alone with every preset.
 Weights are stored as the ensemble stored them, so a split ensemble joined again scores
 exactly as before.
 
