@@ -5,11 +5,9 @@ The ensemble is one model file that scores with every member and averages their 
 takes as many times longer to score as it has members.
 
 Example:
-    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=1 \\
-          --set output_dir=runs/s1
-    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=2 \\
-          --set output_dir=runs/s2
-    $ uniadrs ensemble runs/s1/model.safetensors runs/s2/model.safetensors -o pair.safetensors
+    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=1 --set output_dir=r/1
+    $ uniadrs train configs/default_model.yaml --set members=1 --set seed=2 --set output_dir=r/2
+    $ uniadrs ensemble r/1/model.safetensors r/2/model.safetensors -o pair.safetensors
 """
 
 from __future__ import annotations
