@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from uniadrs_engine.errors import TrainingError
-from uniadrs_engine.training.config import TrainingConfig, read_config_mapping
+from uniadrs_engine.training.config import TrainingConfig, parse_override, read_config_mapping
 
 
 def write_yaml(path: Path, data) -> Path:
@@ -97,3 +97,54 @@ def test_a_file_and_bases_without_backgrounds_say_so(tmp_path):
     path = write_yaml(tmp_path / "empty.yaml", {"steps": 10})
     with pytest.raises(TrainingError, match="names no backgrounds"):
         TrainingConfig.from_yaml(write_yaml(tmp_path / "child.yaml", {"base": path.name}))
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "backgrounds: [bg]\nlearning_rate: 3e-3\nmin_learning_rate: 1E-5\n"
+        "spatial_options: {anomaly_area: [5e-3, 6e-2]}\nmodel_version: 2\n",
+        encoding="utf-8",
+    )
+    config = TrainingConfig.from_yaml(path, overrides=dict([parse_override("weight_decay=1e-6")]))
+    assert (config.learning_rate, config.min_learning_rate, config.weight_decay) == (
+        0.003,
+        1e-05,
+        1e-06,
+    )
+    assert config.spatial_options == {"anomaly_area": [0.005, 0.06]}
+    assert config.model_version == "2"
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("steps", "ten", "steps must be a whole number, got 'ten'"),
+        ("steps", 2.5, "steps must be a whole number"),
+        ("learning_rate", "fast", "learning_rate must be a number"),
+        ("learning_rate", -0.01, "learning_rate must be positive"),
+        ("validate_every", 0, "validate_every must be positive"),
+        ("checkpoint_every", 0, "checkpoint_every must be positive"),
+        ("validation_samples", 0, "validation_samples must be positive"),
+        ("warmup_steps", -3, "warmup_steps must not be negative"),
+        ("threads", -1, "threads must not be negative"),
+        ("backgrounds", 5, "backgrounds must be a list of paths"),
+        ("faithful_loss", "yes", "faithful_loss must be true or false"),
+        ("spatial_options", [1], "spatial_options must be a mapping"),
+        ("output_dir", ["a"], "output_dir must be a text"),
+    ],
+)
+def test_a_key_of_the_wrong_kind_is_named(key, value, message):
+    with pytest.raises(TrainingError, match=message):
+        TrainingConfig(**{"backgrounds": ["a"], key: value})
+
+
+def test_a_path_key_of_the_wrong_kind_is_named_from_a_file(tmp_path):
+    for text, message in (
+        ("backgrounds: 5\n", "backgrounds must be a list of paths or names, got 5"),
+        ("backgrounds: [bg]\noutput_dir: [a, b]\n", "output_dir must be a text"),
+    ):
+        path = tmp_path / "run.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(TrainingError, match=message):
+            TrainingConfig.from_yaml(path)

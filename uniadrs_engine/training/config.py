@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -60,6 +62,69 @@ BASE_KEY = "base"
 
 #: The key that ``weight_storage`` replaced (see :func:`upgrade_legacy_keys`).
 LEGACY_FLOAT16_KEY = "float16_weights"
+
+#: Keys that must be positive numbers (the others of their kind may be 0).
+POSITIVE_KEYS = frozenset(
+    {"learning_rate", "checkpoint_every", "validate_every", "validation_samples", "gradient_clip"}
+)
+#: Keys that must not be negative.
+NON_NEGATIVE_KEYS = frozenset(
+    {"weight_decay", "warmup_steps", "min_learning_rate", "threads", "feature_loss_weight"}
+)
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``3e-3`` as a number, as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``3.0e-3``); ``learning_rate: 3e-3``
+    was read as the text "3e-3".
+    """
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parses YAML text with :class:`ConfigLoader` (plain data only, no objects)."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _check_field_types(config: TrainingConfig) -> None:
+    """Checks every key's type and sign (a whole number stands for a float's value).
+
+    Raises:
+        TrainingError: Naming the key, what it must be and what it got.
+    """
+    for item in fields(config):
+        name, kind, value = item.name, str(item.type), getattr(config, item.name)
+        if kind in ("int", "float"):
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            number = whole or (kind == "float" and isinstance(value, float))
+            if not number or (kind == "float" and not math.isfinite(value)):
+                wanted = "a whole number" if kind == "int" else "a number"
+                raise TrainingError(f"{name} must be {wanted}, got {value!r}")
+            value = float(value) if kind == "float" else value
+            if name in POSITIVE_KEYS and value <= 0:
+                raise TrainingError(f"{name} must be positive, got {value!r}")
+            if name in NON_NEGATIVE_KEYS and value < 0:
+                raise TrainingError(f"{name} must not be negative, got {value!r}")
+        elif kind == "str" or (kind == "Optional[str]" and value is not None):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)  # model_version: 2
+            if not isinstance(value, str):
+                raise TrainingError(f"{name} must be a text, got {value!r}")
+        elif kind == "bool" and not isinstance(value, bool):
+            raise TrainingError(f"{name} must be true or false, got {value!r}")
+        elif kind == "List[str]":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TrainingError(f"{name} must be a list of paths or names, got {value!r}")
+        elif kind.startswith("Dict[") and not isinstance(value, dict):
+            raise TrainingError(f"{name} must be a mapping of keys, got {value!r}")
+        setattr(config, name, value)
 
 
 @dataclass
@@ -167,6 +232,7 @@ class TrainingConfig:
     init_member: int = 0
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         try:
             check_weight_storage(self.weight_storage)
         except ValueError as error:
@@ -233,11 +299,7 @@ class TrainingConfig:
             raise TrainingError(f"unknown training configuration keys: {unknown}")
         values = dict(data)
         if base_dir is not None:
-            for key in PATH_LIST_KEYS:
-                values[key] = [_resolve(base_dir, item) for item in values.get(key, [])]
-            for key in PATH_KEYS:
-                if values.get(key) is not None:
-                    values[key] = _resolve_single(base_dir, key, values[key])
+            values = _absolute_paths(values, base_dir)
         try:
             return cls(**values)
         except TypeError as error:
@@ -320,7 +382,7 @@ def read_yaml_file(path: Path, what: str) -> Any:
     if not path.is_file():
         raise TrainingError(f"{what} not found: {path}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise TrainingError(f"{path}: not valid YAML ({error})") from error
 
@@ -415,7 +477,7 @@ def parse_override(text: str) -> Tuple[str, Any]:
     if not separator or not key.strip():
         raise TrainingError(f"an override must read KEY=VALUE, not {text!r}")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), load_yaml(value)
     except yaml.YAMLError as error:
         raise TrainingError(f"override {key.strip()}: not a valid YAML value ({error})") from None
 
@@ -429,9 +491,10 @@ def _absolute_paths(values: Dict[str, Any], base_dir: Path) -> Dict[str, Any]:
     for key in PATH_LIST_KEYS:
         if values.get(key) is not None:
             items = [values[key]] if isinstance(values[key], str) else values[key]
-            values[key] = [_resolve(base_dir, str(item)) for item in items]
+            if isinstance(items, list):  # anything else is refused by TrainingConfig
+                values[key] = [_resolve(base_dir, str(item)) for item in items]
     for key in PATH_KEYS:
-        if values.get(key) is not None:
+        if isinstance(values.get(key), (str, Path)):
             values[key] = _resolve_single(base_dir, key, str(values[key]))
     return values
 
