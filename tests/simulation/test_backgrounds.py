@@ -48,6 +48,11 @@ def test_exclude_patterns_leave_out_folders_and_files(background_tree, patterns,
     assert names(pool) == everything - left_out
 
 
+def test_a_pool_whose_every_raster_is_left_out_says_so(background_tree):
+    with pytest.raises(InputError, match=r"2 raster\(s\) there are left out by the exclusions"):
+        BackgroundPool.from_paths([background_tree / "hsi"], exclude=["hsi"])
+
+
 def test_empty_and_constant_bands_are_dropped(background_tree):
     pool = BackgroundPool.from_paths([background_tree / "hsi"])
     b = next(item for item in pool.files if item.path.name == "b.tif")

@@ -259,3 +259,16 @@ def test_a_first_ctrl_c_stops_the_train_command_with_a_checkpoint(
     assert main(["train", str(config_path), "--set", "seed=4", "--resume"]) == 0
     assert load_model(tmp_path / "interrupted" / "model.safetensors").card.training["steps"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(tiny_config, tmp_path):
+    missing = dataclasses.replace(
+        tiny_config, backgrounds=[str(tmp_path / "nowhere")], output_dir=str(tmp_path / "run")
+    )
+    with pytest.raises(InputError, match="nowhere"):
+        train_from_config(missing)
+    assert not (tmp_path / "run").exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(InputError, match="is a file"):
+        train_from_config(dataclasses.replace(tiny_config, output_dir=str(a_file)))

@@ -214,8 +214,12 @@ class BackgroundPool:
         """
         pool = cls(files=[])
         seen: set = set()
+        left_out = 0
         for raster_path, name, explicit in _discover(paths):
-            if raster_path in seen or _is_excluded(name, raster_path, exclude):
+            if raster_path in seen:
+                continue
+            if _is_excluded(name, raster_path, exclude):
+                left_out += 1
                 continue
             seen.add(raster_path)
             try:
@@ -229,7 +233,13 @@ class BackgroundPool:
                 pool.files.append(background)
         if not pool.files:
             listed = ", ".join(str(path) for path in paths)
-            raise InputError(f"no usable background raster found in {listed}")
+            why = (
+                f" ({left_out} raster(s) there are left out by the exclusions and held-out "
+                "validation backgrounds)"
+                if left_out
+                else ""
+            )
+            raise InputError(f"no usable background raster found in {listed}{why}")
         return pool
 
     @property

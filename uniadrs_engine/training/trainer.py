@@ -300,8 +300,8 @@ class Trainer:
             if resume:
                 LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
             self.initialise()
+        self.prepare_data()  # before the folder is made: bad data leaves no empty folder
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.prepare_data()
         session_start = time.perf_counter()
         wall_at_start = self.wall_seconds
         config = self.config
@@ -407,6 +407,9 @@ def train_from_config(
         CancelledError: If cancelled.
         TrainingError: On unusable data or a non-finite loss.
     """
+    output_dir = Path(config.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"the output folder {output_dir} is a file")
     earlier = [] if resume or overwrite else earlier_run_files(config)
     if earlier:
         raise InputError(
