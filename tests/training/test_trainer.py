@@ -32,6 +32,7 @@ def test_a_run_writes_a_model_with_its_card(tiny_config):
     assert names == {"user data"}
     assert card.data_sources[0]["files"] == 3  # held-out files are not training data
     assert card.validation["held_out_sources"][0]["files"] == 2
+    assert card.validation["held_out"] is True
     log = (result.model_path.parent / "train_log.csv").read_text().splitlines()
     assert len(log) == 5
 
@@ -272,3 +273,12 @@ def test_a_run_that_cannot_start_leaves_no_folder(tiny_config, tmp_path):
     a_file.write_text("not a folder")
     with pytest.raises(InputError, match="is a file"):
         train_from_config(dataclasses.replace(tiny_config, output_dir=str(a_file)))
+
+
+def test_validation_on_the_training_backgrounds_is_not_called_held_out(tiny_config, capsys):
+    shared = dataclasses.replace(tiny_config, validation_backgrounds=[], steps=2)
+    result = train_from_config(shared)
+    assert load_model(result.model_path).card.validation["held_out"] is False
+    assert main(["info", str(result.model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "in the training backgrounds, none held out" in out and "held-out" not in out

@@ -24,6 +24,9 @@ from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig, options_set
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 #: Identifies UniADRS model files; a file without it is foreign.
+#: The validation record's key that says whether its backgrounds were kept out of training.
+HELD_OUT_KEY = "held_out"
+
 MODEL_FORMAT = "uniadrs-model"
 MODEL_FORMAT_VERSION = 3
 
@@ -57,7 +60,9 @@ class ModelCard:
         training: How it was trained (steps, batch, wall time, seed, config file...).
         data_sources: Training data: one dict per source with at least ``name`` and
             ``license``.
-        validation: Validation figures on held-out simulated samples.
+        validation: Validation figures on simulated samples; ``held_out``
+            (:data:`HELD_OUT_KEY`) says whether their backgrounds were kept out of training
+            (cards without it had them kept out).
         engine_version: Version of the engine that wrote the file.
         created: ISO date-time of writing.
         members: For an ensemble (:mod:`uniadrs_engine.model.ensemble`), one record per member

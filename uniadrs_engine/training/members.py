@@ -27,7 +27,7 @@ import torch
 
 from uniadrs_engine.errors import ModelFileError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
-from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_card import HELD_OUT_KEY, ModelCard
 from uniadrs_engine.model.model_file import (
     load_model,
     read_model_card,
@@ -236,4 +236,8 @@ def validate_ensemble(
             kind: None if numbers is None else [int(number) for number in numbers]
             for kind, numbers in kind_networks.items()
         }
-    return {**figures, "held_out_sources": summarise_sources(simulation.validation_files)}
+    return {
+        **figures,
+        "held_out_sources": summarise_sources(simulation.validation_files),
+        HELD_OUT_KEY: bool(config.validation_backgrounds),
+    }

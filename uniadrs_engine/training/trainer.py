@@ -24,7 +24,7 @@ import torch
 
 from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
-from uniadrs_engine.model.model_card import ModelCard
+from uniadrs_engine.model.model_card import HELD_OUT_KEY, ModelCard
 from uniadrs_engine.model.model_file import save_model
 from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
@@ -353,6 +353,7 @@ class Trainer:
             validation={
                 **{k: v for k, v in final.items() if k != "step"},
                 "held_out_sources": summarise_sources(self.simulation.validation_files),
+                HELD_OUT_KEY: bool(config.validation_backgrounds),
                 "history": self.history,
             },
         )

@@ -16,6 +16,7 @@ import argparse
 from typing import Any, Dict, List
 
 from uniadrs_engine.model.config import describe_options
+from uniadrs_engine.model.model_card import HELD_OUT_KEY
 from uniadrs_engine.raster.normalisation import TILE_SCOPE
 
 
@@ -126,7 +127,9 @@ def _validation_lines(validation: Dict[str, Any]) -> List[str]:
         return []
     samples = validation.get("samples")
     held_out = [source.get("name", "?") for source in validation.get("held_out_sources", [])]
-    line = "validation AUC (simulated anomalies in held-out backgrounds"
+    kept_out = validation.get(HELD_OUT_KEY, True)  # cards before the key held backgrounds out
+    where = "held-out backgrounds" if kept_out else "the training backgrounds, none held out"
+    line = f"validation AUC (simulated anomalies in {where}"
     line += f", {samples} samples): " if samples else "): "
     lines = [line + ", ".join(figures)]
     for kind, numbers in (validation.get("networks") or {}).items():
@@ -136,7 +139,7 @@ def _validation_lines(validation: Dict[str, Any]) -> List[str]:
             else "networks " + ", ".join(str(number) for number in numbers)
         )
         lines.append(f"  {kind} samples scored by {scored_by}")
-    if held_out:
+    if held_out and kept_out:
         lines.append(f"  held-out sources: {', '.join(held_out)}")
     return lines
 

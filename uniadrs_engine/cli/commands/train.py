@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {result.model_path}")
     print(
         f"trained {result.steps} steps in {result.wall_seconds / 60:.1f} min; "
-        f"validation (held-out simulated samples): {figures}"
+        f"validation ({'held-out' if config.validation_backgrounds else 'training'} "
+        f"backgrounds, simulated anomalies): {figures}"
     )
     return 0
 
