@@ -76,6 +76,20 @@ def test_same_seed_writes_the_same_samples(background_tree, tmp_path):
             np.testing.assert_array_equal(first, second)
 
 
+def test_a_shorter_run_into_the_same_folder_leaves_no_stale_samples(background_tree, tmp_path):
+    simulate_to_dir([background_tree], tmp_path, n=4, seed=5, size=32, out_channels=16)
+    (tmp_path / "sample_notes.tif").write_text("a file of the user's")
+    simulate_to_dir([background_tree], tmp_path, n=2, seed=6, size=32, out_channels=16)
+    samples = sorted(path.name for path in tmp_path.glob("sample_*"))
+    assert samples == [
+        "sample_0000_image.tif",
+        "sample_0000_labels.tif",
+        "sample_0001_image.tif",
+        "sample_0001_labels.tif",
+        "sample_notes.tif",
+    ]
+
+
 def test_cancelling_leaves_nothing_behind(background_tree, tmp_path):
     checks = []
 

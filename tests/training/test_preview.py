@@ -32,7 +32,7 @@ def test_training_samples_are_the_runs_first_batches(tiny_config, tmp_path):
 
 def test_validation_samples_are_the_runs_validation_set(tiny_config, tmp_path):
     config = dataclasses.replace(
-        tiny_config, spectral_share=0.0, spatial_options={"normal_count": 1}
+        tiny_config, spectral_share=0.0, spatial_options={"normal_count": 1}, validation_samples=3
     )
     simulate_config_to_dir(config, tmp_path / "out", n=3, validation=True)
     expected = build_validation_set(build_simulation(config).validation, 3, config.seed)
@@ -40,6 +40,14 @@ def test_validation_samples_are_the_runs_validation_set(tiny_config, tmp_path):
         labels = gdal.Open(str(tmp_path / "out" / f"sample_{index:04d}_labels.tif")).ReadAsArray()
         np.testing.assert_array_equal(labels, sample.labels)
         assert sample.kind == "spatial"
+
+
+def test_no_more_validation_samples_than_the_validation_set(tiny_config, tmp_path, caplog):
+    config = dataclasses.replace(tiny_config, validation_samples=2)
+    with caplog.at_level("WARNING"):
+        written = simulate_config_to_dir(config, tmp_path / "out", n=5, validation=True)
+    assert sum(path.name.endswith("_image.tif") for path in written) == 2
+    assert "the validation set holds 2 samples" in caplog.text
 
 
 def test_bad_options_and_cancellation_leave_nothing(tiny_config, tmp_path):

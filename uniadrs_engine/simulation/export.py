@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,6 +52,8 @@ from uniadrs_engine.simulation.sample import (
 gdal.UseExceptions()
 
 CONTACT_SHEET_NAME = "contact_sheet.png"
+#: The name of a sample's image or labels file (its number is group 1).
+_SAMPLE_FILE = re.compile(r"sample_(\d{4,})_(?:image|labels)\.tif")
 INDEX_NAME = "samples.csv"
 SETTINGS_NAME = "simulation.json"
 #: Samples shown on the contact sheet.
@@ -153,7 +156,8 @@ def write_samples_to_dir(
     Args:
         draw: Returns sample ``index`` (called in order).
         n: Number of samples (at least 1).
-        out_dir: Output folder (created if needed; files of the same names are replaced).
+        out_dir: Output folder (created if needed; files of the same names are replaced, and
+            the sample files of an earlier run numbered ``n`` and up are deleted).
         settings: What made the samples, written to ``simulation.json``.
         reporter: Progress and cancellation.
 
@@ -197,9 +201,18 @@ def write_samples_to_dir(
         for name in names:
             os.replace(staging / name, out_dir / name)
             written.append(out_dir / name)
+        _remove_stale_samples(out_dir, n)
         return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_stale_samples(out_dir: Path, n: int) -> None:
+    """Deletes sample files numbered ``n`` and up: an earlier, longer run's, not in the index."""
+    for path in out_dir.glob("sample_*_*.tif"):
+        match = _SAMPLE_FILE.fullmatch(path.name)
+        if match is not None and int(match.group(1)) >= n:
+            path.unlink()
 
 
 def write_sample(sample: SimulatedSample, image_path: Path, labels_path: Path) -> None:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Union
 
@@ -23,6 +24,8 @@ from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.simulators import build_simulation, training_batch
 from uniadrs_engine.training.validation import validation_seed
+
+LOGGER = logging.getLogger(__name__)
 
 
 def simulate_config_to_dir(
@@ -39,7 +42,8 @@ def simulate_config_to_dir(
         config: The training configuration (its backgrounds, held-out backgrounds, seed,
             crop size, spectral share and simulator options).
         out_dir: Output folder (created if needed; files of the same names are replaced).
-        n: Number of samples (at least 1).
+        n: Number of samples (at least 1); of validation samples, at most the
+            configuration's ``validation_samples`` (those the validation AUC scores).
         validation: Write the validation samples instead of the training samples.
         progress: ``progress(fraction, message)``, or None.
         is_cancelled: Returns True to stop, or None.
@@ -53,6 +57,13 @@ def simulate_config_to_dir(
         CancelledError: ``is_cancelled`` returned True (nothing is left behind).
     """
     check_sample_count(n)
+    if validation and n > config.validation_samples:
+        LOGGER.warning(
+            "the validation set holds %d samples: writing those, not %d",
+            config.validation_samples,
+            n,
+        )
+        n = config.validation_samples
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
     setup = build_simulation(config)

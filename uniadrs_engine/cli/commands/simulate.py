@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                 **settings,
             )
     sheet = next(path for path in written if path.name == CONTACT_SHEET_NAME)
-    print(f"wrote {args.n} samples to {args.out_dir}; contact sheet: {sheet}")
+    samples = sum(path.name.endswith("_image.tif") for path in written)
+    print(f"wrote {samples} samples to {args.out_dir}; contact sheet: {sheet}")
     return 0
 
 
