@@ -359,3 +359,10 @@ def test_the_split_command(tmp_path, capsys):
     assert (tmp_path / "out" / "member_1.safetensors").is_file()
     assert main(["split", str(tmp_path / "out" / "member_0.safetensors"), str(tmp_path)]) == 2
     assert "single network" in capsys.readouterr().err
+    inside = tmp_path / "out" / "member_0.safetensors"
+    pair.replace(inside)  # an ensemble named like the member file it would write
+    assert main(["split", str(inside), str(tmp_path / "out")]) == 2
+    assert "would overwrite the ensemble being split" in capsys.readouterr().err
+    assert read_model_card(inside).member_count == 2
+    assert main(["split", str(inside), str(tmp_path / "out" / "member_1.safetensors")]) == 2
+    assert "is a file" in capsys.readouterr().err

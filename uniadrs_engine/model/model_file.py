@@ -267,6 +267,15 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
         raise ModelFileError(f"{loaded.path}: holds a single network, not an ensemble")
     storage = read_weight_storage(loaded.path)
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ModelFileError(f"the output folder {output_dir} is a file")
+    targets = [output_dir / f"member_{index}.safetensors" for index in range(len(card.members))]
+    for target in targets:
+        if target.exists() and target.samefile(loaded.path):
+            raise ModelFileError(f"{target} would overwrite the ensemble being split")
+    replaced = [target.name for target in targets if target.exists()]
+    if replaced:
+        LOGGER.warning("replacing %s in %s", ", ".join(replaced), output_dir)
     written: List[Path] = []
     for index, (record, config, member) in enumerate(
         zip(card.members, card.member_configs, loaded.network.members)
@@ -283,7 +292,7 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
             validation=dict(record.get("validation", {})),
             created=str(record.get("created", "")),
         )
-        member_path = output_dir / f"member_{index}.safetensors"
+        member_path = targets[index]
         save_model(member_path, member, member_card, weight_storage=storage)  # type: ignore[arg-type]
         written.append(member_path)
     return written
