@@ -40,3 +40,21 @@ def test_bad_manifests(tmp_path, tiny_manifest):
     missing_file.write_text(json.dumps(content))
     with pytest.raises(InputError, match="not found"):
         load_manifest(missing_file)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda scenes: scenes[0].update(rx_auc="n/a"), "'rx_auc' must be a number or null"),
+        (lambda scenes: scenes[0].update(image=5), "'image' must be a file path, got 5"),
+        (lambda scenes: scenes.append(dict(scenes[0])), "repeats the scene"),
+        (lambda scenes: scenes.append("a scene"), "is not a mapping of fields"),
+    ],
+)
+def test_a_manifest_entry_of_the_wrong_kind_is_named(tiny_manifest, change, message):
+    content = json.loads(tiny_manifest.read_text())
+    change(content["scenes"])
+    edited = tiny_manifest.parent / "edited.json"
+    edited.write_text(json.dumps(content))
+    with pytest.raises(InputError, match=message):
+        load_manifest(edited)

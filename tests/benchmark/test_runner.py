@@ -174,3 +174,21 @@ def test_uniadrs_settings_name_a_preset_s_rx_weight_and_networks():
     )
     assert detector.describe("sar").endswith("preset sar")
     assert detector.describe("visible").endswith("preset visible (networks 2, 3)")
+
+
+def test_bad_setups_are_refused_before_anything_runs_or_is_written(tiny_manifest, tmp_path):
+    import numpy as np
+
+    from tests.raster_factory import write_raster
+
+    before = tiny_manifest.read_bytes()
+    with pytest.raises(InputError, match="would overwrite the input"):
+        run_benchmark(tiny_manifest, ("rx-global",), tmp_path / "out", report_path=tiny_manifest)
+    assert tiny_manifest.read_bytes() == before
+    with pytest.raises(ModelFileError):
+        run_benchmark(tiny_manifest, ("uniadrs",), tmp_path / "out", model=tmp_path / "nosuch")
+    assert not (tmp_path / "out").exists()
+    write_raster(tiny_manifest.parent / "hsi/b/mask.tif", np.zeros((30, 48), np.uint8), epsg=None)
+    with pytest.raises(InputError, match=r"scene hsi/b: .*not on the same grid: sizes differ"):
+        run_benchmark(tiny_manifest, ("rx-global",), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.reader import open_raster
 
 PathLike = Union[str, Path]
 
@@ -59,6 +60,29 @@ def matches(scene: BenchmarkScene, pattern: str) -> bool:
     return False
 
 
+def _scene(entry: object, path: Path, index: int) -> BenchmarkScene:
+    """One entry of a manifest's ``scenes`` list, its fields checked."""
+    where = f"{path}: scene #{index + 1}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where} is not a mapping of fields")
+    missing = [key for key in ("modality", "scene", "image", "mask") if key not in entry]
+    if missing:
+        raise InputError(f"{where} lacks {', '.join(missing)}")
+    for key in ("image", "mask"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise InputError(f"{where}: '{key}' must be a file path, got {entry[key]!r}")
+    rx_auc = entry.get("rx_auc")
+    if rx_auc is not None and (isinstance(rx_auc, bool) or not isinstance(rx_auc, (int, float))):
+        raise InputError(f"{where}: 'rx_auc' must be a number or null, got {rx_auc!r}")
+    return BenchmarkScene(
+        modality=str(entry["modality"]),
+        name=str(entry["scene"]),
+        image_path=(path.parent / entry["image"]).resolve(),
+        mask_path=(path.parent / entry["mask"]).resolve(),
+        rx_auc=None if rx_auc is None else float(rx_auc),
+    )
+
+
 def load_manifest(path: PathLike, scene_filter: Optional[str] = None) -> List[BenchmarkScene]:
     """Reads the scenes of a manifest, optionally only those matching a glob.
 
@@ -84,18 +108,12 @@ def load_manifest(path: PathLike, scene_filter: Optional[str] = None) -> List[Be
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{path} has no 'scenes' list")
     scenes = []
+    keys = set()
     for index, entry in enumerate(entries):
-        missing = [key for key in ("modality", "scene", "image", "mask") if key not in entry]
-        if missing:
-            raise InputError(f"{path}: scene #{index + 1} lacks {', '.join(missing)}")
-        rx_auc = entry.get("rx_auc")
-        scene = BenchmarkScene(
-            modality=str(entry["modality"]),
-            name=str(entry["scene"]),
-            image_path=(path.parent / entry["image"]).resolve(),
-            mask_path=(path.parent / entry["mask"]).resolve(),
-            rx_auc=None if rx_auc is None else float(rx_auc),
-        )
+        scene = _scene(entry, path, index)
+        if scene.key in keys:
+            raise InputError(f"{path}: scene #{index + 1} repeats the scene {scene.key}")
+        keys.add(scene.key)
         if scene_filter is None or matches(scene, scene_filter):
             scenes.append(scene)
     if not scenes:
@@ -104,4 +122,19 @@ def load_manifest(path: PathLike, scene_filter: Optional[str] = None) -> List[Be
         for file_path in (scene.image_path, scene.mask_path):
             if not file_path.is_file():
                 raise InputError(f"{path}: file of scene {scene.key} not found: {file_path}")
+        _check_scene_grid(scene, path)
     return scenes
+
+
+def _check_scene_grid(scene: BenchmarkScene, path: Path) -> None:
+    """Refuses a scene whose mask is not on its image's grid, before any detector runs."""
+    from uniadrs_engine.metrics.evaluation import check_same_grid
+
+    try:
+        with (
+            open_raster(scene.image_path, bands=[1]) as image,
+            open_raster(scene.mask_path, bands=[1]) as mask,
+        ):
+            check_same_grid(image, mask)
+    except InputError as error:
+        raise InputError(f"{path}: scene {scene.key}: {error}") from None

@@ -44,6 +44,7 @@ from uniadrs_engine.errors import CancelledError, InputError, UniadrsError
 from uniadrs_engine.metrics.evaluation import evaluate_rasters, pooled_auc_rasters
 from uniadrs_engine.metrics.roc3d import Roc3dResult
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.writer import check_not_an_input
 
 PathLike = Union[str, Path]
 
@@ -140,12 +141,15 @@ def run_benchmark(
         CancelledError: If cancelled (the reports are not written).
     """
     scene_list = load_manifest(manifest_path, scenes)
-    out_dir = Path(out_dir)
+    if report_path is not None:
+        scene_files = [path for scene in scene_list for path in (scene.image_path, scene.mask_path)]
+        check_not_an_input(report_path, manifest_path, *scene_files)
+    detector_list = make_detectors(list(detectors), model=model, device=device, memory_mb=memory_mb)
+    out_dir = Path(out_dir)  # made once the model loads: a bad model leaves no empty folder
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create the output folder {out_dir}: {error}") from None
-    detector_list = make_detectors(list(detectors), model=model, device=device, memory_mb=memory_mb)
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
     figure_keys = set(_figure_scene_keys(scene_list, figure_scenes)) if figure else set()
     work_dir = Path(tempfile.mkdtemp(prefix=".benchmark-", dir=out_dir))
