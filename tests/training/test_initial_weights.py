@@ -8,6 +8,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from uniadrs_engine.cli.main import main
 from uniadrs_engine.errors import CancelledError, TrainingError
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.ensemble import MemberMean
@@ -28,7 +29,13 @@ def _model_file(path: Path, seeds=(11,), normalisation="band_max", **options) ->
         torch.manual_seed(seed)
         networks.append(UniADRS(config))
     network = networks[0] if len(networks) == 1 else MemberMean(networks)
-    card = ModelCard(name="start", config=config, model_version="7", normalisation=normalisation)
+    card = ModelCard(
+        name="start",
+        config=config,
+        model_version="7",
+        normalisation=normalisation,
+        data_sources=[{"name": "their scenes", "sets": ["a"], "license": "CC-BY-4.0"}],
+    )
     if len(networks) > 1:
         card.members = [{"name": f"start-{index}"} for index in range(len(networks))]
     save_model(path, network, card)
@@ -199,3 +206,19 @@ def test_each_network_of_a_mixed_ensemble_starts_runs_of_its_own_configuration(
     _assert_same_weights(weights.state, load_model(magnitude).network)
     with pytest.raises(TrainingError, match="network 0 has another network configuration"):
         load_initial_weights(mixed, 0, config.model_config(), config.normalisation)
+
+
+def test_a_fine_tuned_model_names_its_start_and_inherits_its_data_sources(
+    tiny_config, tmp_path, capsys
+):
+    start = _model_file(tmp_path / "start.safetensors")
+    result = train_from_config(dataclasses.replace(tiny_config, init_model=str(start)))
+    card = load_model(result.model_path).card
+    inherited = [source for source in card.data_sources if source.get("via")]
+    assert inherited == [
+        {"name": "their scenes", "sets": ["a"], "license": "CC-BY-4.0", "via": "start v7"}
+    ]
+    assert main(["info", str(result.model_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"started from: start v7, {start}" in out
+    assert "their scenes (a): CC-BY-4.0 [through the starting model start v7]" in out

@@ -147,6 +147,7 @@ def load_initial_weights(
         "name": card.name,
         "model_version": card.model_version,
         "network": network_index,
+        "data_sources": [dict(source) for source in card.data_sources],
     }
     return InitialWeights(state=state, provenance=provenance)
 

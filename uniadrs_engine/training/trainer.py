@@ -349,7 +349,8 @@ class Trainer:
                 "device": str(self.device),
                 **({"initialised_from": self.initialised_from} if self.initialised_from else {}),
             },
-            data_sources=summarise_sources(self.simulation.training_files),
+            data_sources=summarise_sources(self.simulation.training_files)
+            + inherited_sources(self.initialised_from),
             validation={
                 **{k: v for k, v in final.items() if k != "step"},
                 "held_out_sources": summarise_sources(self.simulation.validation_files),
@@ -367,6 +368,21 @@ class Trainer:
             validation={k: v for k, v in final.items() if k != "step"},
             history=self.history,
         )
+
+
+def inherited_sources(initialised_from: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The data sources of the model a run started from, each marked ``via`` that model.
+
+    A fine-tuned network learnt from its starting model's data too: their licences apply.
+    """
+    if not initialised_from:
+        return []
+    via = f"{initialised_from.get('name', '?')} v{initialised_from.get('model_version', '?')}"
+    return [
+        {**source, "via": via}
+        for source in initialised_from.get("data_sources", [])
+        if isinstance(source, dict)
+    ]
 
 
 def earlier_run_files(config: TrainingConfig) -> List[Path]:

@@ -149,6 +149,14 @@ def _training_lines(training: Dict[str, Any]) -> List[str]:
     if training.get("steps"):
         minutes = float(training.get("wall_seconds", 0)) / 60
         lines.append(f"training: {training['steps']} steps, {minutes:.1f} min of wall time")
+    start = training.get("initialised_from")
+    if isinstance(start, dict):
+        network = start.get("network")
+        which = "" if network is None else f" (its network {int(network) + 1})"
+        lines.append(
+            f"started from: {start.get('name', '?')} v{start.get('model_version', '?')}"
+            f"{which}, {start.get('model', '?')}"
+        )
     commands = training.get("retrain_commands", [])
     if commands:
         lines.append("retrain with:")
@@ -162,5 +170,6 @@ def _data_lines(sources: List[Dict[str, Any]]) -> List[str]:
     lines = ["training data (name, sets: licence):"]
     for source in sources:
         sets = ", ".join(source.get("sets", []))
-        lines.append(f"  {source.get('name', '?')} ({sets}): {source.get('license', '?')}")
+        via = f" [through the starting model {source['via']}]" if source.get("via") else ""
+        lines.append(f"  {source.get('name', '?')} ({sets}): {source.get('license', '?')}{via}")
     return lines
