@@ -78,3 +78,16 @@ def test_benchmark_command_errors(tiny_manifest, tmp_path, capsys):
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("uniadrs: error:")
     assert main(["benchmark", str(tmp_path / "none.json"), "--quiet"]) == 2
+
+
+def test_failed_runs_give_status_1_with_the_reports_written(tiny_manifest, tmp_path, capsys):
+    import numpy as np
+
+    from tests.raster_factory import write_raster
+
+    write_raster(tiny_manifest.parent / "hsi/b/mask.tif", np.zeros((40, 48), np.uint8), epsg=None)
+    out = tmp_path / "out"
+    command = ["benchmark", str(tiny_manifest), "--detectors", "rx-global", "--out", str(out)]
+    assert main([*command, "--quiet", "--no-figure"]) == 1
+    assert "1 run(s) failed" in capsys.readouterr().out
+    assert (out / "results.md").exists()

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "For each scene of a manifest (JSON with a 'scenes' list of modality, scene, "
             "image, mask and optionally rx_auc; paths relative to the manifest), run each "
             "detector, time it and evaluate its pixel AUC. Writes results.csv, results.md "
-            "and figure.png into --out."
+            "and figure.png into --out. A run that fails is reported there and the exit "
+            "status is then 1."
         ),
     )
     parser.add_argument("manifest", help="benchmark manifest (JSON)")
@@ -67,8 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+#: Exit status when the reports were written but some detector runs failed.
+EXIT_RUNS_FAILED = 1
+
+
 def run(args: argparse.Namespace) -> int:
-    """Runs the benchmark and prints the per-modality summary."""
+    """Runs the benchmark and prints the per-modality summary.
+
+    Returns:
+        0, or :data:`EXIT_RUNS_FAILED` when some runs failed (the reports name them).
+    """
     from uniadrs_engine.benchmark.runner import run_benchmark
 
     logging.getLogger("uniadrs_engine.benchmark").setLevel(logging.ERROR)
@@ -105,4 +114,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {args.out}/results.csv, {args.out}/results.md")
     if args.report:
         print(f"report: {args.report}")
-    return 0
+    return EXIT_RUNS_FAILED if failures else 0
