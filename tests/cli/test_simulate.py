@@ -51,6 +51,11 @@ def test_simulate_reports_user_errors_in_one_line(background_tree, tmp_path, cap
         == EXIT_USER_ERROR
     )
     assert "multiple of 8" in capsys.readouterr().err
+    assert (
+        main(["simulate", str(background_tree), str(tmp_path / "o"), "--size", "8"])
+        == EXIT_USER_ERROR
+    )
+    assert "at least 16, not 8" in capsys.readouterr().err
     assert main(["simulate", str(tmp_path / "missing"), str(tmp_path / "o")]) == EXIT_USER_ERROR
     assert "not found" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,8 @@ PAPER_INPUT_CHANNELS = 270
 
 #: Height and width of the network's input must be multiples of this (three 2x poolings).
 SIZE_MULTIPLE = 8
+#: The smallest training sample side: the network's deepest level must be 2 x 2 or more.
+MIN_TRAINING_SIZE = 2 * SIZE_MULTIPLE
 
 #: Fields of :class:`ModelConfig` in which the networks of one ensemble may differ: they
 #: change what happens inside a network, not what it takes in or the score it gives out (the

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.model.config import MIN_TRAINING_SIZE, SIZE_MULTIPLE
 
 BACKGROUND = 0
 ANOMALY = 1
@@ -143,11 +144,14 @@ def has_both_classes(labels: np.ndarray) -> bool:
 
 
 def check_size(size: int) -> int:
-    """Returns ``size`` if it is a positive multiple of 8 (the network's requirement).
+    """Returns ``size`` if it is a multiple of 8 and at least 16 (the network's requirement).
 
     Raises:
-        InputError: ``size`` is not a positive multiple of 8.
+        InputError: ``size`` is not such a number.
     """
-    if int(size) != size or size < 8 or size % 8:
-        raise InputError(f"the training size must be a positive multiple of 8, not {size}")
+    if int(size) != size or size < MIN_TRAINING_SIZE or size % SIZE_MULTIPLE:
+        raise InputError(
+            f"the training size must be a multiple of {SIZE_MULTIPLE} and at least "
+            f"{MIN_TRAINING_SIZE}, not {size}"
+        )
     return int(size)

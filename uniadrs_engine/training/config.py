@@ -31,7 +31,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import yaml
 
 from uniadrs_engine.errors import TrainingError
-from uniadrs_engine.model.config import NAMED_CONFIGS, SIZE_MULTIPLE, ModelConfig, get_config
+from uniadrs_engine.model.config import (
+    MIN_TRAINING_SIZE,
+    NAMED_CONFIGS,
+    SIZE_MULTIPLE,
+    ModelConfig,
+    get_config,
+)
 from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
 from uniadrs_engine.model.weight_storage import check_weight_storage
 from uniadrs_engine.orientations import ORIENTATION_COUNTS
@@ -248,8 +254,10 @@ class TrainingConfig:
             raise TrainingError(
                 f"unknown model configuration {self.model!r}; choose one of {sorted(NAMED_CONFIGS)}"
             )
-        if self.crop_size % SIZE_MULTIPLE or self.crop_size < 2 * SIZE_MULTIPLE:
-            raise TrainingError(f"crop_size must be a multiple of {SIZE_MULTIPLE} and >= 16")
+        if self.crop_size % SIZE_MULTIPLE or self.crop_size < MIN_TRAINING_SIZE:
+            raise TrainingError(
+                f"crop_size must be a multiple of {SIZE_MULTIPLE} and >= {MIN_TRAINING_SIZE}"
+            )
         if self.steps < 1 or self.batch_size < 1:
             raise TrainingError("steps and batch_size must be positive")
         if not isinstance(self.members, int) or self.members < 1:
