@@ -154,20 +154,24 @@ def progress_bar(
         unit: Name of one unit when ``steps`` is given.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     total = steps if steps else 1000
     # l_bar: "{desc}: {percentage:3.0f}%|", without the colon when there is no description
     percent_format = "{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     bar_format = None if steps else percent_format
-    with tqdm(
-        total=total,
-        desc=description,
-        unit=unit,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=not enabled,
-        bar_format=bar_format,
-    ) as bar:
+    with (
+        tqdm(
+            total=total,
+            desc=description,
+            unit=unit,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=not enabled,
+            bar_format=bar_format,
+        ) as bar,
+        logging_redirect_tqdm(),
+    ):  # warnings print above the bar, not into it
         started = False
 
         def update(fraction: float, message: str = "") -> None:

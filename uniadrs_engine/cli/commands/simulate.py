@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uniadrs_engine.cli.arguments import add_config_overrides, training_config_from_args
 
@@ -108,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
                 "with --config the backgrounds and settings come from the configuration "
                 f"(use --set KEY=VALUE); drop {options or 'the BACKGROUNDS arguments'}"
             )
-    with tqdm(total=args.n, unit="sample", desc="simulating") as bar:
+    with (
+        tqdm(total=args.n, unit="sample", desc="simulating") as bar,
+        logging_redirect_tqdm(),  # warnings print above the bar, not into it
+    ):
 
         def progress(fraction: float, message: str) -> None:
             bar.update(round(fraction * args.n) - bar.n)
