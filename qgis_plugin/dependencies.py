@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -34,6 +35,20 @@ PIP_REQUIREMENTS: Dict[str, str] = {
     "PIL": "pillow",
     "uniadrs_engine": "uniadrs-engine",
 }
+
+#: Debian's packages of the pip requirements it has (QGIS's Python is the system's there).
+DEBIAN_PACKAGES: Dict[str, str] = {
+    "numpy<2": "python3-numpy",
+    "GDAL": "python3-gdal",
+    "scikit-learn": "python3-sklearn",
+    "scipy": "python3-scipy",
+    "pyyaml": "python3-yaml",
+    "matplotlib": "python3-matplotlib",
+    "pillow": "python3-pil",
+}
+
+#: PyTorch's index of CPU-only wheels (a few hundred MB, against gigabytes with CUDA).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 #: Modules each kind of work needs (besides QGIS, GDAL and numpy, which QGIS always has).
 DETECTION_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy")
@@ -94,12 +109,36 @@ def python_command() -> str:
     return "python3"
 
 
+def externally_managed() -> bool:
+    """True when QGIS's Python is a system Python that pip may not change (PEP 668).
+
+    Debian 12 and Ubuntu 23.04 on mark theirs so; ``pip install`` then fails with
+    "externally-managed-environment" unless told otherwise. A virtual environment is
+    never so.
+    """
+    if sys.prefix != sys.base_prefix:
+        return False
+    return (Path(sysconfig.get_paths()["stdlib"]) / "EXTERNALLY-MANAGED").is_file()
+
+
 def install_hint(requirements: Sequence[str]) -> str:
-    """The pip command that installs ``requirements`` into QGIS's Python."""
-    quoted = " ".join(
-        f'"{item}"' if any(c in item for c in "<>=") else item for item in requirements
-    )
-    return f"{python_command()} -m pip install {quoted}"
+    """The commands that install ``requirements`` into QGIS's Python.
+
+    On a system Python that pip may not change (:func:`externally_managed`), what the
+    system packages (``apt install python3-sklearn``), and the rest with
+    ``pip install --user --break-system-packages``, which leaves the system's files alone.
+    PyTorch comes from its index of CPU-only wheels.
+    """
+    managed = externally_managed()
+    system = [DEBIAN_PACKAGES[item] for item in requirements if managed and item in DEBIAN_PACKAGES]
+    rest = [item for item in requirements if not (managed and item in DEBIAN_PACKAGES)]
+    commands = [f"sudo apt install {' '.join(system)}"] if system else []
+    if rest:
+        quoted = " ".join(f'"{item}"' if any(c in item for c in "<>=") else item for item in rest)
+        flags = " --user --break-system-packages" if managed else ""
+        index = f" --extra-index-url {TORCH_CPU_INDEX}" if "torch" in rest else ""
+        commands.append(f"{python_command()} -m pip install{flags} {quoted}{index}")
+    return " then ".join(commands)
 
 
 def missing_requirements_message(modules: Sequence[str]) -> Optional[str]:

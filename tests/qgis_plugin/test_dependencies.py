@@ -41,5 +41,57 @@ def test_several_missing_modules_are_installed_in_one_command(fake_modules):
     assert "are not usable" in message
 
 
-def test_version_pins_are_quoted():
-    assert dependencies.install_hint(["numpy<2", "torch"]).endswith('install "numpy<2" torch')
+def test_version_pins_are_quoted(monkeypatch):
+    monkeypatch.setattr(dependencies, "externally_managed", lambda: False)
+    hint = dependencies.install_hint(["numpy<2", "torch"])
+    assert hint.endswith(
+        'install "numpy<2" torch --extra-index-url ' + dependencies.TORCH_CPU_INDEX
+    )
+
+
+def test_a_system_python_gets_apt_packages_and_a_user_install(monkeypatch):
+    monkeypatch.setattr(dependencies, "externally_managed", lambda: True)
+    monkeypatch.setattr(dependencies, "python_command", lambda: "python3")
+    hint = dependencies.install_hint(["torch", "safetensors", "scikit-learn"])
+    assert hint == (
+        "sudo apt install python3-sklearn then python3 -m pip install --user "
+        "--break-system-packages torch safetensors --extra-index-url "
+        "https://download.pytorch.org/whl/cpu"
+    )
+    assert dependencies.install_hint(["scipy"]) == "sudo apt install python3-scipy"
+
+
+def test_a_virtual_environment_gets_a_plain_pip_command(monkeypatch):
+    monkeypatch.setattr(dependencies, "externally_managed", lambda: False)
+    monkeypatch.setattr(dependencies, "python_command", lambda: "python3")
+    assert dependencies.install_hint(["scikit-learn"]) == "python3 -m pip install scikit-learn"
+
+
+def test_the_test_environment_is_a_venv_and_not_externally_managed():
+    assert sys.prefix != sys.base_prefix and not dependencies.externally_managed()
+
+
+def test_the_presets_are_listed_without_torch(tmp_path):
+    # Detect's preset list must not shrink to "auto" where torch is missing: saved batches
+    # and models name presets by number, and the message to show is "install torch".
+    import subprocess
+
+    script = (
+        "import sys; sys.modules['torch'] = None; sys.modules['safetensors'] = None\n"
+        "from qgis_plugin.algorithms.detect import preset_choices\n"
+        "print(','.join(name for name, _ in preset_choices()))\n"
+    )
+    import os
+
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # QGIS's processing
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=environment,
+    )
+    from uniadrs_engine.inference.presets import PRESETS
+
+    assert done.stdout.strip() == ",".join(PRESETS)

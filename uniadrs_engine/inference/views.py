@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
-
-import torch
+from typing import TYPE_CHECKING, Callable, Tuple
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.orientations import ORIENTATION_COUNTS, orient, unorient
+
+if TYPE_CHECKING:  # torch is imported by the callers' tensors: the presets load without it
+    import torch
 
 #: Numbers of views one may ask for (each a prefix of the orientation table).
 VIEW_COUNTS: Tuple[int, ...] = ORIENTATION_COUNTS
