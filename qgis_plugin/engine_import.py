@@ -69,6 +69,30 @@ def _imported_from() -> Optional[Path]:
     return None if origin is None else Path(origin).resolve().parent.parent
 
 
+def forget_plugin_modules(package: str, plugin_folder: Optional[Path] = None) -> None:
+    """Drops the plugin's modules, and a vendored engine's, from ``sys.modules``.
+
+    QGIS's ``unloadPlugin`` forgets the modules the plugin imported with ``import``
+    statements, not those ``importlib`` loaded (the algorithms) nor the engine, so a
+    reloaded or upgraded plugin ran the old code, and kept its old answer to "is torch
+    there?". The vendored engine's folder also leaves ``sys.path``; an engine installed
+    in QGIS's Python is left as it is.
+
+    Args:
+        package: The plugin's package name (``__package__`` of its modules).
+        plugin_folder: The plugin's folder (for tests); by default this file's folder.
+    """
+    vendor = (plugin_folder or Path(__file__).parent) / VENDOR_FOLDER
+    names = [package]
+    if _holds_engine(vendor) and _imported_from() == vendor.resolve():
+        names.append(ENGINE_PACKAGE)
+        if str(vendor) in sys.path:
+            sys.path.remove(str(vendor))
+    for name in list(sys.modules):
+        if any(name == root or name.startswith(root + ".") for root in names):
+            del sys.modules[name]
+
+
 def ensure_engine_importable(plugin_folder: Optional[Path] = None) -> EngineLocation:
     """Makes ``import uniadrs_engine`` work and says from where.
 

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from qgis.core import QgsApplication
 
+from .engine_import import forget_plugin_modules
 from .provider import UniadrsProvider
 
 
@@ -32,7 +33,8 @@ class UniadrsPlugin:
         self.initProcessing()
 
     def unload(self) -> None:
-        """Removes the provider."""
+        """Removes the provider and forgets the plugin's modules (a reload runs new code)."""
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        forget_plugin_modules(__package__ or __name__.rpartition(".")[0])

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import List
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
 from .algorithms import algorithm_classes
 from .engine_import import ensure_engine_importable
-from .resources import icon_path
+from .resources import icon_path, shipped_model_files
 
 PROVIDER_ID = "uniadrs"
 
@@ -71,9 +71,13 @@ class UniadrsProvider(QgsProcessingProvider):
         settings.unregister_settings()
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API
-        """Adds one instance of every algorithm."""
+        """Adds one instance of every algorithm, then the shipped Processing models."""
         for algorithm_class in algorithm_classes():
             self.addAlgorithm(algorithm_class())
+        for path in shipped_model_files():
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(str(path)):
+                self.addAlgorithm(model)
 
     def supportsNonFileBasedOutput(self) -> bool:  # noqa: N802 - QGIS API
         """The engine writes files only (no memory layers, no database tables)."""

@@ -91,6 +91,7 @@ def unregister_settings() -> None:
     for name in (DEVICE_SETTING, MEMORY_SETTING, MODEL_FOLDER_SETTING):
         if name in ProcessingConfig.settings:
             ProcessingConfig.removeSetting(name)
+    ProcessingConfig.settingIcons.pop(SETTINGS_GROUP, None)
 
 
 def default_device() -> str:

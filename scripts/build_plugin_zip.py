@@ -114,6 +114,9 @@ def build_zip(output_folder: Path, include_default_model: bool = True) -> Path:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for source, inside in plugin_files(include_default_model):
                 archive.write(source, f"{PLUGIN_NAME}/{inside}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp made it private (0600)
         os.replace(temporary, zip_path)
     finally:
         if os.path.exists(temporary):

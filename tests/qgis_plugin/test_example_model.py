@@ -77,3 +77,27 @@ def test_example_model_runs_and_loads_styled_outputs(provider, scene, tiny_model
     for layer in layers.values():
         QgsProject.instance().removeMapLayer(layer.id())
     assert results
+
+
+def test_the_provider_offers_the_shipped_model_in_the_toolbox(
+    provider, scene, tiny_model, tmp_path
+):
+    from qgis.core import QgsApplication
+
+    model_id = f"uniadrs:{load_example_model().name()}"
+    offered = QgsApplication.processingRegistry().algorithmById(model_id)
+    assert offered is not None and offered.provider().id() == "uniadrs"
+    mask = tmp_path / "mask.tif"
+    processing.run(
+        model_id,
+        {
+            "input_raster": str(scene),
+            "model_file": str(tiny_model),
+            "top_percent": 2.0,
+            "detect:anomaly_scores": str(tmp_path / "scores.tif"),
+            "threshold:anomaly_mask": str(mask),
+            "threshold:anomaly_polygons": str(tmp_path / "objects.gpkg"),
+            "statistics:mask_statistics": str(tmp_path / "stats.html"),
+        },
+    )
+    assert_on_grid_of(mask, scene)

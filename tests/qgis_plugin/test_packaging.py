@@ -89,6 +89,42 @@ def test_zip_holds_plugin_metadata_icon_and_vendored_engine(build, tmp_path):
     assert Path(engine_file).is_relative_to(tmp_path / "plugins" / "uniadrs" / "_vendor")
 
 
+FORGET_ON_UNLOAD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from uniadrs.engine_import import ensure_engine_importable, forget_plugin_modules
+ensure_engine_importable()
+import uniadrs_engine.raster.reader
+import uniadrs.dependencies
+forget_plugin_modules("uniadrs")
+left = sorted(name for name in sys.modules if name.split(".")[0] in ("uniadrs", "uniadrs_engine"))
+print(left, any(entry.endswith("_vendor") for entry in sys.path))
+"""
+
+
+def test_an_unloaded_plugin_leaves_no_module_for_a_reload_to_reuse(build, tmp_path):
+    zip_path = build.build_zip(tmp_path, include_default_model=False)
+    assert zip_path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # readable by QGIS users
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(tmp_path / "plugins")
+    completed = subprocess.run(
+        [sys.executable, "-c", FORGET_ON_UNLOAD, str(tmp_path / "plugins")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert completed.stdout.split() == ["[]", "False"]
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def test_default_model_is_vendored_where_the_engine_looks(build, tmp_path):
     files = dict((inside, source) for source, inside in build.plugin_files(True))
     if not build.DEFAULT_MODEL.is_file():
@@ -121,3 +157,18 @@ def test_metadata_about_names_every_algorithm():
     names = [algorithm.DISPLAY_NAME for algorithm in algorithm_classes()]
     assert len(names) >= 6
     assert [name for name in names if name not in about] == []
+
+
+def test_unloading_keeps_an_engine_that_is_not_the_plugin_s_own(monkeypatch, tmp_path):
+    import types
+
+    from qgis_plugin import engine_import
+
+    for name in ("fakeplug", "fakeplug.algorithms", "fakeplug.algorithms.rx", "fakeplugin"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    import uniadrs_engine as engine
+
+    engine_import.forget_plugin_modules("fakeplug", plugin_folder=tmp_path)
+    assert not any(name.startswith("fakeplug.") or name == "fakeplug" for name in sys.modules)
+    assert "fakeplugin" in sys.modules  # another package whose name merely starts alike
+    assert sys.modules["uniadrs_engine"] is engine  # from the checkout, not vendored: kept
