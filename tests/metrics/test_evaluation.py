@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from osgeo import gdal
 from sklearn.metrics import roc_auc_score
 
 from tests.raster_factory import DEFAULT_GEOTRANSFORM
@@ -138,3 +139,21 @@ def test_pooled_auc_over_rasters_matches_the_array_pooling(make_raster, memory_m
     assert pooled_auc_rasters(pairs, memory_mb=memory_mb) == pytest.approx(expected, abs=1e-12)
     with pytest.raises(InputError):
         pooled_auc_rasters([])
+
+
+def test_a_paletted_mask_is_read_as_its_classes(make_raster, tmp_path):
+    rng = np.random.default_rng(4)
+    truth = (rng.random((16, 16)) < 0.2).astype(np.uint8)
+    scores = make_raster(rng.random((16, 16)).astype(np.float32) + truth, "scores.tif")
+    mask_path = tmp_path / "classes.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(mask_path), 16, 16, 1, gdal.GDT_Byte)
+    table = gdal.ColorTable()
+    table.SetColorEntry(0, (255, 255, 255, 255))  # white background: colour 255, class 0
+    table.SetColorEntry(1, (255, 0, 0, 255))
+    band = dataset.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(truth)
+    band = dataset = None
+    plain = make_raster(truth, "plain.tif")
+    assert evaluate_rasters(scores, mask_path).auc == evaluate_rasters(scores, plain).auc

@@ -267,7 +267,7 @@ def _paletted(path: Path, indices: np.ndarray, nodata: Optional[int] = None) -> 
 def test_a_paletted_raster_is_read_as_its_colours(tmp_path: Path) -> None:
     indices = np.array([[0, 1, 2, 3, 2], [3, 2, 1, 0, 1]], dtype=np.uint8)
     path = _paletted(tmp_path / "paletted.tif", indices, nodata=3)
-    with open_raster(path) as source:
+    with open_raster(path, colours=True) as source:
         assert source.band_count == 3 and source.dtype == np.uint8
         assert source.nodata == [None, None, None]
         block = source.read_window(source.full_window())
@@ -275,12 +275,16 @@ def test_a_paletted_raster_is_read_as_its_colours(tmp_path: Path) -> None:
     valid = indices != 3
     np.testing.assert_array_equal(block.valid, valid)
     np.testing.assert_array_equal(block.data[:, valid], colours[:, indices[valid]])
-    with open_raster(path, bands=[3, 1]) as source:
+    with open_raster(path, bands=[3, 1], colours=True) as source:
         block = source.read_window(Window(0, 0, 3, 1))
     np.testing.assert_array_equal(block.data[:, 0], [[0, 10, 20], [0, 60, 120]])
     with pytest.raises(InputError, match=r"band 4 is out of range .*3 band\(s\) \(colours"):
-        open_raster(path, bands=[4])
+        open_raster(path, bands=[4], colours=True)
     assert select_bands(path) == (None, ())
+    with open_raster(path) as source:  # a mask or a class map: its indices are what it says
+        assert source.band_count == 1 and source.nodata == [3.0]
+        block = source.read_window(source.full_window())
+    np.testing.assert_array_equal(block.data[0][valid], indices[valid])
 
 
 def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:

@@ -594,7 +594,7 @@ def _rx_bands(
     bands_left_out: Tuple[int, ...],
 ) -> RxReport:
     """:func:`rx_raster` with checked window sizes, on ``bands``."""
-    with open_raster(input_path, bands=bands) as source:
+    with open_raster(input_path, bands=bands, colours=True) as source:
         if mode == "local":
             assert inner is not None
             check_windows_fit(inner, source.width, source.height)

@@ -643,7 +643,7 @@ def _detect_bands(
 ) -> DetectionReport:
     """:func:`detect_raster` with checked options, on ``options.bands``."""
     temporary_paths: List[Path] = []
-    with open_raster(input_path, options.bands) as source:
+    with open_raster(input_path, options.bands, colours=True) as source:
         device = resolve_device(options.device)
         loaded = _load(options.model, device)
         card = loaded.card

@@ -281,7 +281,7 @@ def select_bands(
     """
     if bands is not None:
         return list(bands), ()
-    with open_raster(path) as source:
+    with open_raster(path, colours=True) as source:
         bad = envi_bad_bands(source.dataset)
         alpha = alpha_bands(source.dataset)
         count = source.band_count
@@ -323,20 +323,24 @@ class RasterSource:
         gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
         nodata: Per selected band, its nodata value or None.
         block_size: The file's natural block ``(x, y)`` of the first selected band.
-        palette: For a one-band paletted raster, its ``(3, entries)`` colours
-            (:func:`rgb_palette`), else None. Such a raster is read as three bands, red,
-            green and blue (``band_indices`` count those); a pixel whose index is the
-            file's nodata value, or has no colour in the table, is not valid.
+        palette: For a one-band paletted raster opened with ``colours=True``, its
+            ``(3, entries)`` colours (:func:`rgb_palette`), else None. Such a raster is read
+            as three bands, red, green and blue (``band_indices`` count those); a pixel
+            whose index is the file's nodata value, or has no colour in the table, is not
+            valid. Masks and labels are opened without ``colours``: their indices are what
+            they say.
     """
 
-    def __init__(self, dataset: gdal.Dataset, path: str, band_indices: List[int]) -> None:
+    def __init__(
+        self, dataset: gdal.Dataset, path: str, band_indices: List[int], colours: bool = False
+    ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
         self.path = path
         self.width: int = dataset.RasterXSize
         self.height: int = dataset.RasterYSize
         self.band_indices = list(band_indices)
         self.band_count = len(self.band_indices)
-        self.palette = rgb_palette(dataset)
+        self.palette = rgb_palette(dataset) if colours else None
         file_bands = [1] if self.palette is not None else self.band_indices
         bands = [dataset.GetRasterBand(index) for index in file_bands]
         type_code = gdal_array.GDALTypeCodeToNumericTypeCode(bands[0].DataType)
@@ -496,12 +500,16 @@ class RasterSource:
         )
 
 
-def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> RasterSource:
+def open_raster(
+    path: PathLike, bands: Optional[Sequence[int]] = None, colours: bool = False
+) -> RasterSource:
     """Opens a raster any GDAL driver can read, with an optional band selection.
 
     Args:
         path: A file path, or a GDAL name (``/vsizip/...``, ``NETCDF:"f.nc":var``).
         bands: 1-based band numbers to read, in that order; None selects all bands.
+        colours: Read a one-band paletted image as the three bands of its colours (an
+            image to score); otherwise its indices are read (a mask, a class map).
 
     Returns:
         An open :class:`RasterSource` (use it as a context manager).
@@ -528,7 +536,7 @@ def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> Raster
         raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
     if dataset.RasterCount <= 0:
         raise InputError(f"{name} has no raster band{_subdatasets_hint(dataset)}")
-    count = 3 if rgb_palette(dataset) is not None else dataset.RasterCount
+    count = 3 if colours and rgb_palette(dataset) is not None else dataset.RasterCount
     if bands is None:
         band_indices = list(range(1, count + 1))
     else:
@@ -542,4 +550,4 @@ def open_raster(path: PathLike, bands: Optional[Sequence[int]] = None) -> Raster
                 f"{name}: band {out_of_range[0]} is out of range "
                 f"(the raster has {count} band(s){colours}, numbered from 1)"
             )
-    return RasterSource(dataset, name, band_indices)
+    return RasterSource(dataset, name, band_indices, colours)
