@@ -247,6 +247,23 @@ def test_an_alpha_band_masks_the_others_and_is_left_out_of_the_default_selection
     assert not block.valid[0, :2].any() and block.valid[1:].all()
 
 
+def test_an_alpha_band_masks_the_others_whatever_the_band_count(tmp_path: Path) -> None:
+    image = _ramp(5, 4, 5, "uint8")
+    image[4] = 255
+    image[4, 2, 1:4] = 0  # transparent
+    path = write_raster(tmp_path / "rgbn_alpha.tif", image)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    dataset.GetRasterBand(5).SetColorInterpretation(gdal.GCI_AlphaBand)
+    dataset = None
+    bands, _ = select_bands(path)
+    assert bands == [1, 2, 3, 4]
+    with open_raster(path, bands=bands) as source:  # GDAL itself masks only 2 or 4 bands
+        block = source.read_window(source.full_window())
+    expected = np.ones((4, 5), dtype=bool)
+    expected[2, 1:4] = False
+    np.testing.assert_array_equal(block.valid, expected)
+
+
 def _paletted(path: Path, indices: np.ndarray, nodata: Optional[int] = None) -> Path:
     dataset = gdal.GetDriverByName("GTiff").Create(
         str(path), indices.shape[1], indices.shape[0], 1, gdal.GDT_Byte

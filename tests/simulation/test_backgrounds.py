@@ -78,16 +78,24 @@ def test_an_envi_bad_band_list_drops_its_bands(tmp_path):
     np.testing.assert_array_equal(pool.read(cube).image, image[[0, *range(2, 10), 11]])
 
 
-def test_an_alpha_band_is_not_a_channel(tmp_path):
+def test_an_alpha_band_is_not_a_channel(tmp_path, monkeypatch):
     image = np.random.default_rng(2).integers(0, 255, size=(4, 16, 18)).astype(np.uint8)
     image[3] = np.where(np.arange(18) < 9, 0, 255)[None, :]
     path = write_raster(tmp_path / "rgba.tif", image)
     dataset = gdal.Open(str(path), gdal.GA_Update)
     dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
     dataset = None
-    (tile,) = BackgroundPool.from_paths([path]).files
+    pool = BackgroundPool.from_paths([path])
+    (tile,) = pool.files
     assert tile.channels == 3
     assert tile.provenance()["bands_dropped_1based"] == [4]
+    transparent = image[3] == 0
+    window = pool.read(tile)
+    np.testing.assert_array_equal(window.valid, ~transparent)
+    assert not window.image[:, transparent].any()
+    monkeypatch.setattr(backgrounds, "CACHE_FILE_BYTES", 0)  # read from the file each time
+    (uncached,) = BackgroundPool.from_paths([path]).files
+    np.testing.assert_array_equal(BackgroundPool([uncached]).read(uncached).valid, ~transparent)
 
 
 def test_a_paletted_image_is_skipped_with_a_warning(tmp_path, caplog):

@@ -159,10 +159,12 @@ def _explicit_mask_bands(dataset: gdal.Dataset, band_indices: List[int]) -> List
     """GDAL masks to honour besides nodata: alpha bands, internal and ``.msk`` masks.
 
     A mask shared by all bands (per dataset) is read once; masks that only restate the
-    nodata value or say "all valid" are skipped (nodata is compared directly).
+    nodata value or say "all valid" are skipped (nodata is compared directly). GDAL makes
+    an alpha band the mask of the others only in 2- and 4-band rasters; any other alpha
+    band (an RGBN image with alpha) masks them here too.
     """
     masks: List[gdal.Band] = []
-    per_dataset_seen = False
+    per_dataset_seen = alpha_seen = False
     for index in band_indices:
         band = dataset.GetRasterBand(index)
         flags = band.GetMaskFlags()
@@ -172,7 +174,10 @@ def _explicit_mask_bands(dataset: gdal.Dataset, band_indices: List[int]) -> List
             if per_dataset_seen:
                 continue
             per_dataset_seen = True
+        alpha_seen = alpha_seen or bool(flags & gdal.GMF_ALPHA)
         masks.append(band.GetMaskBand())
+    if not alpha_seen:
+        masks += [dataset.GetRasterBand(index) for index in alpha_bands(dataset)]
     return masks
 
 

@@ -5,9 +5,9 @@ leaves out what matches the ``exclude`` patterns, and describes each file once:
 
 * **bands**: a band is dropped when it has no valid pixel or is constant over its valid pixels
   (EnMAP's bands 130-135 hold -32768 everywhere), or when an ENVI header's bad band list marks
-  it (:func:`~uniadrs_engine.raster.reader.envi_bad_bands`), as detection does. Valid means
-  finite and not the band's nodata value. A pixel is valid when every kept band is valid
-  there.
+  it (:func:`~uniadrs_engine.raster.reader.envi_bad_bands`), as detection does, and an alpha
+  band is no channel. Valid means finite and not the band's nodata value. A pixel is valid
+  when every kept band is valid there and an alpha band does not make it transparent.
 * **modality**: ``"hyperspectral"`` with at least :data:`HYPERSPECTRAL_MIN_BANDS` (10) kept
   bands, else ``"visible"`` (1-9 bands: RGB, grey, and multispectral images, which go to the
   spatial simulation).
@@ -114,6 +114,8 @@ class BackgroundFile:
         value_max: Largest valid value over the used bands (from a decimated read for files
             too large to cache).
         objects_path: The ``*_objects`` instance mask of this raster, or None.
+        alpha_band: 0-based index of the file's alpha band, or None: a pixel it makes
+            transparent (0) holds no data.
     """
 
     path: Path
@@ -127,6 +129,7 @@ class BackgroundFile:
     dtype: str
     value_max: float
     objects_path: Optional[Path] = None
+    alpha_band: Optional[int] = None
 
     @property
     def channels(self) -> int:
@@ -360,7 +363,8 @@ class BackgroundPool:
         dtype = np.dtype(
             gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(1).DataType)
         )
-        bad = set(envi_bad_bands(dataset)) | set(alpha_bands(dataset))
+        alpha = alpha_bands(dataset)
+        bad = set(envi_bad_bands(dataset)) | set(alpha)
         small = rows * cols * band_count * dtype.itemsize <= CACHE_FILE_BYTES
         if small:
             data = _as_3d(dataset.ReadAsArray())
@@ -380,6 +384,8 @@ class BackgroundPool:
             LOGGER.warning("skipping %s: every band is empty or constant", path)
             return None
         valid = valid_per_band[kept].all(axis=0)
+        if alpha:
+            valid &= data[alpha[0] - 1] != 0
         if not valid.any():
             LOGGER.warning("skipping %s: no pixel holds data in every band", path)
             return None
@@ -398,6 +404,7 @@ class BackgroundPool:
             dtype=dtype.name,
             value_max=value_max,
             objects_path=objects_path,
+            alpha_band=alpha[0] - 1 if alpha else None,
         )
         if objects_path is not None and not _objects_match(objects_path, rows, cols):
             LOGGER.warning("ignoring %s: its size differs from %s", objects_path, path)
@@ -458,8 +465,11 @@ def _read_bands(background: BackgroundFile, window: Window) -> Tuple[np.ndarray,
     dataset = gdal.Open(str(background.path))
     band_list = [index + 1 for index in background.bands]
     data = _as_3d(dataset.ReadAsArray(xoff, yoff, xsize, ysize, band_list=band_list))
-    dataset = None
     valid = _validity(data, background.nodata).all(axis=0)
+    if background.alpha_band is not None:
+        alpha = dataset.GetRasterBand(background.alpha_band + 1)
+        valid &= alpha.ReadAsArray(xoff, yoff, xsize, ysize) != 0
+    dataset = None
     return data, valid
 
 
