@@ -336,19 +336,27 @@ def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
         assert torch.equal(value, again[name]), name  # re-storing rounds nothing further
 
 
-def test_split_members_score_alone_with_every_preset(tmp_path):
+def test_split_members_score_alone_with_every_preset_and_rejoin_as_before(tmp_path, caplog):
     networks = {"visible": {"scales": [0.5], "networks": [2, 3]}, "sar": {"scales": [0.25]}}
     paths = [_member(tmp_path, seed, presets=networks) for seed in (1, 2, 3)]
     trio = tmp_path / "trio.safetensors"
     save_ensemble(paths, trio, "trio")
     members = split_ensemble(trio, tmp_path / "members")
-    presets = {"visible": {"scales": [0.5]}, "sar": {"scales": [0.25]}}
-    assert [read_model_card(path).presets for path in members] == [presets] * 3
+    assert [read_model_card(path).presets for path in members] == [networks] * 3
+    rejoined = tmp_path / "rejoined.safetensors"
+    save_ensemble(members, rejoined, "trio")
+    assert read_model_card(rejoined).presets == networks  # all of them, in order: as before
     image = np.random.default_rng(2).random((3, 24, 24), dtype=np.float32)
     raster = write_raster(tmp_path / "scene.tif", image)
     for preset in ("visible", "sar"):  # the trio's visible preset named networks 2 and 3
         command = ["detect", str(raster), str(tmp_path / f"{preset}.tif"), "--quiet"]
         assert main([*command, "--model", str(members[0]), "--preset", preset]) == 0
+    pair = tmp_path / "pair.safetensors"
+    with caplog.at_level("WARNING"):
+        save_ensemble(members[:2], pair, "pair")  # fewer networks than the preset names
+    assert read_model_card(pair).presets == {"visible": {"scales": [0.5]}, "sar": networks["sar"]}
+    assert "preset visible named networks 2, 3 of a larger ensemble" in caplog.text
+    assert main([*command, "--model", str(pair), "--preset", "visible"]) == 0
 
 
 def test_the_split_command(tmp_path, capsys):

@@ -652,6 +652,8 @@ def _detect_bands(
         )
         network_total = network_count(loaded.network)
         numbers = options.networks if options.networks is not None else preset.networks
+        if options.networks is None and network_total == 1:
+            numbers = None  # a network split off an ensemble: its presets' numbers were there
         try:
             network = select_networks(loaded.network, numbers)
         except ValueError as error:

@@ -236,8 +236,31 @@ def save_ensemble(
         network = MemberMean([model.network for model in loaded])  # type: ignore[misc]
     except ValueError as error:
         raise ModelFileError(f"cannot join these models: {error}") from error
+    card.presets = _presets_for(card.presets, len(loaded))
     save_model(path, network, card, weight_storage=weight_storage)
     return card
+
+
+def _presets_for(presets: Dict[str, Any], count: int) -> Dict[str, Any]:
+    """Presets for an ensemble of ``count`` networks.
+
+    A preset that names networks beyond them (numbers in the ensemble its members were
+    split from) scores with all of them.
+    """
+    fitted: Dict[str, Any] = {}
+    for name, entry in presets.items():
+        numbers = entry.get("networks") if isinstance(entry, dict) else None
+        if numbers and max(int(number) for number in numbers) > count:
+            LOGGER.warning(
+                "preset %s named networks %s of a larger ensemble: with %d networks it "
+                "scores with all of them",
+                name,
+                ", ".join(str(number) for number in numbers),
+                count,
+            )
+            entry = {key: value for key, value in entry.items() if key != "networks"}
+        fitted[name] = entry
+    return fitted
 
 
 def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List[Path]:
@@ -247,9 +270,10 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
     file is ``member_<i>.safetensors`` in ``output_dir``; its card is the member's record
     (name, version, training, validation, configuration, and data sources where the record
     keeps its own; files joined before it did name the ensemble's merged list) with the
-    ensemble's input normalisation and presets, less the networks a preset names (numbers
-    in the ensemble: a member file scores alone with every preset), and its weights are
-    stored as the ensemble's were (re-storing stored weights rounds nothing further).
+    ensemble's input normalisation and presets (the networks a preset names included, so
+    that the files joined again in order make the same model; a single network scores
+    alone with any preset), and its weights are stored as the ensemble's were (re-storing
+    stored weights rounds nothing further).
 
     Args:
         path: Ensemble model file (or ``"default"``).
@@ -286,7 +310,7 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
             model_version=str(record.get("model_version", card.model_version)),
             description=f"member {index} of '{card.name}' v{card.model_version}",
             normalisation=card.normalisation,
-            presets=_member_presets(card.presets),
+            presets=dict(card.presets),
             training=dict(record.get("training", {})),
             data_sources=list(record.get(MEMBER_SOURCES_KEY, card.data_sources)),
             validation=dict(record.get("validation", {})),
@@ -296,21 +320,6 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
         save_model(member_path, member, member_card, weight_storage=storage)  # type: ignore[arg-type]
         written.append(member_path)
     return written
-
-
-def _member_presets(presets: Dict[str, Any]) -> Dict[str, Any]:
-    """An ensemble's presets for one of its networks on its own: without ``networks``.
-
-    The networks a preset names are numbers in the ensemble; a member file holds one
-    network, which scores with every preset (a new ensemble of such files uses all of its
-    networks unless told otherwise).
-    """
-    return {
-        name: {key: value for key, value in entry.items() if key != "networks"}
-        if isinstance(entry, dict)
-        else entry
-        for name, entry in presets.items()
-    }
 
 
 def _checked_path(path: Union[str, Path]) -> Path:

@@ -2,10 +2,10 @@
 
 The member files can be scored on their own or joined into other ensembles with
 ``uniadrs ensemble``, for example the shipped model's networks beside newly trained ones.
-A member keeps the ensemble's presets without the networks they name (numbers in the
-ensemble), so it scores alone with every preset.
-Weights are stored as the ensemble stored them, so a split ensemble joined again scores
-exactly as before.
+A member keeps the ensemble's presets and its weights as the ensemble stored them, so a
+split ensemble joined again in order scores exactly as before. A single network scores alone
+with any preset; an ensemble of fewer networks than a preset names scores that preset with
+all of them.
 
 Example:
     $ uniadrs split default runs/default_members
