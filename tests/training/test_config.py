@@ -113,7 +113,9 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
         1e-06,
     )
     assert config.spatial_options == {"anomaly_area": [0.005, 0.06]}
-    assert config.model_version == "2"
+    assert config.model_version == 2  # kept as YAML reads it, as recorded configurations are
+    assert TrainingConfig(backgrounds=["a"], steps=1e4).steps == 10000
+    assert TrainingConfig(backgrounds=["a"], steps=3000.0).steps == 3000
 
 
 @pytest.mark.parametrize(
@@ -132,6 +134,7 @@ def test_numbers_in_exponent_notation_are_numbers(tmp_path):
         ("faithful_loss", "yes", "faithful_loss must be true or false"),
         ("spatial_options", [1], "spatial_options must be a mapping"),
         ("output_dir", ["a"], "output_dir must be a text"),
+        ("model_name", None, "model_name must be a text"),
     ],
 )
 def test_a_key_of_the_wrong_kind_is_named(key, value, message):
@@ -148,3 +151,9 @@ def test_a_path_key_of_the_wrong_kind_is_named_from_a_file(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(TrainingError, match=message):
             TrainingConfig.from_yaml(path)
+
+
+def test_an_output_folder_named_like_a_date_is_a_folder(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("backgrounds: [bg]\noutput_dir: 2024-05-01\n", encoding="utf-8")
+    assert TrainingConfig.from_yaml(path).output_dir == str(tmp_path / "2024-05-01")

@@ -100,7 +100,7 @@ def load_yaml(text: str) -> Any:
 
 
 def _check_field_types(config: TrainingConfig) -> None:
-    """Checks every key's type and sign (a whole number stands for a float's value).
+    """Checks every key's type and sign (``1e4`` and ``3000.0`` are whole numbers too).
 
     Raises:
         TrainingError: Naming the key, what it must be and what it got.
@@ -108,6 +108,8 @@ def _check_field_types(config: TrainingConfig) -> None:
     for item in fields(config):
         name, kind, value = item.name, str(item.type), getattr(config, item.name)
         if kind in ("int", "float"):
+            if kind == "int" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # steps: 1e4, or 3000.0
             whole = isinstance(value, int) and not isinstance(value, bool)
             number = whole or (kind == "float" and isinstance(value, float))
             if not number or (kind == "float" and not math.isfinite(value)):
@@ -119,9 +121,9 @@ def _check_field_types(config: TrainingConfig) -> None:
             if name in NON_NEGATIVE_KEYS and value < 0:
                 raise TrainingError(f"{name} must not be negative, got {value!r}")
         elif kind == "str" or (kind == "Optional[str]" and value is not None):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = str(value)  # model_version: 2
-            if not isinstance(value, str):
+            # a scalar YAML reads as a number or a date (model_version: 2) is kept as it is,
+            # as recorded configurations hold it
+            if value is None or isinstance(value, (bool, list, dict)):
                 raise TrainingError(f"{name} must be a text, got {value!r}")
         elif kind == "bool" and not isinstance(value, bool):
             raise TrainingError(f"{name} must be true or false, got {value!r}")
@@ -502,7 +504,7 @@ def _absolute_paths(values: Dict[str, Any], base_dir: Path) -> Dict[str, Any]:
             if isinstance(items, list):  # anything else is refused by TrainingConfig
                 values[key] = [_resolve(base_dir, str(item)) for item in items]
     for key in PATH_KEYS:
-        if isinstance(values.get(key), (str, Path)):
+        if values.get(key) is not None and not isinstance(values[key], (list, dict)):
             values[key] = _resolve_single(base_dir, key, str(values[key]))
     return values
 
