@@ -244,9 +244,10 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
         contact_sheet = next(
             (str(path) for path in written if path.name == export.CONTACT_SHEET_NAME), ""
         )
-        feedback.pushInfo(f"{count} sample(s) written to {output_folder}")
+        samples = export.written_sample_count(written)
+        feedback.pushInfo(f"{samples} sample(s) written to {output_folder}")
         return {
             self.OUTPUT_FOLDER: output_folder,
             "CONTACT_SHEET": contact_sheet,
-            "SAMPLE_COUNT": count,
+            "SAMPLE_COUNT": samples,
         }

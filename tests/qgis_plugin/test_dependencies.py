@@ -67,10 +67,6 @@ def test_a_virtual_environment_gets_a_plain_pip_command(monkeypatch):
     assert dependencies.install_hint(["scikit-learn"]) == "python3 -m pip install scikit-learn"
 
 
-def test_the_test_environment_is_a_venv_and_not_externally_managed():
-    assert sys.prefix != sys.base_prefix and not dependencies.externally_managed()
-
-
 def test_the_presets_are_listed_without_torch(tmp_path):
     # Detect's preset list must not shrink to "auto" where torch is missing: saved batches
     # and models name presets by number, and the message to show is "install torch".

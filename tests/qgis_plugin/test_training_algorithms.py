@@ -86,6 +86,16 @@ def test_simulate_a_training_configuration_matches_engine(provider, backgrounds,
             plugin_band = read_band(out / name)
             assert plugin_band.shape == (32, 32)
             np.testing.assert_array_equal(plugin_band, read_band(engine / name))
+    few = processing.run(  # no more validation samples than the validation set holds
+        "uniadrs:simulate",
+        {
+            "CONFIG": str(config_path),
+            "VALIDATION": True,
+            "COUNT": 40,
+            "OUTPUT_FOLDER": str(tmp_path / "validation"),
+        },
+    )
+    assert few["SAMPLE_COUNT"] == TrainingConfig.from_yaml(config_path).validation_samples
 
 
 def test_simulate_without_backgrounds_is_a_clear_error(provider, tmp_path):

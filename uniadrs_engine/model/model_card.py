@@ -23,10 +23,10 @@ from uniadrs_engine.errors import ModelFileError
 from uniadrs_engine.model.config import MEMBER_OPTIONS, ModelConfig, options_set
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
-#: Identifies UniADRS model files; a file without it is foreign.
 #: The validation record's key that says whether its backgrounds were kept out of training.
 HELD_OUT_KEY = "held_out"
 
+#: Identifies UniADRS model files; a file without it is foreign.
 MODEL_FORMAT = "uniadrs-model"
 MODEL_FORMAT_VERSION = 3
 

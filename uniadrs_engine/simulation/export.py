@@ -134,6 +134,11 @@ def simulate_to_dir(
     return write_samples_to_dir(lambda index: simulator.sample(rng), n, out_dir, settings, reporter)
 
 
+def written_sample_count(written: Sequence[Path]) -> int:
+    """How many samples the files a simulation wrote hold (one image file each)."""
+    return sum(1 for path in written if _SAMPLE_FILE.fullmatch(path.name) and "_image" in path.name)
+
+
 def check_sample_count(n: int) -> None:
     """Refuses a sample count below 1 (called before any background is read).
 

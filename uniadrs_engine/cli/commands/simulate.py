@@ -93,7 +93,11 @@ BACKGROUND_MODE_DEFAULTS = {"seed": 0, "size": 128, "spectral_share": 0.5, "out_
 def run(args: argparse.Namespace) -> int:
     """Runs ``uniadrs simulate`` and returns the exit status."""
     from uniadrs_engine.errors import InputError
-    from uniadrs_engine.simulation.export import CONTACT_SHEET_NAME, simulate_to_dir
+    from uniadrs_engine.simulation.export import (
+        CONTACT_SHEET_NAME,
+        simulate_to_dir,
+        written_sample_count,
+    )
 
     if args.config is None:
         if not args.backgrounds:
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 **settings,
             )
     sheet = next(path for path in written if path.name == CONTACT_SHEET_NAME)
-    samples = sum(path.name.endswith("_image.tif") for path in written)
+    samples = written_sample_count(written)
     print(f"wrote {samples} samples to {args.out_dir}; contact sheet: {sheet}")
     return 0
 
