@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
+from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
 from tests.raster_factory import write_raster
@@ -368,3 +368,26 @@ def test_a_format_that_cannot_hold_the_polygons_is_refused(tmp_path, name):
     with pytest.raises(InputError, match="format (stores no polygons|cannot store)"):
         threshold_raster(score_path, ThresholdRule("value", 0.5), polygons_path=tmp_path / name)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]
+
+
+def test_polygons_of_a_raster_with_ground_points_only_are_in_pixels_with_a_warning(
+    tmp_path, caplog
+):
+    path = tmp_path / "gcps.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 30, 20, 1, gdal.GDT_Float32)
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    dataset.GetRasterBand(1).WriteArray(scores)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    corners = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0), (0, 20, 10.0, 49.8)]
+    dataset.SetGCPs(
+        [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners], wgs84.ExportToWkt()
+    )
+    dataset = None
+    with caplog.at_level("WARNING"):
+        threshold_raster(path, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    assert "ground control points only" in caplog.text
+    objects = ogr.Open(str(tmp_path / "o.gpkg"))
+    (feature,) = list(objects.GetLayer(0))
+    assert feature.GetGeometryRef().GetEnvelope() == (2.0, 5.0, 3.0, 6.0)  # pixel and line

@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -53,6 +54,7 @@ from osgeo import gdal, ogr, osr
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import (
+    NO_GEOTRANSFORM,
     RasterSource,
     Window,
     open_raster,
@@ -93,6 +95,8 @@ _BYTES_PER_PIXEL = 40
 
 #: Preferred OGR driver when several can write an extension.
 _PREFERRED_VECTOR_DRIVERS = ("GPKG", "ESRI Shapefile", "GeoJSON", "FlatGeobuf", "SQLite")
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -472,6 +476,13 @@ def _threshold_with_objects(
     objects.CreateField(ogr.FieldDefn("object_id", ogr.OFTInteger))
     raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
     frame = vector_geotransform(scores.geotransform)
+    if scores.gcps and tuple(scores.geotransform) == NO_GEOTRANSFORM:
+        frame = NO_GEOTRANSFORM  # pixel and line, the coordinates its ground points map
+        LOGGER.warning(
+            "%s is georeferenced by ground control points only: the polygons are in pixel "
+            "and line coordinates; warp the scores first (gdalwarp) for map coordinates",
+            scores.path,
+        )
     if frame != tuple(scores.geotransform):
         with quiet_gdal_errors():  # polygons traced where QGIS draws the raster
             raw_dataset.SetGeoTransform(frame)
