@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from uniadrs_engine.baselines.rx import global_rx, local_rx
 from uniadrs_engine.cli.main import main
@@ -102,3 +103,24 @@ def test_bad_input_gives_one_line_and_no_output(scene_raster, tmp_path, capsys):
         assert len(error) == 1 and error[0].startswith("uniadrs: error:")
         assert "Traceback" not in error[0]
     assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("command", ["rx", "evaluate"])
+def test_gdal_s_block_cache_is_bounded_by_the_memory_budget(make_raster, tmp_path, command):
+    from osgeo import gdal
+
+    rng = np.random.default_rng(5)
+    image = make_raster(rng.random((2, 16, 16)).astype(np.float32), "image.tif")
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[4:6, 4:6] = 1
+    arguments = {
+        "rx": ["rx", str(image), str(tmp_path / "rx.tif")],
+        "evaluate": ["evaluate", str(image), str(make_raster(mask, "mask.tif"))],
+    }[command]
+    before = gdal.GetCacheMax()
+    gdal.SetCacheMax(1024 * 1024 * 1024)
+    try:
+        assert main([*arguments, "--memory-mb", "256", "--quiet"]) == 0
+        assert gdal.GetCacheMax() == 64 * 1024 * 1024  # a quarter of the budget
+    finally:
+        gdal.SetCacheMax(before)

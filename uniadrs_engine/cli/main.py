@@ -74,6 +74,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USER_ERROR
+    if getattr(args, "memory_mb", None):
+        from uniadrs_engine.raster.reader import limit_gdal_cache
+
+        # GDAL's block cache (5 % of the RAM by default) comes on top of the budget
+        limit_gdal_cache(max(32.0, args.memory_mb / 4))
     try:
         status = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit

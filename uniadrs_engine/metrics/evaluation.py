@@ -266,6 +266,16 @@ def _collect_chunk(
     return np.sort(np.concatenate(collected)) if collected else np.empty(0)
 
 
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` in the bins of evenly spaced ``edges`` (``np.linspace``).
+
+    Given the number of bins and the range, numpy bins evenly spaced edges by arithmetic
+    (the same edges, so the same counts); given the edges themselves it sorts every strip.
+    """
+    as_edges = np.asarray(values, dtype=edges.dtype)  # numpy bins in the values' type
+    return np.histogram(as_edges, bins=len(edges) - 1, range=(edges[0], edges[-1]))[0]
+
+
 def _histogram_curve(
     anomaly_counts: np.ndarray, background_counts: np.ndarray, edges: np.ndarray, auc: float
 ) -> RocCurve:
@@ -307,7 +317,7 @@ def _rank(stream: _PairStream, memory_mb: float, reporter: ProgressReporter, wha
                 stream, small_is_anomaly, start, stop, chunk_reporter.sub(0.0, 0.5)
             )
         count_reporter = chunk_reporter.sub(0.0 if reused else 0.5, 1.0)
-        reference_counts = np.histogram(reference, bins=edges)[0]
+        reference_counts = _counts(reference, edges)
         if small_is_anomaly:
             anomaly_counts += reference_counts
         else:
@@ -322,7 +332,7 @@ def _rank(stream: _PairStream, memory_mb: float, reporter: ProgressReporter, wha
                 less = reference.size * large.size - greater - equal
                 twice_wins += 2 * less + equal
             if chunk == 0:
-                large_counts = np.histogram(large, bins=edges)[0]
+                large_counts = _counts(large, edges)
                 if small_is_anomaly:
                     background_counts += large_counts
                 else:

@@ -173,9 +173,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the detection and prints where the output is and a summary line."""
     from uniadrs_engine.inference.detector import DetectionOptions, detect_raster
-    from uniadrs_engine.raster.reader import limit_gdal_cache
-
-    limit_gdal_cache(max(32, args.memory_mb / 4))  # GDAL's block cache comes on top
 
     options = DetectionOptions(
         model=args.model,
