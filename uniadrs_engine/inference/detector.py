@@ -678,8 +678,10 @@ def _detect_bands(
             options.fusion_power if options.fusion_power is not None else preset.fusion_power
         )
         window_statistics = scope == TILE_SCOPE
-        # Members run one after the other: the widest one sets the peak of a tile.
-        widest = max(card.member_configs, key=lambda config: config.stem_width)
+        # Members run one after the other: the widest of those that score sets the peak.
+        configs = card.member_configs
+        scoring = [configs[n - 1] for n in networks] if len(configs) == network_total else configs
+        widest = max(scoring, key=lambda config: config.stem_width)
         plans = [
             plan_scale(
                 source.width,
