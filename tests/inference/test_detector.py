@@ -349,16 +349,18 @@ def test_an_ensemble_of_different_stem_widths_plans_for_the_widest(scene, tmp_pa
     path = write_raster(tmp_path / "big.tif", image)
     report = detect_raster(path, tmp_path / "scores.tif", _options(pair, memory_mb=64))
     assert report.valid_pixels == 400 * 400
-    # With 64 MiB the 8-channel stem would take 16 tiles; the 32-channel member needs 49.
+    # With 64 MiB the 8-channel stem would take 9 tiles; the 32-channel member needs 36.
     plans = [
         plan_scale(400, 400, 4, get_config("lite8", stem_width=width), 1.0, 512, 64, 4, 64, 0)
         for width in (8, 32)
     ]
-    assert [len(plan.grid) for plan in plans] == [16, 49]
-    assert report.tile_count == 49
+    assert [len(plan.grid) for plan in plans] == [9, 36]
+    assert report.tile_count == 36
+    narrow = detect_raster(path, tmp_path / "one.tif", _options(pair, memory_mb=64, networks=[1]))
+    assert narrow.tile_count == 9  # only the 8-channel network scores: its own plan
 
 
-def test_memory_budget_lowers_the_batch_and_then_the_tile() -> None:
+def test_memory_budget_lowers_the_batch_and_then_the_tile(caplog) -> None:
     config = get_config("lite8")
     roomy = plan_scale(4000, 3000, 5, config, 1.0, 256, 64, 8, memory_mb=4096)
     assert roomy.batch_size == 8
@@ -366,9 +368,12 @@ def test_memory_budget_lowers_the_batch_and_then_the_tile() -> None:
     tight_mb = 2.5 * roomy.tile_bytes / 2**20
     tight = plan_scale(4000, 3000, 5, config, 1.0, 256, 64, 8, memory_mb=tight_mb)
     assert tight.batch_size == 2 and tight.grid.tile_x == 256
-    tiny = plan_scale(4000, 3000, 5, config, 1.0, 256, 64, 8, memory_mb=0.3 * tight_mb)
+    assert "instead of" not in caplog.text
+    with caplog.at_level("WARNING"):
+        tiny = plan_scale(4000, 3000, 5, config, 1.0, 256, 64, 8, memory_mb=0.3 * tight_mb)
     assert tiny.batch_size == 1 and tiny.grid.tile_x < 256
     assert tiny.tile_bytes <= 0.3 * tight_mb * 2**20
+    assert f"tiles of {tiny.grid.tile_x} px at scale 1 instead of 256" in caplog.text
     # the estimate grows with the network's widths
     pixels = (384, 384)
     assert estimate_tile_bytes(get_config("paper"), 5, pixels, pixels) > 5 * estimate_tile_bytes(

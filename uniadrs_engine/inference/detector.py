@@ -100,7 +100,7 @@ from uniadrs_engine.inference.presets import (
 )
 from uniadrs_engine.inference.scoring import padded_size, scaled_size, score_tiles
 from uniadrs_engine.inference.views import check_views
-from uniadrs_engine.model.config import ModelConfig
+from uniadrs_engine.model.config import SIZE_MULTIPLE, ModelConfig
 from uniadrs_engine.model.ensemble import network_count, select_networks
 from uniadrs_engine.model.model_file import LoadedModel, load_model
 from uniadrs_engine.progress import (
@@ -428,9 +428,11 @@ def plan_scale(
 
     Returns:
         The plan; its batch size is lowered (and, if even one tile does not fit, its tile
-        shrunk down to :data:`MIN_TILE`, then its halo) to fit the budget.
+        shrunk step by step, down to :data:`MIN_TILE`, then its halo) to fit the budget,
+        with a warning when the tile is smaller than asked.
     """
     budget = max(1.0, memory_mb * _MIB - model_bytes)
+    asked = tile
     while True:
         raster_tile = max(1, int(round(tile / scale)))
         raster_halo = int(math.ceil(halo / scale))
@@ -445,9 +447,18 @@ def plan_scale(
         if tile_bytes <= budget or (tile <= MIN_TILE and halo == 0):
             break
         if tile > MIN_TILE:
-            tile = max(MIN_TILE, tile // 2)
+            tile = max(MIN_TILE, tile - max(SIZE_MULTIPLE, tile // 8))  # the largest that fits
         else:
             halo //= 2
+    if tile < asked:
+        logger.warning(
+            "tiles of %d px at scale %g instead of %d to fit the %.0f MiB budget "
+            "(a larger --memory-mb gives larger tiles, and fewer)",
+            tile,
+            scale,
+            asked,
+            memory_mb,
+        )
     if tile_bytes > budget:
         logger.warning(
             "one tile needs about %.0f MiB, more than the %.0f MiB budget",
