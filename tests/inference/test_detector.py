@@ -609,7 +609,7 @@ def test_out_of_memory_splits_the_batch_then_reports(
         raise DeviceError(OUT_OF_MEMORY_MESSAGE)
 
     monkeypatch.setattr(detector_module, "score_tiles", no_memory)
-    with pytest.raises(DeviceError, match="lower --batch"):
+    with pytest.raises(DeviceError, match="lower the batch size"):
         detect_raster(path, tmp_path / "failed.tif", options)
     assert not (tmp_path / "failed.tif").exists()
     assert not [item for item in tmp_path.iterdir() if item.name.startswith(".")]

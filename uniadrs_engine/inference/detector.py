@@ -453,7 +453,7 @@ def plan_scale(
     if tile < asked:
         logger.warning(
             "tiles of %d px at scale %g instead of %d to fit the %.0f MiB budget "
-            "(a larger --memory-mb gives larger tiles, and fewer)",
+            "(a larger memory budget gives larger tiles, and fewer)",
             tile,
             scale,
             asked,

@@ -24,7 +24,9 @@ from uniadrs_engine.errors import DeviceError
 #: Device names a user may give.
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 
-OUT_OF_MEMORY_MESSAGE = "device ran out of memory: lower --batch / --tile / --memory-mb"
+OUT_OF_MEMORY_MESSAGE = (
+    "device ran out of memory: lower the batch size, the tile size or the memory budget"
+)
 
 _CUDA_NAME = re.compile(r"^cuda(?::(\d+))?$")
 

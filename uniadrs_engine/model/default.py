@@ -46,8 +46,8 @@ def resolve_model_path(model: Union[str, Path]) -> Path:
         path = default_model_path()
         if not path.is_file():
             raise ModelFileError(
-                f"no default model is shipped at {path}; pass a model file with --model PATH "
-                "(train one with 'uniadrs train')"
+                f"no default model is shipped at {path}; give a model file instead "
+                "(train one with 'uniadrs train' or the Train UniADRS model algorithm)"
             )
         return path
     return Path(model)
