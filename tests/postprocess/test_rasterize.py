@@ -105,3 +105,20 @@ def test_unreadable_vector_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not a vector file"):
         rasterize_polygons_like(tmp_path / "junk.gpkg", like, tmp_path / "t.tif")
     assert not (tmp_path / "t.tif").exists()
+
+
+def test_threshold_polygons_of_a_raster_with_ground_points_burn_back_to_its_mask(tmp_path):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    like = _plain_raster(tmp_path / "gcps.tif", scores)
+    dataset = gdal.Open(str(like), gdal.GA_Update)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    corners = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0), (0, 20, 10.0, 49.8)]
+    points = [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners]
+    dataset.SetGCPs(points, wgs84.ExportToWkt())
+    dataset = None
+    threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
+    burnt = gdal.Open(str(out))
+    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)

@@ -21,7 +21,12 @@ from typing import Optional, Union
 from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors, vector_geotransform
+from uniadrs_engine.raster.reader import (
+    NO_GEOTRANSFORM,
+    open_raster,
+    quiet_gdal_errors,
+    vector_geotransform,
+)
 from uniadrs_engine.raster.writer import check_geotiff_path, check_not_an_input
 
 PathLike = Union[str, Path]
@@ -53,6 +58,7 @@ def rasterize_polygons_like(
     with open_raster(like_raster_path, bands=[1]) as like:
         width, height = like.width, like.height
         geotransform, projection = like.geotransform, like.projection
+        has_gcps = bool(like.gcps)
     with quiet_gdal_errors():
         try:
             vector = ogr.Open(str(vector_path))
@@ -78,7 +84,9 @@ def rasterize_polygons_like(
             gdal.GDT_Byte,
             options=["TILED=YES", "COMPRESS=DEFLATE"],
         )
-        dataset.SetGeoTransform(vector_geotransform(geotransform))
+        frame = vector_geotransform(geotransform, has_gcps)
+        if frame != NO_GEOTRANSFORM:  # pixel and line need none (GDAL's placeholder)
+            dataset.SetGeoTransform(frame)
         if projection:
             srs = osr.SpatialReference()
             srs.ImportFromWkt(projection)

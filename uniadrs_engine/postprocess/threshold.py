@@ -475,9 +475,8 @@ def _threshold_with_objects(
     objects.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     objects.CreateField(ogr.FieldDefn("object_id", ogr.OFTInteger))
     raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
-    frame = vector_geotransform(scores.geotransform)
+    frame = vector_geotransform(scores.geotransform, bool(scores.gcps))
     if scores.gcps and tuple(scores.geotransform) == NO_GEOTRANSFORM:
-        frame = NO_GEOTRANSFORM  # pixel and line, the coordinates its ground points map
         LOGGER.warning(
             "%s is georeferenced by ground control points only: the polygons are in pixel "
             "and line coordinates; warp the scores first (gdalwarp) for map coordinates",

@@ -37,18 +37,22 @@ NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 UNREFERENCED_FRAME: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 
 
-def vector_geotransform(geotransform: Sequence[float]) -> Tuple[float, ...]:
+def vector_geotransform(geotransform: Sequence[float], has_gcps: bool = False) -> Tuple[float, ...]:
     """The geotransform that vectors traced from or burnt into a raster use.
 
     Args:
         geotransform: The raster's geotransform (GDAL's placeholder when it has none).
+        has_gcps: Whether the raster is georeferenced by ground control points instead.
 
     Returns:
-        ``geotransform``, or :data:`UNREFERENCED_FRAME` for a raster without one, so that
-        polygons overlay the raster where QGIS draws it.
+        ``geotransform``; for a raster without one, :data:`UNREFERENCED_FRAME`, so that
+        polygons overlay the raster where QGIS draws it, or, when it has ground control
+        points, pixel and line (:data:`NO_GEOTRANSFORM`), the coordinates those points map.
     """
     values = tuple(float(value) for value in geotransform)
-    return UNREFERENCED_FRAME if values == NO_GEOTRANSFORM else values
+    if values != NO_GEOTRANSFORM:
+        return values
+    return NO_GEOTRANSFORM if has_gcps else UNREFERENCED_FRAME
 
 
 #: Subdatasets a container's error names (the rest are counted).
@@ -337,7 +341,11 @@ class RasterSource:
     """
 
     def __init__(
-        self, dataset: gdal.Dataset, path: str, band_indices: List[int], colours: bool = False
+        self,
+        dataset: gdal.Dataset,
+        path: str,
+        band_indices: List[int],
+        palette: Optional[np.ndarray] = None,
     ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
         self.path = path
@@ -345,7 +353,7 @@ class RasterSource:
         self.height: int = dataset.RasterYSize
         self.band_indices = list(band_indices)
         self.band_count = len(self.band_indices)
-        self.palette = rgb_palette(dataset) if colours else None
+        self.palette = palette
         file_bands = [1] if self.palette is not None else self.band_indices
         bands = [dataset.GetRasterBand(index) for index in file_bands]
         type_code = gdal_array.GDALTypeCodeToNumericTypeCode(bands[0].DataType)
@@ -541,7 +549,8 @@ def open_raster(
         raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
     if dataset.RasterCount <= 0:
         raise InputError(f"{name} has no raster band{_subdatasets_hint(dataset)}")
-    count = 3 if colours and rgb_palette(dataset) is not None else dataset.RasterCount
+    palette = rgb_palette(dataset) if colours else None
+    count = 3 if palette is not None else dataset.RasterCount
     if bands is None:
         band_indices = list(range(1, count + 1))
     else:
@@ -555,4 +564,4 @@ def open_raster(
                 f"{name}: band {out_of_range[0]} is out of range "
                 f"(the raster has {count} band(s){colours}, numbered from 1)"
             )
-    return RasterSource(dataset, name, band_indices, colours)
+    return RasterSource(dataset, name, band_indices, palette)
