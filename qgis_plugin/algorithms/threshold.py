@@ -54,9 +54,11 @@ class ThresholdAlgorithm(UniadrsAlgorithm):
             "Pixels with score > the cut are flagged.",
             "Quantiles are exact and computed without loading the raster into memory.",
             "Objects are 8-connected groups of flagged pixels. Each polygon carries its area "
-            "(square map units), pixel count and min/mean/max score. Objects smaller than the "
-            "minimum area or larger than the maximum area (0: no maximum) are removed from both "
-            "outputs.",
+            "(square map units; square metres when the raster's CRS is geographic, pixels when "
+            "it has no georeferencing), pixel count and min/mean/max score. Objects smaller "
+            "than the minimum area or larger than the maximum area (0: no maximum) are removed "
+            "from both outputs. The polygons of a raster georeferenced by ground control points "
+            "only (such as Sentinel-1 GRD) are carried through those points into their CRS.",
             "Mask: uint8 on the score raster's grid: 1 anomaly, 0 background, 255 nodata.",
         )
     )
@@ -110,7 +112,7 @@ class ThresholdAlgorithm(UniadrsAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MIN_AREA,
-                tr("Minimum object area (square map units)"),
+                tr("Minimum object area (square map units; m² on a geographic CRS)"),
                 QgsProcessingParameterNumber.Double,
                 defaultValue=0.0,
                 minValue=0.0,
@@ -119,7 +121,7 @@ class ThresholdAlgorithm(UniadrsAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.MAX_AREA,
-                tr("Maximum object area (square map units, 0: no maximum)"),
+                tr("Maximum object area (same units, 0: no maximum)"),
                 QgsProcessingParameterNumber.Double,
                 defaultValue=0.0,
                 minValue=0.0,

@@ -119,6 +119,13 @@ def test_threshold_polygons_of_a_raster_with_ground_points_burn_back_to_its_mask
     dataset.SetGCPs(points, wgs84.ExportToWkt())
     dataset = None
     threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
-    out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
-    burnt = gdal.Open(str(out))
-    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
+    # the same polygons in another CRS go through it to the raster's points, then to pixels
+    reprojected = str(tmp_path / "o_3857.gpkg")
+    gdal.VectorTranslate(reprojected, str(tmp_path / "o.gpkg"), dstSRS="EPSG:3857")
+    for polygons in ("o.gpkg", "o_3857.gpkg"):
+        out = rasterize_polygons_like(tmp_path / polygons, like, tmp_path / f"back_{polygons}.tif")
+        burnt = gdal.Open(str(out))
+        np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
+        assert burnt.GetGeoTransform(can_return_null=True) is None
+        assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in burnt.GetGCPs()] == corners
+        burnt = None

@@ -370,24 +370,91 @@ def test_a_format_that_cannot_hold_the_polygons_is_refused(tmp_path, name):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]
 
 
-def test_polygons_of_a_raster_with_ground_points_only_are_in_pixels_with_a_warning(
-    tmp_path, caplog
-):
-    path = tmp_path / "gcps.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 30, 20, 1, gdal.GDT_Float32)
-    scores = np.zeros((20, 30), dtype=np.float32)
-    scores[3:6, 2:5] = 1.0
+#: (pixel, line, longitude, latitude): pixels of 0.01 degrees from 10 E, 50 N.
+GCP_CORNERS = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0), (0, 20, 10.0, 49.8)]
+
+#: The WGS 84 ellipsoid: semi-major axis (m) and flattening.
+WGS84_A, WGS84_F = 6_378_137.0, 1 / 298.257223563
+
+
+def _box_area(west: float, east: float, south: float, north: float) -> float:
+    """The area of a longitude-latitude box on the WGS 84 ellipsoid, in square metres.
+
+    The closed form of the area between two parallels (an independent check of the
+    equal-area projection the engine measures in).
+    """
+    e2 = WGS84_F * (2 - WGS84_F)
+    e = math.sqrt(e2)
+    b2 = (WGS84_A * (1 - WGS84_F)) ** 2
+
+    def q(latitude: float) -> float:
+        sine = math.sin(math.radians(latitude))
+        return sine / (1 - e2 * sine**2) + math.log((1 + e * sine) / (1 - e * sine)) / (2 * e)
+
+    return b2 / 2 * math.radians(east - west) * (q(north) - q(south))
+
+
+def _gcp_scores(path: Path, scores: np.ndarray, corners: list) -> Path:
+    rows, cols = scores.shape
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, 1, gdal.GDT_Float32)
     dataset.GetRasterBand(1).WriteArray(scores)
     wgs84 = osr.SpatialReference()
     wgs84.ImportFromEPSG(4326)
-    corners = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0), (0, 20, 10.0, 49.8)]
     dataset.SetGCPs(
         [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners], wgs84.ExportToWkt()
     )
     dataset = None
+    return path
+
+
+def test_polygons_of_a_raster_with_ground_points_only_are_carried_into_their_crs(tmp_path, caplog):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    path = _gcp_scores(tmp_path / "gcps.tif", scores, GCP_CORNERS)
     with caplog.at_level("WARNING"):
         threshold_raster(path, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
-    assert "ground control points only" in caplog.text
+    assert "ground control points" not in caplog.text
     objects = ogr.Open(str(tmp_path / "o.gpkg"))
+    layer = objects.GetLayer(0)
+    assert layer.GetSpatialRef().GetAuthorityCode(None) == "4326"
+    (feature,) = list(layer)
+    west, east, south, north = feature.GetGeometryRef().GetEnvelope()
+    # columns 2-4 and lines 3-5: where GDAL's (and QGIS's) warp of the raster puts them
+    assert (west, east, south, north) == pytest.approx((10.02, 10.05, 49.94, 49.97), abs=1e-9)
+    assert feature.GetField("pixels") == 9
+    expected = _box_area(west, east, south, north)  # square metres, not degrees
+    assert feature.GetField("area") == pytest.approx(expected, rel=1e-5)
+
+
+def test_with_too_few_ground_points_polygons_stay_in_pixels_with_a_warning(tmp_path, caplog):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    path = _gcp_scores(tmp_path / "gcps.tif", scores, GCP_CORNERS[:2])
+    with caplog.at_level("WARNING"):
+        threshold_raster(path, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    assert "ground control points give no transform" in caplog.text
+    objects = ogr.Open(str(tmp_path / "o.gpkg"))  # kept open while its layer is read
     (feature,) = list(objects.GetLayer(0))
     assert feature.GetGeometryRef().GetEnvelope() == (2.0, 5.0, 3.0, 6.0)  # pixel and line
+    assert feature.GetField("area") == 9.0  # pixels
+
+
+def test_object_areas_are_square_metres_on_a_geographic_crs(tmp_path):
+    scores = np.zeros((40, 40), dtype=np.float32)
+    scores[2, 2] = 1.0  # one pixel
+    scores[10:13, 10:13] = 1.0  # nine pixels
+    step = 0.001  # degrees, about 56 m x 111 m at 60 N
+    geotransform = (20.0, step, 0.0, 60.0, 0.0, -step)
+    score_path = write_raster(tmp_path / "scores.tif", scores, geotransform=geotransform, epsg=4326)
+    one_pixel = _box_area(20.0, 20.0 + step, 60.0 - step, 60.0)
+    report = threshold_raster(
+        score_path,
+        ThresholdRule("value", 0.5),
+        polygons_path=tmp_path / "o.gpkg",
+        min_object_area=3 * one_pixel,
+    )
+    assert report.object_count == 1 and report.objects_removed == 1
+    (row,) = _polygons(tmp_path / "o.gpkg")
+    assert row["pixels"] == 9
+    nine_pixels = _box_area(20.0 + 10 * step, 20.0 + 13 * step, 60.0 - 13 * step, 60.0 - 10 * step)
+    assert row["area"] == pytest.approx(nine_pixels, rel=1e-5)

@@ -3,8 +3,11 @@
 Evaluating a score map against anomaly polygons needs a mask on the score raster's grid:
 :func:`rasterize_polygons_like` writes a ``uint8`` GeoTIFF (1 inside a polygon, 0 outside)
 with the size, geotransform and CRS of a reference raster. Polygons in another CRS are
-reprojected on the fly. A pixel is inside when its centre is (or, with ``all_touched``, when
-the polygon touches it at all).
+reprojected on the fly. On a raster georeferenced by ground control points only, polygons
+are carried into pixel and line through those points, as
+:class:`~uniadrs_engine.raster.vector_frame.VectorFrame` carries traced ones out, and the
+mask gets the same points. A pixel is inside when its centre is (or, with ``all_touched``,
+when the polygon touches it at all).
 
 Example:
     >>> rasterize_polygons_like("truth.gpkg", "scores.tif", "truth_mask.tif")  # doctest: +SKIP
@@ -21,12 +24,8 @@ from typing import Optional, Union
 from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import (
-    NO_GEOTRANSFORM,
-    open_raster,
-    quiet_gdal_errors,
-    vector_geotransform,
-)
+from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.vector_frame import VectorFrame, spatial_reference
 from uniadrs_engine.raster.writer import check_geotiff_path, check_not_an_input
 
 PathLike = Union[str, Path]
@@ -57,8 +56,9 @@ def rasterize_polygons_like(
     """
     with open_raster(like_raster_path, bands=[1]) as like:
         width, height = like.width, like.height
-        geotransform, projection = like.geotransform, like.projection
-        has_gcps = bool(like.gcps)
+        projection = like.projection
+        frame = VectorFrame.of(like)
+        gcps, gcp_projection = like.gcps, like.gcp_projection
     with quiet_gdal_errors():
         try:
             vector = ogr.Open(str(vector_path))
@@ -70,7 +70,7 @@ def rasterize_polygons_like(
     if layer is None:
         which = "no layer" if layer_name is None else f"no layer named {layer_name!r}"
         raise InputError(f"{vector_path} has {which}")
-    if projection and layer.GetSpatialRef() is None:
+    if (projection or frame.warps and gcp_projection) and layer.GetSpatialRef() is None:
         raise InputError(f"{vector_path} has no coordinate reference system")
     out_path = check_geotiff_path(out_path)
     check_not_an_input(out_path, like_raster_path, vector_path)
@@ -84,9 +84,9 @@ def rasterize_polygons_like(
             gdal.GDT_Byte,
             options=["TILED=YES", "COMPRESS=DEFLATE"],
         )
-        frame = vector_geotransform(geotransform, has_gcps)
-        if frame != NO_GEOTRANSFORM:  # pixel and line need none (GDAL's placeholder)
-            dataset.SetGeoTransform(frame)
+        if frame.geotransform != NO_GEOTRANSFORM:  # pixel and line need none
+            dataset.SetGeoTransform(frame.geotransform)
+        burnt = _layer_in_frame(layer, frame) if frame.warps else None
         if projection:
             srs = osr.SpatialReference()
             srs.ImportFromWkt(projection)
@@ -94,9 +94,17 @@ def rasterize_polygons_like(
         dataset.GetRasterBand(1).SetDescription("ground truth (1 anomaly, 0 background)")
         options = ["ALL_TOUCHED=TRUE"] if all_touched else []
         with quiet_gdal_errors():
-            status = gdal.RasterizeLayer(dataset, [1], layer, burn_values=[1], options=options)
+            status = gdal.RasterizeLayer(
+                dataset,
+                [1],
+                layer if burnt is None else burnt.GetLayer(0),
+                burn_values=[1],
+                options=options,
+            )
         if status != 0:
             raise InputError(f"cannot rasterize {vector_path}: {gdal.GetLastErrorMsg()}")
+        if frame.warps:  # set after burning, so that GDAL burns in pixel and line
+            dataset.SetGCPs(list(gcps), gcp_projection)
         dataset.FlushCache()
         dataset = None
         os.replace(temp_path, out_path)
@@ -105,3 +113,30 @@ def rasterize_polygons_like(
         temp_path.unlink(missing_ok=True)
         raise
     return out_path
+
+
+def _layer_in_frame(layer: ogr.Layer, frame: VectorFrame) -> gdal.Dataset:
+    """An in-memory copy of ``layer`` whose geometries are in the raster's frame.
+
+    Geometries are reprojected to the frame's CRS first when the layer has another one.
+    """
+    to_frame_crs = None
+    layer_srs = layer.GetSpatialRef()
+    if layer_srs is not None and frame.srs is not None and not layer_srs.IsSame(frame.srs):
+        source = spatial_reference(layer_srs.ExportToWkt())
+        to_frame_crs = osr.CoordinateTransformation(source, frame.srs)
+    store = ogr.GetDriverByName("Memory").CreateDataSource("burnt")
+    copy = store.CreateLayer("burnt", geom_type=ogr.wkbUnknown)
+    definition = copy.GetLayerDefn()
+    layer.ResetReading()
+    for source_feature in layer:
+        geometry = source_feature.GetGeometryRef()
+        if geometry is None:
+            continue
+        geometry = geometry.Clone()
+        if to_frame_crs is not None and geometry.Transform(to_frame_crs) != 0:
+            raise InputError("a polygon could not be reprojected to the raster's CRS")
+        feature = ogr.Feature(definition)
+        feature.SetGeometry(frame.to_frame(geometry))
+        copy.CreateFeature(feature)
+    return store

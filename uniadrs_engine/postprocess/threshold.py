@@ -19,13 +19,19 @@ Order statistics are exact, yet the raster is never loaded whole: a two-pass rad
 selection counts 16-bit halves of order-preserving float32 keys in 65,536-bin histograms,
 one memory-bounded strip at a time.
 
-Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``). Each gets its
-area in map units (squared CRS units), its pixel count and the min/mean/max score of its
-pixels; objects outside ``[min_object_area, max_object_area]`` are dropped from both the
-polygons and the mask. Each object is one valid multipolygon feature (pixels that touch at a
-corner only are split there, :func:`valid_multipolygon`), in any OGR format that stores
-polygons and fields; another format is refused. The mask raster is ``uint8`` on the score
-raster's grid: 1 anomaly, 0 not, 255 (nodata) where the score is nodata.
+Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``, traced into a
+GeoPackage work file, so that memory stays within the budget however many there are). Each
+gets its area (squared CRS units; square metres on a geographic CRS; pixels on a raster
+without georeferencing, :meth:`~uniadrs_engine.raster.vector_frame.VectorFrame.area`), its
+pixel count and the min/mean/max score of its pixels; objects outside
+``[min_object_area, max_object_area]`` are dropped from both the polygons and the mask.
+Each object is one valid multipolygon feature (pixels that touch at a corner only are split
+there, :func:`valid_multipolygon`), in any OGR format that stores polygons and fields;
+another format is refused. Polygons are in the score raster's CRS; those of a raster
+georeferenced by ground control points only (such as Sentinel-1 GRD) are carried through
+the points into their CRS, where QGIS draws the raster
+(:class:`~uniadrs_engine.raster.vector_frame.VectorFrame`). The mask raster is ``uint8`` on
+the score raster's grid: 1 anomaly, 0 not, 255 (nodata) where the score is nodata.
 
 Example:
     >>> report = threshold_raster(  # doctest: +SKIP
@@ -46,22 +52,21 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import (
-    NO_GEOTRANSFORM,
     RasterSource,
     Window,
     open_raster,
     quiet_gdal_errors,
-    vector_geotransform,
 )
 from uniadrs_engine.raster.tiling import block_windows
+from uniadrs_engine.raster.vector_frame import VectorFrame
 from uniadrs_engine.raster.writer import (
     MASK_OVERVIEWS,
     ScoreRasterWriter,
@@ -227,7 +232,7 @@ def threshold_raster(
         mask_path: Output ``uint8`` GeoTIFF (1 anomaly, 0 not, 255 nodata), or None.
         polygons_path: Output vector file (any OGR format known by its extension, e.g.
             ``.gpkg``, ``.shp``, ``.geojson``), or None.
-        min_object_area: Objects smaller than this (map units squared) are dropped.
+        min_object_area: Objects smaller than this are dropped (in the unit of their area).
         max_object_area: Objects larger than this are dropped; None for no limit.
         background_mask_path: Only for ``"false_alarm_rate"``: a raster on the same grid whose
             non-zero valid pixels are the background the rate is counted on.
@@ -469,34 +474,22 @@ def _threshold_with_objects(
             block = scores.read_window(window)
             raw_writer.write(window, (cut.flags(block.data[0]) & block.valid).astype(np.uint8))
     reporter.update(0.5, "tracing anomaly objects")
-    vector_memory = ogr.GetDriverByName("Memory").CreateDataSource("objects")
-    srs = _spatial_reference(scores.projection)
-    objects = vector_memory.CreateLayer("objects", srs=srs, geom_type=ogr.wkbPolygon)
-    objects.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
-    objects.CreateField(ogr.FieldDefn("object_id", ogr.OFTInteger))
+    frame = VectorFrame.of(scores)
+    if frame.warning:
+        LOGGER.warning("%s: %s", scores.path, frame.warning)
+    objects_store, objects = _object_layer(work_folder / "objects.gpkg")
     raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
-    frame = vector_geotransform(scores.geotransform, bool(scores.gcps))
-    if scores.gcps and tuple(scores.geotransform) == NO_GEOTRANSFORM:
-        LOGGER.warning(
-            "%s is georeferenced by ground control points only: the polygons are in pixel "
-            "and line coordinates; warp the scores first (gdalwarp) for map coordinates",
-            scores.path,
-        )
-    if frame != tuple(scores.geotransform):
-        with quiet_gdal_errors():  # polygons traced where QGIS draws the raster
-            raw_dataset.SetGeoTransform(frame)
+    if frame.geotransform != tuple(scores.geotransform):
+        with quiet_gdal_errors():  # polygons traced in the frame (where QGIS draws them)
+            raw_dataset.SetGeoTransform(frame.geotransform)
     raw_band = raw_dataset.GetRasterBand(1)
+    objects.StartTransaction()
     with quiet_gdal_errors():
         gdal.Polygonize(raw_band, raw_band, objects, 0, ["8CONNECTED=8"])
-    raw_dataset = None
+    objects.CommitTransaction()
+    raw_band = raw_dataset = None
     reporter.check_cancelled()
-    areas = [0.0]
-    objects.ResetReading()
-    for feature in objects:
-        areas.append(feature.GetGeometryRef().GetArea())
-        feature.SetField("object_id", len(areas) - 1)
-        objects.SetFeature(feature)
-    table = _ObjectTable.empty(np.asarray(areas, dtype=np.float64))
+    table = _ObjectTable.empty(_object_areas(objects, frame, reporter.check_cancelled))
     ids_path = work_folder / "object_ids.tif"
     ids_dataset = gdal.GetDriverByName("GTiff").Create(
         str(ids_path),
@@ -506,18 +499,22 @@ def _threshold_with_objects(
         gdal.GDT_UInt32,
         options=["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
     )
-    ids_dataset.SetGeoTransform(frame)
-    if scores.projection:
-        ids_dataset.SetProjection(scores.projection)
-    if objects.GetFeatureCount() > 0:
-        with quiet_gdal_errors():
-            gdal.RasterizeLayer(ids_dataset, [1], objects, options=["ATTRIBUTE=object_id"])
+    ids_dataset.SetGeoTransform(frame.geotransform)
+    if len(table.area) > 1:
+        numbered = objects_store.ExecuteSQL("SELECT fid + 0 AS object_id, geom FROM objects")
+        try:
+            with quiet_gdal_errors():
+                gdal.RasterizeLayer(ids_dataset, [1], numbered, options=["ATTRIBUTE=object_id"])
+        finally:
+            objects_store.ReleaseResultSet(numbered)
     ids_dataset.FlushCache()
     reporter.update(0.6, "measuring anomaly objects")
     minimum, maximum = area_range
-    keep = (table.area >= minimum) & (
-        np.ones_like(table.area, dtype=bool) if maximum is None else table.area <= maximum
-    )
+    keep = np.ones_like(table.area, dtype=bool)
+    if minimum > 0:
+        keep &= table.area >= minimum
+    if maximum is not None:
+        keep &= table.area <= maximum
     keep[0] = False
     ids_band = ids_dataset.GetRasterBand(1)
     mask_writer = None if mask_path is None else _mask_writer(mask_path, scores)
@@ -537,7 +534,7 @@ def _threshold_with_objects(
         ids_band = None
         ids_dataset = None
         if polygons_path is not None:
-            _write_polygons(objects, table, keep, srs, polygons_path)
+            _write_polygons(objects, table, keep, frame, polygons_path)
         if mask_writer is not None:
             mask_writer.commit()
     except BaseException:
@@ -552,20 +549,41 @@ def _threshold_with_objects(
         valid_pixels=valid_pixels,
         anomaly_pixels=anomaly_pixels,
         object_count=object_count,
-        objects_removed=len(areas) - 1 - object_count,
+        objects_removed=len(table.area) - 1 - object_count,
         mask_path=mask_path,
         polygons_path=polygons_path,
     )
 
 
-def _spatial_reference(projection: str) -> Optional[osr.SpatialReference]:
-    """The score raster's CRS as an OGR spatial reference (None when it has none)."""
-    if not projection:
-        return None
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(projection)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
+def _object_layer(path: Path) -> Tuple[gdal.Dataset, ogr.Layer]:
+    """A GeoPackage work layer for traced objects (on disk: memory stays within budget).
+
+    Its features' ids number the objects from 1 (0 is no object).
+    """
+    store = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    if store is None:
+        raise InputError(f"cannot create the work file {path}: {gdal.GetLastErrorMsg()}")
+    layer = store.CreateLayer(
+        "objects", geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO", "FID=fid"]
+    )
+    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    return store, layer
+
+
+def _object_areas(
+    objects: ogr.Layer, frame: VectorFrame, check_cancelled: Callable[[], None]
+) -> np.ndarray:
+    """Each object's area in map coordinates (index = object id; index 0 is no object)."""
+    areas = np.zeros(objects.GetFeatureCount() + 1, dtype=np.float64)
+    objects.ResetReading()
+    for count, feature in enumerate(objects):
+        if count % 10_000 == 0:
+            check_cancelled()
+        object_id = feature.GetFID()
+        if object_id >= len(areas):
+            areas = np.pad(areas, (0, object_id + 1 - len(areas)))
+        areas[object_id] = frame.area(frame.to_map(feature.GetGeometryRef()))
+    return areas
 
 
 def vector_driver_for(path: PathLike) -> gdal.Driver:
@@ -632,7 +650,7 @@ def _write_polygons(
     objects: ogr.Layer,
     table: _ObjectTable,
     keep: np.ndarray,
-    srs: Optional[osr.SpatialReference],
+    frame: VectorFrame,
     path: Path,
 ) -> None:
     """Writes the kept objects with their figures, under a temporary name, then renames."""
@@ -646,7 +664,7 @@ def _write_polygons(
         if dataset is None:
             raise InputError(f"cannot create {path}: {gdal.GetLastErrorMsg() or 'GDAL error'}")
         with quiet_gdal_errors():
-            layer = dataset.CreateLayer(path.stem, srs=srs, geom_type=ogr.wkbMultiPolygon)
+            layer = dataset.CreateLayer(path.stem, srs=frame.srs, geom_type=ogr.wkbMultiPolygon)
         if layer is None or layer.GetLayerDefn().GetGeomFieldCount() == 0:
             raise InputError(f"{path}: the {driver.ShortName} format stores no polygons")
         field_types = (
@@ -669,12 +687,12 @@ def _write_polygons(
         layer.StartTransaction()
         objects.ResetReading()
         for source in objects:
-            object_id = source.GetField("object_id")
+            object_id = source.GetFID()
             if not keep[object_id]:
                 continue
             pixels = int(table.pixels[object_id])
             feature = ogr.Feature(definition)
-            feature.SetGeometry(valid_multipolygon(source.GetGeometryRef()))
+            feature.SetGeometry(valid_multipolygon(frame.to_map(source.GetGeometryRef())))
             feature.SetField("object_id", int(object_id))
             feature.SetField("pixels", pixels)
             feature.SetField("area", float(table.area[object_id]))

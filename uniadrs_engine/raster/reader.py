@@ -32,29 +32,6 @@ PathLike = Union[str, Path]
 #: GDAL's geotransform of a raster without one (pixel coordinates).
 NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
-#: Where QGIS draws a raster without a geotransform: one unit per pixel, rows going down
-#: from y = 0 to negative y. Vectors traced from (or burnt into) such a raster use it.
-UNREFERENCED_FRAME: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
-
-
-def vector_geotransform(geotransform: Sequence[float], has_gcps: bool = False) -> Tuple[float, ...]:
-    """The geotransform that vectors traced from or burnt into a raster use.
-
-    Args:
-        geotransform: The raster's geotransform (GDAL's placeholder when it has none).
-        has_gcps: Whether the raster is georeferenced by ground control points instead.
-
-    Returns:
-        ``geotransform``; for a raster without one, :data:`UNREFERENCED_FRAME`, so that
-        polygons overlay the raster where QGIS draws it, or, when it has ground control
-        points, pixel and line (:data:`NO_GEOTRANSFORM`), the coordinates those points map.
-    """
-    values = tuple(float(value) for value in geotransform)
-    if values != NO_GEOTRANSFORM:
-        return values
-    return NO_GEOTRANSFORM if has_gcps else UNREFERENCED_FRAME
-
-
 #: Subdatasets a container's error names (the rest are counted).
 MAX_SUBDATASETS_NAMED = 3
 

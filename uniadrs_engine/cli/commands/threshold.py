@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Cut a score raster (from detect or rx; higher = more anomalous) by one rule and "
             "write a uint8 mask GeoTIFF on its grid (1 anomaly, 0 background, 255 no score) "
             "and/or polygons of the 8-connected anomaly objects, each with its area (square "
-            "map units), pixel count and min/mean/max score. Quantiles are exact and computed "
-            "within the memory budget."
+            "map units; square metres on a geographic CRS), pixel count and min/mean/max "
+            "score. Quantiles are exact and computed within the memory budget."
         ),
     )
     parser.add_argument("scores", help="score raster (band 1)")
@@ -57,13 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-area",
         type=float,
         default=0.0,
-        help="drop objects smaller than this, in square map units (default 0)",
+        help="drop objects smaller than this, in square map units: square metres on a "
+        "geographic CRS, pixels without georeferencing (default 0)",
     )
     parser.add_argument(
         "--max-area",
         type=positive_float,
         default=None,
-        help="drop objects larger than this, in square map units (default: no limit)",
+        help="drop objects larger than this, in the units of --min-area (default: no limit)",
     )
     parser.add_argument(
         "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
