@@ -97,6 +97,16 @@ def test_auto_becomes_hyperspectral_for_many_bands() -> None:
     assert resolve_auto_preset(get_preset("sar"), 120).name == "sar"
 
 
+def test_the_hyperspectral_preset_on_few_bands_gets_a_warning(caplog) -> None:
+    hyperspectral = get_preset("hyperspectral")
+    with caplog.at_level("WARNING"):
+        assert resolve_auto_preset(hyperspectral, 200) is hyperspectral
+    assert caplog.text == ""
+    with caplog.at_level("WARNING"):
+        assert resolve_auto_preset(hyperspectral, 3) is hyperspectral
+    assert "meant for rasters of 5 bands or more, and this one has 3" in caplog.text
+
+
 @pytest.mark.parametrize(
     "pixels,scale", [(30, 1.0), (60, 0.5), (15, 2.0), (1, MAX_SCALE), (1e6, MIN_SCALE), (90, 0.333)]
 )

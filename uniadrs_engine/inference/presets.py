@@ -214,10 +214,19 @@ def resolve_auto_preset(
     """Turns ``auto`` into hyperspectral settings for rasters of many bands.
 
     Any other preset is returned unchanged. With fewer than :data:`HYPERSPECTRAL_MIN_BANDS`
-    bands ``auto`` keeps its own (two-scale) settings.
+    bands ``auto`` keeps its own (two-scale) settings, and the ``hyperspectral`` preset gets
+    a warning: its scales look for spectral anomalies of a few pixels, not for objects.
     """
     if preset.name == "auto" and band_count >= HYPERSPECTRAL_MIN_BANDS:
         return get_preset("hyperspectral", card_presets)
+    if preset.name == "hyperspectral" and band_count < HYPERSPECTRAL_MIN_BANDS:
+        LOGGER.warning(
+            "the hyperspectral preset is meant for rasters of %d bands or more, and this one "
+            "has %d: its scales look for spectral anomalies of a few pixels; the preset of "
+            "the raster's modality, or auto, suits it better",
+            HYPERSPECTRAL_MIN_BANDS,
+            band_count,
+        )
     return preset
 
 
