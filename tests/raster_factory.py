@@ -74,3 +74,39 @@ def anomaly_scene(
     else:
         background = background.astype(dtype)
     return background, mask
+
+
+def affine_rpc(
+    longitude: float = 7.0, latitude: float = 45.0, degrees_per_pixel: float = 0.001
+) -> dict:
+    """Rational polynomial coefficients (GDAL's ``RPC`` metadata) of a north-up image.
+
+    Pixel ``(50, 50)`` looks at ``(longitude, latitude)`` (GDAL's RPC convention puts pixel
+    centres at half pixels), columns going east and lines south by ``degrees_per_pixel``.
+    """
+    zeros = [0.0] * 20
+    line_numerator, sample_numerator, denominator = list(zeros), list(zeros), list(zeros)
+    line_numerator[2] = -1.0  # the normalised latitude (RPC00B terms: 1, L, P, H, ...)
+    sample_numerator[1] = 1.0  # the normalised longitude
+    denominator[0] = 1.0
+    scale = 100 * degrees_per_pixel
+
+    def text(values: list) -> str:
+        return " ".join(f"{value:g}" for value in values)
+
+    return {
+        "LINE_OFF": "50",
+        "SAMP_OFF": "50",
+        "LAT_OFF": f"{latitude:.12g}",
+        "LONG_OFF": f"{longitude:.12g}",
+        "HEIGHT_OFF": "100",
+        "LINE_SCALE": "100",
+        "SAMP_SCALE": "100",
+        "LAT_SCALE": f"{scale:.12g}",
+        "LONG_SCALE": f"{scale:.12g}",
+        "HEIGHT_SCALE": "500",
+        "LINE_NUM_COEFF": text(line_numerator),
+        "LINE_DEN_COEFF": text(denominator),
+        "SAMP_NUM_COEFF": text(sample_numerator),
+        "SAMP_DEN_COEFF": text(denominator),
+    }

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
@@ -129,3 +129,18 @@ def test_threshold_polygons_of_a_raster_with_ground_points_burn_back_to_its_mask
         assert burnt.GetGeoTransform(can_return_null=True) is None
         assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in burnt.GetGCPs()] == corners
         burnt = None
+
+
+def test_threshold_polygons_of_a_raster_with_polynomial_coefficients_burn_back(tmp_path):
+    scores = np.zeros((100, 100), dtype=np.float32)
+    scores[40:43, 60:64] = 1.0
+    scores[80:90, 5:7] = 1.0
+    like = _plain_raster(tmp_path / "rpc.tif", scores)
+    dataset = gdal.Open(str(like), gdal.GA_Update)
+    dataset.SetMetadata(affine_rpc(), "RPC")
+    dataset = None
+    threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
+    burnt = gdal.Open(str(out))
+    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
+    assert burnt.GetMetadata("RPC")["LONG_OFF"] == "7"

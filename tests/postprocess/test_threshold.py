@@ -8,7 +8,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
-from tests.raster_factory import write_raster
+from tests.raster_factory import affine_rpc, write_raster
 from uniadrs_engine.errors import CancelledError, InputError
 from uniadrs_engine.postprocess.threshold import (
     MASK_NODATA,
@@ -458,3 +458,24 @@ def test_object_areas_are_square_metres_on_a_geographic_crs(tmp_path):
     assert row["pixels"] == 9
     nine_pixels = _box_area(20.0 + 10 * step, 20.0 + 13 * step, 60.0 - 13 * step, 60.0 - 10 * step)
     assert row["area"] == pytest.approx(nine_pixels, rel=1e-5)
+
+
+def test_polygons_of_a_raster_with_polynomial_coefficients_only_are_in_longitude_latitude(
+    tmp_path,
+):
+    scores = np.zeros((100, 100), dtype=np.float32)
+    scores[40:43, 60:64] = 1.0
+    path = tmp_path / "rpc.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 100, 100, 1, gdal.GDT_Float32)
+    dataset.GetRasterBand(1).WriteArray(scores)
+    dataset.SetMetadata(affine_rpc(), "RPC")
+    dataset = None
+    threshold_raster(path, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    objects = ogr.Open(str(tmp_path / "o.gpkg"))
+    layer = objects.GetLayer(0)
+    assert layer.GetSpatialRef().IsGeographic()
+    (feature,) = list(layer)
+    # GDAL's RPC transform (QGIS draws the raster with it): pixel centres at half pixels
+    expected = (7.0 + 9.5e-3, 7.0 + 13.5e-3, 45.0 + 7.5e-3, 45.0 + 10.5e-3)
+    assert feature.GetGeometryRef().GetEnvelope() == pytest.approx(expected, abs=1e-7)
+    assert feature.GetField("area") == pytest.approx(_box_area(*expected), rel=1e-5)

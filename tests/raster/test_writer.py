@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from tests.raster_factory import write_raster
+from tests.raster_factory import affine_rpc, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster import writer
 from uniadrs_engine.raster.reader import Window, open_raster
@@ -206,6 +206,21 @@ def test_ground_control_points_are_passed_on(tmp_path) -> None:
     points = written.GetGCPs()
     assert [(p.GCPPixel, p.GCPLine, p.GCPX, p.GCPY) for p in points] == corners
     assert "WGS 84" in written.GetGCPProjection()
+
+
+def test_rational_polynomial_coefficients_are_passed_on(tmp_path) -> None:
+    source_path = tmp_path / "rpc.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(str(source_path), 100, 100, 1, gdal.GDT_UInt16)
+    dataset.SetMetadata(affine_rpc(), "RPC")
+    dataset = None
+    with open_raster(source_path) as source:
+        assert source.rpc["LAT_OFF"] == "45"
+        with ScoreRasterWriter(tmp_path / "scores.tif", source) as writer:
+            writer.write(Window(0, 0, 100, 100), np.ones((100, 100), dtype=np.float32))
+    written = _read(tmp_path / "scores.tif")
+    assert written.GetMetadata("RPC")["LAT_OFF"] == "45"
+    assert written.GetMetadata("RPC")["LINE_NUM_COEFF"].split()[2] in ("-1", "-1.0", "-1.000000")
+    assert written.GetGeoTransform(can_return_null=True) is None
 
 
 def test_an_output_that_is_an_input_or_a_file_it_reads_is_refused(tmp_path) -> None:

@@ -3,10 +3,10 @@
 Evaluating a score map against anomaly polygons needs a mask on the score raster's grid:
 :func:`rasterize_polygons_like` writes a ``uint8`` GeoTIFF (1 inside a polygon, 0 outside)
 with the size, geotransform and CRS of a reference raster. Polygons in another CRS are
-reprojected on the fly. On a raster georeferenced by ground control points only, polygons
-are carried into pixel and line through those points, as
+reprojected on the fly. On a raster georeferenced by ground control points (or rational
+polynomial coefficients) only, polygons are carried into pixel and line through them, as
 :class:`~uniadrs_engine.raster.vector_frame.VectorFrame` carries traced ones out, and the
-mask gets the same points. A pixel is inside when its centre is (or, with ``all_touched``,
+mask gets the same georeference. A pixel is inside when its centre is (or, with ``all_touched``,
 when the polygon touches it at all).
 
 Example:
@@ -26,7 +26,11 @@ from osgeo import gdal, ogr, osr
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, open_raster, quiet_gdal_errors
 from uniadrs_engine.raster.vector_frame import VectorFrame, spatial_reference
-from uniadrs_engine.raster.writer import check_geotiff_path, check_not_an_input
+from uniadrs_engine.raster.writer import (
+    check_geotiff_path,
+    check_not_an_input,
+    set_georeference,
+)
 
 PathLike = Union[str, Path]
 
@@ -58,7 +62,6 @@ def rasterize_polygons_like(
         width, height = like.width, like.height
         projection = like.projection
         frame = VectorFrame.of(like)
-        gcps, gcp_projection = like.gcps, like.gcp_projection
     with quiet_gdal_errors():
         try:
             vector = ogr.Open(str(vector_path))
@@ -70,7 +73,7 @@ def rasterize_polygons_like(
     if layer is None:
         which = "no layer" if layer_name is None else f"no layer named {layer_name!r}"
         raise InputError(f"{vector_path} has {which}")
-    if (projection or frame.warps and gcp_projection) and layer.GetSpatialRef() is None:
+    if frame.srs is not None and layer.GetSpatialRef() is None:
         raise InputError(f"{vector_path} has no coordinate reference system")
     out_path = check_geotiff_path(out_path)
     check_not_an_input(out_path, like_raster_path, vector_path)
@@ -104,7 +107,7 @@ def rasterize_polygons_like(
         if status != 0:
             raise InputError(f"cannot rasterize {vector_path}: {gdal.GetLastErrorMsg()}")
         if frame.warps:  # set after burning, so that GDAL burns in pixel and line
-            dataset.SetGCPs(list(gcps), gcp_projection)
+            set_georeference(dataset, like)
         dataset.FlushCache()
         dataset = None
         os.replace(temp_path, out_path)

@@ -20,7 +20,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -307,6 +307,8 @@ class RasterSource:
         gcps: The raster's ground control points (georeference of raw satellite products
             such as Sentinel-1 GRD, which have no geotransform), or ``()``.
         gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
+        rpc: The raster's rational polynomial coefficients (GDAL's ``RPC`` metadata domain,
+            the georeference of raw optical satellite products), or ``{}``.
         nodata: Per selected band, its nodata value or None.
         block_size: The file's natural block ``(x, y)`` of the first selected band.
         palette: For a one-band paletted raster opened with ``colours=True``, its
@@ -343,6 +345,7 @@ class RasterSource:
         self.projection: str = dataset.GetProjection() or ""
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
+        self.rpc: Dict[str, str] = dict(dataset.GetMetadata("RPC") or {})
         self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
         self._index_nodata: Optional[float] = None
         if self.palette is not None:  # the nodata is the index's, the colours have none

@@ -13,6 +13,9 @@ carries them between that frame and map coordinates:
   and QGIS, which draws such a raster through an automatically warped VRT. So polygons
   overlay the raster where QGIS draws it. With too few points for a transform, they stay in
   pixel and line (:attr:`VectorFrame.warning` says so).
+* A raster georeferenced by rational polynomial coefficients only (raw optical satellite
+  products): likewise, through GDAL's RPC transformer at the coefficients' mean height
+  (``HEIGHT_OFF``), as QGIS draws it, into longitude and latitude (WGS 84).
 
 Areas (:meth:`VectorFrame.area`) are in squared CRS units, in pixels on a raster without
 georeferencing, and in square metres on a geographic CRS (degrees measure no object): there a
@@ -27,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from osgeo import gdal, ogr, osr
 
@@ -37,6 +40,9 @@ from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, quiet_gdal_errors
 #: Where QGIS draws a raster without a geotransform: one unit per pixel, rows going down
 #: from y = 0 to negative y. Vectors traced from (or burnt into) such a raster use it.
 UNREFERENCED_FRAME: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+
+#: The CRS of the coordinates rational polynomial coefficients map to.
+_WGS84_WKT = osr.SRS_WKT_WGS84_LAT_LONG
 
 #: GDAL transformer directions.
 _TO_MAP, _TO_FRAME = 0, 1
@@ -81,13 +87,16 @@ class VectorFrame:
         projection: The raster's CRS as WKT, or ``''``.
         gcps: Its ground control points; used only when it has no geotransform.
         gcp_projection: The CRS of the ``gcps`` as WKT, or ``''``.
+        rpc: Its rational polynomial coefficients (GDAL's ``RPC`` metadata); used only when
+            it has neither a geotransform nor ground control points.
 
     Attributes:
         geotransform: The frame's geotransform (:func:`vector_geotransform`).
         srs: The CRS of the geometries in map coordinates, or None when unknown.
         area_unit: What :meth:`area` measures in, for messages (``"square metres"``,
             ``"squared map units"`` or ``"pixels"``).
-        warning: Why geometries of a GCP-referenced raster stay in pixel and line, or None.
+        warning: Why geometries of a raster georeferenced by ground control points or
+            polynomial coefficients stay in pixel and line, or None.
     """
 
     def __init__(
@@ -98,16 +107,20 @@ class VectorFrame:
         projection: str,
         gcps: Sequence[gdal.GCP] = (),
         gcp_projection: str = "",
+        rpc: Optional[Mapping[str, str]] = None,
     ) -> None:
         georeferenced = tuple(float(value) for value in geotransform) != NO_GEOTRANSFORM
         use_gcps = bool(gcps) and not georeferenced
-        self.geotransform = vector_geotransform(geotransform, use_gcps)
+        use_rpc = bool(rpc) and not georeferenced and not use_gcps
+        self.geotransform = vector_geotransform(geotransform, use_gcps or use_rpc)
         self.warning: Optional[str] = None
         self._transformer: Optional[Any] = None
-        if use_gcps:
-            self._transformer, self.warning = _gcp_transformer(width, height, gcps)
-        map_wkt = gcp_projection if use_gcps and self._transformer is not None else projection
-        self.srs = spatial_reference(map_wkt if georeferenced or use_gcps else "")
+        map_wkt = projection
+        if use_gcps or use_rpc:
+            self._transformer, self.warning = _warp_transformer(width, height, gcps, rpc)
+            if self._transformer is not None:
+                map_wkt = gcp_projection if use_gcps else _WGS84_WKT
+        self.srs = spatial_reference(map_wkt if georeferenced or self.warps else "")
         self._area_transform: Optional[osr.CoordinateTransformation] = None
         if self.srs is not None and self.srs.IsGeographic():
             centre = self._map_point(width / 2.0, height / 2.0)
@@ -128,11 +141,12 @@ class VectorFrame:
             raster.projection,
             getattr(raster, "gcps", ()),
             getattr(raster, "gcp_projection", ""),
+            getattr(raster, "rpc", None),
         )
 
     @property
     def warps(self) -> bool:
-        """Whether map coordinates come from ground control points (not the geotransform)."""
+        """Whether map coordinates come from ground control points or polynomial coefficients."""
         return self._transformer is not None
 
     def to_map(self, geometry: ogr.Geometry) -> ogr.Geometry:
@@ -167,23 +181,30 @@ class VectorFrame:
         return copy
 
 
-def _gcp_transformer(
-    width: int, height: int, gcps: Sequence[gdal.GCP]
+def _warp_transformer(
+    width: int, height: int, gcps: Sequence[gdal.GCP], rpc: Optional[Mapping[str, str]]
 ) -> Tuple[Optional[Any], Optional[str]]:
-    """GDAL's default transformer of a GCP-referenced raster, or None and why not."""
+    """The transformer QGIS draws a GCP- or RPC-referenced raster with, or None and why not."""
     dataset = gdal.GetDriverByName("MEM").Create("", int(width), int(height), 0)
-    dataset.SetGCPs(list(gcps), "")
+    if gcps:
+        dataset.SetGCPs(list(gcps), "")
+        options: List[str] = []
+        what = f"its {len(gcps)} ground control points"
+    else:
+        rpc = dict(rpc or {})
+        dataset.SetMetadata(rpc, "RPC")
+        options = ["METHOD=RPC", f"RPC_HEIGHT={rpc.get('HEIGHT_OFF', '0')}"]
+        what = "its rational polynomial coefficients"
     with quiet_gdal_errors():
         try:
-            transformer = gdal.Transformer(dataset, None, [])
+            transformer = gdal.Transformer(dataset, None, options)
         except RuntimeError:
             transformer = None
     if transformer is None:
         reason = gdal.GetLastErrorMsg() or "GDAL found no transform"
         return None, (
-            f"its {len(gcps)} ground control points give no transform ({reason}): polygons "
-            "are in pixel and line coordinates; warp the raster first (gdalwarp) for map "
-            "coordinates"
+            f"{what} give no transform ({reason}): polygons are in pixel and line "
+            "coordinates; warp the raster first (gdalwarp) for map coordinates"
         )
     return transformer, None
 
@@ -212,6 +233,6 @@ def _transform_points(geometry: ogr.Geometry, transformer: Any, direction: int) 
         return
     moved, ok = transformer.TransformPoints(direction, [point[:2] for point in points])
     if not all(ok):
-        raise InputError("a vertex could not be carried through the ground control points")
+        raise InputError("a vertex could not be carried between pixels and map coordinates")
     for index, point in enumerate(moved):
         geometry.SetPoint_2D(index, point[0], point[1])

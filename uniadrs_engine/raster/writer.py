@@ -49,14 +49,39 @@ DEFAULT_CREATION_OPTIONS: Tuple[str, ...] = (
 class GridLike(Protocol):
     """Anything that describes a raster grid (a :class:`RasterSource`, a :class:`RasterGrid`).
 
-    A grid that also has ``gcps`` (GDAL ground control points) and ``gcp_projection``, as a
-    :class:`RasterSource` has, passes them on to what is written on it.
+    A grid that also has ``gcps`` (GDAL ground control points) and ``gcp_projection``, or
+    ``rpc`` (rational polynomial coefficients), as a :class:`RasterSource` has, passes them on
+    to what is written on it (:func:`set_georeference`).
     """
 
     width: int
     height: int
     geotransform: Tuple[float, ...]
     projection: str
+
+
+def set_georeference(dataset: gdal.Dataset, like: GridLike) -> None:
+    """Gives a new raster the georeference of ``like``, whose grid it has.
+
+    The geotransform and CRS, or, for a raster georeferenced by ground control points only
+    (such as Sentinel-1 GRD), its points; rational polynomial coefficients (raw optical
+    satellite products) are copied too. QGIS then draws the new raster where it draws
+    ``like``.
+    """
+    gcps = tuple(getattr(like, "gcps", ()))
+    if gcps and tuple(like.geotransform) == NO_GEOTRANSFORM:
+        # georeferenced by ground control points (e.g. Sentinel-1 GRD), kept as such
+        dataset.SetGCPs(gcps, getattr(like, "gcp_projection", ""))
+    else:
+        if tuple(like.geotransform) != NO_GEOTRANSFORM:
+            # an input without georeferencing gets none either: GDAL's placeholder,
+            # written out, would flip the output against its input in QGIS
+            dataset.SetGeoTransform(tuple(like.geotransform))
+        if like.projection:
+            dataset.SetProjection(like.projection)
+    rpc = dict(getattr(like, "rpc", None) or {})
+    if rpc:
+        dataset.SetMetadata(rpc, "RPC")
 
 
 @dataclass(frozen=True)
@@ -254,17 +279,7 @@ class ScoreRasterWriter:
             self._remove_temp()
             raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
         self._dataset: Optional[gdal.Dataset] = dataset
-        gcps = tuple(getattr(like, "gcps", ()))
-        if gcps and tuple(like.geotransform) == NO_GEOTRANSFORM:
-            # georeferenced by ground control points (e.g. Sentinel-1 GRD), kept as such
-            dataset.SetGCPs(gcps, getattr(like, "gcp_projection", ""))
-        else:
-            if tuple(like.geotransform) != NO_GEOTRANSFORM:
-                # an input without georeferencing gets none either: GDAL's placeholder,
-                # written out, would flip the output against its input in QGIS
-                dataset.SetGeoTransform(tuple(like.geotransform))
-            if like.projection:
-                dataset.SetProjection(like.projection)
+        set_georeference(dataset, like)
         for index in range(self.band_count):
             band = dataset.GetRasterBand(index + 1)
             if nodata is not None:
