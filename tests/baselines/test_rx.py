@@ -323,3 +323,39 @@ def test_rx_raster_bad_input(make_raster, tmp_path):
     with pytest.raises(InputError, match="would overwrite the input"):
         rx_raster(path, mask, background_mask_path=mask)
     assert path.read_bytes() == before
+
+
+def test_global_rx_from_too_few_pixels_still_ranks_them_with_a_warning(caplog):
+    rng = np.random.default_rng(0)
+    image = rng.random((120, 10, 10))  # 100 pixels of 120 bands: every pinv distance is equal
+    image[:, 4, 4] += 2.0  # an anomaly
+    inverse = np.linalg.pinv(np.cov(image.reshape(120, -1), ddof=1), rcond=1e-12)
+    centred = image.reshape(120, -1) - image.reshape(120, -1).mean(axis=1, keepdims=True)
+    constant = np.einsum("ij,ij->j", centred, inverse @ centred)
+    assert np.ptp(constant) < 1e-6 * constant.max()  # what the plain estimator gives
+    with caplog.at_level("WARNING"):
+        scores = global_rx(image)
+    assert "only 100 pixels" in caplog.text and "49 leading principal components" in caplog.text
+    assert np.ptp(scores) > 0.1 * scores.max()
+    assert np.nanargmax(scores) == 4 * 10 + 4
+
+
+def test_global_rx_from_fewer_than_two_pixels_per_band_warns(caplog):
+    image = np.random.default_rng(1).random((40, 8, 8))  # 64 pixels of 40 bands
+    with caplog.at_level("WARNING"):
+        scores = global_rx(image)
+    assert "fewer than 2 per band" in caplog.text
+    inverse = np.linalg.pinv(np.cov(image.reshape(40, -1), ddof=1), rcond=1e-12)
+    centred = image.reshape(40, -1) - image.reshape(40, -1).mean(axis=1, keepdims=True)
+    expected = np.einsum("ij,ij->j", centred, inverse @ centred).reshape(8, 8)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)  # the estimator is kept
+
+
+def test_rx_raster_from_too_few_pixels_ranks_them_as_the_array_function(make_raster, tmp_path):
+    image = np.random.default_rng(2).random((120, 10, 10)).astype(np.float32)
+    image[:, 6, 2] += 2.0
+    path = make_raster(image, "chip.tif")
+    rx_raster(path, tmp_path / "rx.tif")
+    scores, _ = _read_scores(tmp_path / "rx.tif")
+    np.testing.assert_allclose(scores, global_rx(image), rtol=1e-4)
+    assert np.nanargmax(scores) == 6 * 10 + 2

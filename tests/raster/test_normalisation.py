@@ -251,3 +251,19 @@ def test_normalisation_scopes() -> None:
     assert check_normalisation_scope("tile") == "tile"
     with pytest.raises(InputError, match="unknown normalisation scope 'crop'"):
         check_normalisation_scope("crop")
+
+
+def test_whitening_raster_statistics_of_too_few_pixels_warns(caplog):
+    image = np.random.default_rng(3).random((40, 6, 6))  # 36 pixels of 40 bands
+    accumulator = StatisticsAccumulator(40, covariance=True)
+    accumulator.add(image.reshape(40, -1))
+    statistics = accumulator.result("the chip")
+    with caplog.at_level("WARNING"):
+        SpectralWhitening.from_statistics(statistics, "chip.tif")
+    assert "chip.tif: the spectral whitening estimates the covariance of 40 bands" in caplog.text
+    caplog.clear()
+    accumulator = StatisticsAccumulator(3, covariance=True)
+    accumulator.add(image[:3].reshape(3, -1))
+    with caplog.at_level("WARNING"):
+        SpectralWhitening.from_statistics(accumulator.result("the chip"), "chip.tif")
+    assert caplog.text == ""

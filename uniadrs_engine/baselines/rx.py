@@ -4,7 +4,10 @@
 the image under the image covariance ``S`` (``ddof=1``), with the pseudo-inverse as ENVI
 does: ``(x - m)^T pinv(S) (x - m)`` (singular values below ``PINV_RCOND = 1e-12`` of the
 largest count as zero). A background mask restricts the pixels ``m`` and ``S``
-are estimated from; every valid pixel is scored.
+are estimated from; every valid pixel is scored. Estimated from fewer than two pixels per
+band, ``S`` is poor and RX warns; from at most one pixel more than bands, the pseudo-inverse
+would give every pixel the same score, and RX measures in fewer principal components
+(:func:`rx_inverse`).
 
 **Local RX** (dual window) estimates ``m`` and ``S`` per pixel from the pixels of an
 ``outer x outer`` window centred on it, minus the ``inner x inner`` guard window (both odd),
@@ -48,6 +51,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, replace
@@ -66,6 +70,8 @@ from uniadrs_engine.progress import (
 from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_of
 from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
+    MIN_PIXELS_PER_BAND,
+    BandStatistics,
     StatisticsAccumulator,
     check_varies,
     compute_band_statistics,
@@ -81,6 +87,8 @@ from uniadrs_engine.raster.writer import (
 )
 
 PathLike = Union[str, Path]
+
+LOGGER = logging.getLogger(__name__)
 
 RX_MODES = ("global", "local")
 
@@ -160,6 +168,52 @@ def rx_scores(pixels: np.ndarray, mean: np.ndarray, inverse: np.ndarray) -> np.n
     return scores
 
 
+def rx_inverse(covariance: np.ndarray, pixel_count: int) -> np.ndarray:
+    """The matrix global RX measures distances with: ``pinv(S)``, or fewer components.
+
+    ``pixel_count`` pixels of ``C`` bands span at most ``pixel_count - 1`` dimensions, and
+    when that is ``C`` or fewer every one of them lies at the same Mahalanobis distance from
+    their mean: RX would give one constant score. Then the distances are measured in the
+    leading ``(pixel_count - 1) // 2`` principal components (two pixels per component, see
+    :data:`~uniadrs_engine.raster.statistics.MIN_PIXELS_PER_BAND`), with a warning. Between
+    that and two pixels per band the pseudo-inverse is kept, with a warning that the estimate
+    is poor.
+
+    Args:
+        covariance: ``[C, C]`` band covariance.
+        pixel_count: Pixels it was estimated from.
+    """
+    bands = covariance.shape[0]
+    if pixel_count >= MIN_PIXELS_PER_BAND * bands:
+        return np.linalg.pinv(covariance, rcond=PINV_RCOND)
+    advice = "select fewer bands, or give RX more pixels"
+    if pixel_count > bands + 1:
+        LOGGER.warning(
+            "RX estimates the covariance of %d bands from %d pixels, fewer than %d per band: "
+            "its scores are unreliable; %s",
+            bands,
+            pixel_count,
+            MIN_PIXELS_PER_BAND,
+            advice,
+        )
+        return np.linalg.pinv(covariance, rcond=PINV_RCOND)
+    components = max(1, (pixel_count - 1) // MIN_PIXELS_PER_BAND)
+    LOGGER.warning(
+        "RX estimates the covariance of %d bands from only %d pixels, so every pixel would "
+        "get the same score: it measures in the %d leading principal components instead; %s",
+        bands,
+        pixel_count,
+        components,
+        advice,
+    )
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1][:components]
+    kept_values, kept_vectors = eigenvalues[order], eigenvectors[:, order]
+    positive = kept_values > _EIGENVALUE_TOLERANCE * max(float(eigenvalues.max()), 0.0)
+    kept_values, kept_vectors = kept_values[positive], kept_vectors[:, positive]
+    return (kept_vectors / kept_values) @ kept_vectors.T
+
+
 def _pixel_masks(
     image: np.ndarray, valid: Optional[np.ndarray], background: Optional[np.ndarray]
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -208,7 +262,7 @@ def global_rx(
     valid_map, used = _pixel_masks(image, valid, background)
     mean, covariance = _image_statistics(image, used)
     scores = np.full(image.shape[1:], np.nan)
-    inverse = np.linalg.pinv(covariance, rcond=PINV_RCOND)
+    inverse = rx_inverse(covariance, int(used.sum()))
     scores[valid_map] = rx_scores(image[:, valid_map], mean, inverse)
     return scores
 
@@ -614,8 +668,7 @@ def _rx_bands(
                 write_global_rx(
                     source,
                     output_path,
-                    statistics.mean,
-                    statistics.covariance,
+                    statistics,
                     memory_mb,
                     reporter.sub(0.3, 1.0),
                     overviews=SCORE_OVERVIEWS,
@@ -660,8 +713,7 @@ def _rx_bands(
 def write_global_rx(
     source: RasterSource,
     output_path: PathLike,
-    mean: np.ndarray,
-    covariance: np.ndarray,
+    statistics: BandStatistics,
     memory_mb: float,
     reporter: ProgressReporter,
     observer: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
@@ -672,15 +724,17 @@ def write_global_rx(
     Args:
         source: The open raster (its band selection is scored).
         output_path: Score GeoTIFF to write (squared Mahalanobis distances, float32).
-        mean: Band means ``[C]`` the distances are measured from.
-        covariance: Band covariance ``[C, C]`` (pseudo-inverted, see :data:`PINV_RCOND`).
+        statistics: The band statistics (with their covariance) the distances are measured
+            with (:func:`rx_inverse`).
         memory_mb: Memory budget of one strip.
         reporter: Progress and cancellation.
         observer: Optional callable receiving each written strip's scores and validity.
         overviews: Resampling of the output's overviews, or None for none (see
             :class:`~uniadrs_engine.raster.writer.ScoreRasterWriter`).
     """
-    inverse = np.linalg.pinv(covariance, rcond=PINV_RCOND)
+    assert statistics.covariance is not None
+    mean = statistics.mean
+    inverse = rx_inverse(statistics.covariance, statistics.count)
     bytes_per_pixel = 4 * source.band_count + 16 * source.band_count + 16
     windows = block_windows(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size

@@ -769,8 +769,7 @@ def _detect_bands(
                 write_global_rx(
                     source,
                     temporary_paths[-1],
-                    statistics.mean,
-                    statistics.covariance,
+                    statistics,
                     _strip_memory_mb(options.memory_mb),
                     reporter.sub(scoring_end, fusion_start),
                     lambda values, valid: histograms[-1].add(values[valid]),

@@ -30,13 +30,16 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Dict, Optional, Union
 
 import numpy as np
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.statistics import BandStatistics
+from uniadrs_engine.raster.statistics import MIN_PIXELS_PER_BAND, BandStatistics
+
+LOGGER = logging.getLogger(__name__)
 
 #: Name of this normalisation in model cards.
 NORMALISATION_NAME = "band_max"
@@ -253,6 +256,17 @@ class SpectralWhitening:
             raise InputError(f"{what} has fewer than two valid pixels: no spectral whitening")
         if statistics.covariance is None:
             raise ValueError("spectral whitening needs statistics with their covariance")
+        bands = len(statistics.mean)
+        if statistics.count < MIN_PIXELS_PER_BAND * bands:
+            LOGGER.warning(
+                "%s: the spectral whitening estimates the covariance of %d bands from %d "
+                "valid pixels, fewer than %d per band, so the scores are unreliable; select "
+                "fewer bands",
+                what,
+                bands,
+                statistics.count,
+                MIN_PIXELS_PER_BAND,
+            )
         return cls.from_moments(statistics.mean, statistics.covariance, floor)
 
     @classmethod

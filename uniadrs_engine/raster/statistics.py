@@ -40,6 +40,11 @@ PixelMask = Union[str, Path, Callable[[Window], np.ndarray]]
 
 T = TypeVar("T")
 
+#: Pixels per band from which a band covariance is estimated well enough (Reed, Mallett and
+#: Brennan's rule: with twice as many pixels as bands an estimated covariance loses about
+#: 3 dB of detection power). Global RX and the spectral whitening warn below it.
+MIN_PIXELS_PER_BAND = 2
+
 
 @dataclass
 class BandStatistics:
