@@ -31,6 +31,13 @@ class EmptyBandsError(InputError):
         self.kept_bands: Tuple[int, ...] = tuple(kept_bands)
 
 
+class ContainerError(InputError):
+    """A file holds several rasters (NetCDF variables, HDF datasets) and no band of its own.
+
+    The message names the subdatasets to pass instead.
+    """
+
+
 class ModelFileError(UniadrsError):
     """A model file is missing, unreadable, foreign or carries code (a pickled payload)."""
 

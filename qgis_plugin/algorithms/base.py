@@ -85,6 +85,31 @@ def engine_module(name: str) -> Any:
         ) from None
 
 
+def _is_gdal_name(text: str) -> bool:
+    """Whether ``text`` is a GDAL name (``NETCDF:"f.nc":var``, ``/vsizip/...``), not a path."""
+    try:
+        reader = importlib.import_module("uniadrs_engine.raster.reader")
+    except Exception:  # noqa: BLE001 - without the engine, no name is recognised
+        return False
+    return bool(reader.is_gdal_name(text))
+
+
+def _container_message(text: str) -> Optional[str]:
+    """The engine's message for a container of rasters (naming its subdatasets), or None."""
+    try:
+        reader = importlib.import_module("uniadrs_engine.raster.reader")
+        errors = importlib.import_module("uniadrs_engine.errors")
+    except Exception:  # noqa: BLE001 - without the engine, the generic message stands
+        return None
+    try:
+        with reader.open_raster(text):
+            return None
+    except errors.ContainerError as error:
+        return str(error)
+    except Exception:  # noqa: BLE001 - any other reading error: the generic message
+        return None
+
+
 class UniadrsAlgorithm(QgsProcessingAlgorithm):
     """Common behaviour of the provider's algorithms (see the module docstring)."""
 
@@ -179,7 +204,7 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
             if value is None or value == "" or isinstance(value, QgsRasterLayer):
                 continue
             if kind == "raster":
-                layer = self.parameterAsRasterLayer(parameters, definition.name(), context)
+                layer = self.raster_layer(parameters, definition.name(), context)
                 if layer is None or not layer.isValid():
                     return False, self.unreadable_raster_message(definition.description(), value)
                 continue
@@ -191,12 +216,40 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
                     return False, self.unreadable_raster_message(definition.description(), item)
         return super().checkParameterValues(parameters, context)
 
+    def raster_layer(
+        self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> Optional[QgsRasterLayer]:
+        """The raster layer of a parameter, GDAL names included.
+
+        QGIS Processing does not turn GDAL names such as ``NETCDF:"scene.nc":radiance`` (a
+        subdataset of a container) into layers; such a name is opened with the GDAL provider
+        here, and the layer kept in the context's temporary layer store.
+        """
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is not None and layer.isValid():
+            return layer
+        value = parameters.get(name)
+        if isinstance(value, str) and _is_gdal_name(value):
+            named = QgsRasterLayer(value, value.rsplit(":", 1)[-1] or value, "gdal")
+            if named.isValid():
+                context.temporaryLayerStore().addMapLayer(named)
+                return named
+        return layer
+
     @staticmethod
     def unreadable_raster_message(description: str, value: Any) -> str:
-        """The message for a raster parameter whose value QGIS cannot open as a raster."""
+        """The message for a raster parameter whose value QGIS cannot open as a raster.
+
+        A container of several rasters (NetCDF, HDF), which QGIS may open as a mesh, gets
+        the engine's message naming its subdatasets.
+        """
         text = str(value)
-        if "|" not in text and "://" not in text and not Path(text).exists():
+        named = _is_gdal_name(text)
+        if not named and "|" not in text and "://" not in text and not Path(text).exists():
             return f"{description}: file not found: {text}"
+        container = _container_message(text)
+        if container:
+            return f"{description}: {container}"
         return (
             f"{description}: {text} is not a raster layer QGIS can open "
             "(a vector layer, or a format GDAL does not read?)"
@@ -279,7 +332,7 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
             if optional:
                 return None
             raise QgsProcessingException(f"{description}: no raster layer given")
-        layer = self.parameterAsRasterLayer(parameters, name, context)
+        layer = self.raster_layer(parameters, name, context)
         if layer is None or not layer.isValid():
             raise QgsProcessingException(self.unreadable_raster_message(description, value))
         return self.gdal_source(layer, description)

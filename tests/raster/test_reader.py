@@ -18,6 +18,7 @@ from uniadrs_engine.raster.reader import (
     describe_bands,
     open_raster,
     select_bands,
+    subdataset_names,
 )
 
 
@@ -318,6 +319,26 @@ def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "has no raster band of its own: pass one of its subdatasets instead" in message
     assert f'NETCDF:"{path}":a' in message and message.endswith("and 1 more")
+
+
+def test_subdatasets_are_named_in_gdal_order_past_nine(tmp_path: Path) -> None:
+    path = tmp_path / "many.nc"
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
+    group = dataset.GetRootGroup()
+    axes = [group.CreateDimension(name, None, None, size) for name, size in (("y", 2), ("x", 3))]
+    names = [f"v{number}" for number in range(1, 13)]
+    for name in names:
+        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
+        variable.Write(np.ones((2, 3), dtype=np.float32))
+    dataset = None
+    with pytest.raises(InputError) as caught:
+        open_raster(path)
+    message = str(caught.value)
+    shown = ", ".join(f'NETCDF:"{path}":{name}' for name in names[:3])
+    assert message.endswith(f"{shown} and 9 more")
+    assert subdataset_names(gdal.Open(str(path)))[9:] == [
+        f'NETCDF:"{path}":v{n}' for n in (10, 11, 12)
+    ]
 
 
 def test_raster_without_georeference(make_raster) -> None:

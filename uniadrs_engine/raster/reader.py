@@ -25,7 +25,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, 
 import numpy as np
 from osgeo import gdal, gdal_array
 
-from uniadrs_engine.errors import InputError
+from uniadrs_engine.errors import ContainerError, InputError
 
 PathLike = Union[str, Path]
 
@@ -34,6 +34,9 @@ NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 #: Subdatasets a container's error names (the rest are counted).
 MAX_SUBDATASETS_NAMED = 3
+
+#: The metadata key of a subdataset's GDAL name.
+_SUBDATASET_NAME_KEY = re.compile(r"SUBDATASET_(\d+)_NAME")
 
 #: ``NETCDF:"file.nc":var``-style GDAL names (a driver prefix of two or more letters).
 _GDAL_PREFIXED_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")
@@ -131,8 +134,13 @@ def _gdal_message(default: str) -> str:
     return message.splitlines()[0] if message else default
 
 
-def _looks_like_gdal_name(path: str) -> bool:
-    """Tells virtual (``/vsizip/...``) and driver-prefixed names from plain file paths."""
+def is_gdal_name(path: str) -> bool:
+    """Tells virtual (``/vsizip/...``) and driver-prefixed names from plain file paths.
+
+    Example:
+        >>> is_gdal_name('NETCDF:"scene.nc":radiance'), is_gdal_name("C:/scene.tif")
+        (True, False)
+    """
     return path.startswith("/vsi") or bool(_GDAL_PREFIXED_NAME.match(path))
 
 
@@ -184,10 +192,28 @@ def rgb_palette(dataset: gdal.Dataset) -> Optional[np.ndarray]:
     return np.asarray(entries, dtype=np.uint8).T.copy()
 
 
+def subdataset_names(dataset: gdal.Dataset) -> List[str]:
+    """The GDAL names of a container's subdatasets, in GDAL's order (``SUBDATASET_1`` first).
+
+    Example:
+        >>> dataset = gdal.GetDriverByName("MEM").Create("", 1, 1, 0)
+        >>> for n in range(1, 12):
+        ...     _ = dataset.SetMetadataItem(f"SUBDATASET_{n}_NAME", f"v{n}", "SUBDATASETS")
+        >>> subdataset_names(dataset)[:3]
+        ['v1', 'v2', 'v3']
+    """
+    metadata = dataset.GetMetadata("SUBDATASETS") or {}
+    numbered = []
+    for key, value in metadata.items():
+        match = _SUBDATASET_NAME_KEY.fullmatch(key)
+        if match:
+            numbered.append((int(match.group(1)), value))
+    return [value for _, value in sorted(numbered)]
+
+
 def _subdatasets_hint(dataset: gdal.Dataset) -> str:
     """Names the subdatasets of a container (NetCDF, HDF, SAFE) to pass instead, or ``""``."""
-    metadata = dataset.GetMetadata("SUBDATASETS") or {}
-    names = [value for key, value in sorted(metadata.items()) if key.endswith("_NAME")]
+    names = subdataset_names(dataset)
     if not names:
         return ""
     shown = ", ".join(names[:MAX_SUBDATASETS_NAMED])
@@ -512,7 +538,7 @@ def open_raster(
             band, or a selected band is out of range.
     """
     name = str(path)
-    if not Path(name).exists() and not _looks_like_gdal_name(name):
+    if not Path(name).exists() and not is_gdal_name(name):
         raise InputError(f"input raster not found: {name}")
     if Path(name).is_dir() and not name.lower().endswith((".zarr", ".gdb", ".safe")):
         raise InputError(f"{name} is a folder, not a raster")
@@ -528,7 +554,8 @@ def open_raster(
     if dataset.RasterXSize <= 0 or dataset.RasterYSize <= 0:
         raise InputError(f"{name} has no pixel ({dataset.RasterXSize}x{dataset.RasterYSize})")
     if dataset.RasterCount <= 0:
-        raise InputError(f"{name} has no raster band{_subdatasets_hint(dataset)}")
+        hint = _subdatasets_hint(dataset)
+        raise (ContainerError if hint else InputError)(f"{name} has no raster band{hint}")
     palette = rgb_palette(dataset) if colours else None
     count = 3 if palette is not None else dataset.RasterCount
     if bands is None:
