@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from uniadrs_engine.cli.arguments import (
+    BAR_DELAY_S,
     band_list,
     parse_band_list,
     parse_float_list,
@@ -56,10 +57,22 @@ def test_a_resumed_bar_counts_its_rate_from_where_it_resumed(capsys) -> None:
 
     with progress_bar(steps=1000) as update:
         update(0.9, "resumed")  # a run that goes on from step 900
-        time.sleep(0.2)
+        time.sleep(BAR_DELAY_S + 0.2)
         update(0.91, "step 910")
     err = capsys.readouterr().err
     assert "910/1000" in err
     rates = [float(value) for value in re.findall(r"([\d.]+)step/s", err)]
-    # 10 steps in about 0.2 s: some 50 steps/s, not the ~4,500 that 910 steps would give.
-    assert rates and max(rates) < 500
+    # 10 steps in about 0.7 s: some 14 steps/s, not the ~1,300 that 910 steps would give.
+    assert rates and max(rates) < 200
+
+
+def test_a_bar_shows_only_after_a_moment_or_at_its_end(capsys) -> None:
+    with pytest.raises(ValueError), progress_bar("failing") as update:
+        update(0.0, "reading")
+        raise ValueError("bad input")  # a command that fails at once prints no bar
+    assert capsys.readouterr().err == ""
+    with progress_bar("quick") as update:
+        update(0.5, "")
+        update(1.0, "done")
+    err = capsys.readouterr().err
+    assert "quick: 100%" in err and "50%" not in err and err.endswith("\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, List
 
@@ -137,6 +138,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: Seconds before a progress bar first shows: a command that fails at once (bad input)
+#: prints its one-line error alone, and one that ends sooner shows only its final bar.
+BAR_DELAY_S = 0.5
+
+
 @contextmanager
 def progress_bar(
     description: str = "", enabled: bool = True, *, steps: int | None = None, unit: str = "step"
@@ -169,10 +175,12 @@ def progress_bar(
             dynamic_ncols=True,
             disable=not enabled,
             bar_format=bar_format,
+            delay=BAR_DELAY_S,
         ) as bar,
         logging_redirect_tqdm(),
     ):  # warnings print above the bar, not into it
         started = False
+        shown_from = time.monotonic() + BAR_DELAY_S
 
         def update(fraction: float, message: str = "") -> None:
             nonlocal started
@@ -187,7 +195,9 @@ def progress_bar(
                 bar.n = position
                 if message:
                     bar.set_postfix_str(message, refresh=False)
-                bar.refresh()
+                if position >= total or time.monotonic() >= shown_from:
+                    bar.delay = 0  # shown from now on, and its last state when it closes
+                    bar.refresh()
 
         yield update
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
-from uniadrs_engine.cli.arguments import add_config_overrides, training_config_from_args
+from uniadrs_engine.cli.arguments import (
+    add_config_overrides,
+    progress_bar,
+    training_config_from_args,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -113,14 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 "with --config the backgrounds and settings come from the configuration "
                 f"(use --set KEY=VALUE); drop {options or 'the BACKGROUNDS arguments'}"
             )
-    with (
-        tqdm(total=args.n, unit="sample", desc="simulating") as bar,
-        logging_redirect_tqdm(),  # warnings print above the bar, not into it
-    ):
-
-        def progress(fraction: float, message: str) -> None:
-            bar.update(round(fraction * args.n) - bar.n)
-
+    with progress_bar("simulating", steps=args.n, unit="sample") as progress:
         if args.config is not None:
             written = _simulate_config(args, progress)
         else:
