@@ -19,6 +19,7 @@ import numpy as np
 from osgeo import gdal
 
 from uniadrs_engine.benchmark.manifest import BenchmarkScene
+from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.raster.reader import quiet_gdal_errors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -353,15 +354,11 @@ def save_benchmark_figure(
     Score maps are those whose ``score_path`` is still present; returns None if there is
     nothing to draw.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     detectors = list(dict.fromkeys(result.detector for result in results))
     if not scenes:
         return None
     columns = 2 + len(detectors)
-    figure = Figure(figsize=(2.4 * columns, 2.5 * len(scenes)), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = agg_figure(2.4 * columns, 2.5 * len(scenes))
     axes = figure.subplots(len(scenes), columns, squeeze=False)
     for row, scene in enumerate(scenes):
         image = _thumbnail(scene.image_path, _display_bands(scene.image_path))
@@ -391,12 +388,4 @@ def save_benchmark_figure(
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.tight_layout()
-    temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.png"
-    try:
-        figure.savefig(str(temp_path), format="png")
-        os.replace(temp_path, path)
-    finally:
-        if temp_path.exists():
-            temp_path.unlink()
-    return path
+    return save_png(figure, path)

@@ -23,8 +23,6 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 from osgeo import osr
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.metrics.roc import RocCurve, check_both_classes, count_pairs
 from uniadrs_engine.metrics.roc3d import Roc3dResult, normalised_class_means
 from uniadrs_engine.progress import ProgressReporter
@@ -460,13 +459,9 @@ def save_roc_png(
     Raises:
         InputError: If :func:`check_roc_png_path` refuses the path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     curve = result.curve if isinstance(result, EvaluationResult) else result
     path = check_roc_png_path(path)
-    figure = Figure(figsize=(9.0, 4.0), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = agg_figure(9.0, 4.0)
     roc_axes, tau_axes = figure.subplots(1, 2)
     roc_axes.plot(
         curve.false_positive_rate, curve.true_positive_rate, lw=1.5, label=f"AUC = {curve.auc:.4f}"
@@ -497,12 +492,4 @@ def save_roc_png(
     )
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.png"
-    try:
-        figure.savefig(str(temp_path), format="png")
-        os.replace(temp_path, path)
-    finally:
-        if temp_path.exists():
-            temp_path.unlink()
-    return path
+    return save_png(figure, path)

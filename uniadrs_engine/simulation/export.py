@@ -38,6 +38,7 @@ from osgeo import gdal
 from scipy import ndimage
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
@@ -283,14 +284,10 @@ def outlined(rgb: np.ndarray, labels: np.ndarray, zoom: int = 2) -> np.ndarray:
 
 def write_contact_sheet(samples: Sequence[SimulatedSample], path: Path, columns: int = 4) -> None:
     """Draws samples in a grid with their label outlines and writes a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     count = max(len(samples), 1)
     columns = min(columns, count)
     rows = (count + columns - 1) // columns
-    figure = Figure(figsize=(3.0 * columns, 3.5 * rows + 0.4), dpi=100)
-    FigureCanvasAgg(figure)
+    figure = agg_figure(3.0 * columns, 3.5 * rows + 0.4)
     for index, sample in enumerate(samples):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.imshow(outlined(display_rgb(sample), sample.labels), interpolation="nearest")
@@ -298,8 +295,7 @@ def write_contact_sheet(samples: Sequence[SimulatedSample], path: Path, columns:
         axes.set_title(f"{index}: {sample.kind}, {sample.channels} ch\n{source}", fontsize=8)
         axes.set_axis_off()
     figure.suptitle("red: anomaly (1), yellow: large normal (3), blue: ignore (2)", fontsize=9)
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
-    figure.savefig(str(path))
+    save_png(figure, path, rect=(0, 0, 1, 0.97))
 
 
 def _index_row(index: int, sample: SimulatedSample) -> Dict[str, object]:
