@@ -155,11 +155,7 @@ class RxAlgorithm(UniadrsAlgorithm):
             progress=progress,
             is_cancelled=is_cancelled,
         )
-        windows = f", windows {report.inner}/{report.outer} px" if mode == "local" else ""
-        feedback.pushInfo(
-            f"RX ({report.mode}{windows}) on bands {report.bands}: {report.width}x{report.height} "
-            f"pixels, background of {report.background_pixels} pixels, {report.seconds:.1f} s"
-        )
+        feedback.pushInfo(report.summary_line())
         left_out = report.describe_bands_left_out()
         if left_out:
             feedback.pushWarning(f"RX: {left_out}")

@@ -41,7 +41,7 @@ def test_global_and_local(scene_raster, tmp_path, capsys):
     )
     np.testing.assert_allclose(_scores(tmp_path / "l.tif"), local_rx(image, 3, 9), rtol=1e-5)
     captured = capsys.readouterr()
-    assert "local RX, windows 3/9 px, 5 band(s)" in captured.out
+    assert "local RX, windows 3/9 px on bands 1-5: " in captured.out
 
 
 def test_bands_left_out_are_named(make_raster, tmp_path, capsys):
@@ -51,7 +51,8 @@ def test_bands_left_out_are_named(make_raster, tmp_path, capsys):
     assert main(["rx", str(path), str(tmp_path / "g.tif"), "--quiet"]) == 0
     np.testing.assert_allclose(_scores(tmp_path / "g.tif"), global_rx(image[1:]), rtol=1e-5)
     out = capsys.readouterr().out
-    assert "global RX, 2 band(s) (band 1 left out: it holds no value)" in out
+    assert "global RX on bands 2-3: 14x12 px" in out
+    assert out.rstrip().endswith("(band 1 left out: it holds no value)")
 
 
 def test_background_mask_option(scene_raster, make_raster, tmp_path):

@@ -68,7 +68,12 @@ from uniadrs_engine.progress import (
     never_backwards,
 )
 from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_of
-from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
+from uniadrs_engine.raster.reader import (
+    RasterSource,
+    describe_bands,
+    open_raster,
+    select_bands,
+)
 from uniadrs_engine.raster.statistics import (
     MIN_PIXELS_PER_BAND,
     BandStatistics,
@@ -152,6 +157,19 @@ class RxReport:
     def describe_bands_left_out(self) -> str:
         """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
         return describe_bands_left_out(self.bands_left_out, self.bad_bands)
+
+    def summary_line(self) -> str:
+        """One line for logs: mode, windows, bands (as ranges), size, background and time.
+
+        Example:
+            >>> RxReport("rx.tif", 1.25, "global", [1, 2, 3, 7], 40, 30, 1200).summary_line()
+            'global RX on bands 1-3, 7: 40x30 px, statistics from 1200 px, 1.25 s'
+        """
+        windows = f", windows {self.inner}/{self.outer} px" if self.mode == "local" else ""
+        return (
+            f"{self.mode} RX{windows} on {describe_bands(self.bands)}: {self.width}x"
+            f"{self.height} px, statistics from {self.background_pixels} px, {self.seconds:.2f} s"
+        )
 
 
 # --------------------------------------------------------------------------- global RX

@@ -93,11 +93,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             max_components=args.max_components,
         )
-    windows = f", windows {report.inner}/{report.outer} px" if report.mode == "local" else ""
     left_out = report.describe_bands_left_out()
     left_out = f" ({left_out})" if left_out else ""
-    print(
-        f"wrote {report.output_path}: {report.mode} RX{windows}, {len(report.bands)} band(s)"
-        f"{left_out}, {report.width}x{report.height} px, {report.seconds:.2f} s"
-    )
+    print(f"wrote {report.output_path}: {report.summary_line()}{left_out}")
     return 0
