@@ -14,10 +14,12 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
+
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.writer import temporary_sibling, write_failure_message
 
 PathLike = Union[str, Path]
 
@@ -36,15 +38,20 @@ def save_png(figure: Any, path: PathLike, rect: Optional[Sequence[float]] = None
     """Lays a figure out tightly (within ``rect``) and writes it as a PNG, complete or not at all.
 
     The PNG is written under a temporary name in the same folder, then renamed.
+
+    Raises:
+        InputError: If it cannot be written (a full disk, say).
     """
     path = Path(path)
-    temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial.png"
+    temp_path = temporary_sibling(path, ".png")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
         figure.tight_layout(rect=None if rect is None else tuple(rect))
         try:
             figure.savefig(str(temp_path), format="png")
             os.replace(temp_path, path)
+        except OSError as error:  # a full disk, a file-size limit
+            raise InputError(write_failure_message(path, error.strerror or str(error))) from None
         finally:
             if temp_path.exists():
                 temp_path.unlink()

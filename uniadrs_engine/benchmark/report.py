@@ -11,7 +11,6 @@ import datetime
 import io
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -21,6 +20,7 @@ from osgeo import gdal
 from uniadrs_engine.benchmark.manifest import BenchmarkScene
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.raster.reader import quiet_gdal_errors
+from uniadrs_engine.raster.writer import temporary_sibling
 
 if TYPE_CHECKING:  # pragma: no cover
     from uniadrs_engine.benchmark.runner import SceneResult
@@ -55,7 +55,7 @@ THUMBNAIL_SIZE = 256
 
 def _write_text(path: Path, text: str) -> None:
     """Writes a text file under a temporary name, then renames it."""
-    temp_path = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.partial"
+    temp_path = temporary_sibling(path, path.suffix)
     try:
         temp_path.write_text(text, encoding="utf-8")
         os.replace(temp_path, path)

@@ -13,11 +13,14 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import logging
 import os
+import signal
 import sys
-from typing import Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import CancelledError, UniadrsError
@@ -41,6 +44,18 @@ EXIT_CANCELLED = 130
 #: A closed output pipe (128 + SIGPIPE, as a shell reports a tool that SIGPIPE stopped).
 EXIT_BROKEN_PIPE = 141
 
+#: File-system errors a user can act on (a full disk or quota, a file-size limit, a name
+#: too long, no permission, a read-only file system): one line, not a traceback.
+FILE_SYSTEM_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS}
+)
+
+#: Signals that stop a run as Ctrl-C does (``kill``, ``timeout``, a closed terminal), so
+#: that it cleans up its temporary files (and training writes its checkpoint).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Builds the top-level parser with every available sub-command."""
@@ -62,6 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    """Handles a stop signal with whatever handles Ctrl-C now (KeyboardInterrupt by default)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals_as_interrupts() -> Iterator[None]:
+    """Makes :data:`STOP_SIGNALS` act as Ctrl-C while a command runs (main thread only)."""
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: signals stay as they are
+        for number in STOP_SIGNALS:
+            previous[number] = signal.signal(number, _interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line and returns its exit status."""
     parser = build_parser()
@@ -80,7 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # GDAL's block cache (5 % of the RAM by default) comes on top of the budget
         limit_gdal_cache(max(32.0, args.memory_mb / 4))
     try:
-        status = int(handler(args) or 0)
+        with _stop_signals_as_interrupts():
+            status = int(handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
     except BrokenPipeError:
@@ -97,6 +136,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("uniadrs: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except OSError as error:
+        if error.errno not in FILE_SYSTEM_ERRORS:
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        print(f"uniadrs: error: {error.strerror or error}{where}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import math
-import uuid
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -41,7 +40,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.progress import ProgressReporter
 from uniadrs_engine.raster.reader import open_raster
 from uniadrs_engine.raster.tiling import block_windows
-from uniadrs_engine.raster.writer import ScoreRasterWriter
+from uniadrs_engine.raster.writer import ScoreRasterWriter, temporary_sibling
 
 #: Histogram bins, equal in the logit of the score.
 HISTOGRAM_BINS = 65536
@@ -129,8 +128,7 @@ class ScoreHistogram:
 
 def temporary_raster_path(output_path: Union[str, Path], label: str) -> Path:
     """A hidden, unique path in the output's folder for an intermediate raster."""
-    output_path = Path(output_path)
-    return output_path.parent / f".{output_path.stem}.{label}.{uuid.uuid4().hex[:8]}.tif"
+    return temporary_sibling(output_path, ".tif", label)
 
 
 def fusion_weights(scale_count: int, rx_weight: float = 0.0) -> List[float]:

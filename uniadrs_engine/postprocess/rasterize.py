@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Optional, Union
 
@@ -29,7 +28,9 @@ from uniadrs_engine.raster.vector_frame import VectorFrame, spatial_reference
 from uniadrs_engine.raster.writer import (
     check_geotiff_path,
     check_not_an_input,
+    gdal_write_errors,
     set_georeference,
+    temporary_sibling,
 )
 
 PathLike = Union[str, Path]
@@ -77,7 +78,7 @@ def rasterize_polygons_like(
         raise InputError(f"{vector_path} has no coordinate reference system")
     out_path = check_geotiff_path(out_path)
     check_not_an_input(out_path, like_raster_path, vector_path)
-    temp_path = out_path.parent / f".{out_path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
+    temp_path = temporary_sibling(out_path, ".tif")
     try:
         dataset = gdal.GetDriverByName("GTiff").Create(
             str(temp_path),
@@ -108,8 +109,9 @@ def rasterize_polygons_like(
             raise InputError(f"cannot rasterize {vector_path}: {gdal.GetLastErrorMsg()}")
         if frame.warps:  # set after burning, so that GDAL burns in pixel and line
             set_georeference(dataset, like)
-        dataset.FlushCache()
-        dataset = None
+        with gdal_write_errors(out_path):
+            dataset.FlushCache()
+            dataset = None  # closes the file, writing what is left
         os.replace(temp_path, out_path)
     except BaseException:
         dataset = None

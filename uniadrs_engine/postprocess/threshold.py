@@ -49,7 +49,6 @@ import math
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
@@ -72,6 +71,8 @@ from uniadrs_engine.raster.writer import (
     ScoreRasterWriter,
     check_not_an_input,
     check_output_folder,
+    gdal_write_errors,
+    temporary_sibling,
 )
 
 PathLike = Union[str, Path]
@@ -477,16 +478,17 @@ def _threshold_with_objects(
     frame = VectorFrame.of(scores)
     if frame.warning:
         LOGGER.warning("%s: %s", scores.path, frame.warning)
-    objects_store, objects = _object_layer(work_folder / "objects.gpkg")
+    objects_path = work_folder / "objects.gpkg"
+    objects_store, objects = _object_layer(objects_path)
     raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
     if frame.geotransform != tuple(scores.geotransform):
         with quiet_gdal_errors():  # polygons traced in the frame (where QGIS draws them)
             raw_dataset.SetGeoTransform(frame.geotransform)
     raw_band = raw_dataset.GetRasterBand(1)
-    objects.StartTransaction()
-    with quiet_gdal_errors():
+    with gdal_write_errors(objects_path):
+        objects.StartTransaction()
         gdal.Polygonize(raw_band, raw_band, objects, 0, ["8CONNECTED=8"])
-    objects.CommitTransaction()
+        objects.CommitTransaction()
     raw_band = raw_dataset = None
     reporter.check_cancelled()
     table = _ObjectTable.empty(_object_areas(objects, frame, reporter.check_cancelled))
@@ -500,14 +502,16 @@ def _threshold_with_objects(
         options=["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
     )
     ids_dataset.SetGeoTransform(frame.geotransform)
-    if len(table.area) > 1:
-        numbered = objects_store.ExecuteSQL("SELECT fid + 0 AS object_id, geom FROM objects")
-        try:
-            with quiet_gdal_errors():
+    with gdal_write_errors(ids_path):
+        if len(table.area) > 1:
+            numbered = objects_store.ExecuteSQL("SELECT fid + 0 AS object_id, geom FROM objects")
+            if numbered is None:
+                raise RuntimeError(gdal.GetLastErrorMsg() or "the traced objects cannot be read")
+            try:
                 gdal.RasterizeLayer(ids_dataset, [1], numbered, options=["ATTRIBUTE=object_id"])
-        finally:
-            objects_store.ReleaseResultSet(numbered)
-    ids_dataset.FlushCache()
+            finally:
+                objects_store.ReleaseResultSet(numbered)
+        ids_dataset.FlushCache()
     reporter.update(0.6, "measuring anomaly objects")
     minimum, maximum = area_range
     keep = np.ones_like(table.area, dtype=bool)
@@ -560,13 +564,18 @@ def _object_layer(path: Path) -> Tuple[gdal.Dataset, ogr.Layer]:
 
     Its features' ids number the objects from 1 (0 is no object).
     """
-    store = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    if store is None:
-        raise InputError(f"cannot create the work file {path}: {gdal.GetLastErrorMsg()}")
-    layer = store.CreateLayer(
-        "objects", geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO", "FID=fid"]
-    )
-    layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
+    with gdal_write_errors(path):
+        store = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+        layer = (
+            None
+            if store is None
+            else store.CreateLayer(
+                "objects", geom_type=ogr.wkbPolygon, options=["SPATIAL_INDEX=NO", "FID=fid"]
+            )
+        )
+        if layer is None:
+            raise RuntimeError(gdal.GetLastErrorMsg() or "GDAL error")
+        layer.CreateField(ogr.FieldDefn("value", ogr.OFTInteger))
     return store, layer
 
 
@@ -656,7 +665,7 @@ def _write_polygons(
     """Writes the kept objects with their figures, under a temporary name, then renames."""
     driver = vector_driver_for(path)
     check_output_folder(path)
-    temp_path = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
+    temp_path = temporary_sibling(path, path.suffix)
     dataset = layer = None
     try:
         with quiet_gdal_errors():
@@ -700,9 +709,10 @@ def _write_polygons(
             feature.SetField("score_mean", float(table.score_sum[object_id] / max(pixels, 1)))
             feature.SetField("score_max", float(table.score_max[object_id]))
             _store(path, driver, f"object {object_id}", layer.CreateFeature, feature)
-        layer.CommitTransaction()
-        layer = None
-        dataset = None
+        with gdal_write_errors(path):
+            layer.CommitTransaction()
+            layer = None
+            dataset = None  # closes the file, writing what is left
         _replace_vector(driver, temp_path, path)
     except BaseException:
         layer = dataset = None  # closed before its files are deleted

@@ -22,7 +22,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -143,13 +143,48 @@ def overview_levels(width: int, height: int) -> List[int]:
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 
 
+#: Longest file name, in bytes, that common file systems take (ext4, XFS, NTFS, APFS).
+MAX_NAME_BYTES = 255
+
+#: GDAL's sidecar of a raster (statistics, metadata): ``{name}.aux.xml``.
+SIDECAR_SUFFIX = ".aux.xml"
+
+
+def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Path:
+    """A hidden, unique name beside ``path`` for a file written before it is complete.
+
+    ``.{stem}.{8 hex}.{label}{suffix}``; the stem is shortened when the name would exceed
+    :data:`MAX_NAME_BYTES`, so that any name an output may have leaves room for it.
+
+    Example:
+        >>> name = temporary_sibling("out/scores.tif", ".tif").name
+        >>> name.startswith(".scores.") and name.endswith(".partial.tif")
+        True
+        >>> len(temporary_sibling("a" * 250 + ".tif", ".tif").name.encode()) <= MAX_NAME_BYTES
+        True
+    """
+    path = Path(path)
+    tail = f".{uuid.uuid4().hex[:8]}.{label}{suffix}"
+    # room for the leading dot, the tail and a sidecar GDAL may add (".aux.xml")
+    room = MAX_NAME_BYTES - 1 - len(tail.encode("utf-8")) - len(SIDECAR_SUFFIX)
+    stem = path.stem.encode("utf-8")[: max(room, 1)].decode("utf-8", errors="ignore")
+    return path.parent / f".{stem}{tail}"
+
+
 def check_output_folder(path: PathLike) -> Path:
     """Refuses an output file whose folder is missing or not writable, or that is a folder.
 
     Raises:
-        InputError: In those cases, with a one-line reason.
+        InputError: In those cases, or when the file name is longer than
+            :data:`MAX_NAME_BYTES`, with a one-line reason.
     """
     path = Path(path)
+    size = len(path.name.encode("utf-8", errors="surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        raise InputError(
+            f"the output file name is {size} bytes long; file systems take at most "
+            f"{MAX_NAME_BYTES}: {path.name[:40]}..."
+        )
     folder = path.parent
     if not folder.is_dir():
         raise InputError(f"output folder does not exist: {folder}")
@@ -215,6 +250,34 @@ def check_geotiff_path(path: PathLike) -> Path:
     return path
 
 
+def write_failure_message(target: PathLike, message: str) -> str:
+    """One line on a failed write of ``target``; a full disk (or quota) is named as such."""
+    target = Path(target)
+    lowered = message.lower()
+    if any(sign in lowered for sign in ("no space left", "disk is full", "disk full", "quota")):
+        return f"no space left on the device of {target.parent} (writing {target.name})"
+    return f"cannot write {target}: {message.strip() or 'GDAL error'}"
+
+
+@contextlib.contextmanager
+def gdal_write_errors(target: PathLike) -> Iterator[None]:
+    """Turns a failure GDAL reports while writing ``target`` into one :class:`InputError`.
+
+    GDAL reports a failed write (a full disk, a file-size limit) as a ``RuntimeError`` when
+    exceptions are enabled, or only as its last error; either way the file is unusable, and
+    the error says why, once, instead of GDAL's lines on stderr. Opening a dataset resets
+    GDAL's error state, so a block must not open one after the writes it checks.
+    """
+    with quiet_gdal_errors():
+        gdal.ErrorReset()
+        try:
+            yield
+        except RuntimeError as error:
+            raise InputError(write_failure_message(target, str(error))) from None
+        if gdal.GetLastErrorType() >= gdal.CE_Failure:
+            raise InputError(write_failure_message(target, gdal.GetLastErrorMsg()))
+
+
 class ScoreRasterWriter:
     """Writes a raster window by window under a temporary name, then renames it.
 
@@ -255,8 +318,7 @@ class ScoreRasterWriter:
         self.band_count = int(band_count)
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
-        folder = self.path.parent
-        self.temp_path = folder / f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.tif"
+        self.temp_path = temporary_sibling(self.path, ".tif")
         type_code = gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype)
         if type_code is None:
             raise InputError(f"cannot write rasters of type {self.dtype}")
@@ -342,8 +404,9 @@ class ScoreRasterWriter:
             if self.nodata is None:
                 raise ValueError("cannot mark invalid pixels: the writer has no nodata value")
             output[:, invalid] = self.nodata
-        for index in range(self.band_count):
-            self._dataset.GetRasterBand(index + 1).WriteArray(output[index], xoff, yoff)
+        with gdal_write_errors(self.path):
+            for index in range(self.band_count):
+                self._dataset.GetRasterBand(index + 1).WriteArray(output[index], xoff, yoff)
 
     def commit(self) -> Path:
         """Closes the file and renames it to its final name; returns the final path."""
@@ -358,13 +421,22 @@ class ScoreRasterWriter:
                     try:
                         self._dataset.BuildOverviews(self.overviews, levels)
                     except RuntimeError as error:
-                        message = f"cannot build the overviews of {self.path}: {error}"
+                        message = write_failure_message(self.path, str(error))
+                        if message.startswith("cannot write"):
+                            message = f"cannot build the overviews of {self.path}: {error}"
                         raise InputError(message) from None
-            self._dataset.FlushCache()
-            self._dataset = None  # closes the file
-            stale_aux = Path(f"{self.path}.aux.xml")
-            if stale_aux.exists():
-                stale_aux.unlink()  # statistics of an older file under the same name
+            with gdal_write_errors(self.path):
+                self._dataset.FlushCache()
+                self._dataset = None  # closes the file, writing what is left
+            with gdal_write_errors(self.path):  # GDAL resets its error state when it opens
+                written = gdal.Open(str(self.temp_path))
+                if written is None:
+                    raise RuntimeError(gdal.GetLastErrorMsg() or "the file cannot be read back")
+                written = None
+            with contextlib.suppress(FileNotFoundError, OSError):
+                # statistics of an older file under the same name (none when the name is
+                # too long for a sidecar)
+                Path(f"{self.path}{SIDECAR_SUFFIX}").unlink()
             os.replace(self.temp_path, self.path)
         except BaseException:
             self._dataset = None
@@ -380,7 +452,7 @@ class ScoreRasterWriter:
             self._remove_temp()
 
     def _remove_temp(self) -> None:
-        for leftover in (self.temp_path, Path(f"{self.temp_path}.aux.xml")):
+        for leftover in (self.temp_path, Path(f"{self.temp_path}{SIDECAR_SUFFIX}")):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 

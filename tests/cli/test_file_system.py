@@ -1,0 +1,146 @@
+"""The command line against the file system: failed writes, long names, stop signals.
+
+Failed writes are real: the command runs in a child process whose files may not grow past
+a limit (``RLIMIT_FSIZE``, as a full disk stops them), so GDAL's own writes fail.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.raster_factory import write_raster
+from uniadrs_engine.cli.main import EXIT_CANCELLED, EXIT_USER_ERROR, main
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+#: Runs ``uniadrs`` with files limited to ``sys.argv[1]`` bytes.
+LIMITED_RUN = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from uniadrs_engine.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _uniadrs(*arguments: str, file_limit: int = 0) -> subprocess.CompletedProcess:
+    """Runs the command line in a child process (with files limited when asked)."""
+    script = (
+        LIMITED_RUN
+        if file_limit
+        else "import sys\nfrom uniadrs_engine.cli.main import main\nsys.exit(main(sys.argv[2:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, str(file_limit), *arguments],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def noisy_scene(tmp_path: Path) -> Path:
+    """A 3-band 300x300 float32 raster of noise, whose scores compress badly."""
+    image = np.random.default_rng(0).random((3, 300, 300)).astype(np.float32)
+    return write_raster(tmp_path / "scene.tif", image)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rx", "{scene}", "{out}/rx.tif"],
+        ["threshold", "{scene}", "--top-percent", "30", "--mask", "{out}/mask.tif"],
+        ["threshold", "{scene}", "--top-percent", "30", "--polygons", "{out}/objects.gpkg"],
+    ],
+)
+def test_a_write_that_fails_is_one_line_and_leaves_nothing(noisy_scene, tmp_path, command):
+    out = tmp_path / "out"
+    out.mkdir()
+    arguments = [item.format(scene=noisy_scene, out=out) for item in command]
+    result = _uniadrs(*arguments, "--quiet", file_limit=8_000)
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    assert result.stderr.startswith("uniadrs: error: cannot write ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert list(out.iterdir()) == []  # no output, complete or not, and no work file
+
+
+def test_a_roc_plot_that_cannot_be_written_is_one_line(tmp_path):
+    scores = np.random.default_rng(1).random((40, 40)).astype(np.float32)
+    truth = (np.arange(1600).reshape(40, 40) % 7 == 0).astype(np.uint8)
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    truth_path = write_raster(tmp_path / "truth.tif", truth)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _uniadrs(
+        "evaluate",
+        str(score_path),
+        str(truth_path),
+        "--roc-png",
+        str(out / "roc.png"),
+        "--quiet",
+        file_limit=2_000,
+    )
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    assert result.stderr.startswith("uniadrs: error: cannot write ")
+    assert "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_long_output_names_work_up_to_the_file_system_limit(tmp_path, capsys):
+    image = np.random.default_rng(2).random((3, 30, 30)).astype(np.float32)
+    scene = write_raster(tmp_path / "scene.tif", image)
+    longest = tmp_path / ("a" * 251 + ".tif")  # 255 bytes: the temporary names are shortened
+    assert main(["rx", str(scene), str(longest), "--quiet"]) == 0
+    assert longest.exists()
+    too_long = tmp_path / ("b" * 252 + ".tif")
+    assert main(["rx", str(scene), str(too_long), "--quiet"]) == EXIT_USER_ERROR
+    assert "the output file name is 256 bytes long" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == [longest.name, "scene.tif"]
+
+
+def test_a_stop_signal_cleans_up_like_ctrl_c(tmp_path):
+    image = np.random.default_rng(3).random((6, 700, 700)).astype(np.float32)
+    scene = write_raster(tmp_path / "scene.tif", image)
+    out = tmp_path / "out"
+    out.mkdir()
+    script = "import sys\nfrom uniadrs_engine.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "rx",
+            str(scene),
+            str(out / "rx.tif"),
+            "--mode",
+            "local",
+            "--inner",
+            "7",
+            "--outer",
+            "41",
+            "--quiet",
+        ],
+        cwd=REPOSITORY,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the output's temporary file exists
+    assert process.poll() is None, "the run ended before it could be stopped"
+    os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_CANCELLED, err
+    assert "uniadrs: interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
