@@ -63,6 +63,7 @@ def test_polygons_burn_where_qgis_draws_a_raster_without_georeferencing(tmp_path
     expected = np.zeros((20, 30), dtype=np.uint8)
     expected[3:7, 2:5] = 1
     np.testing.assert_array_equal(dataset.GetRasterBand(1).ReadAsArray(), expected)
+    assert dataset.GetGeoTransform(can_return_null=True) is None  # as the raster it lies on
 
 
 def test_threshold_polygons_of_a_raster_without_georeferencing_burn_back_to_its_mask(tmp_path):
@@ -144,3 +145,20 @@ def test_threshold_polygons_of_a_raster_with_polynomial_coefficients_burn_back(t
     burnt = gdal.Open(str(out))
     np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
     assert burnt.GetMetadata("RPC")["LONG_OFF"] == "7"
+
+
+def test_threshold_polygons_of_a_raster_with_too_few_ground_points_burn_back(tmp_path):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    like = _plain_raster(tmp_path / "gcps.tif", scores)
+    dataset = gdal.Open(str(like), gdal.GA_Update)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    two = [gdal.GCP(10.0, 50.0, 0, 0, 0), gdal.GCP(10.3, 50.0, 0, 30, 0)]
+    dataset.SetGCPs(two, wgs84.ExportToWkt())
+    dataset = None
+    threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
+    out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
+    burnt = gdal.Open(str(out))
+    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
+    assert burnt.GetGCPCount() == 2 and burnt.GetGeoTransform(can_return_null=True) is None

@@ -426,7 +426,7 @@ def test_polygons_of_a_raster_with_ground_points_only_are_carried_into_their_crs
     assert feature.GetField("area") == pytest.approx(expected, rel=1e-5)
 
 
-def test_with_too_few_ground_points_polygons_stay_in_pixels_with_a_warning(tmp_path, caplog):
+def test_with_too_few_ground_points_polygons_lie_where_qgis_draws_the_raster(tmp_path, caplog):
     scores = np.zeros((20, 30), dtype=np.float32)
     scores[3:6, 2:5] = 1.0
     path = _gcp_scores(tmp_path / "gcps.tif", scores, GCP_CORNERS[:2])
@@ -435,7 +435,8 @@ def test_with_too_few_ground_points_polygons_stay_in_pixels_with_a_warning(tmp_p
     assert "ground control points give no transform" in caplog.text
     objects = ogr.Open(str(tmp_path / "o.gpkg"))  # kept open while its layer is read
     (feature,) = list(objects.GetLayer(0))
-    assert feature.GetGeometryRef().GetEnvelope() == (2.0, 5.0, 3.0, 6.0)  # pixel and line
+    # QGIS draws such a raster unreferenced: one unit per pixel, rows going down from 0
+    assert feature.GetGeometryRef().GetEnvelope() == (2.0, 5.0, -6.0, -3.0)
     assert feature.GetField("area") == 9.0  # pixels
 
 

@@ -562,7 +562,7 @@ def _local_tile_size(band_count: int, components: int, halo: int, memory_mb: flo
 
 
 def _open_background(path: Optional[PathLike], source: RasterSource) -> Optional[RasterSource]:
-    from uniadrs_engine.metrics.evaluation import check_same_grid
+    from uniadrs_engine.raster.same_grid import check_same_grid
 
     if path is None:
         return None

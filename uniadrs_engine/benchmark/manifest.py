@@ -128,7 +128,7 @@ def load_manifest(path: PathLike, scene_filter: Optional[str] = None) -> List[Be
 
 def _check_scene_grid(scene: BenchmarkScene, path: Path) -> None:
     """Refuses a scene whose mask is not on its image's grid, before any detector runs."""
-    from uniadrs_engine.metrics.evaluation import check_same_grid
+    from uniadrs_engine.raster.same_grid import check_same_grid
 
     try:
         with (

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "detect",
     "rx",
     "threshold",
+    "rasterize",
     "evaluate",
     "benchmark",
     "simulate",

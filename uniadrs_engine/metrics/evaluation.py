@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from osgeo import osr
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.metrics.roc import RocCurve, check_both_classes, count_pairs
 from uniadrs_engine.metrics.roc3d import Roc3dResult, normalised_class_means
 from uniadrs_engine.progress import ProgressReporter
-from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, RasterSource, Window, open_raster
+from uniadrs_engine.raster.reader import RasterSource, Window, open_raster
+from uniadrs_engine.raster.same_grid import check_same_grid
 from uniadrs_engine.raster.tiling import block_windows
 from uniadrs_engine.raster.writer import check_not_an_input, check_output_folder
 
@@ -112,38 +112,6 @@ class _ClassSummary:
     @property
     def n_background(self) -> int:
         return self.n_pixels - self.n_anomalies
-
-
-def _is_georeferenced(source: RasterSource) -> bool:
-    return bool(source.projection) or tuple(source.geotransform) != NO_GEOTRANSFORM
-
-
-def check_same_grid(first: RasterSource, second: RasterSource) -> None:
-    """Raises :class:`InputError` unless two rasters share size and (if any) georeference.
-
-    The geotransforms are compared when both rasters are georeferenced; the coordinate
-    systems when both have one.
-    """
-    if (first.width, first.height) != (second.width, second.height):
-        raise InputError(
-            f"{first.path} ({first.width}x{first.height}) and {second.path} "
-            f"({second.width}x{second.height}) are not on the same grid: sizes differ"
-        )
-    if _is_georeferenced(first) and _is_georeferenced(second):
-        pixel = max(abs(first.geotransform[1]), abs(first.geotransform[5]), 1e-12)
-        if not np.allclose(first.geotransform, second.geotransform, rtol=0, atol=1e-3 * pixel):
-            raise InputError(
-                f"{first.path} and {second.path} are not on the same grid: "
-                "their geotransforms differ"
-            )
-        if first.projection and second.projection:
-            first_srs = osr.SpatialReference(wkt=first.projection)
-            second_srs = osr.SpatialReference(wkt=second.projection)
-            if not first_srs.IsSame(second_srs):
-                raise InputError(
-                    f"{first.path} and {second.path} are not on the same grid: "
-                    "their coordinate systems differ"
-                )
 
 
 class _PairStream:

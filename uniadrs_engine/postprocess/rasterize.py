@@ -23,7 +23,7 @@ from typing import Optional, Union
 from osgeo import gdal, ogr, osr
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, open_raster, quiet_gdal_errors
+from uniadrs_engine.raster.reader import open_raster, quiet_gdal_errors
 from uniadrs_engine.raster.vector_frame import VectorFrame, spatial_reference
 from uniadrs_engine.raster.writer import (
     check_geotiff_path,
@@ -61,7 +61,6 @@ def rasterize_polygons_like(
     """
     with open_raster(like_raster_path, bands=[1]) as like:
         width, height = like.width, like.height
-        projection = like.projection
         frame = VectorFrame.of(like)
     with quiet_gdal_errors():
         try:
@@ -78,6 +77,9 @@ def rasterize_polygons_like(
         raise InputError(f"{vector_path} has no coordinate reference system")
     out_path = check_geotiff_path(out_path)
     check_not_an_input(out_path, like_raster_path, vector_path)
+    # A raster with a geotransform: GDAL burns the polygons itself (reprojecting them); any
+    # other raster: they are carried into pixels here and burnt with no geotransform set.
+    in_pixels = frame.warps or frame.geotransform != tuple(like.geotransform)
     temp_path = temporary_sibling(out_path, ".tif")
     try:
         dataset = gdal.GetDriverByName("GTiff").Create(
@@ -88,13 +90,9 @@ def rasterize_polygons_like(
             gdal.GDT_Byte,
             options=["TILED=YES", "COMPRESS=DEFLATE"],
         )
-        if frame.geotransform != NO_GEOTRANSFORM:  # pixel and line need none
-            dataset.SetGeoTransform(frame.geotransform)
-        burnt = _layer_in_frame(layer, frame) if frame.warps else None
-        if projection:
-            srs = osr.SpatialReference()
-            srs.ImportFromWkt(projection)
-            dataset.SetProjection(srs.ExportToWkt())
+        burnt = _layer_in_pixels(layer, frame) if in_pixels else None
+        if not in_pixels:
+            set_georeference(dataset, like)
         dataset.GetRasterBand(1).SetDescription("ground truth (1 anomaly, 0 background)")
         options = ["ALL_TOUCHED=TRUE"] if all_touched else []
         with quiet_gdal_errors():
@@ -107,7 +105,7 @@ def rasterize_polygons_like(
             )
         if status != 0:
             raise InputError(f"cannot rasterize {vector_path}: {gdal.GetLastErrorMsg()}")
-        if frame.warps:  # set after burning, so that GDAL burns in pixel and line
+        if in_pixels:  # set after burning, so that GDAL burns in pixel and line
             set_georeference(dataset, like)
         with gdal_write_errors(out_path):
             dataset.FlushCache()
@@ -120,8 +118,8 @@ def rasterize_polygons_like(
     return out_path
 
 
-def _layer_in_frame(layer: ogr.Layer, frame: VectorFrame) -> gdal.Dataset:
-    """An in-memory copy of ``layer`` whose geometries are in the raster's frame.
+def _layer_in_pixels(layer: ogr.Layer, frame: VectorFrame) -> gdal.Dataset:
+    """An in-memory copy of ``layer`` whose geometries are in the raster's pixel and line.
 
     Geometries are reprojected to the frame's CRS first when the layer has another one.
     """
@@ -142,6 +140,6 @@ def _layer_in_frame(layer: ogr.Layer, frame: VectorFrame) -> gdal.Dataset:
         if to_frame_crs is not None and geometry.Transform(to_frame_crs) != 0:
             raise InputError("a polygon could not be reprojected to the raster's CRS")
         feature = ogr.Feature(definition)
-        feature.SetGeometry(frame.to_frame(geometry))
+        feature.SetGeometry(frame.to_pixels(geometry))
         copy.CreateFeature(feature)
     return store

@@ -64,6 +64,7 @@ from uniadrs_engine.raster.reader import (
     open_raster,
     quiet_gdal_errors,
 )
+from uniadrs_engine.raster.same_grid import check_same_grid
 from uniadrs_engine.raster.tiling import block_windows
 from uniadrs_engine.raster.vector_frame import VectorFrame
 from uniadrs_engine.raster.writer import (
@@ -326,13 +327,11 @@ def resolve_score_cut(
     background = None
     if background_mask_path is not None:
         background = open_raster(background_mask_path, bands=[1])
-        if (background.width, background.height) != (scores.width, scores.height):
-            size = f"{background.width}x{background.height}"
+        try:
+            check_same_grid(scores, background)
+        except InputError:
             background.close()
-            raise InputError(
-                f"background mask {background_mask_path} is {size}, the score raster "
-                f"{scores.width}x{scores.height}"
-            )
+            raise
     try:
         high_counts = np.zeros(1 << 16, dtype=np.int64)
         valid_pixels = 0

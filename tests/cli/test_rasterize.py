@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import numpy as np
+from osgeo import gdal
+
+from tests.raster_factory import write_raster
+from uniadrs_engine.cli.main import EXIT_USER_ERROR, main
+
+
+def test_threshold_polygons_burn_back_into_a_mask_that_evaluates(tmp_path, capsys):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    scores[3:6, 2:5] = 1.0
+    scores[10:12, 20:27] = 0.8
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    polygons = tmp_path / "objects.gpkg"
+    assert main(["threshold", str(score_path), "--value", "0.5", "--polygons", str(polygons)]) == 0
+    mask = tmp_path / "truth.tif"
+    assert main(["rasterize", str(polygons), str(score_path), str(mask)]) == 0
+    assert f"wrote {mask}: 23 of 600 pixels inside the polygons" in capsys.readouterr().out
+    burnt = gdal.Open(str(mask))
+    np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
+    assert burnt.GetGeoTransform() == gdal.Open(str(score_path)).GetGeoTransform()
+    burnt = None
+    assert main(["evaluate", str(score_path), str(mask), "--quiet"]) == 0
+    assert "AUC          1.000000" in capsys.readouterr().out
+
+
+def test_a_missing_layer_is_one_line(tmp_path, capsys):
+    score_path = write_raster(tmp_path / "scores.tif", np.ones((4, 4), dtype=np.float32))
+    (tmp_path / "none.gpkg").write_text("not a vector file")
+    assert main(["rasterize", str(tmp_path / "none.gpkg"), str(score_path), "t.tif"]) == (
+        EXIT_USER_ERROR
+    )
+    assert "is not a vector file GDAL can read" in capsys.readouterr().err
