@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+import uniadrs_engine.raster.reader as reader_module
 from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import (
@@ -440,3 +441,12 @@ def test_internal_mask_and_alpha_band_invalidate_pixels(tmp_path: Path) -> None:
         block = source.read_window(Window(0, 0, 2, 2))
     assert not block.valid[0, 0] and block.valid.sum() == 3
     assert block.data[:, 0, 0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_raster_that_cannot_be_read_for_permissions_says_so(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "private.tif"
+    path.write_bytes(b"not readable by this user")  # GDAL cannot open what it cannot read
+    # The tests run as root, who may read every file: os.access stands in for a user.
+    monkeypatch.setattr(reader_module.os, "access", lambda name, mode: Path(name) != path)
+    with pytest.raises(InputError, match="cannot read .*private.tif: permission denied"):
+        open_raster(path)

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -548,6 +549,8 @@ def open_raster(
         except RuntimeError:
             dataset = None
         if dataset is None:
+            if Path(name).is_file() and not os.access(name, os.R_OK):
+                raise InputError(f"cannot read {name}: permission denied")
             if _opens_as_vector(name):
                 raise InputError(f"{name} has no raster band (it is a vector dataset)")
             raise InputError(f"{name} is not a raster GDAL can read")
