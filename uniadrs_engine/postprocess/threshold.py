@@ -28,10 +28,11 @@ pixel count and the min/mean/max score of its pixels; objects outside
 Each object is one valid multipolygon feature (pixels that touch at a corner only are split
 there, :func:`valid_multipolygon`), in any OGR format that stores polygons and fields;
 another format is refused. Polygons are in the score raster's CRS; those of a raster
-georeferenced by ground control points only (such as Sentinel-1 GRD) are carried through
-the points into their CRS, where QGIS draws the raster
-(:class:`~uniadrs_engine.raster.vector_frame.VectorFrame`). The mask raster is ``uint8`` on
-the score raster's grid: 1 anomaly, 0 not, 255 (nodata) where the score is nodata.
+georeferenced by ground control points (such as Sentinel-1 GRD) or rational polynomial
+coefficients only are carried through them into map coordinates, where QGIS draws the
+raster (:class:`~uniadrs_engine.raster.vector_frame.VectorFrame`). The mask raster is
+``uint8`` on the score raster's grid: 1 anomaly, 0 not, 255 (nodata) where the score is
+nodata.
 
 Example:
     >>> report = threshold_raster(  # doctest: +SKIP
