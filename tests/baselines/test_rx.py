@@ -359,3 +359,21 @@ def test_rx_raster_from_too_few_pixels_ranks_them_as_the_array_function(make_ras
     scores, _ = _read_scores(tmp_path / "rx.tif")
     np.testing.assert_allclose(scores, global_rx(image), rtol=1e-4)
     assert np.nanargmax(scores) == 6 * 10 + 2
+
+
+def test_local_rx_names_the_pixels_it_cannot_score(make_raster, tmp_path, caplog):
+    image = np.random.default_rng(4).random((3, 12, 12)).astype(np.float32)
+    image[:, :, 3:] = -1.0  # nodata but for three columns
+    image[:, 5, 0] = 5.0
+    path = make_raster(image, "strip.tif", nodata=-1.0)
+    background = np.zeros((12, 12), dtype=np.uint8)
+    background[:2, :3] = 1  # the only background: a corner
+    mask = make_raster(background, "corner.tif")
+    with caplog.at_level("WARNING"):
+        rx_raster(
+            path, tmp_path / "rx.tif", mode="local", inner=1, outer=3, background_mask_path=mask
+        )
+    scores, _ = _read_scores(tmp_path / "rx.tif")
+    unscored = int(np.count_nonzero(np.isnan(scores[:, :3])))
+    assert unscored > 0
+    assert f"local RX: {unscored} valid pixel(s) left without a score" in caplog.text

@@ -697,7 +697,7 @@ def _rx_bands(
                 transform = WhiteningTransform.from_statistics(
                     statistics.mean, statistics.covariance, max_components
                 )
-                _write_local(
+                unscored = _write_local(
                     source,
                     background,
                     output_path,
@@ -709,6 +709,13 @@ def _rx_bands(
                     reporter.sub(0.3, 1.0),
                 )
                 components = transform.components
+                if unscored:
+                    LOGGER.warning(
+                        "local RX: %d valid pixel(s) left without a score (nodata): fewer than "
+                        "two background pixels lie in their %d px window's ring",
+                        unscored,
+                        outer,
+                    )
         finally:
             if background is not None:
                 background.close()
@@ -779,11 +786,16 @@ def _write_local(
     shrinkage: Optional[float],
     memory_mb: float,
     reporter: ProgressReporter,
-) -> None:
-    """Local RX tile by tile, with a halo of ``outer // 2``; the output has overviews."""
+) -> int:
+    """Local RX tile by tile, with a halo of ``outer // 2``; the output has overviews.
+
+    Returns:
+        The valid pixels left without a score (too few background pixels in their ring).
+    """
     halo = outer // 2
     tile = _local_tile_size(source.band_count, transform.components, halo, memory_mb)
     grid = TileGrid(source.width, source.height, tile=tile, halo=halo)
+    unscored = 0
     with ScoreRasterWriter(output_path, like=source, overviews=SCORE_OVERVIEWS) as writer:
         for index, grid_tile in enumerate(grid):
             reporter.check_cancelled()
@@ -800,4 +812,7 @@ def _write_local(
             y = grid_tile.core.yoff - grid_tile.read.yoff
             core = score_map[y : y + grid_tile.core.ysize, x : x + grid_tile.core.xsize]
             writer.write(grid_tile.core, core.astype(np.float32), np.isfinite(core))
+            valid_core = block.valid[y : y + grid_tile.core.ysize, x : x + grid_tile.core.xsize]
+            unscored += int(np.count_nonzero(valid_core & ~np.isfinite(core)))
             reporter.update((index + 1) / len(grid), "local RX")
+    return unscored
