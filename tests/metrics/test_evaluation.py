@@ -157,3 +157,22 @@ def test_a_paletted_mask_is_read_as_its_classes(make_raster, tmp_path):
     band = dataset = None
     plain = make_raster(truth, "plain.tif")
     assert evaluate_rasters(scores, mask_path).auc == evaluate_rasters(scores, plain).auc
+
+
+def _float64_probabilities(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 scores that float32 would turn into ties (probabilities near 1), and a mask."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((96, 96), dtype=np.uint8)
+    mask[20:30, 40:52] = 1
+    scores = 1.0 / (1.0 + np.exp(-(rng.normal(18.0, 2.0, mask.shape) + 2.0 * mask)))
+    assert len(np.unique(scores.astype(np.float32))) < len(np.unique(scores)) // 2
+    return scores, mask
+
+
+@pytest.mark.parametrize("memory_mb", [64.0, 0.02])
+def test_float64_scores_are_ranked_at_their_own_precision(make_raster, memory_mb):
+    scores, mask = _float64_probabilities()
+    score_path = make_raster(scores.astype(np.float64), "scores64.tif")
+    mask_path = make_raster(mask, "mask.tif")
+    result = evaluate_rasters(score_path, mask_path, memory_mb=memory_mb)
+    assert result.auc == pytest.approx(roc_auc_score(mask.ravel(), scores.ravel()), abs=1e-12)

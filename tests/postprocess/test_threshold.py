@@ -480,3 +480,20 @@ def test_polygons_of_a_raster_with_polynomial_coefficients_only_are_in_longitude
     expected = (7.0 + 9.5e-3, 7.0 + 13.5e-3, 45.0 + 7.5e-3, 45.0 + 10.5e-3)
     assert feature.GetGeometryRef().GetEnvelope() == pytest.approx(expected, abs=1e-7)
     assert feature.GetField("area") == pytest.approx(_box_area(*expected), rel=1e-5)
+
+
+def test_float64_scores_are_cut_at_their_own_precision(tmp_path):
+    rng = np.random.default_rng(5)
+    scores = 1.0 / (1.0 + np.exp(-rng.normal(18.0, 2.0, (64, 64))))  # ties in float32
+    assert len(np.unique(scores.astype(np.float32))) < len(np.unique(scores)) // 2
+    score_path = write_raster(tmp_path / "scores64.tif", scores.astype(np.float64))
+    top = threshold_raster(
+        score_path, ThresholdRule("top_percent", 1.0), mask_path=tmp_path / "top.tif"
+    )
+    rank = math.ceil(0.01 * scores.size)
+    assert top.threshold == _kth_largest(scores.ravel(), rank)
+    assert top.anomaly_pixels == rank == int((scores >= top.threshold).sum())
+    rate = threshold_raster(
+        score_path, ThresholdRule("false_alarm_rate", 0.01), mask_path=tmp_path / "far.tif"
+    )
+    assert rate.anomaly_pixels == int(np.floor(0.01 * scores.size))

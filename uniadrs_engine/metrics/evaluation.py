@@ -2,7 +2,9 @@
 
 :func:`evaluate_rasters` reads both rasters window by window and returns the exact pixel AUC
 (the same value as scikit-learn's ``roc_auc_score`` on all valid pixels), the 3D-ROC family
-and a ROC curve for plotting. Pixels whose score is nodata or non-finite, and pixels whose
+and a ROC curve for plotting. Scores are compared at their own precision (float64 scores
+from other tools are not rounded to float32, which would tie values that differ). Pixels
+whose score is nodata or non-finite, and pixels whose
 mask value is the mask's nodata, are left out. Mask values other than 0 mark anomalies. (A mask
 whose nodata value is 0, as GIS tools often write binary masks, has no "unknown" pixels: its
 0 pixels are background.)
@@ -141,7 +143,7 @@ class _PairStream:
     @contextmanager
     def _open(self, score_path: str, mask_path: str) -> Iterator[Tuple[RasterSource, RasterSource]]:
         with (
-            open_raster(score_path, bands=[self.score_band]) as scores,
+            open_raster(score_path, bands=[self.score_band], exact=True) as scores,
             open_raster(mask_path, bands=[self.mask_band]) as mask,
         ):
             yield scores, mask

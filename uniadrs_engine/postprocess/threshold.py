@@ -15,9 +15,10 @@ Three ways of choosing the score cut ``t`` (see :class:`ThresholdRule`):
   background pixels are flagged (the realised false-alarm rate never exceeds ``r``). Without
   a background mask this is "the top fraction ``r``", counted from below instead of above.
 
-Order statistics are exact, yet the raster is never loaded whole: a two-pass radix
-selection counts 16-bit halves of order-preserving float32 keys in 65,536-bin histograms,
-one memory-bounded strip at a time.
+Order statistics are exact, yet the raster is never loaded whole: a radix selection counts
+16-bit digits of order-preserving keys in 65,536-bin histograms, one memory-bounded strip at
+a time, one digit per pass: two passes for float32 scores; float64 scores (from other tools)
+are ranked at their own precision, with 64-bit keys in four passes.
 
 Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``, traced into a
 GeoPackage work file, so that memory stays within the budget however many there are). Each
@@ -265,7 +266,7 @@ def threshold_raster(
         raise InputError("a background mask is only used with the false-alarm-rate method")
     reporter = ProgressReporter(progress, is_cancelled)
     filtering = min_object_area > 0 or max_object_area is not None
-    with open_raster(score_path, bands=[1]) as scores:
+    with open_raster(score_path, bands=[1], exact=True) as scores:
         windows = block_windows(
             scores.width, scores.height, _BYTES_PER_PIXEL, memory_mb, scores.block_size
         )
@@ -333,6 +334,7 @@ def resolve_score_cut(
         except InputError:
             background.close()
             raise
+    key_bits = 8 * scores.value_dtype.itemsize  # 32 or 64: keys of float32 or float64
     try:
         high_counts = np.zeros(1 << 16, dtype=np.int64)
         valid_pixels = 0
@@ -342,7 +344,7 @@ def resolve_score_cut(
             reporter.check_cancelled()
             valid_pixels += valid_count
             if rule.method != "value":
-                high_counts += np.bincount(_order_keys(values) >> 16, minlength=1 << 16)
+                high_counts += _digit_counts(_order_keys(values), key_bits, 0)
             reporter.update(0.5 * (index + 1) / len(windows), "counting scores")
         if valid_pixels == 0:
             raise InputError(f"{scores.path} has no valid score pixel")
@@ -361,7 +363,9 @@ def resolve_score_cut(
             if rank > reference:
                 return ScoreCut(-math.inf, False, reference), valid_pixels
             inclusive = False
-        value = _kth_largest(scores, windows, background, high_counts, rank, reporter.sub(0.5, 1.0))
+        value = _kth_largest(
+            scores, windows, background, high_counts, rank, key_bits, reporter.sub(0.5, 1.0)
+        )
         return ScoreCut(value, inclusive, reference), valid_pixels
     finally:
         if background is not None:
@@ -382,16 +386,29 @@ def _region_values(
 
 
 def _order_keys(values: np.ndarray) -> np.ndarray:
-    """Maps float32 values to uint32 keys with the same order (no NaN expected)."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    negative = (bits >> np.uint32(31)).astype(bool)
-    return np.where(negative, ~bits, bits | np.uint32(0x80000000))
+    """Maps float32 (float64) values to uint32 (uint64) keys of the same order (no NaN)."""
+    if values.dtype == np.float64:
+        unsigned, top = np.uint64, np.uint64(1 << 63)
+    else:
+        values, unsigned, top = values.astype(np.float32, copy=False), np.uint32, np.uint32(1 << 31)
+    bits = np.ascontiguousarray(values).view(unsigned)
+    negative = (bits & top) != 0
+    return np.where(negative, ~bits, bits | top)
 
 
-def _value_of_key(key: int) -> float:
-    """Inverse of :func:`_order_keys` for one key."""
-    bits = key ^ 0x80000000 if key & 0x80000000 else (~key) & 0xFFFFFFFF
-    return float(np.array([bits], dtype=np.uint32).view(np.float32)[0])
+def _value_of_key(key: int, key_bits: int = 32) -> float:
+    """Inverse of :func:`_order_keys` for one key of ``key_bits`` bits."""
+    top, full = 1 << (key_bits - 1), (1 << key_bits) - 1
+    bits = key ^ top if key & top else (~key) & full
+    unsigned, value = (np.uint64, np.float64) if key_bits == 64 else (np.uint32, np.float32)
+    return float(np.array([bits], dtype=unsigned).view(value)[0])
+
+
+def _digit_counts(keys: np.ndarray, key_bits: int, digit: int) -> np.ndarray:
+    """Counts of the ``digit``-th 16-bit digit of ``keys`` (0: the most significant)."""
+    shift = key_bits - 16 * (digit + 1)
+    digits = (keys >> keys.dtype.type(shift)) & keys.dtype.type(0xFFFF)
+    return np.bincount(digits.astype(np.int64), minlength=1 << 16)
 
 
 def _rank_bin(counts: np.ndarray, rank: int) -> Tuple[int, int]:
@@ -408,19 +425,30 @@ def _kth_largest(
     background: Optional[RasterSource],
     high_counts: np.ndarray,
     rank: int,
+    key_bits: int,
     reporter: ProgressReporter,
 ) -> float:
-    """The exact ``rank``-th largest region score, from the high-half key histogram."""
-    high, above = _rank_bin(high_counts, rank)
-    low_counts = np.zeros(1 << 16, dtype=np.int64)
-    for index, (values, _, _) in enumerate(_region_values(scores, windows, background)):
-        reporter.check_cancelled()
-        keys = _order_keys(values)
-        in_bin = keys[(keys >> 16) == high]
-        low_counts += np.bincount(in_bin & np.uint32(0xFFFF), minlength=1 << 16)
-        reporter.update((index + 1) / len(windows), "locating the score cut")
-    low, _ = _rank_bin(low_counts, rank - above)
-    return _value_of_key((high << 16) | low)
+    """The exact ``rank``-th largest region score, from the top-digit key histogram.
+
+    Each further pass over the raster counts the next 16-bit digit of the keys that share
+    the digits found so far: one pass for float32 scores, three for float64 ones.
+    """
+    prefix, above = _rank_bin(high_counts, rank)
+    passes = key_bits // 16 - 1
+    for digit in range(1, passes + 1):
+        counts = np.zeros(1 << 16, dtype=np.int64)
+        shift = key_bits - 16 * digit
+        for index, (values, _, _) in enumerate(_region_values(scores, windows, background)):
+            reporter.check_cancelled()
+            keys = _order_keys(values)
+            in_prefix = keys[(keys >> keys.dtype.type(shift)) == prefix]
+            counts += _digit_counts(in_prefix, key_bits, digit)
+            done = (digit - 1 + (index + 1) / len(windows)) / passes
+            reporter.update(done, "locating the score cut")
+        value, above_here = _rank_bin(counts, rank - above)
+        above += above_here
+        prefix = (prefix << 16) | value
+    return _value_of_key(prefix, key_bits)
 
 
 def _write_mask(

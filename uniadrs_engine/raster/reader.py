@@ -30,6 +30,12 @@ from uniadrs_engine.errors import ContainerError, InputError
 
 PathLike = Union[str, Path]
 
+#: Pixel types whose every value float32 holds exactly.
+FLOAT32_EXACT_TYPES = frozenset(
+    np.dtype(name)
+    for name in ("uint8", "int8", "uint16", "int16", "float16", "float32", "complex64")
+)
+
 #: GDAL's geotransform of a raster without one (pixel coordinates).
 NO_GEOTRANSFORM: Tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -57,7 +63,8 @@ class RasterBlock:
     """The selected bands of one window, with its validity mask.
 
     Attributes:
-        data: ``float32 [bands, rows, cols]``; invalid pixels hold 0.
+        data: ``float32 [bands, rows, cols]`` (float64 from a source opened ``exact``);
+            invalid pixels hold 0.
         valid: ``bool [rows, cols]``; True where every band is finite and not nodata.
         band_counts: ``int64 [bands]``: the pixels where each band on its own holds a value
             (finite, not its nodata, inside GDAL's explicit masks); a band that holds none
@@ -329,6 +336,8 @@ class RasterSource:
         dtype: The numpy type of the file's (first selected) band.
         complex_bands: True when that type is complex (a SAR single-look complex image):
             each pixel's amplitude ``|z|`` is read then, as float32.
+        value_dtype: The type :meth:`read_window` returns values in: float32, or float64 for
+            a raster opened ``exact`` whose values float32 cannot all hold.
         geotransform: GDAL's 6-tuple geotransform.
         projection: The coordinate reference system as WKT, or ``''``.
         gcps: The raster's ground control points (georeference of raw satellite products
@@ -352,6 +361,7 @@ class RasterSource:
         path: str,
         band_indices: List[int],
         palette: Optional[np.ndarray] = None,
+        exact: bool = False,
     ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
         self.path = path
@@ -368,6 +378,8 @@ class RasterSource:
             raise InputError(f"{path}: unsupported pixel type {type_name}")
         self.dtype = np.dtype(np.uint8 if self.palette is not None else type_code)
         self.complex_bands = self.dtype.kind == "c"
+        wide = self.dtype not in FLOAT32_EXACT_TYPES and self.palette is None
+        self.value_dtype = np.dtype(np.float64 if exact and wide else np.float32)
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
@@ -409,7 +421,8 @@ class RasterSource:
             window: Pixels to read; must lie inside the raster.
 
         Returns:
-            The block's float32 data (0 at invalid pixels) and its validity mask.
+            The block's data in :attr:`value_dtype` (0 at invalid pixels) and its validity
+            mask.
 
         Raises:
             InputError: If the window lies outside the raster or GDAL fails to read it.
@@ -443,7 +456,7 @@ class RasterSource:
             band_counts[index] = np.count_nonzero(holds)
             valid &= holds
         with np.errstate(over="ignore", invalid="ignore"):
-            data = raw.astype(np.float32)
+            data = raw.astype(self.value_dtype)
         if not valid.all():
             data[:, ~valid] = 0.0
         # float64 values beyond float32's range become inf: mask them too
@@ -521,7 +534,10 @@ class RasterSource:
 
 
 def open_raster(
-    path: PathLike, bands: Optional[Sequence[int]] = None, colours: bool = False
+    path: PathLike,
+    bands: Optional[Sequence[int]] = None,
+    colours: bool = False,
+    exact: bool = False,
 ) -> RasterSource:
     """Opens a raster any GDAL driver can read, with an optional band selection.
 
@@ -530,6 +546,9 @@ def open_raster(
         bands: 1-based band numbers to read, in that order; None selects all bands.
         colours: Read a one-band paletted image as the three bands of its colours (an
             image to score); otherwise its indices are read (a mask, a class map).
+        exact: Read values that float32 cannot hold exactly (float64, 32- and 64-bit
+            integers) as float64, so that no two of them become equal (scores whose order
+            matters: evaluation, thresholds); otherwise every raster reads as float32.
 
     Returns:
         An open :class:`RasterSource` (use it as a context manager).
@@ -574,4 +593,4 @@ def open_raster(
                 f"{name}: band {out_of_range[0]} is out of range "
                 f"(the raster has {count} band(s){colours}, numbered from 1)"
             )
-    return RasterSource(dataset, name, band_indices, palette)
+    return RasterSource(dataset, name, band_indices, palette, exact=exact)
