@@ -4,10 +4,9 @@
 (the same value as scikit-learn's ``roc_auc_score`` on all valid pixels), the 3D-ROC family
 and a ROC curve for plotting. Scores are compared at their own precision (float64 scores
 from other tools are not rounded to float32, which would tie values that differ). Pixels
-whose score is nodata or non-finite, and pixels whose
-mask value is the mask's nodata, are left out. Mask values other than 0 mark anomalies. (A mask
-whose nodata value is 0, as GIS tools often write binary masks, has no "unknown" pixels: its
-0 pixels are background.)
+whose score is nodata or non-finite, and pixels whose mask value is the mask's nodata, are
+left out. Mask values other than 0 mark anomalies. (A mask whose nodata value is 0, as GIS
+tools often write binary masks, has no "unknown" pixels: its 0 pixels are background.)
 
 How the AUC stays exact without holding the raster in memory: the AUC is the Mann–Whitney
 statistic, a sum over (anomaly, background) pairs, so the pixels of the smaller class (usually
