@@ -377,3 +377,17 @@ def test_local_rx_names_the_pixels_it_cannot_score(make_raster, tmp_path, caplog
     unscored = int(np.count_nonzero(np.isnan(scores[:, :3])))
     assert unscored > 0
     assert f"local RX: {unscored} valid pixel(s) left without a score" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["global", "local"])
+def test_rx_of_float64_values_keeps_their_precision(make_raster, tmp_path, mode):
+    reflectance = 0.2 + 0.02 * np.random.default_rng(7).standard_normal((4, 24, 24))
+    reflectance[:, 12, 12] += 0.1
+    plain = make_raster(reflectance.astype(np.float64), "plain.tif")
+    offset = make_raster(reflectance.astype(np.float64) + 1e4, "offset.tif")  # 1e-3 in float32
+    options = {"mode": mode, "inner": 3, "outer": 9} if mode == "local" else {"mode": mode}
+    rx_raster(plain, tmp_path / "plain_rx.tif", **options)
+    rx_raster(offset, tmp_path / "offset_rx.tif", **options)
+    plain_scores, _ = _read_scores(tmp_path / "plain_rx.tif")
+    offset_scores, _ = _read_scores(tmp_path / "offset_rx.tif")
+    np.testing.assert_allclose(offset_scores, plain_scores, rtol=1e-4)  # RX is affine-invariant

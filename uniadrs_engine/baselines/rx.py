@@ -553,10 +553,15 @@ def local_windows_from_map_units(
 # --------------------------------------------------------------------------- rasters
 
 
-def _local_tile_size(band_count: int, components: int, halo: int, memory_mb: float) -> int:
-    """Core tile size whose padded tile fits ``memory_mb`` (at least 32 pixels)."""
+def _local_tile_size(
+    band_count: int, components: int, halo: int, memory_mb: float, value_bytes: int = 4
+) -> int:
+    """Core tile size whose padded tile fits ``memory_mb`` (at least 32 pixels).
+
+    ``value_bytes`` is the size of one read value (4, or 8 for exact float64 inputs).
+    """
     maps = 1 + components + components * (components + 1) // 2
-    bytes_per_pixel = 12 * band_count + 8 * components + 5 * 8 * maps + 64
+    bytes_per_pixel = (value_bytes + 8) * band_count + 8 * components + 5 * 8 * maps + 64
     side = int(math.sqrt(memory_mb * 2**20 / bytes_per_pixel))
     return max(32, side - 2 * halo)
 
@@ -666,7 +671,7 @@ def _rx_bands(
     bands_left_out: Tuple[int, ...],
 ) -> RxReport:
     """:func:`rx_raster` with checked window sizes, on ``bands``."""
-    with open_raster(input_path, bands=bands, colours=True) as source:
+    with open_raster(input_path, bands=bands, colours=True, exact=True) as source:
         if mode == "local":
             assert inner is not None
             check_windows_fit(inner, source.width, source.height)
@@ -760,7 +765,8 @@ def write_global_rx(
     assert statistics.covariance is not None
     mean = statistics.mean
     inverse = rx_inverse(statistics.covariance, statistics.count)
-    bytes_per_pixel = 4 * source.band_count + 16 * source.band_count + 16
+    value_bytes = source.value_dtype.itemsize  # float64 for exact float64 inputs
+    bytes_per_pixel = value_bytes * source.band_count + 16 * source.band_count + 16
     windows = block_windows(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
     )
@@ -793,7 +799,9 @@ def _write_local(
         The valid pixels left without a score (too few background pixels in their ring).
     """
     halo = outer // 2
-    tile = _local_tile_size(source.band_count, transform.components, halo, memory_mb)
+    tile = _local_tile_size(
+        source.band_count, transform.components, halo, memory_mb, source.value_dtype.itemsize
+    )
     grid = TileGrid(source.width, source.height, tile=tile, halo=halo)
     unscored = 0
     with ScoreRasterWriter(output_path, like=source, overviews=SCORE_OVERVIEWS) as writer:

@@ -159,7 +159,7 @@ class _MaskReader:
 def _selected_pixels(
     block: RasterBlock, window: Window, mask_reader: Optional[_MaskReader] = None
 ) -> np.ndarray:
-    """Returns the ``[C, n]`` float32 pixels of a block that are valid (and selected)."""
+    """Returns the ``[C, n]`` pixels of a block that are valid (and selected)."""
     use = block.valid
     if mask_reader is not None:
         use = use & mask_reader.read(window)
@@ -280,7 +280,8 @@ def compute_band_statistics(
     """
     reporter = reporter or ProgressReporter()
     band_count = source.band_count
-    bytes_per_pixel = 4 * band_count + 16 * band_count + 8
+    value_bytes = source.value_dtype.itemsize  # 8 for a source opened exact (float64)
+    bytes_per_pixel = value_bytes * band_count + 16 * band_count + 8
     windows = block_windows(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
     )
