@@ -151,6 +151,27 @@ def test_nodata_pixels_do_not_change_valid_scores(loaded_model, tmp_path: Path) 
     assert np.isnan(outputs[0][10:14, 10:14]).all()
 
 
+@pytest.mark.parametrize("scales", [[1.0], [0.5, 1.0]])
+def test_a_nodata_collar_is_left_out_of_the_scored_area(
+    loaded_model, tmp_path: Path, scales
+) -> None:
+    """A scene in a collar of nodata scores as the scene alone, the collar as nodata."""
+    image, _ = anomaly_scene(rows=40, cols=48, bands=3, seed=5)
+    collared = np.full((3, 40 + 16 + 9, 48 + 12 + 20), -9999.0, dtype=np.float32)
+    collared[:, 16:56, 12:60] = image
+    alone = write_raster(tmp_path / "alone.tif", image)
+    framed = write_raster(tmp_path / "framed.tif", collared, nodata=-9999.0)
+    options = _options(loaded_model, scales=scales, tile=32, halo=8)
+    expected = _read_scores(detect_raster(alone, tmp_path / "a.tif", options).output_path)
+    report = detect_raster(framed, tmp_path / "f.tif", options)
+    scores = _read_scores(report.output_path)
+    np.testing.assert_allclose(scores[16:56, 12:60], expected, atol=1e-5)
+    collar = np.ones(scores.shape, dtype=bool)
+    collar[16:56, 12:60] = False
+    assert np.isnan(scores[collar]).all()
+    assert report.valid_pixels == 40 * 48
+
+
 def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path: Path) -> None:
     _, path = scene
     fractions: List[float] = []

@@ -52,6 +52,12 @@ protocol, METHOD.md §7, is another thing: images resized to 256x256 and scored 
 tiles, 50 px with 40 px of padding for hyperspectral ones; docs/DEFAULT_MODEL.md,
 experiment 26.)
 
+Nodata collar. Only the smallest window holding every valid pixel is tiled and scored
+(:mod:`uniadrs_engine.inference.extent`); the collar around it is written as nodata. Its
+filled pixels would otherwise enter every input's normalisation beside the valid ones (a
+16 px collar on a small scene changed valid scores to a Spearman correlation of 0.77 with
+those of the scene cropped to them). A raster without a collar is tiled as a whole.
+
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
 of one batch (:func:`estimate_tile_bytes`, including the next batch, read ahead in a
@@ -83,6 +89,12 @@ import torch
 from uniadrs_engine.baselines.rx import write_global_rx
 from uniadrs_engine.errors import DeviceError, InputError
 from uniadrs_engine.inference.device import describe_device, resolve_device
+from uniadrs_engine.inference.extent import (
+    ExtentView,
+    ExtentWriter,
+    valid_extent,
+    write_nodata_outside,
+)
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
     check_fusion_power,
@@ -506,7 +518,7 @@ def _load(model: Union[str, Path, LoadedModel], device: torch.device) -> LoadedM
 
 
 def _read_tile(
-    source: RasterSource, tile: Tile, scaling: InputScaling
+    source: Union[RasterSource, ExtentView], tile: Tile, scaling: InputScaling
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Normalised, mirror-padded tile data and the validity of its core."""
     block = source.read_window(tile.read)
@@ -544,7 +556,7 @@ def _score_splitting_on_oom(
 
 
 def _read_batch(
-    source: RasterSource, tiles: Sequence[Tile], scaling: InputScaling
+    source: Union[RasterSource, ExtentView], tiles: Sequence[Tile], scaling: InputScaling
 ) -> Tuple[np.ndarray, List[np.ndarray]]:
     """Reads a batch of tiles: ``[B, C, H, W]`` network input and each core's validity."""
     read = [_read_tile(source, tile, scaling) for tile in tiles]
@@ -552,12 +564,12 @@ def _read_batch(
 
 
 def _score_scale(
-    source: RasterSource,
+    source: Union[RasterSource, ExtentView],
     plan: ScalePlan,
     network: torch.nn.Module,
     device: torch.device,
     scaling: InputScaling,
-    writer: ScoreRasterWriter,
+    writer: Union[ScoreRasterWriter, ExtentWriter],
     reporter: ProgressReporter,
     histogram: Optional[ScoreHistogram],
     summary: Optional[_ScoreSummary],
@@ -693,25 +705,27 @@ def _detect_bands(
         configs = card.member_configs
         scoring = [configs[n - 1] for n in networks] if len(configs) == network_total else configs
         widest = max(scoring, key=lambda config: config.stem_width)
-        plans = [
-            plan_scale(
-                source.width,
-                source.height,
-                source.band_count,
-                widest,
-                scale,
-                tile,
-                halo,
-                options.batch_size,
-                options.memory_mb,
-                model_bytes,
-                window_statistics,
-                views,
-            )
-            for scale in scales
-        ]
-        for plan in plans:
-            logger.info("%s", plan.describe())
+
+        def plan_all(width: int, height: int) -> List[ScalePlan]:
+            return [
+                plan_scale(
+                    width,
+                    height,
+                    source.band_count,
+                    widest,
+                    scale,
+                    tile,
+                    halo,
+                    options.batch_size,
+                    options.memory_mb,
+                    model_bytes,
+                    window_statistics,
+                    views,
+                )
+                for scale in scales
+            ]
+
+        plans = plan_all(source.width, source.height)  # refuses a budget too small, early
 
         statistics = compute_band_statistics(
             source,
@@ -721,6 +735,21 @@ def _detect_bands(
             or rx_weight > 0,
         )
         check_varies(statistics, str(source.path))
+        extent = valid_extent(source, statistics.valid_window)
+        scored: Union[RasterSource, ExtentView] = source
+        if extent is not None:
+            scored = ExtentView(source, extent)
+            plans = plan_all(extent.xsize, extent.ysize)
+            logger.info(
+                "scoring the %dx%d px holding every valid pixel (from column %d, row %d): "
+                "the nodata collar around it is left out",
+                extent.xsize,
+                extent.ysize,
+                extent.xoff,
+                extent.yoff,
+            )
+        for plan in plans:
+            logger.info("%s", plan.describe())
         scaling: InputScaling = (
             WindowNormalisation(card.normalisation, source.band_count)
             if window_statistics
@@ -750,13 +779,16 @@ def _detect_bands(
                     target = output_path
                 final = None if fused else SCORE_OVERVIEWS
                 with ScoreRasterWriter(target, source, overviews=final) as writer:
+                    if extent is not None:
+                        strip_mb = _strip_memory_mb(options.memory_mb)
+                        write_nodata_outside(writer, source.width, source.height, extent, strip_mb)
                     _score_scale(
-                        source,
+                        scored,
                         plan,
                         network,
                         device,
                         scaling,
-                        writer,
+                        writer if extent is None else ExtentWriter(writer, extent),
                         reporter.sub(start, stop),
                         histograms[-1] if fused else None,
                         None if fused else summary,

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple, TypeVar, Union
@@ -56,6 +57,9 @@ class BandStatistics:
         maximum: ``float64 [C]``.
         mean: ``float64 [C]``.
         covariance: ``float64 [C, C]`` with ``ddof=1``, or None when not requested.
+        valid_window: The smallest window holding every valid pixel of the raster (the
+            raster less a nodata collar), from :func:`compute_band_statistics`; None when not
+            known.
     """
 
     count: int
@@ -63,6 +67,7 @@ class BandStatistics:
     maximum: np.ndarray
     mean: np.ndarray
     covariance: Optional[np.ndarray] = None
+    valid_window: Optional[Window] = None
 
 
 class StatisticsAccumulator:
@@ -288,11 +293,13 @@ def compute_band_statistics(
     mask_reader = None if mask is None else _MaskReader(mask, source.width, source.height)
     accumulator = StatisticsAccumulator(band_count, covariance=covariance)
     band_counts = np.zeros(band_count, dtype=np.int64)
+    extent = _ValidExtent()
     try:
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             block = source.read_window(window)
             band_counts += block.band_counts
+            extent.add(window, block.valid)
             accumulator.add(_selected_pixels(block, window, mask_reader))
             reporter.update((index + 1) / len(windows), "computing band statistics")
     finally:
@@ -303,4 +310,30 @@ def compute_band_statistics(
         if error is not None:
             raise error
     what = f"{source.path}" if mask is None else f"{source.path} (within the mask)"
-    return accumulator.result(what)
+    statistics = accumulator.result(what)
+    statistics.valid_window = extent.window()
+    return statistics
+
+
+class _ValidExtent:
+    """The bounding window of the valid pixels seen, block by block."""
+
+    def __init__(self) -> None:
+        self.x0 = self.y0 = math.inf
+        self.x1 = self.y1 = -math.inf
+
+    def add(self, window: Window, valid: np.ndarray) -> None:
+        rows = np.flatnonzero(valid.any(axis=1))
+        if rows.size == 0:
+            return
+        cols = np.flatnonzero(valid.any(axis=0))
+        self.y0 = min(self.y0, window.yoff + int(rows[0]))
+        self.y1 = max(self.y1, window.yoff + int(rows[-1]) + 1)
+        self.x0 = min(self.x0, window.xoff + int(cols[0]))
+        self.x1 = max(self.x1, window.xoff + int(cols[-1]) + 1)
+
+    def window(self) -> Optional[Window]:
+        if self.x1 < 0:
+            return None
+        x0, y0, x1, y1 = int(self.x0), int(self.y0), int(self.x1), int(self.y1)
+        return Window(x0, y0, x1 - x0, y1 - y0)
