@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from tests.raster_factory import write_raster
-from uniadrs_engine.cli.main import EXIT_CANCELLED, EXIT_USER_ERROR, main
+from uniadrs_engine.cli.main import (
+    EXIT_CANCELLED,
+    EXIT_USER_ERROR,
+    _stop_signals_as_interrupts,
+    main,
+)
+from uniadrs_engine.raster.writer import MAX_NAME_BYTES, temporary_sibling
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -144,3 +150,26 @@ def test_a_stop_signal_cleans_up_like_ctrl_c(tmp_path):
     assert process.returncode == EXIT_CANCELLED, err
     assert "uniadrs: interrupted" in err and "Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")
+def test_a_signal_ignored_at_start_stays_ignored():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts a command
+    try:
+        with _stop_signals_as_interrupts():
+            os.kill(os.getpid(), signal.SIGHUP)  # must not stop the run
+            time.sleep(0.05)
+        with pytest.raises(KeyboardInterrupt):
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            with _stop_signals_as_interrupts():
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(1.0)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_names_that_are_not_utf8_get_temporary_names():
+    name = os.fsdecode(b"caf\xe9_" + b"x" * 250 + b".tif")  # a Latin-1 name, 255 bytes
+    temporary = temporary_sibling(name, ".tif")
+    assert len(os.fsencode(temporary.name)) <= MAX_NAME_BYTES
+    assert temporary.name.startswith(".caf")

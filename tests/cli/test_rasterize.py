@@ -32,3 +32,21 @@ def test_a_missing_layer_is_one_line(tmp_path, capsys):
         EXIT_USER_ERROR
     )
     assert "is not a vector file GDAL can read" in capsys.readouterr().err
+
+
+def test_a_second_mask_of_the_same_name_is_counted_afresh(tmp_path, capsys):
+    scores = np.zeros((20, 30), dtype=np.float32)
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    mask = tmp_path / "truth.tif"
+    for low, count in ((0.9, 9), (0.5, 23)):
+        scores[3:6, 2:5] = 1.0
+        scores[10:12, 20:27] = 0.8
+        write_raster(score_path, scores)
+        polygons = tmp_path / f"objects_{low}.gpkg"
+        assert (
+            main(["threshold", str(score_path), "--value", str(low), "--polygons", str(polygons)])
+            == 0
+        )
+        assert main(["rasterize", str(polygons), str(score_path), str(mask)]) == 0
+        assert f"{count} of 600 pixels inside" in capsys.readouterr().out
+    assert not (tmp_path / "truth.tif.aux.xml").exists()

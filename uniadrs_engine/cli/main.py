@@ -89,10 +89,15 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _stop_signals_as_interrupts() -> Iterator[None]:
-    """Makes :data:`STOP_SIGNALS` act as Ctrl-C while a command runs (main thread only)."""
+    """Makes :data:`STOP_SIGNALS` act as Ctrl-C while a command runs (main thread only).
+
+    A signal the command was started with ignored (``nohup`` ignores SIGHUP) stays ignored.
+    """
     previous = {}
     with contextlib.suppress(ValueError):  # not the main thread: signals stay as they are
         for number in STOP_SIGNALS:
+            if signal.getsignal(number) is signal.SIG_IGN:
+                continue  # ignored on purpose (``nohup``): it stays ignored
             previous[number] = signal.signal(number, _interrupt)
     try:
         yield

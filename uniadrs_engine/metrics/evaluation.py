@@ -46,7 +46,8 @@ PathLike = Union[str, Path]
 #: Bins of the class histograms behind the plotted ROC curve.
 CURVE_BINS = 4096
 
-#: Bytes per pixel held while streaming both rasters (two float32 reads, masks, float64 copies).
+#: Bytes per pixel held while streaming both rasters (two reads, float64 for exact float64
+#: scores, masks and float64 copies).
 _BYTES_PER_PIXEL = 40
 
 

@@ -29,6 +29,7 @@ from uniadrs_engine.raster.writer import (
     check_geotiff_path,
     check_not_an_input,
     gdal_write_errors,
+    remove_stale_sidecar,
     set_georeference,
     temporary_sibling,
 )
@@ -110,6 +111,7 @@ def rasterize_polygons_like(
         with gdal_write_errors(out_path):
             dataset.FlushCache()
             dataset = None  # closes the file, writing what is left
+        remove_stale_sidecar(out_path)  # GDAL's statistics of an older mask of that name
         os.replace(temp_path, out_path)
     except BaseException:
         dataset = None

@@ -21,7 +21,8 @@ a time, one digit per pass: two passes for float32 scores; float64 scores (from 
 are ranked at their own precision, with 64-bit keys in four passes.
 
 Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``, traced into a
-GeoPackage work file, so that memory stays within the budget however many there are). Each
+GeoPackage work file: their outlines are not held in memory, only a few numbers per object,
+some 60 bytes, outside the budget). Each
 gets its area (squared CRS units; square metres on a geographic CRS; pixels on a raster
 without georeferencing, :meth:`~uniadrs_engine.raster.vector_frame.VectorFrame.area`), its
 pixel count and the min/mean/max score of its pixels; objects outside
@@ -267,8 +268,10 @@ def threshold_raster(
     reporter = ProgressReporter(progress, is_cancelled)
     filtering = min_object_area > 0 or max_object_area is not None
     with open_raster(score_path, bands=[1], exact=True) as scores:
+        # float64 scores (read exact) and their 64-bit keys take twice the bytes
+        bytes_per_pixel = _BYTES_PER_PIXEL * scores.value_dtype.itemsize // 4
         windows = block_windows(
-            scores.width, scores.height, _BYTES_PER_PIXEL, memory_mb, scores.block_size
+            scores.width, scores.height, bytes_per_pixel, memory_mb, scores.block_size
         )
         cut, valid_pixels = resolve_score_cut(
             scores, rule, windows, background_mask_path, reporter.sub(0.0, 0.4)

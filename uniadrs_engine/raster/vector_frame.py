@@ -15,7 +15,8 @@ map coordinates and pixels:
   follows the transform's bend. So polygons overlay the raster where QGIS draws it.
 * A raster georeferenced by rational polynomial coefficients only (raw optical satellite
   products): likewise, through GDAL's RPC transformer at the coefficients' mean height
-  (``HEIGHT_OFF``), as QGIS draws it, into longitude and latitude (WGS 84).
+  (``HEIGHT_OFF``), as QGIS draws it, into longitude and latitude (WGS 84). (``gdalwarp``
+  warps at height 0 unless told ``-to RPC_HEIGHT=<HEIGHT_OFF>``.)
 * With too few ground control points (or unusable coefficients) for a transform, QGIS draws
   the raster as one without georeferencing, and so do the polygons
   (:attr:`VectorFrame.warning` says so).
@@ -213,17 +214,19 @@ def _warp_transformer(
         dataset.SetMetadata(rpc, "RPC")
         options = ["METHOD=RPC", f"RPC_HEIGHT={rpc.get('HEIGHT_OFF', '0')}"]
         what = "its rational polynomial coefficients"
+    reason = ""
     with quiet_gdal_errors():
         try:
             transformer = gdal.Transformer(dataset, None, options)
-        except RuntimeError:
-            transformer = None
+        except RuntimeError as error:  # GDAL's exceptions are on
+            transformer, reason = None, str(error)
+        if transformer is None:
+            reason = reason or gdal.GetLastErrorMsg()
     if transformer is None:
-        reason = gdal.GetLastErrorMsg() or "GDAL found no transform"
+        reason = reason or "GDAL found no transform"
         return None, (
             f"{what} give no transform ({reason}), so QGIS draws it as a raster without "
-            "georeferencing, and the polygons follow; warp the raster first (gdalwarp) for "
-            "map coordinates"
+            "georeferencing, and the polygons follow"
         )
     return transformer, None
 

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from dataclasses import dataclass
@@ -166,8 +167,13 @@ def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Pa
     path = Path(path)
     tail = f".{uuid.uuid4().hex[:8]}.{label}{suffix}"
     # room for the leading dot, the tail and a sidecar GDAL may add (".aux.xml")
-    room = MAX_NAME_BYTES - 1 - len(tail.encode("utf-8")) - len(SIDECAR_SUFFIX)
-    stem = path.stem.encode("utf-8")[: max(room, 1)].decode("utf-8", errors="ignore")
+    room = MAX_NAME_BYTES - 1 - len(os.fsencode(tail)) - len(SIDECAR_SUFFIX)
+    encoded = os.fsencode(path.stem)[: max(room, 1)]
+    while encoded and (encoded[-1] & 0xC0) == 0x80:  # a cut multi-byte character: drop it
+        encoded = encoded[:-1]
+    if encoded and encoded[-1] >= 0xC0:  # the lead byte of a character cut away
+        encoded = encoded[:-1]
+    stem = os.fsdecode(encoded)
     return path.parent / f".{stem}{tail}"
 
 
@@ -179,7 +185,7 @@ def check_output_folder(path: PathLike) -> Path:
             :data:`MAX_NAME_BYTES`, with a one-line reason.
     """
     path = Path(path)
-    size = len(path.name.encode("utf-8", errors="surrogateescape"))
+    size = len(os.fsencode(path.name))
     if size > MAX_NAME_BYTES:
         raise InputError(
             f"the output file name is {size} bytes long; file systems take at most "
@@ -433,10 +439,7 @@ class ScoreRasterWriter:
                 if written is None:
                     raise RuntimeError(gdal.GetLastErrorMsg() or "the file cannot be read back")
                 written = None
-            with contextlib.suppress(FileNotFoundError, OSError):
-                # statistics of an older file under the same name (none when the name is
-                # too long for a sidecar)
-                Path(f"{self.path}{SIDECAR_SUFFIX}").unlink()
+            remove_stale_sidecar(self.path)
             os.replace(self.temp_path, self.path)
         except BaseException:
             self._dataset = None
@@ -468,6 +471,20 @@ class ScoreRasterWriter:
     def __repr__(self) -> str:
         state = "committed" if self.committed else ("open" if self.is_open else "aborted")
         return f"ScoreRasterWriter({str(self.path)!r}, {self.width}x{self.height}, {state})"
+
+
+def remove_stale_sidecar(path: PathLike) -> None:
+    """Deletes ``{path}.aux.xml``, the statistics GDAL kept of an older file of that name.
+
+    A name too long to have a sidecar has none; any other failure is raised.
+    """
+    try:
+        Path(f"{path}{SIDECAR_SUFFIX}").unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
 
 
 def remove_if_exists(path: PathLike) -> None:

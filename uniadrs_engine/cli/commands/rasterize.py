@@ -37,15 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Burns the polygons and prints what was written."""
-    from osgeo import gdal
-
     from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
+    from uniadrs_engine.raster.reader import open_raster
+    from uniadrs_engine.raster.tiling import block_windows
 
     written = rasterize_polygons_like(
         args.polygons, args.like, args.out, layer_name=args.layer, all_touched=args.all_touched
     )
-    dataset = gdal.Open(str(written))
-    # GDAL counts block by block: memory stays small whatever the raster's size
-    outside, inside = dataset.GetRasterBand(1).GetHistogram(-0.5, 1.5, 2, 0, 0)
-    print(f"wrote {written}: {inside} of {inside + outside} pixels inside the polygons")
+    inside = 0
+    with open_raster(written) as mask:  # counted strip by strip: memory stays small
+        for window in block_windows(mask.width, mask.height, 8, 64, mask.block_size):
+            inside += int(mask.read_window(window).data[0].astype(bool).sum())
+        total = mask.width * mask.height
+    print(f"wrote {written}: {inside} of {total} pixels inside the polygons")
     return 0
