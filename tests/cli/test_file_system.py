@@ -173,3 +173,11 @@ def test_names_that_are_not_utf8_get_temporary_names():
     temporary = temporary_sibling(name, ".tif")
     assert len(os.fsencode(temporary.name)) <= MAX_NAME_BYTES
     assert temporary.name.startswith(".caf")
+
+
+def test_temporary_names_keep_short_stems_whole():
+    assert temporary_sibling("out/résumé_été.tif", ".tif").name.startswith(".résumé_été.")
+    long = "é" * 130 + ".tif"  # 264 bytes: shortened, on a character boundary
+    name = temporary_sibling(long, ".tif").name
+    assert len(os.fsencode(name)) <= MAX_NAME_BYTES and name.startswith(".éé")
+    name.encode("utf-8")  # no half character left

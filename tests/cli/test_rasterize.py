@@ -43,10 +43,11 @@ def test_a_second_mask_of_the_same_name_is_counted_afresh(tmp_path, capsys):
         scores[10:12, 20:27] = 0.8
         write_raster(score_path, scores)
         polygons = tmp_path / f"objects_{low}.gpkg"
+        (tmp_path / "truth.tif.aux.xml").write_text("<PAMDataset/>")  # an older mask's
         assert (
             main(["threshold", str(score_path), "--value", str(low), "--polygons", str(polygons)])
             == 0
         )
         assert main(["rasterize", str(polygons), str(score_path), str(mask)]) == 0
         assert f"{count} of 600 pixels inside" in capsys.readouterr().out
-    assert not (tmp_path / "truth.tif.aux.xml").exists()
+    assert not (tmp_path / "truth.tif.aux.xml").exists()  # not carried over to the new mask

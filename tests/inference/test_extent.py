@@ -1,21 +1,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from uniadrs_engine.inference.extent import collar_windows, valid_extent
-from uniadrs_engine.raster.reader import Window
-
-
-@pytest.mark.parametrize(
-    "extent",
-    [Window(2, 3, 5, 4), Window(0, 0, 7, 10), Window(0, 3, 10, 7), Window(9, 9, 1, 1)],
-)
-def test_the_collar_and_the_extent_cover_the_raster_once(extent):
-    covered = np.zeros((10, 10), dtype=int)
-    for part in [*collar_windows(10, 10, extent), extent]:
-        covered[part.yoff : part.yoff + part.ysize, part.xoff : part.xoff + part.xsize] += 1
-    assert (covered == 1).all()
+from tests.raster_factory import write_raster
+from uniadrs_engine.inference.extent import ExtentView, ExtentWriter, valid_extent
+from uniadrs_engine.raster.reader import Window, open_raster
+from uniadrs_engine.raster.writer import ScoreRasterWriter
 
 
 class _Raster:
@@ -26,3 +16,22 @@ def test_a_raster_without_a_collar_is_scored_whole():
     assert valid_extent(_Raster(), Window(0, 0, 10, 8)) is None
     assert valid_extent(_Raster(), None) is None
     assert valid_extent(_Raster(), Window(1, 0, 9, 8)) == Window(1, 0, 9, 8)
+
+
+def test_an_extent_reads_and_writes_in_its_own_pixels_and_the_rest_is_nodata(tmp_path):
+    image = np.arange(3 * 10 * 12, dtype=np.float32).reshape(3, 10, 12)
+    path = write_raster(tmp_path / "scene.tif", image)
+    extent = Window(4, 2, 5, 6)
+    with open_raster(path) as source:
+        view = ExtentView(source, extent)
+        assert (view.width, view.height, view.band_count) == (5, 6, 3)
+        block = view.read_window(Window(1, 1, 2, 3))
+        np.testing.assert_array_equal(block.data, image[:, 3:6, 5:7])
+        with ScoreRasterWriter(tmp_path / "scores.tif", source) as writer:
+            ExtentWriter(writer, extent).write(Window(0, 0, 5, 6), np.ones((6, 5), np.float32))
+    with open_raster(tmp_path / "scores.tif") as scores:
+        written = scores.read_window(scores.full_window())
+    inside = np.zeros((10, 12), dtype=bool)
+    inside[2:8, 4:9] = True
+    np.testing.assert_array_equal(written.valid, inside)  # nothing written: nodata
+    assert (written.data[0][inside] == 1.0).all()

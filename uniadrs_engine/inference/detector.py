@@ -89,12 +89,7 @@ import torch
 from uniadrs_engine.baselines.rx import write_global_rx
 from uniadrs_engine.errors import DeviceError, InputError
 from uniadrs_engine.inference.device import describe_device, resolve_device
-from uniadrs_engine.inference.extent import (
-    ExtentView,
-    ExtentWriter,
-    valid_extent,
-    write_nodata_outside,
-)
+from uniadrs_engine.inference.extent import ExtentView, ExtentWriter, valid_extent
 from uniadrs_engine.inference.fusion import (
     ScoreHistogram,
     check_fusion_power,
@@ -725,8 +720,6 @@ def _detect_bands(
                 for scale in scales
             ]
 
-        plans = plan_all(source.width, source.height)  # refuses a budget too small, early
-
         statistics = compute_band_statistics(
             source,
             _strip_memory_mb(options.memory_mb),
@@ -739,7 +732,6 @@ def _detect_bands(
         scored: Union[RasterSource, ExtentView] = source
         if extent is not None:
             scored = ExtentView(source, extent)
-            plans = plan_all(extent.xsize, extent.ysize)
             logger.info(
                 "scoring the %dx%d px holding every valid pixel (from column %d, row %d): "
                 "the nodata collar around it is left out",
@@ -748,6 +740,7 @@ def _detect_bands(
                 extent.xoff,
                 extent.yoff,
             )
+        plans = plan_all(scored.width, scored.height)
         for plan in plans:
             logger.info("%s", plan.describe())
         scaling: InputScaling = (
@@ -779,9 +772,7 @@ def _detect_bands(
                     target = output_path
                 final = None if fused else SCORE_OVERVIEWS
                 with ScoreRasterWriter(target, source, overviews=final) as writer:
-                    if extent is not None:
-                        strip_mb = _strip_memory_mb(options.memory_mb)
-                        write_nodata_outside(writer, source.width, source.height, extent, strip_mb)
+                    # the collar is never written: GDAL fills it with the nodata value
                     _score_scale(
                         scored,
                         plan,

@@ -5,26 +5,25 @@ with the band means) would weigh on the scores of the valid pixels beside them. 
 therefore scores only the smallest window holding every valid pixel
 (:attr:`~uniadrs_engine.raster.statistics.BandStatistics.valid_window`): tiles are planned,
 read and mirror-padded as if that window were the whole raster (:class:`ExtentView`), their
-scores are written back in place (:class:`ExtentWriter`), and the collar is written as
-nodata (:func:`write_nodata_outside`). A raster without a collar is scored as before.
+scores are written back in place (:class:`ExtentWriter`), and the collar is never written:
+GDAL's GeoTIFF driver fills the blocks (and the parts of blocks) nothing was written to with
+the band's nodata value. A raster without a collar is scored as before.
 
 Example:
-    >>> [tuple(part) for part in collar_windows(10, 10, Window(2, 3, 5, 4))]
-    [(0, 0, 10, 3), (0, 7, 10, 3), (0, 3, 2, 4), (7, 3, 3, 4)]
+    >>> class Raster:
+    ...     width, height = 10, 8
+    >>> valid_extent(Raster(), Window(0, 0, 10, 8)) is None  # no collar: scored whole
+    True
 """
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from uniadrs_engine.raster.reader import RasterBlock, RasterSource, Window
-from uniadrs_engine.raster.tiling import block_windows
 from uniadrs_engine.raster.writer import ScoreRasterWriter
-
-#: Bytes per pixel while writing the collar's nodata (values and validity).
-_COLLAR_BYTES_PER_PIXEL = 5
 
 
 class ExtentView:
@@ -65,37 +64,6 @@ def valid_extent(source: Any, window: Optional[Window]) -> Optional[Window]:
     if window is None or tuple(window) == (0, 0, source.width, source.height):
         return None
     return window
-
-
-def collar_windows(width: int, height: int, extent: Window) -> List[Window]:
-    """The parts of a ``width`` x ``height`` raster outside ``extent``: above, below, beside."""
-    x0, y0, x1, y1 = (
-        extent.xoff,
-        extent.yoff,
-        extent.xoff + extent.xsize,
-        extent.yoff + extent.ysize,
-    )
-    parts = [
-        Window(0, 0, width, y0),
-        Window(0, y1, width, height - y1),
-        Window(0, y0, x0, y1 - y0),
-        Window(x1, y0, width - x1, y1 - y0),
-    ]
-    return [part for part in parts if part.xsize > 0 and part.ysize > 0]
-
-
-def write_nodata_outside(
-    writer: ScoreRasterWriter, width: int, height: int, extent: Window, memory_mb: float
-) -> None:
-    """Writes nodata over the raster outside ``extent``, in strips within ``memory_mb``."""
-    for part in collar_windows(width, height, extent):
-        for strip in block_windows(part.xsize, part.ysize, _COLLAR_BYTES_PER_PIXEL, memory_mb):
-            shape = (strip.ysize, strip.xsize)
-            writer.write(
-                _shifted(strip, part),
-                np.zeros(shape, dtype=np.float32),
-                np.zeros(shape, dtype=bool),
-            )
 
 
 def _shifted(window: Window, origin: Window) -> Window:

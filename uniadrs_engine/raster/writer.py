@@ -168,12 +168,15 @@ def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Pa
     tail = f".{uuid.uuid4().hex[:8]}.{label}{suffix}"
     # room for the leading dot, the tail and a sidecar GDAL may add (".aux.xml")
     room = MAX_NAME_BYTES - 1 - len(os.fsencode(tail)) - len(SIDECAR_SUFFIX)
-    encoded = os.fsencode(path.stem)[: max(room, 1)]
-    while encoded and (encoded[-1] & 0xC0) == 0x80:  # a cut multi-byte character: drop it
-        encoded = encoded[:-1]
-    if encoded and encoded[-1] >= 0xC0:  # the lead byte of a character cut away
-        encoded = encoded[:-1]
-    stem = os.fsdecode(encoded)
+    stem = path.stem
+    encoded = os.fsencode(stem)
+    if len(encoded) > room:
+        cut = encoded[: max(room, 1)]
+        try:
+            encoded.decode("utf-8")  # a UTF-8 name: a character cut in two is dropped whole
+            stem = cut.decode("utf-8", errors="ignore")
+        except UnicodeDecodeError:  # a name in another encoding: its bytes are cut as they are
+            stem = os.fsdecode(cut)
     return path.parent / f".{stem}{tail}"
 
 
