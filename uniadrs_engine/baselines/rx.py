@@ -748,6 +748,7 @@ def write_global_rx(
     reporter: ProgressReporter,
     observer: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
     overviews: Optional[str] = None,
+    reported_as: Optional[PathLike] = None,
 ) -> None:
     """Scoring pass of global RX, strip by strip.
 
@@ -761,6 +762,8 @@ def write_global_rx(
         observer: Optional callable receiving each written strip's scores and validity.
         overviews: Resampling of the output's overviews, or None for none (see
             :class:`~uniadrs_engine.raster.writer.ScoreRasterWriter`).
+        reported_as: The file a failed write is reported as (when ``output_path`` is an
+            intermediate of it).
     """
     assert statistics.covariance is not None
     mean = statistics.mean
@@ -770,7 +773,9 @@ def write_global_rx(
     windows = block_windows(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
     )
-    with ScoreRasterWriter(output_path, like=source, overviews=overviews) as writer:
+    with ScoreRasterWriter(
+        output_path, like=source, overviews=overviews, reported_as=reported_as
+    ) as writer:
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             block = source.read_window(window)

@@ -771,7 +771,9 @@ def _detect_bands(
                 else:
                     target = output_path
                 final = None if fused else SCORE_OVERVIEWS
-                with ScoreRasterWriter(target, source, overviews=final) as writer:
+                with ScoreRasterWriter(
+                    target, source, overviews=final, reported_as=output_path
+                ) as writer:
                     # the collar is never written: GDAL fills it with the nodata value
                     _score_scale(
                         scored,
@@ -796,6 +798,7 @@ def _detect_bands(
                     _strip_memory_mb(options.memory_mb),
                     reporter.sub(scoring_end, fusion_start),
                     lambda values, valid: histograms[-1].add(values[valid]),
+                    reported_as=output_path,
                 )
             if fused:
                 with ScoreRasterWriter(output_path, source, overviews=SCORE_OVERVIEWS) as writer:

@@ -52,6 +52,7 @@ import math
 import os
 import shutil
 import tempfile
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
@@ -309,6 +310,10 @@ def threshold_raster(
                 area_range=(min_object_area, max_object_area),
                 reporter=reporter,
             )
+        except BaseException as error:
+            with quiet_gdal_errors():  # the work files close here, whatever their state
+                traceback.clear_frames(error.__traceback__)
+            raise
         finally:
             shutil.rmtree(work_folder, ignore_errors=True)
 
@@ -498,9 +503,15 @@ def _threshold_with_objects(
     area_range: Tuple[float, Optional[float]],
     reporter: ProgressReporter,
 ) -> ThresholdReport:
-    """Raw mask, then objects, then per-object figures, filtered mask and polygons."""
+    """Raw mask, then objects, then per-object figures, filtered mask and polygons.
+
+    A failed write of a work file is reported as one of the output the user asked for.
+    """
+    reported = polygons_path if polygons_path is not None else mask_path
     raw_mask_path = work_folder / "raw_mask.tif"
-    with ScoreRasterWriter(raw_mask_path, scores, dtype=np.uint8, nodata=None) as raw_writer:
+    with ScoreRasterWriter(
+        raw_mask_path, scores, dtype=np.uint8, nodata=None, reported_as=reported
+    ) as raw_writer:
         for window in windows:
             reporter.check_cancelled()
             block = scores.read_window(window)
@@ -510,13 +521,13 @@ def _threshold_with_objects(
     if frame.warning:
         LOGGER.warning("%s: %s", scores.path, frame.warning)
     objects_path = work_folder / "objects.gpkg"
-    objects_store, objects = _object_layer(objects_path)
+    objects_store, objects = _object_layer(objects_path, reported)
     raw_dataset = gdal.Open(str(raw_mask_path), gdal.GA_Update)
     if frame.geotransform != tuple(scores.geotransform):
         with quiet_gdal_errors():  # polygons traced in the frame (where QGIS draws them)
             raw_dataset.SetGeoTransform(frame.geotransform)
     raw_band = raw_dataset.GetRasterBand(1)
-    with gdal_write_errors(objects_path):
+    with gdal_write_errors(reported):
         objects.StartTransaction()
         gdal.Polygonize(raw_band, raw_band, objects, 0, ["8CONNECTED=8"])
         objects.CommitTransaction()
@@ -533,7 +544,7 @@ def _threshold_with_objects(
         options=["TILED=YES", "COMPRESS=DEFLATE", "SPARSE_OK=TRUE"],
     )
     ids_dataset.SetGeoTransform(frame.geotransform)
-    with gdal_write_errors(ids_path):
+    with gdal_write_errors(reported):
         if len(table.area) > 1:
             numbered = objects_store.ExecuteSQL("SELECT fid + 0 AS object_id, geom FROM objects")
             if numbered is None:
@@ -590,12 +601,13 @@ def _threshold_with_objects(
     )
 
 
-def _object_layer(path: Path) -> Tuple[gdal.Dataset, ogr.Layer]:
-    """A GeoPackage work layer for traced objects (on disk: memory stays within budget).
+def _object_layer(path: Path, reported: Optional[Path]) -> Tuple[gdal.Dataset, ogr.Layer]:
+    """A GeoPackage work layer for traced objects (on disk: the outlines are not in memory).
 
-    Its features' ids number the objects from 1 (0 is no object).
+    Its features' ids number the objects from 1 (0 is no object). A failure to create it is
+    reported as one of ``reported``, the output the user asked for.
     """
-    with gdal_write_errors(path):
+    with gdal_write_errors(reported if reported is not None else path):
         store = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
         layer = (
             None

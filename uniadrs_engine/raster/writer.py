@@ -259,32 +259,53 @@ def check_geotiff_path(path: PathLike) -> Path:
     return path
 
 
-def write_failure_message(target: PathLike, message: str) -> str:
-    """One line on a failed write of ``target``; a full disk (or quota) is named as such."""
+def write_failure_message(target: PathLike, message: Union[str, Sequence[str]]) -> str:
+    """One line on a failed write of ``target``; a full disk (or quota) is named as such.
+
+    Args:
+        target: The file the user asked for.
+        message: GDAL's (or the system's) message, or all the messages of the failure: the
+            first says what failed, and any of them may say that the disk is full.
+    """
     target = Path(target)
-    lowered = message.lower()
+    messages = [message] if isinstance(message, str) else list(message)
+    lowered = " ".join(messages).lower()
     if any(sign in lowered for sign in ("no space left", "disk is full", "disk full", "quota")):
         return f"no space left on the device of {target.parent} (writing {target.name})"
-    return f"cannot write {target}: {message.strip() or 'GDAL error'}"
+    first = next((text.strip() for text in messages if text.strip()), "GDAL error")
+    return f"cannot write {target}: {first}"
 
 
 @contextlib.contextmanager
 def gdal_write_errors(target: PathLike) -> Iterator[None]:
     """Turns a failure GDAL reports while writing ``target`` into one :class:`InputError`.
 
-    GDAL reports a failed write (a full disk, a file-size limit) as a ``RuntimeError`` when
-    exceptions are enabled, or only as its last error; either way the file is unusable, and
-    the error says why, once, instead of GDAL's lines on stderr. Opening a dataset resets
-    GDAL's error state, so a block must not open one after the writes it checks.
+    GDAL reports a failed write (a full disk, a file-size limit) in several messages, as a
+    ``RuntimeError`` when exceptions are enabled or only as errors; either way the file is
+    unusable, and the error says why, once, instead of GDAL's lines on stderr. Every failure
+    message of the block is kept (the first one says what failed, a later one may say that
+    the disk is full).
     """
-    with quiet_gdal_errors():
+    failures: List[str] = []
+
+    def record(error_class: int, number: int, message: str) -> None:
+        if error_class >= gdal.CE_Failure:
+            failures.append(str(message))
+
+    gdal.PushErrorHandler(record)
+    try:
         gdal.ErrorReset()
         try:
             yield
         except RuntimeError as error:
-            raise InputError(write_failure_message(target, str(error))) from None
-        if gdal.GetLastErrorType() >= gdal.CE_Failure:
-            raise InputError(write_failure_message(target, gdal.GetLastErrorMsg()))
+            failures.append(str(error))
+        else:
+            if not failures and gdal.GetLastErrorType() >= gdal.CE_Failure:
+                failures.append(gdal.GetLastErrorMsg())
+    finally:
+        gdal.PopErrorHandler()
+    if failures:
+        raise InputError(write_failure_message(target, failures))
 
 
 class ScoreRasterWriter:
@@ -303,6 +324,8 @@ class ScoreRasterWriter:
             than :data:`OVERVIEW_MIN_SIDE` (``"AVERAGE"``, ``"NEAREST"``...), so that GIS
             software shows them at any zoom without reading every pixel; None: none (for
             intermediate files).
+        reported_as: The file a failed write is reported as (the final output of which this
+            is an intermediate); ``path`` by default.
 
     Raises:
         InputError: If :func:`check_geotiff_path` refuses the path (its ending, its folder)
@@ -319,8 +342,10 @@ class ScoreRasterWriter:
         creation_options: Sequence[str] = DEFAULT_CREATION_OPTIONS,
         band_descriptions: Optional[Sequence[str]] = None,
         overviews: Optional[str] = None,
+        reported_as: Optional[PathLike] = None,
     ) -> None:
         self.path = check_geotiff_path(path)
+        self.reported_as = Path(reported_as) if reported_as is not None else self.path
         self.overviews = overviews
         self.width = int(like.width)
         self.height = int(like.height)
@@ -413,7 +438,7 @@ class ScoreRasterWriter:
             if self.nodata is None:
                 raise ValueError("cannot mark invalid pixels: the writer has no nodata value")
             output[:, invalid] = self.nodata
-        with gdal_write_errors(self.path):
+        with gdal_write_errors(self.reported_as):
             for index in range(self.band_count):
                 self._dataset.GetRasterBand(index + 1).WriteArray(output[index], xoff, yoff)
 
@@ -430,14 +455,14 @@ class ScoreRasterWriter:
                     try:
                         self._dataset.BuildOverviews(self.overviews, levels)
                     except RuntimeError as error:
-                        message = write_failure_message(self.path, str(error))
+                        message = write_failure_message(self.reported_as, str(error))
                         if message.startswith("cannot write"):
                             message = f"cannot build the overviews of {self.path}: {error}"
                         raise InputError(message) from None
-            with gdal_write_errors(self.path):
+            with gdal_write_errors(self.reported_as):
                 self._dataset.FlushCache()
                 self._dataset = None  # closes the file, writing what is left
-            with gdal_write_errors(self.path):  # GDAL resets its error state when it opens
+            with gdal_write_errors(self.reported_as):  # GDAL resets its error state when it opens
                 written = gdal.Open(str(self.temp_path))
                 if written is None:
                     raise RuntimeError(gdal.GetLastErrorMsg() or "the file cannot be read back")
