@@ -6,7 +6,27 @@ line; the command line prints it without a traceback and the QGIS plugin turns i
 ``QgsProcessingException``.
 """
 
-from typing import Sequence, Tuple
+import errno
+from typing import Optional, Sequence, Tuple
+
+#: File-system errors a user can act on (a full disk or quota, a file-size limit, a name
+#: too long, no permission, a read-only file system): one line, not a traceback.
+FILE_SYSTEM_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS}
+)
+
+
+def file_system_message(error: BaseException) -> Optional[str]:
+    """One line on a file-system error a user can act on (:data:`FILE_SYSTEM_ERRORS`), or None.
+
+    Example:
+        >>> file_system_message(OSError(errno.ENOSPC, "No space left on device", "o.tif"))
+        'No space left on device: o.tif'
+    """
+    if not isinstance(error, OSError) or error.errno not in FILE_SYSTEM_ERRORS:
+        return None
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
 
 
 class UniadrsError(Exception):

@@ -183,6 +183,11 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.cancelled_message(error)) from None
         except errors.UniadrsError as error:
             raise QgsProcessingException(str(error)) from None
+        except OSError as error:  # a full disk, no permission: one line, as in the CLI
+            message = errors.file_system_message(error)
+            if message is None:
+                raise
+            raise QgsProcessingException(message) from None
 
     def cancelled_message(self, error: Exception) -> str:
         """What the log says when the user cancelled (the engine left no output behind)."""

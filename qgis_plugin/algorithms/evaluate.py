@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -58,16 +57,6 @@ def _number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Writes ``text`` under a temporary name in ``path``'s folder, then renames it."""
-    temporary = path.parent / f".{path.name}.partial"
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def report_html(rows: List[Tuple[str, str]], png_path: Optional[Path], title: str) -> str:
@@ -189,7 +178,8 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                     ("Ground truth", self._truth_name(parameters, context, mask_path)),
                     *rows,
                 ]
-                write_text_atomically(
+                writer = engine_module("uniadrs_engine.raster.writer")
+                writer.write_text_file(
                     Path(html_path), report_html(rows, png_path, "UniADRS anomaly map evaluation")
                 )
                 outputs[self.OUTPUT_HTML] = html_path

@@ -76,3 +76,15 @@ def test_a_bar_shows_only_after_a_moment_or_at_its_end(capsys) -> None:
         update(1.0, "done")
     err = capsys.readouterr().err
     assert "quick: 100%" in err and "50%" not in err and err.endswith("\n")
+
+
+def test_a_warning_before_the_bar_shows_prints_alone(capsys) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    with pytest.raises(ValueError), progress_bar("simulating", steps=4) as update:
+        update(0.0, "reading")
+        logging.getLogger("uniadrs_engine.test").warning("no hyperspectral background")
+        raise ValueError("cannot write")  # a failure before the bar had shown
+    err = capsys.readouterr().err
+    assert "no hyperspectral background" in err and "simulating" not in err

@@ -181,3 +181,45 @@ def test_temporary_names_keep_short_stems_whole():
     name = temporary_sibling(long, ".tif").name
     assert len(os.fsencode(name)) <= MAX_NAME_BYTES and name.startswith(".éé")
     name.encode("utf-8")  # no half character left
+
+
+def test_simulation_on_a_full_disk_is_one_line(tmp_path):
+    backgrounds = tmp_path / "backgrounds"
+    backgrounds.mkdir()
+    image = np.random.default_rng(8).random((3, 96, 96)).astype(np.float32)
+    write_raster(backgrounds / "scene.tif", image)
+    out = tmp_path / "samples"
+    result = _uniadrs(
+        "simulate", str(backgrounds), str(out), "-n", "4", "--size", "64", file_limit=20_000
+    )
+    assert result.returncode == EXIT_USER_ERROR, result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("uniadrs: error: cannot write ") and "too large" in last_line
+    assert "Traceback" not in result.stderr
+    assert not out.exists() or not any(path.suffix == ".tif" for path in out.rglob("*"))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_training_error(tmp_path):
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))\n"
+        "import torch\n"
+        "from uniadrs_engine.errors import TrainingError\n"
+        "from uniadrs_engine.training.checkpoint import save_checkpoint\n"
+        "try:\n"
+        "    save_checkpoint(Path(sys.argv[1]), {'step': 1, 'w': torch.zeros(100_000)})\n"
+        "except TrainingError as error:\n"
+        "    print(error)\n"
+    )
+    target = tmp_path / "run" / "checkpoint.pt"
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(target)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.startswith(f"cannot write {target}: "), result.stdout + result.stderr
+    assert not target.exists() and list(target.parent.iterdir()) == []

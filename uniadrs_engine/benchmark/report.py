@@ -10,7 +10,6 @@ import csv
 import datetime
 import io
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -20,7 +19,7 @@ from osgeo import gdal
 from uniadrs_engine.benchmark.manifest import BenchmarkScene
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.raster.reader import quiet_gdal_errors
-from uniadrs_engine.raster.writer import temporary_sibling
+from uniadrs_engine.raster.writer import write_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from uniadrs_engine.benchmark.runner import SceneResult
@@ -51,17 +50,6 @@ CSV_COLUMNS = (
 
 #: Largest side of the thumbnails in the figure.
 THUMBNAIL_SIZE = 256
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Writes a text file under a temporary name, then renames it."""
-    temp_path = temporary_sibling(path, path.suffix)
-    try:
-        temp_path.write_text(text, encoding="utf-8")
-        os.replace(temp_path, path)
-    finally:
-        if temp_path.exists():
-            temp_path.unlink()
 
 
 def _number(value: Optional[float], digits: int = 4) -> str:
@@ -95,7 +83,7 @@ def write_results_csv(results: Sequence[SceneResult], path: Path) -> Path:
                 result.error or "",
             ]
         )
-    _write_text(path, buffer.getvalue())
+    write_text_file(path, buffer.getvalue())
     return path
 
 
@@ -113,7 +101,7 @@ def write_pooled_csv(
             if (result.modality, result.detector) == (modality, detector) and result.ok
         )
         writer.writerow((modality, detector, _number(value, 6), count))
-    _write_text(path, buffer.getvalue())
+    write_text_file(path, buffer.getvalue())
     return path
 
 
@@ -301,7 +289,7 @@ def write_results_markdown(
             for result in failures
         ]
         lines.append("")
-    _write_text(path, "\n".join(lines))
+    write_text_file(path, "\n".join(lines))
     return path
 
 

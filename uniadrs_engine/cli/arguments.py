@@ -162,12 +162,26 @@ def progress_bar(
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    class DelayedBar(tqdm):  # type: ignore[misc, valid-type]
+        """A bar whose warnings print plainly while it has not shown yet.
+
+        tqdm redraws every bar after a message it writes, and so would show one still
+        waiting out :data:`BAR_DELAY_S`, which then closes without its line ending.
+        """
+
+        @classmethod
+        def write(cls, s: str, file: Any = None, end: str = "\n", nolock: bool = False) -> None:
+            if any(getattr(bar, "delay", 0) > 0 for bar in list(cls._instances)):
+                (file or sys.stdout).write(f"{s}{end}")
+            else:
+                super().write(s, file=file, end=end, nolock=nolock)
+
     total = steps if steps else 1000
     # l_bar: "{desc}: {percentage:3.0f}%|", without the colon when there is no description
     percent_format = "{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
     bar_format = None if steps else percent_format
     with (
-        tqdm(
+        DelayedBar(
             total=total,
             desc=description,
             unit=unit,
@@ -177,7 +191,7 @@ def progress_bar(
             bar_format=bar_format,
             delay=BAR_DELAY_S,
         ) as bar,
-        logging_redirect_tqdm(),
+        logging_redirect_tqdm(tqdm_class=DelayedBar),
     ):  # warnings print above the bar, not into it
         started = False
         shown_from = time.monotonic() + BAR_DELAY_S

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import logging
 import os
@@ -23,7 +22,7 @@ import sys
 from typing import Any, Iterator, Optional, Sequence
 
 from uniadrs_engine import __version__
-from uniadrs_engine.errors import CancelledError, UniadrsError
+from uniadrs_engine.errors import CancelledError, UniadrsError, file_system_message
 
 #: Sub-command modules, in the order ``uniadrs --help`` lists them.
 COMMAND_MODULES = (
@@ -44,12 +43,6 @@ EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
 #: A closed output pipe (128 + SIGPIPE, as a shell reports a tool that SIGPIPE stopped).
 EXIT_BROKEN_PIPE = 141
-
-#: File-system errors a user can act on (a full disk or quota, a file-size limit, a name
-#: too long, no permission, a read-only file system): one line, not a traceback.
-FILE_SYSTEM_ERRORS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS}
-)
 
 #: Signals that stop a run as Ctrl-C does (``kill``, ``timeout``, a closed terminal), so
 #: that it cleans up its temporary files (and training writes its checkpoint).
@@ -143,10 +136,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("uniadrs: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
     except OSError as error:
-        if error.errno not in FILE_SYSTEM_ERRORS:
+        message = file_system_message(error)
+        if message is None:
             raise
-        where = f": {error.filename}" if error.filename else ""
-        print(f"uniadrs: error: {error.strerror or error}{where}", file=sys.stderr)
+        print(f"uniadrs: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
 
 

@@ -501,6 +501,28 @@ class ScoreRasterWriter:
         return f"ScoreRasterWriter({str(self.path)!r}, {self.width}x{self.height}, {state})"
 
 
+def write_text_file(path: PathLike, text: str) -> Path:
+    """Writes a text output (a report, a table) complete or not at all.
+
+    The text goes to a temporary name in the same folder (:func:`temporary_sibling`), which
+    is then renamed.
+
+    Raises:
+        InputError: If the folder is refused (:func:`check_output_folder`) or the file cannot
+            be written (a full disk, say).
+    """
+    path = check_output_folder(path)
+    temp_path = temporary_sibling(path, path.suffix)
+    try:
+        temp_path.write_text(text, encoding="utf-8")
+        os.replace(temp_path, path)
+    except OSError as error:
+        raise InputError(write_failure_message(path, error.strerror or str(error))) from None
+    finally:
+        temp_path.unlink(missing_ok=True)
+    return path
+
+
 def remove_stale_sidecar(path: PathLike) -> None:
     """Deletes ``{path}.aux.xml``, the statistics GDAL kept of an older file of that name.
 

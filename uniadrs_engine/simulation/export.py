@@ -40,6 +40,7 @@ from scipy import ndimage
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.writer import gdal_write_errors
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
 from uniadrs_engine.simulation.sample import (
@@ -222,7 +223,16 @@ def _remove_stale_samples(out_dir: Path, n: int) -> None:
 
 
 def write_sample(sample: SimulatedSample, image_path: Path, labels_path: Path) -> None:
-    """Writes a sample's image (float32) and labels (uint8 with a colour table) as GeoTIFFs."""
+    """Writes a sample's image (float32) and labels (uint8 with a colour table) as GeoTIFFs.
+
+    Raises:
+        InputError: If GDAL cannot write them (a full disk, say).
+    """
+    with gdal_write_errors(image_path):
+        _write_sample(sample, image_path, labels_path)
+
+
+def _write_sample(sample: SimulatedSample, image_path: Path, labels_path: Path) -> None:
     driver = gdal.GetDriverByName("GTiff")
     channels, rows, cols = sample.image.shape
     options = ["COMPRESS=DEFLATE", "INTERLEAVE=BAND"]

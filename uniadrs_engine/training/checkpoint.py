@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict
@@ -21,21 +22,45 @@ from typing import Any, Dict
 import torch
 
 from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.raster.writer import write_failure_message
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
-    """Writes ``state`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
+    """Writes ``state`` atomically (temp file in the same folder, then rename).
+
+    Raises:
+        TrainingError: If it cannot be written (a full disk, say); the previous checkpoint
+            is kept.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise TrainingError(write_failure_message(path, error.strerror or str(error))) from None
     try:
         torch.save(state, temporary)
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch reports a full disk as a RuntimeError
+        Path(temporary).unlink(missing_ok=True)
+        raise TrainingError(_checkpoint_failure(path, error)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _checkpoint_failure(path: Path, error: BaseException) -> str:
+    """One line on a checkpoint that could not be written; a full disk is named as such."""
+    message = str(getattr(error, "strerror", None) or error)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 16 * 2**20:  # torch says "unexpected pos" when it is full
+        message = f"No space left on device ({free // 2**10} KiB free): {message}"
+    return write_failure_message(path, message)
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
