@@ -216,8 +216,14 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
             for item in value if isinstance(value, (list, tuple)) else [value]:
                 if isinstance(item, QgsMapLayer) or item in (None, ""):
                     continue
+                if isinstance(item, str) and _is_gdal_name(item):
+                    return False, (
+                        f"{definition.description()}: {item}: background rasters are files; "
+                        "save a subdataset as a GeoTIFF first (gdal_translate)"
+                    )
                 layer = QgsProcessingUtils.mapLayerFromString(str(item), context)
-                if layer is None or not layer.isValid():
+                if layer is None or not layer.isValid() or not isinstance(layer, QgsRasterLayer):
+                    # a NetCDF container opens as a mesh: the message names its subdatasets
                     return False, self.unreadable_raster_message(definition.description(), item)
         return super().checkParameterValues(parameters, context)
 

@@ -8,6 +8,7 @@ import numpy as np
 import processing
 import pytest
 import torch
+from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from safetensors.numpy import load_file
 
@@ -112,6 +113,23 @@ def test_a_missing_background_file_is_named(provider, backgrounds, tmp_path):
     }
     with pytest.raises(QgsProcessingException, match=f"file not found: {missing}"):
         processing.run("uniadrs:simulate", parameters)
+
+
+def test_a_container_or_a_subdataset_as_a_background_is_a_clear_error(provider, tmp_path):
+    path = tmp_path / "scene.nc"
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
+    group = dataset.GetRootGroup()
+    axes = [group.CreateDimension(name, None, None, 16) for name in ("y", "x")]
+    for name in ("radiance", "quality"):
+        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
+        variable.Write(np.ones((16, 16), dtype=np.float32))
+    dataset = None
+    output = str(tmp_path / "samples")
+    with pytest.raises(QgsProcessingException, match="pass one of its subdatasets instead"):
+        processing.run("uniadrs:simulate", {"BACKGROUNDS": [str(path)], "OUTPUT_FOLDER": output})
+    subdataset = f'NETCDF:"{path}":radiance'
+    with pytest.raises(QgsProcessingException, match="background rasters are files"):
+        processing.run("uniadrs:simulate", {"BACKGROUNDS": [subdataset], "OUTPUT_FOLDER": output})
 
 
 def _tiny_yaml(path: Path, backgrounds: Path) -> Path:

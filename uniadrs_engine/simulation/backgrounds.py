@@ -41,6 +41,7 @@ from uniadrs_engine.raster.reader import (
     alpha_bands,
     band_holds_value,
     envi_bad_bands,
+    is_gdal_name,
     rgb_palette,
 )
 
@@ -574,6 +575,11 @@ def _discover(paths: Sequence[Union[str, Path]]) -> Iterator[Tuple[Path, str, bo
                     if _is_background_candidate(path):
                         relative = path.relative_to(base).as_posix()
                         yield path, f"{base.name}/{relative}", False
+        elif is_gdal_name(str(given)):
+            raise InputError(
+                f"background {given}: backgrounds are raster files or folders, not GDAL names "
+                "such as a subdataset; save it as a GeoTIFF first (gdal_translate)"
+            )
         else:
             raise InputError(f"background path not found: {given}")
 
