@@ -380,10 +380,16 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
     def band_list(
         self, parameters: Dict[str, Any], name: str, context: QgsProcessingContext
     ) -> Optional[Sequence[int]]:
-        """The 1-based bands chosen, or None for all bands (also for an empty text)."""
+        """The 1-based bands chosen, or None for all bands (also for an empty text).
+
+        A text such as ``"2,5"`` or ``"1-3,7"`` (``qgis_process ... BANDS=2,5``) is read with
+        the engine's band-list syntax: QGIS would read it as band 0.
+        """
         value = parameters.get(name)
         if isinstance(value, str) and not value.strip():
             return None  # parameterAsInts("") is [0], band 0 (``qgis_process ... BANDS=``)
+        if isinstance(value, str) and ("," in value or "-" in value):
+            return self.number_list(parameters, name, context, "band")
         bands = [int(band) for band in self.parameterAsInts(parameters, name, context)]
         return bands or None
 
