@@ -170,6 +170,8 @@ def test_a_nodata_collar_is_left_out_of_the_scored_area(
     collar[16:56, 12:60] = False
     assert np.isnan(scores[collar]).all()
     assert report.valid_pixels == 40 * 48
+    assert tuple(report.scored_window) == (12, 16, 48, 40)
+    assert "nodata collar left out: 48x40 px scored from (12, 16)" in report.summary_line()
 
 
 def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path: Path) -> None:

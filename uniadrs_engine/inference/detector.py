@@ -125,7 +125,7 @@ from uniadrs_engine.raster.normalisation import (
     needs_covariance,
     scaling_from_statistics,
 )
-from uniadrs_engine.raster.reader import RasterSource, open_raster, select_bands
+from uniadrs_engine.raster.reader import RasterSource, Window, open_raster, select_bands
 from uniadrs_engine.raster.statistics import (
     check_varies,
     compute_band_statistics,
@@ -266,6 +266,8 @@ class DetectionReport:
             :func:`~uniadrs_engine.raster.statistics.without_empty_bands`).
         bad_bands: 1-based bands left out of the default selection because the file's ENVI
             bad band list marks them (:func:`~uniadrs_engine.raster.reader.select_bands`).
+        scored_window: The window scored when a nodata collar around it was left out
+            (:mod:`uniadrs_engine.inference.extent`), else None.
     """
 
     output_path: Path
@@ -288,6 +290,7 @@ class DetectionReport:
     fusion_power: float = 1.0
     bands_left_out: Tuple[int, ...] = ()
     bad_bands: Tuple[int, ...] = ()
+    scored_window: Optional[Window] = None
 
     def describe_bands_left_out(self) -> str:
         """``"bands 130-135 left out: they hold no value"``, or ``""`` when none was."""
@@ -302,6 +305,9 @@ class DetectionReport:
         power = f" (fusion power {self.fusion_power:g})" if self.fusion_power != 1 else ""
         left_out = self.describe_bands_left_out()
         left_out = f" | {left_out}" if left_out else ""
+        if self.scored_window is not None:
+            x, y, width, height = self.scored_window
+            left_out += f" | nodata collar left out: {width}x{height} px scored from ({x}, {y})"
         return (
             f"scores min {self.score_min:.4g} mean {self.score_mean:.4g} "
             f"max {self.score_max:.4g} over {self.valid_pixels} pixels | scale {scales}{rx}"
@@ -837,4 +843,5 @@ def _detect_bands(
         views=views,
         fusion_power=fusion_power if fused else 1.0,
         bands_left_out=bands_left_out,
+        scored_window=extent,
     )
