@@ -138,6 +138,23 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_memory_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    """Adds ``--memory-mb``, the budget every command reads and writes its data within.
+
+    The budget covers the data in flight (strips, tiles, their copies) and GDAL's block
+    cache, which :func:`~uniadrs_engine.cli.main.main` caps at a quarter of it; the Python
+    runtime (about 270 MB with torch) and, for detection, the model come on top.
+    """
+    parser.add_argument(
+        "--memory-mb",
+        type=positive_float,
+        default=default,
+        metavar="M",
+        help=f"memory budget in MiB for the data in flight and GDAL's cache; the runtime and "
+        f"the model come on top (default {default})",
+    )
+
+
 #: Seconds before a progress bar first shows: a command that fails at once (bad input)
 #: prints its one-line error alone, and one that ends sooner shows only its final bar.
 BAR_DELAY_S = 0.5

@@ -208,7 +208,7 @@ class DetectionOptions:
     halo: Optional[int] = None
     batch_size: int = 4
     device: str = "auto"
-    memory_mb: int = 1024
+    memory_mb: float = 1024
     rx_weight: Optional[float] = None
     networks: Optional[Sequence[int]] = None
     normalisation_scope: Optional[str] = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from uniadrs_engine.cli.arguments import positive_float, progress_bar
+from uniadrs_engine.cli.arguments import add_memory_argument, progress_bar
 
 
 def _detector_list(text: str) -> list:
@@ -53,9 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only scenes whose modality/name or name matches (comma-separated globs)",
     )
     parser.add_argument("--device", default="auto", help="device for 'uniadrs' (auto)")
-    parser.add_argument(
-        "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
-    )
+    add_memory_argument(parser, default=1024)
     parser.add_argument(
         "--keep-scores", action="store_true", help="keep every score raster under OUT/scores/"
     )

@@ -12,6 +12,7 @@ import argparse
 
 from uniadrs_engine.cli.arguments import (
     BANDS_HELP,
+    add_memory_argument,
     band_list,
     float_list,
     network_list,
@@ -159,13 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="D",
         help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)",
     )
-    parser.add_argument(
-        "--memory-mb",
-        type=positive_int,
-        default=1024,
-        metavar="M",
-        help="memory budget in MiB (default 1024)",
-    )
+    add_memory_argument(parser, default=1024)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from uniadrs_engine.cli.arguments import positive_float, progress_bar
+from uniadrs_engine.cli.arguments import add_memory_argument, progress_bar
 
 #: Labels of the 3D-ROC measures in the text output.
 _LABELS = (
@@ -43,9 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print one JSON object on stdout, nothing else"
     )
     parser.add_argument("--roc-png", default=None, metavar="PATH", help="also draw the ROC")
-    parser.add_argument(
-        "--memory-mb", type=positive_float, default=256, help="memory budget (default 256)"
-    )
+    add_memory_argument(parser, default=256)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

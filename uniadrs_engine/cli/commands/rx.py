@@ -11,8 +11,8 @@ import argparse
 
 from uniadrs_engine.cli.arguments import (
     BANDS_HELP,
+    add_memory_argument,
     band_list,
-    positive_float,
     positive_int,
     progress_bar,
 )
@@ -67,9 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_COMPONENTS,
         help=f"local mode: whitened principal components kept (default {DEFAULT_MAX_COMPONENTS})",
     )
-    parser.add_argument(
-        "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
-    )
+    add_memory_argument(parser, default=1024)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 

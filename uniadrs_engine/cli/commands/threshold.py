@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from uniadrs_engine.cli.arguments import positive_float, progress_bar
+from uniadrs_engine.cli.arguments import add_memory_argument, positive_float, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,9 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="drop objects larger than this, in the units of --min-area (default: no limit)",
     )
-    parser.add_argument(
-        "--memory-mb", type=positive_float, default=1024, help="memory budget (default 1024)"
-    )
+    add_memory_argument(parser, default=1024)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
