@@ -10,9 +10,21 @@ import errno
 from typing import Optional, Sequence, Tuple
 
 #: File-system errors a user can act on (a full disk or quota, a file-size limit, a name
-#: too long, no permission, a read-only file system): one line, not a traceback.
+#: too long, no permission, a read-only file system, a path through a file or to a folder
+#: that is missing): one line, not a traceback.
 FILE_SYSTEM_ERRORS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EACCES, errno.EROFS}
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.ENAMETOOLONG,
+        errno.EACCES,
+        errno.EROFS,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EEXIST,
+        errno.EISDIR,
+    }
 )
 
 

@@ -223,3 +223,11 @@ def test_a_checkpoint_that_cannot_be_written_is_a_training_error(tmp_path):
     )
     assert result.stdout.startswith(f"cannot write {target}: "), result.stdout + result.stderr
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_an_output_path_through_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "x.tif"
+    blocker.write_bytes(b"a file, not a folder")
+    assert main(["split", "default", str(blocker / "members")]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("uniadrs: error: ") and err.count("\n") == 1

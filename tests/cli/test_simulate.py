@@ -114,3 +114,21 @@ def test_simulate_needs_backgrounds_or_a_config(tmp_path, capsys):
     assert "or --config" in capsys.readouterr().err
     assert main(["simulate", "a", str(tmp_path / "o"), "--validation"]) == EXIT_USER_ERROR
     assert "go with --config" in capsys.readouterr().err
+
+
+def test_simulate_refuses_to_write_into_its_backgrounds(background_tree, tmp_path, capsys):
+    visible = background_tree / "visible"
+    before = sorted(path.name for path in visible.rglob("*"))
+    for out in (visible, visible / "samples"):
+        status = main(["simulate", str(visible), str(out), "-n", "2", "--size", "32"])
+        assert status == EXIT_USER_ERROR
+        assert "overlap: samples written there would be read as backgrounds" in (
+            capsys.readouterr().err
+        )
+    assert sorted(path.name for path in visible.rglob("*")) == before
+    samples = tmp_path / "samples"
+    assert main(["simulate", str(visible), str(samples), "-n", "1", "--size", "32"]) == 0
+    sample = samples / "sample_0000_image.tif"
+    assert main(["simulate", str(sample), str(samples), "-n", "1", "--size", "32"]) == (
+        EXIT_USER_ERROR
+    )

@@ -176,3 +176,11 @@ def test_float64_scores_are_ranked_at_their_own_precision(make_raster, memory_mb
     mask_path = make_raster(mask, "mask.tif")
     result = evaluate_rasters(score_path, mask_path, memory_mb=memory_mb)
     assert result.auc == pytest.approx(roc_auc_score(mask.ravel(), scores.ravel()), abs=1e-12)
+
+
+def test_a_float64_mask_is_read_at_its_own_precision(make_raster):
+    scores = np.random.default_rng(9).random((20, 20)).astype(np.float32)
+    mask = np.zeros((20, 20), dtype=np.float64)
+    mask[5:8, 5:8] = 1e-50  # non-zero: an anomaly, though float32 would round it to 0
+    result = evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
+    assert result.auc == pytest.approx(roc_auc_score((mask != 0).ravel(), scores.ravel()))

@@ -571,7 +571,7 @@ def _open_background(path: Optional[PathLike], source: RasterSource) -> Optional
 
     if path is None:
         return None
-    mask = open_raster(path, bands=[1])
+    mask = open_raster(path, bands=[1], exact=True)  # a non-zero value is never rounded to 0
     try:
         check_same_grid(source, mask)
     except InputError:

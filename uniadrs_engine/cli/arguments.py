@@ -141,17 +141,18 @@ def positive_float(text: str) -> float:
 def add_memory_argument(parser: argparse.ArgumentParser, default: int) -> None:
     """Adds ``--memory-mb``, the budget every command reads and writes its data within.
 
-    The budget covers the data in flight (strips, tiles, their copies) and GDAL's block
-    cache, which :func:`~uniadrs_engine.cli.main.main` caps at a quarter of it; the Python
-    runtime (about 270 MB with torch) and, for detection, the model come on top.
+    The budget covers the data in flight (strips, tiles, their copies) and, for detection,
+    the model's weights. GDAL's block cache, which :func:`~uniadrs_engine.cli.main.main`
+    caps at a quarter of the budget (at least 32 MiB), and the Python runtime (about 270 MB
+    with torch) come on top.
     """
     parser.add_argument(
         "--memory-mb",
         type=positive_float,
         default=default,
         metavar="M",
-        help=f"memory budget in MiB for the data in flight and GDAL's cache; the runtime and "
-        f"the model come on top (default {default})",
+        help="memory budget in MiB for the data in flight (and a model's weights); GDAL's "
+        f"cache (a quarter of it) and the runtime come on top (default {default})",
     )
 
 

@@ -336,7 +336,7 @@ def resolve_score_cut(
     reporter = reporter or ProgressReporter()
     background = None
     if background_mask_path is not None:
-        background = open_raster(background_mask_path, bands=[1])
+        background = open_raster(background_mask_path, bands=[1], exact=True)
         try:
             check_same_grid(scores, background)
         except InputError:

@@ -40,6 +40,7 @@ from scipy import ndimage
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.reader import is_gdal_name
 from uniadrs_engine.raster.writer import gdal_write_errors
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
@@ -116,6 +117,7 @@ def simulate_to_dir(
         CancelledError: ``is_cancelled`` returned True (nothing is left behind).
     """
     check_sample_count(n)
+    check_outside_backgrounds(out_dir, background_paths)
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
     pool = BackgroundPool.from_paths(background_paths, exclude)
@@ -134,6 +136,30 @@ def simulate_to_dir(
         "simulator": simulator.provenance(),
     }
     return write_samples_to_dir(lambda index: simulator.sample(rng), n, out_dir, settings, reporter)
+
+
+def check_outside_backgrounds(out_dir: Union[str, Path], backgrounds: Sequence[Any]) -> None:
+    """Refuses an output folder inside a background folder, or holding a sample given as one.
+
+    Background folders are searched recursively, so samples written there would be read as
+    backgrounds by the next run, and that run would write over them (and delete some).
+
+    Raises:
+        InputError: In that case, naming the background.
+    """
+    target = Path(out_dir).expanduser().resolve()
+    for given in backgrounds:
+        if is_gdal_name(str(given)):
+            continue
+        root = Path(given).expanduser().resolve()
+        inside_a_folder = target == root or root in target.parents
+        a_sample_there = root.parent == target and bool(_SAMPLE_FILE.fullmatch(root.name))
+        if inside_a_folder or a_sample_there:
+            raise InputError(
+                f"the output folder {out_dir} and the background {given} overlap: samples "
+                "written there would be read as backgrounds, and written over; choose a "
+                "folder outside the backgrounds"
+            )
 
 
 def written_sample_count(written: Sequence[Path]) -> int:

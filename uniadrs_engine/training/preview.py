@@ -19,7 +19,11 @@ from typing import Callable, Iterator, List, Optional, Union
 import numpy as np
 
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.simulation.export import check_sample_count, write_samples_to_dir
+from uniadrs_engine.simulation.export import (
+    check_outside_backgrounds,
+    check_sample_count,
+    write_samples_to_dir,
+)
 from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.training.config import TrainingConfig
 from uniadrs_engine.training.simulators import build_simulation, training_batch
@@ -64,6 +68,9 @@ def simulate_config_to_dir(
             n,
         )
         n = config.validation_samples
+    check_outside_backgrounds(
+        out_dir, [*config.backgrounds, *(config.validation_backgrounds or [])]
+    )
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
     setup = build_simulation(config)
