@@ -110,3 +110,34 @@ def affine_rpc(
         "SAMP_NUM_COEFF": text(sample_numerator),
         "SAMP_DEN_COEFF": text(denominator),
     }
+
+
+def write_netcdf(path: Path, variables: dict) -> Path:
+    """Writes a NetCDF container of float32 ``[rows, cols]`` variables, ``{name: array}``.
+
+    GDAL opens such a file with no band of its own: each variable is a subdataset.
+    """
+    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
+    group = dataset.GetRootGroup()
+    rows, cols = next(iter(variables.values())).shape
+    axes = [
+        group.CreateDimension(name, None, None, size) for name, size in (("y", rows), ("x", cols))
+    ]
+    for name, values in variables.items():
+        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
+        variable.Write(np.ascontiguousarray(values, dtype=np.float32))
+    dataset = None
+    return path
+
+
+def set_ground_points(path: Path, corners: Sequence[tuple], epsg: Optional[int] = 4326) -> Path:
+    """Georeferences a raster by ground control points ``(pixel, line, x, y)`` only."""
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    wkt = ""
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        wkt = srs.ExportToWkt()
+    dataset.SetGCPs([gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners], wkt)
+    dataset = None
+    return path

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, set_ground_points, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
@@ -111,14 +111,8 @@ def test_unreadable_vector_is_an_input_error(tmp_path):
 def test_threshold_polygons_of_a_raster_with_ground_points_burn_back_to_its_mask(tmp_path):
     scores = np.zeros((20, 30), dtype=np.float32)
     scores[3:6, 2:5] = 1.0
-    like = _plain_raster(tmp_path / "gcps.tif", scores)
-    dataset = gdal.Open(str(like), gdal.GA_Update)
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
     corners = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0), (0, 20, 10.0, 49.8)]
-    points = [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners]
-    dataset.SetGCPs(points, wgs84.ExportToWkt())
-    dataset = None
+    like = set_ground_points(_plain_raster(tmp_path / "gcps.tif", scores), corners)
     threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
     # the same polygons in another CRS go through it to the raster's points, then to pixels
     reprojected = str(tmp_path / "o_3857.gpkg")
@@ -150,13 +144,8 @@ def test_threshold_polygons_of_a_raster_with_polynomial_coefficients_burn_back(t
 def test_threshold_polygons_of_a_raster_with_too_few_ground_points_burn_back(tmp_path):
     scores = np.zeros((20, 30), dtype=np.float32)
     scores[3:6, 2:5] = 1.0
-    like = _plain_raster(tmp_path / "gcps.tif", scores)
-    dataset = gdal.Open(str(like), gdal.GA_Update)
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    two = [gdal.GCP(10.0, 50.0, 0, 0, 0), gdal.GCP(10.3, 50.0, 0, 30, 0)]
-    dataset.SetGCPs(two, wgs84.ExportToWkt())
-    dataset = None
+    two = [(0, 0, 10.0, 50.0), (30, 0, 10.3, 50.0)]
+    like = set_ground_points(_plain_raster(tmp_path / "gcps.tif", scores), two)
     threshold_raster(like, ThresholdRule("value", 0.5), polygons_path=tmp_path / "o.gpkg")
     out = rasterize_polygons_like(tmp_path / "o.gpkg", like, tmp_path / "back.tif")
     burnt = gdal.Open(str(out))

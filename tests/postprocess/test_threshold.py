@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 from scipy import ndimage
 
-from tests.raster_factory import affine_rpc, write_raster
+from tests.raster_factory import affine_rpc, set_ground_points, write_raster
 from uniadrs_engine.errors import CancelledError, InputError
 from uniadrs_engine.postprocess.threshold import (
     MASK_NODATA,
@@ -398,13 +398,8 @@ def _gcp_scores(path: Path, scores: np.ndarray, corners: list) -> Path:
     rows, cols = scores.shape
     dataset = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, 1, gdal.GDT_Float32)
     dataset.GetRasterBand(1).WriteArray(scores)
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
-    dataset.SetGCPs(
-        [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners], wgs84.ExportToWkt()
-    )
     dataset = None
-    return path
+    return set_ground_points(path, corners)
 
 
 def test_polygons_of_a_raster_with_ground_points_only_are_carried_into_their_crs(tmp_path, caplog):

@@ -3,11 +3,10 @@ from __future__ import annotations
 import numpy as np
 import processing
 import pytest
-from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from tests.qgis_plugin.conftest import assert_on_grid_of, read_band
-from tests.raster_factory import write_raster
+from tests.raster_factory import write_netcdf, write_raster
 from uniadrs_engine.baselines.rx import rx_raster
 
 ALGORITHM = "uniadrs:rx"
@@ -121,23 +120,10 @@ def test_bad_windows_are_a_clear_error(provider, scene, tmp_path):
     assert not (tmp_path / "r.tif").exists()
 
 
-def _netcdf_of_two_rasters(path, first: np.ndarray) -> None:
-    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
-    group = dataset.GetRootGroup()
-    rows, cols = first.shape
-    axes = [
-        group.CreateDimension(name, None, None, size) for name, size in (("y", rows), ("x", cols))
-    ]
-    for name, values in (("radiance", first), ("quality", np.ones_like(first))):
-        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
-        variable.Write(values)
-    dataset = None
-
-
 def test_a_subdataset_of_a_container_is_an_input_and_the_container_names_them(provider, tmp_path):
     image = np.random.default_rng(8).random((12, 14)).astype(np.float32)
     path = tmp_path / "scene.nc"
-    _netcdf_of_two_rasters(path, image)
+    write_netcdf(path, {"radiance": image, "quality": np.ones_like(image)})
     subdataset = f'NETCDF:"{path}":radiance'
     result = processing.run(ALGORITHM, {"INPUT": subdataset, "OUTPUT": str(tmp_path / "rx.tif")})
     engine = rx_raster(subdataset, tmp_path / "engine.tif", mode="global")

@@ -8,12 +8,11 @@ import numpy as np
 import processing
 import pytest
 import torch
-from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from safetensors.numpy import load_file
 
 from tests.qgis_plugin.conftest import read_band
-from tests.raster_factory import write_raster
+from tests.raster_factory import write_netcdf, write_raster
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.model_card import ModelCard
 from uniadrs_engine.model.model_file import load_model, save_model
@@ -116,14 +115,9 @@ def test_a_missing_background_file_is_named(provider, backgrounds, tmp_path):
 
 
 def test_a_container_or_a_subdataset_as_a_background_is_a_clear_error(provider, tmp_path):
-    path = tmp_path / "scene.nc"
-    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
-    group = dataset.GetRootGroup()
-    axes = [group.CreateDimension(name, None, None, 16) for name in ("y", "x")]
-    for name in ("radiance", "quality"):
-        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
-        variable.Write(np.ones((16, 16), dtype=np.float32))
-    dataset = None
+    path = write_netcdf(
+        tmp_path / "scene.nc", {"radiance": np.ones((16, 16)), "quality": np.ones((16, 16))}
+    )
     output = str(tmp_path / "samples")
     with pytest.raises(QgsProcessingException, match="pass one of its subdatasets instead"):
         processing.run("uniadrs:simulate", {"BACKGROUNDS": [str(path)], "OUTPUT_FOLDER": output})

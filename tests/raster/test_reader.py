@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 import uniadrs_engine.raster.reader as reader_module
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_netcdf, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import (
     RasterSource,
@@ -307,14 +307,7 @@ def test_a_paletted_raster_is_read_as_its_colours(tmp_path: Path) -> None:
 
 
 def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:
-    path = tmp_path / "multi.nc"
-    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
-    group = dataset.GetRootGroup()
-    axes = [group.CreateDimension(name, None, None, size) for name, size in (("y", 4), ("x", 5))]
-    for name in ("a", "b", "c", "d"):
-        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
-        variable.Write(np.ones((4, 5), dtype=np.float32))
-    dataset = None
+    path = write_netcdf(tmp_path / "multi.nc", {name: np.ones((4, 5)) for name in "abcd"})
     with pytest.raises(InputError) as caught:
         open_raster(path)
     message = str(caught.value)
@@ -323,15 +316,8 @@ def test_a_container_names_its_subdatasets(tmp_path: Path) -> None:
 
 
 def test_subdatasets_are_named_in_gdal_order_past_nine(tmp_path: Path) -> None:
-    path = tmp_path / "many.nc"
-    dataset = gdal.GetDriverByName("netCDF").CreateMultiDimensional(str(path))
-    group = dataset.GetRootGroup()
-    axes = [group.CreateDimension(name, None, None, size) for name, size in (("y", 2), ("x", 3))]
     names = [f"v{number}" for number in range(1, 13)]
-    for name in names:
-        variable = group.CreateMDArray(name, axes, gdal.ExtendedDataType.Create(gdal.GDT_Float32))
-        variable.Write(np.ones((2, 3), dtype=np.float32))
-    dataset = None
+    path = write_netcdf(tmp_path / "many.nc", {name: np.ones((2, 3)) for name in names})
     with pytest.raises(InputError) as caught:
         open_raster(path)
     message = str(caught.value)

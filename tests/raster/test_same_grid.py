@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 
-from tests.raster_factory import affine_rpc, write_raster
+from tests.raster_factory import affine_rpc, set_ground_points, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
 from uniadrs_engine.raster.reader import open_raster
@@ -12,14 +12,9 @@ from uniadrs_engine.raster.same_grid import check_same_grid
 
 
 def _with_points(path, longitude: float = 8.0):
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), 30, 20, 1, gdal.GDT_Float32)
-    wgs84 = osr.SpatialReference()
-    wgs84.ImportFromEPSG(4326)
+    gdal.GetDriverByName("GTiff").Create(str(path), 30, 20, 1, gdal.GDT_Float32)  # closed at once
     corners = [(0, 0, longitude, 50.0), (30, 0, longitude + 0.3, 50.0), (0, 20, longitude, 49.8)]
-    points = [gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners]
-    dataset.SetGCPs(points, wgs84.ExportToWkt())
-    dataset = None
-    return path
+    return set_ground_points(path, corners)
 
 
 def _with_coefficients(path, latitude: float = 45.0):

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -280,31 +280,36 @@ def _ellipsoidal_area(
     return semi_minor_squared / 2.0 * (outer - holes)
 
 
-def _transform_points(geometry: ogr.Geometry, transformer: Any, direction: int) -> None:
-    """Moves every vertex of ``geometry`` (in place) through a GDAL transformer."""
+def _move_points(
+    geometry: ogr.Geometry, move: Callable[[List[Tuple[float, float]]], List[Tuple[float, float]]]
+) -> None:
+    """Moves every vertex of ``geometry`` (in place): ``move`` maps a part's points."""
     parts = geometry.GetGeometryCount()
     if parts:
         for index in range(parts):
-            _transform_points(geometry.GetGeometryRef(index), transformer, direction)
+            _move_points(geometry.GetGeometryRef(index), move)
         return
-    points: List[Tuple[float, ...]] = geometry.GetPoints() or []
-    if not points:
-        return
-    moved, ok = transformer.TransformPoints(direction, [point[:2] for point in points])
-    if not all(ok):
-        raise InputError("a vertex could not be carried between pixels and map coordinates")
-    for index, point in enumerate(moved):
-        geometry.SetPoint_2D(index, point[0], point[1])
+    points = [(point[0], point[1]) for point in geometry.GetPoints() or []]
+    for index, (x, y) in enumerate(move(points) if points else []):
+        geometry.SetPoint_2D(index, x, y)
+
+
+def _transform_points(geometry: ogr.Geometry, transformer: Any, direction: int) -> None:
+    """Moves every vertex of ``geometry`` (in place) through a GDAL transformer."""
+
+    def move(points: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
+        moved, ok = transformer.TransformPoints(direction, points)
+        if not all(ok):
+            raise InputError("a vertex could not be carried between pixels and map coordinates")
+        return [(point[0], point[1]) for point in moved]
+
+    _move_points(geometry, move)
 
 
 def _apply_geotransform(geometry: ogr.Geometry, transform: Sequence[float]) -> None:
     """Moves every vertex of ``geometry`` (in place) through an affine geotransform."""
-    parts = geometry.GetGeometryCount()
-    if parts:
-        for index in range(parts):
-            _apply_geotransform(geometry.GetGeometryRef(index), transform)
-        return
     x0, dx, rx, y0, ry, dy = transform
-    for index, point in enumerate(geometry.GetPoints() or []):
-        x, y = point[0], point[1]
-        geometry.SetPoint_2D(index, x0 + x * dx + y * rx, y0 + x * ry + y * dy)
+    _move_points(
+        geometry,
+        lambda points: [(x0 + x * dx + y * rx, y0 + x * ry + y * dy) for x, y in points],
+    )
