@@ -608,27 +608,31 @@ def test_bad_options(scene, loaded_model, tmp_path: Path, changes) -> None:
 def test_out_of_memory_splits_the_batch_then_reports(
     scene, loaded_model, tmp_path: Path, monkeypatch
 ) -> None:
-    """A batch the device cannot hold is split; a single tile that does not fit is an error."""
+    """A batch the device cannot hold is split, the validity of its tiles with it; a single
+    tile that does not fit is an error."""
     import uniadrs_engine.inference.detector as detector_module
 
-    _, path = scene
+    image, _ = scene
+    image = image.copy()
+    image[:, 20:50, 30:70] = -9999.0  # a hole: tiles with masks
+    path = write_raster(tmp_path / "hole.tif", image, nodata=-9999.0)
     options = _options(loaded_model, tile=32, halo=8, batch_size=4)
     reference = _read_scores(detect_raster(path, tmp_path / "ref.tif", options).output_path)
     real_score_tiles = detector_module.score_tiles
     batch_sizes = []
 
-    def small_device(network, tiles, scale, device, views):
+    def small_device(network, tiles, scale, device, views, valid=None):
         batch_sizes.append(len(tiles))
         if len(tiles) > 1:
             raise DeviceError(OUT_OF_MEMORY_MESSAGE)
-        return real_score_tiles(network, tiles, scale, device, views)
+        return real_score_tiles(network, tiles, scale, device, views, valid)
 
     monkeypatch.setattr(detector_module, "score_tiles", small_device)
     split = detect_raster(path, tmp_path / "split.tif", options)
     assert batch_sizes[:3] == [4, 2, 1]
     np.testing.assert_allclose(_read_scores(split.output_path), reference, atol=2e-5)
 
-    def no_memory(network, tiles, scale, device, views):
+    def no_memory(network, tiles, scale, device, views, valid=None):
         raise DeviceError(OUT_OF_MEMORY_MESSAGE)
 
     monkeypatch.setattr(detector_module, "score_tiles", no_memory)
@@ -658,7 +662,7 @@ def test_a_whitening_model_scores_the_raster_whitened_by_its_own_statistics(
     path = write_raster(tmp_path / "nodata.tif", with_nodata, nodata=-9999.0)
     valid = np.ones(image.shape[1:], dtype=bool)
     valid[:5, :7] = False
-    whole = score_image(model.network, normalise_input(image, WHITENING_NAME, valid))
+    whole = score_image(model.network, normalise_input(image, WHITENING_NAME, valid), valid=valid)
     report = detect_raster(path, tmp_path / "w.tif", _options(model, tile=32, halo=48))
     assert report.tile_count == 1
     scores = _read_scores(tmp_path / "w.tif")
@@ -773,3 +777,39 @@ def test_a_model_card_preset_sets_the_views_unless_the_options_do(
     )
     with pytest.raises(InputError, match="number of views"):
         detect_raster(path, tmp_path / "x.tif", _options(loaded_model, views=3))
+
+
+def test_a_scene_inside_nodata_scores_as_itself_with_the_default_model(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Nodata that no rectangle crops away (an L of it, as beside a rotated scene's footprint)
+    stays out of the network's instance statistics: a crop of the bundled SAR scene, set in a
+    canvas of nodata, keeps nearly its own scores. Filled pixels weighed in, they moved."""
+    import uniadrs_engine.inference.detector as detector_module
+
+    sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "hrsid_P0094_sar.tif"
+    with open_raster(sample) as source:
+        image = source.read_window(source.full_window()).data[:, :128, :128]
+    canvas = np.full((1, 205, 205), -9999.0, dtype=np.float32)
+    canvas[:, :128, :128] = image
+    canvas[:, -8:, -8:] = image[:, :8, :8]  # valid pixels far off: the canvas is the window
+    own_path = write_raster(tmp_path / "own.tif", image)
+    inside_path = write_raster(tmp_path / "inside.tif", canvas, nodata=-9999.0)
+    options = DetectionOptions(model="default", device="cpu", preset="sar")
+
+    own = _read_scores(detect_raster(own_path, tmp_path / "own_scores.tif", options).output_path)
+    inside = _read_scores(detect_raster(inside_path, tmp_path / "in.tif", options).output_path)
+    real_score_tiles = detector_module.score_tiles
+
+    def filled_pixels_weighed_in(network, tiles, scale, device, views, valid=None):
+        return real_score_tiles(network, tiles, scale, device, views)
+
+    monkeypatch.setattr(detector_module, "score_tiles", filled_pixels_weighed_in)
+    unweighted = _read_scores(detect_raster(inside_path, tmp_path / "u.tif", options).output_path)
+
+    def agreement(scores: np.ndarray) -> float:
+        return spearmanr(scores[:128, :128].ravel(), own.ravel())[0]
+
+    assert np.isnan(inside[128:, :128]).all()
+    assert agreement(inside) > 0.95  # 0.970 when written
+    assert agreement(unweighted) < agreement(inside) - 0.03  # 0.914

@@ -13,6 +13,7 @@ from uniadrs_engine.inference.scoring import (
     score_image,
     score_tiles,
 )
+from uniadrs_engine.inference.views import apply_view, invert_view
 
 
 @pytest.mark.parametrize("band_count", [1, 3, 269, 270, 271, 300, 539, 540, 541, 1000])
@@ -81,3 +82,58 @@ def test_score_tiles_resamples_by_the_scale(network) -> None:
         score_tiles(network, tiles)[1], score_image(network, tiles[1]), atol=2e-5
     )
     assert not np.allclose(score_tiles(network, tiles, scale=0.5), score_tiles(network, tiles))
+
+
+def _hole(shape) -> np.ndarray:
+    valid = np.ones(shape, dtype=bool)
+    valid[..., 4:14, 20:] = False
+    return valid
+
+
+def test_every_pixel_valid_scores_as_without_a_mask(network) -> None:
+    tiles = np.random.default_rng(2).random((2, 3, 24, 40), dtype=np.float32)
+    every = np.ones((2, 24, 40), dtype=bool)
+    np.testing.assert_array_equal(
+        score_tiles(network, tiles, valid=every), score_tiles(network, tiles)
+    )
+    np.testing.assert_array_equal(
+        score_tiles(network, tiles, scale=0.5, views=2, valid=every),
+        score_tiles(network, tiles, scale=0.5, views=2),
+    )
+
+
+def test_invalid_pixels_are_weighted_out_of_the_network_statistics(network) -> None:
+    """The mask reaches the network as weights, resampled with the tile at its scale."""
+    tiles = np.random.default_rng(3).random((2, 3, 24, 40), dtype=np.float32)
+    valid = _hole((2, 24, 40))
+    valid[1] = True
+    for scale in (1.0, 0.5):
+        scores = score_tiles(network, tiles, scale=scale, valid=valid)
+        assert np.abs(scores[0] - score_tiles(network, tiles, scale=scale)[0]).max() > 1e-3
+        # The second tile, every pixel valid, is scored as on its own.
+        np.testing.assert_allclose(
+            scores[1], score_tiles(network, tiles[1:], scale=scale)[0], atol=2e-5
+        )
+    image = tiles[0]
+    expected = score_tiles(network, image[None], valid=valid[:1])[0]
+    np.testing.assert_array_equal(score_image(network, image, valid=valid[0]), expected)
+    weights = torch.from_numpy(valid[:1, None].astype(np.float32))
+    with torch.inference_mode():
+        direct = network(torch.from_numpy(image[None]), features=False, valid=weights).score[0, 0]
+    np.testing.assert_allclose(expected, direct.numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="does not match"):
+        score_tiles(network, tiles, valid=valid[:1])
+
+
+def test_each_view_sees_the_mask_turned_with_its_tile(network) -> None:
+    tiles = np.random.default_rng(4).random((1, 3, 24, 40), dtype=np.float32)
+    valid = _hole((1, 24, 40))
+    expected = []
+    for view in range(8):
+        seen = apply_view(torch.from_numpy(tiles), view).numpy().copy()
+        seen_valid = apply_view(torch.from_numpy(valid), view).numpy().copy()
+        scores = score_tiles(network, seen, valid=seen_valid)
+        expected.append(invert_view(torch.from_numpy(scores), view).numpy())
+    np.testing.assert_allclose(
+        score_tiles(network, tiles, views=8, valid=valid), np.mean(expected, axis=0), atol=1e-5
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pytest
 import torch
@@ -48,22 +50,22 @@ def test_out_of_range_views_are_refused() -> None:
 def test_an_orientation_blind_score_is_unchanged_by_views(views: int) -> None:
     batch = torch.rand(2, 3, 6, 10)
 
-    def channel_mean(tensor: torch.Tensor) -> torch.Tensor:
+    def channel_mean(tensor: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
         return tensor.mean(dim=1)
 
-    torch.testing.assert_close(score_views(channel_mean, batch, views), channel_mean(batch))
+    torch.testing.assert_close(score_views(channel_mean, batch, views), channel_mean(batch, None))
 
 
 def test_the_views_scores_are_mapped_back_and_averaged() -> None:
     """A score that depends on position: each view's map is turned back before averaging."""
     batch = torch.rand(1, 2, 4, 6)
 
-    def left_weighted(tensor: torch.Tensor) -> torch.Tensor:
+    def left_weighted(tensor: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
         ramp = torch.linspace(1.0, 0.0, tensor.shape[-1])
         return tensor.sum(dim=1) * ramp
 
-    mirrored = torch.flip(left_weighted(torch.flip(batch, (-1,))), (-1,))
-    expected = (left_weighted(batch) + mirrored) / 2
+    mirrored = torch.flip(left_weighted(torch.flip(batch, (-1,)), None), (-1,))
+    expected = (left_weighted(batch, None) + mirrored) / 2
     torch.testing.assert_close(score_views(left_weighted, batch, 2), expected)
     # Left-right mirroring turns the ramp around: the average weighs every column equally.
     torch.testing.assert_close(score_views(left_weighted, batch, 2), batch.sum(dim=1) * 0.5)

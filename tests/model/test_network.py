@@ -5,9 +5,11 @@ from uniadrs_engine.model.config import NAMED_CONFIGS, ModelConfig, get_config
 from uniadrs_engine.model.lam import unfold_aggregate, windowed_aggregate
 from uniadrs_engine.model.network import (
     UniADRS,
+    ValidWeights,
     band_magnitude,
     concat_conv1x1,
     count_parameters,
+    masked_instance_norm,
     repeat_bands,
 )
 
@@ -243,3 +245,76 @@ def test_magnitude_input_with_band_counts_equals_each_sample_on_its_own_bands():
                 atol=1e-10,
                 rtol=0,
             )
+
+
+def test_masked_instance_norm_with_every_weight_one_is_instance_norm():
+    values = torch.randn(2, 5, 16, 24) * 3 + 1
+    expected = torch.nn.functional.instance_norm(values)
+    torch.testing.assert_close(
+        masked_instance_norm(values, torch.ones(2, 1, 16, 24)), expected, atol=1e-5, rtol=0
+    )
+
+
+def test_masked_instance_norm_takes_its_statistics_over_the_weighted_pixels():
+    """Each sample and channel is centred and scaled by the (weighted) mean and biased variance
+    of its valid pixels alone; filled pixels are normalised too but weigh nothing."""
+    generator = torch.Generator().manual_seed(3)
+    values = torch.randn(2, 3, 8, 8, generator=generator)
+    weights = torch.ones(2, 1, 8, 8)
+    weights[0, :, :3] = 0.0  # sample 0: three filled rows
+    weights[1, :, :, :2] = 0.5  # sample 1: two half-valid columns
+    values[0, :, :3] = 1000.0
+    normalised = masked_instance_norm(values, weights)
+    for sample in range(2):
+        w = weights[sample, 0].double()
+        for channel in range(3):
+            v = values[sample, channel].double()
+            mean = (v * w).sum() / w.sum()
+            variance = (((v - mean) ** 2) * w).sum() / w.sum()
+            expected = (v - mean) / torch.sqrt(variance + 1e-5)
+            torch.testing.assert_close(
+                normalised[sample, channel].double(), expected, atol=1e-4, rtol=0
+            )
+    # The filled rows did not enter sample 0's statistics: its valid pixels are standardised.
+    valid = normalised[0, :, 3:]
+    torch.testing.assert_close(valid.mean(dim=(1, 2)), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        valid.var(dim=(1, 2), unbiased=False), torch.ones(3), atol=1e-3, rtol=0
+    )
+
+
+def test_masked_instance_norm_of_a_sample_without_a_valid_pixel_uses_every_pixel():
+    values = torch.randn(2, 4, 8, 8)
+    weights = torch.ones(2, 1, 8, 8)
+    weights[1] = 0.0
+    weights[1, 0, 0, 0] = 0.5  # less than one pixel's weight
+    normalised = masked_instance_norm(values, weights)
+    torch.testing.assert_close(
+        normalised[1], torch.nn.functional.instance_norm(values[1:])[0], atol=1e-5, rtol=0
+    )
+    assert torch.isfinite(normalised).all()
+
+
+def test_valid_weights_of_a_coarser_map_are_the_share_of_valid_pixels_under_it():
+    weights = torch.zeros(1, 1, 16, 8)
+    weights[..., :6, :] = 1.0
+    valid = ValidWeights(weights)
+    assert valid.at((16, 8)) is weights
+    quarter = valid.at((4, 2))
+    torch.testing.assert_close(quarter[0, 0, :, 0], torch.tensor([1.0, 0.5, 0.0, 0.0]))
+    torch.testing.assert_close(valid.at((8, 4)), torch.nn.functional.avg_pool2d(weights, 2))
+    with pytest.raises(ValueError, match="no valid weights"):
+        valid.at((3, 1))
+    with pytest.raises(ValueError, match=r"\[B, 1, H, W\]"):
+        ValidWeights(torch.ones(1, 2, 8, 8))
+
+
+def test_valid_weights_all_one_give_the_unweighted_scores():
+    network = UniADRS(get_config("lite8")).eval()
+    image = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        plain = network(image, features=False).score
+        weighted = network(image, features=False, valid=torch.ones(2, 1, 32, 40)).score
+    torch.testing.assert_close(weighted, plain, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="do not match"):
+        network(image, valid=torch.ones(2, 1, 32, 32))

@@ -52,11 +52,14 @@ protocol, METHOD.md §7, is another thing: images resized to 256x256 and scored 
 tiles, 50 px with 40 px of padding for hyperspectral ones; docs/DEFAULT_MODEL.md,
 experiment 26.)
 
-Nodata collar. Only the smallest window holding every valid pixel is tiled and scored
-(:mod:`uniadrs_engine.inference.extent`); the collar around it is written as nodata. Its
-filled pixels would otherwise enter every input's normalisation beside the valid ones (a
-16 px collar on a small scene changed valid scores to a Spearman correlation of 0.77 with
-those of the scene cropped to them). A raster without a collar is tiled as a whole.
+Nodata. Only the smallest window holding every valid pixel is tiled and scored
+(:mod:`uniadrs_engine.inference.extent`); the collar around it is written as nodata and costs
+no time. Inside that window, pixels without a value are filled with the band means, and each
+batch of tiles that holds any goes to the network with its validity (padded and resampled
+with the tiles), so that the instance statistics are the valid pixels' alone
+(:meth:`~uniadrs_engine.model.network.UniADRS.forward`'s ``valid``). Before, a 16 px collar on
+a small scene changed valid scores to a Spearman correlation of 0.77 with those of the scene
+cropped to them; docs/ARCHITECTURE.md, "Pixels without data", measures what is left.
 
 Memory. Everything is bounded by ``memory_mb``: statistics and fusion stream row strips, and
 the batch of tiles is lowered (down to 1, then the tile is shrunk) until the estimated peak
@@ -81,7 +84,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -518,15 +521,30 @@ def _load(model: Union[str, Path, LoadedModel], device: torch.device) -> LoadedM
     return load_model(model, device)
 
 
+class _TileBatch(NamedTuple):
+    """A batch of tiles read for scoring.
+
+    Attributes:
+        data: ``float32 [B, C, H, W]``: the network's input, normalised, filled and padded.
+        valid: ``bool [B, H, W]``: which of its pixels hold data (the padding mirrors the
+            tile's), or None where every one does.
+        core_valid: Each core's validity.
+    """
+
+    data: np.ndarray
+    valid: Optional[np.ndarray]
+    core_valid: List[np.ndarray]
+
+
 def _read_tile(
     source: Union[RasterSource, ExtentView], tile: Tile, scaling: InputScaling
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Normalised, mirror-padded tile data and the validity of its core."""
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised, mirror-padded tile data, its validity (padded alike) and its core's."""
     block = source.read_window(tile.read)
     padded = pad_tile(scaling.apply(block.data, block.valid), tile.pad)
     x0, y0 = tile.core.xoff - tile.read.xoff, tile.core.yoff - tile.read.yoff
     core_valid = block.valid[y0 : y0 + tile.core.ysize, x0 : x0 + tile.core.xsize]
-    return padded, core_valid
+    return padded, pad_tile(block.valid, tile.pad), core_valid
 
 
 def _score_splitting_on_oom(
@@ -535,6 +553,7 @@ def _score_splitting_on_oom(
     scale: float,
     device: torch.device,
     views: int = 1,
+    valid: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Scores a batch; if the device runs out of memory, scores its halves one after another.
 
@@ -542,26 +561,34 @@ def _score_splitting_on_oom(
     does not fit is split down to single tiles before the error reaches the user.
     """
     try:
-        return score_tiles(network, data, scale, device, views)
+        return score_tiles(network, data, scale, device, views, valid)
     except DeviceError:
         if len(data) == 1:
             raise
         half = len(data) // 2
         logger.warning("out of memory with %d tiles a batch: trying %d", len(data), half)
+        halves = [(data[:half], None), (data[half:], None)]
+        if valid is not None:
+            halves = [(data[:half], valid[:half]), (data[half:], valid[half:])]
         return np.concatenate(
             [
-                _score_splitting_on_oom(network, data[:half], scale, device, views),
-                _score_splitting_on_oom(network, data[half:], scale, device, views),
+                _score_splitting_on_oom(network, part, scale, device, views, part_valid)
+                for part, part_valid in halves
             ]
         )
 
 
 def _read_batch(
     source: Union[RasterSource, ExtentView], tiles: Sequence[Tile], scaling: InputScaling
-) -> Tuple[np.ndarray, List[np.ndarray]]:
-    """Reads a batch of tiles: ``[B, C, H, W]`` network input and each core's validity."""
+) -> _TileBatch:
+    """Reads a batch of tiles for scoring (:class:`_TileBatch`)."""
     read = [_read_tile(source, tile, scaling) for tile in tiles]
-    return np.stack([data for data, _ in read]), [valid for _, valid in read]
+    valid = np.stack([tile_valid for _, tile_valid, _ in read])
+    return _TileBatch(
+        data=np.stack([data for data, _, _ in read]),
+        valid=None if valid.all() else valid,
+        core_valid=[core_valid for _, _, core_valid in read],
+    )
 
 
 def _score_scale(
@@ -590,11 +617,14 @@ def _score_scale(
         pending = reader.submit(_read_batch, source, batches[0], scaling)
         for index, batch_tiles in enumerate(batches):
             reporter.check_cancelled()
-            data, core_valids = pending.result()
+            batch = pending.result()
             if index + 1 < len(batches):
                 pending = reader.submit(_read_batch, source, batches[index + 1], scaling)
-            scores = _score_splitting_on_oom(network, data, plan.scale, device, views)
-            del data
+            scores = _score_splitting_on_oom(
+                network, batch.data, plan.scale, device, views, batch.valid
+            )
+            core_valids = batch.core_valid
+            del batch
             for tile, core_valid, score in zip(batch_tiles, core_valids, scores):
                 core_score = tile.crop_core(score)
                 writer.write(tile.core, core_score, core_valid)

@@ -1,8 +1,8 @@
 """Scoring within a raster's valid extent: the raster less a nodata collar.
 
-The network normalises every input over all of it, so the pixels of a nodata collar (filled
-with the band means) would weigh on the scores of the valid pixels beside them. Detection
-therefore scores only the smallest window holding every valid pixel
+A nodata collar holds nothing to score, and its pixels (filled with the band means) would be
+the context the network sees beyond the valid pixels' edge instead of their mirror image.
+Detection therefore scores only the smallest window holding every valid pixel
 (:attr:`~uniadrs_engine.raster.statistics.BandStatistics.valid_window`): tiles are planned,
 read and mirror-padded as if that window were the whole raster (:class:`ExtentView`), their
 scores are written back in place (:class:`ExtentWriter`), and the collar is never written:

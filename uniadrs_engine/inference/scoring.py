@@ -9,6 +9,10 @@
 Both pad the network's input to multiples of 8 (at least 16) by mirror padding on the right
 and bottom (edge replication when the image is too small to mirror) and crop the padding off
 the score.
+Pixels that hold no data (``valid``, filled before scoring) are given to the network as
+weights, resampled, oriented and padded with the image, so that its instance normalisations
+take their statistics over the valid pixels alone (:meth:`UniADRS.forward`); an image whose
+every pixel is valid is scored without them.
 Images with more bands than the network takes (``in_channels``, 270 for every published
 configuration) are scored in ``ceil(C / in_channels)`` contiguous, near-equal band slices
 that together cover every band once; the score maps of the slices are averaged (METHOD.md §7,
@@ -26,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -106,18 +110,27 @@ def scaled_size(size: Tuple[int, int], scale: float) -> Tuple[int, int]:
     return (max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale))))
 
 
-def score_batch(network: ScoringNetwork, batch: torch.Tensor) -> torch.Tensor:
+def score_batch(
+    network: ScoringNetwork, batch: torch.Tensor, valid: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Scores a ``[B, C, H, W]`` batch on the network's device; returns ``[B, H, W]``.
 
     Pads to multiples of 8 and crops back; scores band slices and averages them when
     ``C`` exceeds the network's ``in_channels``. Call inside ``torch.inference_mode()``.
+
+    Args:
+        network: The network.
+        batch: ``[B, C, H, W]``.
+        valid: ``[B, 1, H, W]`` weights of the pixels holding data (padded as the batch is),
+            or None where every pixel does.
     """
     height, width = batch.shape[-2:]
     padded = pad_to_multiple(batch)
+    padded_valid = None if valid is None else pad_to_multiple(valid)
     slices = band_slices(padded.shape[1], network.config.in_channels)
     total = None
     for start, stop in slices:
-        score = network(padded[:, start:stop], features=False).score[:, 0]
+        score = network(padded[:, start:stop], features=False, valid=padded_valid).score[:, 0]
         total = score if total is None else total + score
     assert total is not None
     if len(slices) > 1:
@@ -131,6 +144,7 @@ def score_tiles(
     scale: float = 1.0,
     device: DeviceLike = "cpu",
     views: int = 1,
+    valid: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Scores a batch of equally sized normalised tiles at an input scale.
 
@@ -142,6 +156,8 @@ def score_tiles(
         device: Where to run.
         views: Test-time views averaged at the network's input (1, 2, 4 or 8; see
             :mod:`uniadrs_engine.inference.views`): one forward pass each.
+        valid: ``bool [B, H, W]``: the pixels that hold data (the others were filled), or
+            None where all do. Only they enter the network's instance statistics.
 
     Returns:
         ``float32 [B, H, W]`` scores in ``[0, 1]``.
@@ -153,10 +169,18 @@ def score_tiles(
     size = tuple(tiles.shape[-2:])
     with out_of_memory_as_device_error(device), torch.inference_mode():
         batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)
+        network_size = scaled_size(size, scale)
+        weights = None
+        if valid is not None and not np.all(valid):
+            if np.shape(valid) != (tiles.shape[0], *size):
+                raise ValueError(f"valid {np.shape(valid)} does not match tiles {tiles.shape}")
+            weights = torch.from_numpy(np.asarray(valid, dtype=np.float32)[:, None]).to(device)
+            weights = resample(weights, network_size).clamp_(0.0, 1.0)
         scores = score_views(
-            lambda views_batch: score_batch(network, views_batch),
-            resample(batch, scaled_size(size, scale)),
+            lambda views_batch, views_valid: score_batch(network, views_batch, views_valid),
+            resample(batch, network_size),
             views,
+            weights,
         )
         scores = resample(scores[:, None], size)[:, 0].clamp_(0.0, 1.0)
         return scores.float().cpu().numpy()
@@ -168,6 +192,7 @@ def score_image(
     device: DeviceLike = "cpu",
     scale: float = 1.0,
     views: int = 1,
+    valid: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Scores one whole normalised image.
 
@@ -178,10 +203,14 @@ def score_image(
         device: Where to run.
         scale: Input scale (1.0 = as is).
         views: Test-time views averaged (1, 2, 4 or 8).
+        valid: ``bool [H, W]``: the pixels that hold data (the others filled), or None.
 
     Returns:
         ``float32 [H, W]`` scores in ``[0, 1]``.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an image shaped [C, H, W], got {image.shape}")
-    return score_tiles(network, image[None], scale=scale, device=device, views=views)[0]
+    batch_valid = None if valid is None else np.asarray(valid)[None]
+    return score_tiles(
+        network, image[None], scale=scale, device=device, views=views, valid=batch_valid
+    )[0]

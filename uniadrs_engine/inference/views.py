@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Tuple
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.orientations import ORIENTATION_COUNTS, orient, unorient
@@ -53,20 +53,27 @@ def invert_view(batch: torch.Tensor, view: int) -> torch.Tensor:
 
 
 def score_views(
-    score: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, views: int = 1
+    score: Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor],
+    batch: torch.Tensor,
+    views: int = 1,
+    valid: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Averages ``score`` over the first ``views`` orientations of ``batch``.
 
     Args:
-        score: Maps ``[B, C, H, W]`` to ``[B, H, W]`` (any ``H``, ``W``).
+        score: Maps ``[B, C, H, W]`` and its valid weights (``[B, 1, H, W]`` or None) to
+            ``[B, H, W]`` (any ``H``, ``W``).
         batch: ``[B, C, H, W]``.
         views: One of :data:`VIEW_COUNTS`; 1 calls ``score`` once, unchanged.
+        valid: ``[B, 1, H, W]`` weights of the pixels holding data, oriented with the batch
+            for each view, or None.
 
     Returns:
         ``[B, H, W]``: the mean of the views' scores, each in the batch's orientation.
     """
     views = check_views(views)
-    total = score(batch)
+    total = score(batch, valid)
     for view in range(1, views):
-        total = total + invert_view(score(apply_view(batch, view)), view)
+        seen_valid = None if valid is None else apply_view(valid, view)
+        total = total + invert_view(score(apply_view(batch, view), seen_valid), view)
     return total / views if views > 1 else total

@@ -71,10 +71,11 @@ class MemberMean(nn.Module):
         fold_input: bool = True,
         band_counts: Optional[Sequence[int]] = None,
         features: bool = True,
+        valid: Optional[torch.Tensor] = None,
     ) -> NetworkOutput:
         """Scores ``image`` with every member, one after the other.
 
-        ``fold_input``, ``band_counts`` and ``features`` are passed on (see
+        ``fold_input``, ``band_counts``, ``features`` and ``valid`` are passed on (see
         :meth:`UniADRS.forward`).
 
         Returns:
@@ -90,7 +91,11 @@ class MemberMean(nn.Module):
         feat_sum: Optional[torch.Tensor] = None
         for member in self.members:
             output = member(
-                image, fold_input=fold_input, band_counts=band_counts, features=features
+                image,
+                fold_input=fold_input,
+                band_counts=band_counts,
+                features=features,
+                valid=valid,
             )
             score_sum = output.score if score_sum is None else score_sum + output.score
             if output.feat is not None:

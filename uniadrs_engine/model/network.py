@@ -6,6 +6,15 @@ saved with the rest), LAM is correct, upsampling stays on the device, and the in
 (bands repeated up to ``in_channels``) is folded into the first convolution so that 1- to
 3-band inputs do not pay for 270 channels.
 
+Pixels without data. Instance normalisation makes every output depend on the mean and
+variance of every feature map over the whole input. Pixels that hold no data (the nodata
+corners of a rotated scene, filled before scoring) would enter those statistics like any
+other and shift every valid pixel's score. :meth:`UniADRS.forward` therefore takes the
+input's valid pixels as weights (:class:`ValidWeights`): each instance normalisation then
+takes its mean and variance over them alone (:func:`masked_instance_norm`), at every
+resolution (a cell's weight is the share of valid input pixels under it). Without weights,
+or with every weight 1, it is PyTorch's instance normalisation.
+
 Example:
     >>> import torch
     >>> from uniadrs_engine.model.config import get_config
@@ -17,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as functional
@@ -38,6 +47,93 @@ class NetworkOutput(NamedTuple):
 
     score: torch.Tensor
     feat: Optional[torch.Tensor]
+
+
+class ValidWeights:
+    """The input's valid pixels as weights in ``[0, 1]``, at each resolution a map needs.
+
+    Args:
+        weights: ``[B, 1, H, W]`` at the network's input resolution: 1 where a pixel holds
+            data, 0 where it does not, fractions where a pixel was resampled from both.
+
+    A map of half the resolution gets the mean of four weights (the share of valid input
+    under each of its cells), computed once and kept for the other maps of that size.
+    """
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        if weights.dim() != 4 or weights.shape[1] != 1:
+            raise ValueError(f"valid weights must be shaped [B, 1, H, W], got {weights.shape}")
+        self._levels: Dict[Tuple[int, int], torch.Tensor] = {
+            (weights.shape[-2], weights.shape[-1]): weights
+        }
+
+    def at(self, size: Sequence[int]) -> torch.Tensor:
+        """The weights of a map of ``size`` (rows, cols): the input's, halved as often as needed.
+
+        Raises:
+            ValueError: If ``size`` is not the input's size halved a whole number of times.
+        """
+        key = (int(size[0]), int(size[1]))
+        while key not in self._levels:
+            coarsest = min(self._levels, key=lambda shape: shape[0])
+            if coarsest[0] <= key[0]:
+                raise ValueError(f"no valid weights for a map of {key} from {coarsest}")
+            coarser = functional.avg_pool2d(self._levels[coarsest], kernel_size=2, stride=2)
+            self._levels[(coarser.shape[-2], coarser.shape[-1])] = coarser
+        return self._levels[key]
+
+
+def masked_instance_norm(
+    values: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """Instance normalisation with the mean and (biased) variance over weighted pixels.
+
+    Every pixel is normalised, valid or not; only the statistics are weighted. A sample whose
+    weights sum to less than one pixel is normalised over all of its pixels, as
+    ``nn.InstanceNorm2d`` does (its statistics would otherwise rest on nothing).
+
+    Args:
+        values: ``[B, C, H, W]``.
+        weights: ``[B, 1, H, W]`` in ``[0, 1]``.
+        eps: Added to the variance, as ``nn.InstanceNorm2d``'s ``eps``.
+
+    Returns:
+        The normalised ``[B, C, H, W]``; ``values`` is left unchanged.
+    """
+    batch, channels = values.shape[:2]
+    weights = weights.to(values.dtype)
+    total = weights.sum(dim=(2, 3), keepdim=True)
+    weights = torch.where(total >= 1.0, weights, torch.ones_like(weights))
+    total = weights.sum(dim=(2, 3)).view(batch, 1, 1)
+    column = weights.reshape(batch, -1, 1)
+    # Weighted sums as batched matrix products: no weighted copy of the maps is made.
+    mean = torch.bmm(values.reshape(batch, channels, -1), column) / total
+    centred = values - mean.view(batch, channels, 1, 1)
+    variance = torch.bmm(centred.square().reshape(batch, channels, -1), column) / total
+    return centred.mul_(torch.rsqrt(variance + eps).view(batch, channels, 1, 1))
+
+
+def instance_norm(
+    norm: nn.InstanceNorm2d, values: torch.Tensor, valid: Optional[ValidWeights]
+) -> torch.Tensor:
+    """``norm(values)``, over the valid pixels alone where ``valid`` is given."""
+    if valid is None:
+        return norm(values)
+    return masked_instance_norm(values, valid.at(values.shape[-2:]), norm.eps)
+
+
+def run_stage(
+    stage: nn.Sequential, values: torch.Tensor, valid: Optional[ValidWeights]
+) -> torch.Tensor:
+    """Runs a :func:`conv_stage` (or any sequence), its instance normalisations over ``valid``."""
+    if valid is None:
+        return stage(values)
+    for layer in stage:
+        if isinstance(layer, nn.InstanceNorm2d):
+            values = instance_norm(layer, values, valid)
+        else:
+            values = layer(values)
+    return values
 
 
 def conv_stage(
@@ -121,18 +217,22 @@ class DecoderCell(nn.Module):
             self.side_output = nn.Conv2d(out_channels, 1, kernel_size=1)
 
     def forward(
-        self, encoded: torch.Tensor, decoded: Optional[torch.Tensor], features: bool = True
+        self,
+        encoded: torch.Tensor,
+        decoded: Optional[torch.Tensor],
+        features: bool = True,
+        valid: Optional[ValidWeights] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Returns ``(output, feat)``: the cell output (the score for the head) and feat.
 
         ``features=False`` skips feat (returned as None): only the head's is ever used, and
-        only by the training's feature loss.
+        only by the training's feature loss. ``valid``: see :meth:`UniADRS.forward`.
         """
         if decoded is None:
             decoded = encoded
         if decoded.shape[-2:] != encoded.shape[-2:]:
             decoded = functional.interpolate(decoded, size=encoded.shape[-2:], mode="nearest")
-        encoded = functional.relu(self.encoder_norm(encoded), inplace=True)
+        encoded = functional.relu(instance_norm(self.encoder_norm, encoded, valid), inplace=True)
         fused = concat_conv1x1(self.fuse, encoded, decoded)
         feat = torch.sigmoid(fused) if features else None
         fused = functional.relu(fused, inplace=True)
@@ -140,7 +240,9 @@ class DecoderCell(nn.Module):
             return torch.sigmoid(self.score(fused)), feat
         attended = self.attention(fused)
         projected = concat_conv1x1(self.project, fused, attended)
-        return functional.relu(self.output_norm(projected), inplace=True), feat
+        return functional.relu(
+            instance_norm(self.output_norm, projected, valid), inplace=True
+        ), feat
 
 
 def concat_conv1x1(conv: nn.Conv2d, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -233,6 +335,7 @@ class UniADRS(nn.Module):
         image: torch.Tensor,
         fold_input: bool = True,
         band_counts: Optional[Sequence[int]] = None,
+        valid: Optional[ValidWeights] = None,
     ) -> torch.Tensor:
         """Per-pixel descriptors of the stem for a ``[B, C, H, W]`` image.
 
@@ -240,6 +343,7 @@ class UniADRS(nn.Module):
             image: Normalised image batch.
             fold_input: See :meth:`forward`.
             band_counts: See :meth:`forward`.
+            valid: See :meth:`forward`.
         """
         band_count = image.shape[1]
         channels = self.config.in_channels
@@ -262,7 +366,7 @@ class UniADRS(nn.Module):
             first = conv(repeat_bands(image, channels))
         if self.magnitude is not None:
             first = first + self.magnitude(band_magnitude(image, own_counts))
-        return self.stem[1:](first)
+        return run_stage(self.stem[1:], first, valid)
 
     def _first_conv_per_band_count(
         self, image: torch.Tensor, band_counts: Sequence[int]
@@ -300,6 +404,7 @@ class UniADRS(nn.Module):
         fold_input: bool = True,
         band_counts: Optional[Sequence[int]] = None,
         features: bool = True,
+        valid: Optional[torch.Tensor] = None,
     ) -> NetworkOutput:
         """Scores a ``[B, C, H, W]`` image (``1 <= C <= in_channels``, H and W multiples of 8).
 
@@ -314,6 +419,11 @@ class UniADRS(nn.Module):
                 first convolution was a third of a training step on 270 channels).
             features: Compute the head's feature map (the training's feature loss needs it;
                 inference does not, and saves a full-resolution map).
+            valid: ``[B, 1, H, W]`` weights of the pixels that hold data (1; 0 where they
+                were filled; fractions where resampled from both), or None where every
+                pixel does. Every instance normalisation then takes its statistics over
+                them alone (see the module's docstring); weights all 1 give None's scores
+                up to float rounding.
 
         Returns:
             The score map and the head's feature map (None with ``features=False``).
@@ -321,16 +431,27 @@ class UniADRS(nn.Module):
         height, width = image.shape[-2:]
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}")
-        descriptors = self.describe_stem(image, fold_input=fold_input, band_counts=band_counts)
+        weights = None if valid is None else ValidWeights(valid)
+        if weights is not None and (valid.shape[0], *valid.shape[-2:]) != (
+            image.shape[0],
+            height,
+            width,
+        ):
+            raise ValueError(
+                f"valid weights {tuple(valid.shape)} do not match the image {tuple(image.shape)}"
+            )
+        descriptors = self.describe_stem(
+            image, fold_input=fold_input, band_counts=band_counts, valid=weights
+        )
         encoded: List[torch.Tensor] = []
         level = descriptors
         for encoder in self.encoders:
-            level = encoder(level)
+            level = run_stage(encoder, level, weights)
             encoded.append(level)
         decoded: Optional[torch.Tensor] = None
         for cell, encoder_features in zip(self.decoders, reversed(encoded)):
-            decoded, _ = cell(encoder_features, decoded, features=False)
-        score, feat = self.head(descriptors, decoded, features=features)
+            decoded, _ = cell(encoder_features, decoded, features=False, valid=weights)
+        score, feat = self.head(descriptors, decoded, features=features, valid=weights)
         return NetworkOutput(score=score, feat=feat)
 
 
