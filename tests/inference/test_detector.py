@@ -783,8 +783,9 @@ def test_a_scene_inside_nodata_scores_as_itself_with_the_default_model(
     tmp_path: Path, monkeypatch
 ) -> None:
     """Nodata that no rectangle crops away (an L of it, as beside a rotated scene's footprint)
-    stays out of the network's instance statistics: a crop of the bundled SAR scene, set in a
-    canvas of nodata, keeps nearly its own scores. Filled pixels weighed in, they moved."""
+    is filled from the nearest valid pixels and stays out of the network's instance
+    statistics: a crop of the bundled SAR scene, set in a canvas of nodata, keeps nearly its
+    own scores. Filled with the band means and weighed in, as before, they moved."""
     import uniadrs_engine.inference.detector as detector_module
 
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample" / "hrsid_P0094_sar.tif"
@@ -801,15 +802,16 @@ def test_a_scene_inside_nodata_scores_as_itself_with_the_default_model(
     inside = _read_scores(detect_raster(inside_path, tmp_path / "in.tif", options).output_path)
     real_score_tiles = detector_module.score_tiles
 
-    def filled_pixels_weighed_in(network, tiles, scale, device, views, valid=None):
+    def weighed_in(network, tiles, scale, device, views, valid=None):
         return real_score_tiles(network, tiles, scale, device, views)
 
-    monkeypatch.setattr(detector_module, "score_tiles", filled_pixels_weighed_in)
-    unweighted = _read_scores(detect_raster(inside_path, tmp_path / "u.tif", options).output_path)
+    monkeypatch.setattr(detector_module, "score_tiles", weighed_in)
+    monkeypatch.setattr(detector_module, "fill_from_nearest", lambda image, valid: image)
+    before = _read_scores(detect_raster(inside_path, tmp_path / "b.tif", options).output_path)
 
     def agreement(scores: np.ndarray) -> float:
         return spearmanr(scores[:128, :128].ravel(), own.ravel())[0]
 
     assert np.isnan(inside[128:, :128]).all()
-    assert agreement(inside) > 0.95  # 0.970 when written
-    assert agreement(unweighted) < agreement(inside) - 0.03  # 0.914
+    assert agreement(inside) > 0.95  # 0.971 when written
+    assert agreement(before) < agreement(inside) - 0.03  # 0.914

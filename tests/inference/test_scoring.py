@@ -9,6 +9,7 @@ import torch
 from tests.inference.conftest import tiny_network
 from uniadrs_engine.inference.scoring import (
     band_slices,
+    fill_from_nearest,
     pad_to_multiple,
     score_image,
     score_tiles,
@@ -114,20 +115,25 @@ def test_invalid_pixels_are_weighted_out_of_the_network_statistics(network) -> N
         np.testing.assert_allclose(
             scores[1], score_tiles(network, tiles[1:], scale=scale)[0], atol=2e-5
         )
+    # score_image fills a copy, then scores as score_tiles does: the network with weights.
     image = tiles[0]
-    expected = score_tiles(network, image[None], valid=valid[:1])[0]
+    filled = fill_from_nearest(image.copy(), valid[0])
+    expected = score_tiles(network, filled[None], valid=valid[:1])[0]
     np.testing.assert_array_equal(score_image(network, image, valid=valid[0]), expected)
     weights = torch.from_numpy(valid[:1, None].astype(np.float32))
     with torch.inference_mode():
-        direct = network(torch.from_numpy(image[None]), features=False, valid=weights).score[0, 0]
-    np.testing.assert_allclose(expected, direct.numpy(), atol=1e-6)
+        direct = network(torch.from_numpy(filled[None]), features=False, valid=weights)
+    np.testing.assert_allclose(expected, direct.score[0, 0].numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="does not match"):
         score_tiles(network, tiles, valid=valid[:1])
 
 
 def test_each_view_sees_the_mask_turned_with_its_tile(network) -> None:
+    """Rows 4-13 without data: each pixel of them has one nearest valid pixel, so the fill is
+    the same whichever way the tile is turned, and only the turned mask can match."""
     tiles = np.random.default_rng(4).random((1, 3, 24, 40), dtype=np.float32)
-    valid = _hole((1, 24, 40))
+    valid = np.ones((1, 24, 40), dtype=bool)
+    valid[:, 4:14] = False
     expected = []
     for view in range(8):
         seen = apply_view(torch.from_numpy(tiles), view).numpy().copy()
@@ -137,3 +143,39 @@ def test_each_view_sees_the_mask_turned_with_its_tile(network) -> None:
     np.testing.assert_allclose(
         score_tiles(network, tiles, views=8, valid=valid), np.mean(expected, axis=0), atol=1e-5
     )
+
+
+def test_invalid_pixels_take_their_nearest_valid_pixels_values() -> None:
+    image = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    original = image.copy()
+    valid = np.ones((4, 6), dtype=bool)
+    valid[:, 4:] = False  # the two right columns
+    assert fill_from_nearest(image, valid) is image  # in place
+    np.testing.assert_array_equal(image[:, :, 4], original[:, :, 3])
+    np.testing.assert_array_equal(image[:, :, 5], original[:, :, 3])
+    np.testing.assert_array_equal(image[:, :, :4], original[:, :, :4])
+    # Without a valid pixel, or with every pixel valid, nothing changes.
+    np.testing.assert_array_equal(
+        fill_from_nearest(original.copy(), ~np.ones((4, 6), bool)), original
+    )
+    np.testing.assert_array_equal(
+        fill_from_nearest(original.copy(), np.ones((4, 6), bool)), original
+    )
+
+
+@pytest.mark.parametrize(("scale", "views"), [(1.0, 1), (0.5, 2)])
+def test_what_invalid_pixels_hold_changes_no_score(network, scale: float, views: int) -> None:
+    """Filled from their nearest valid pixels and weighted out of every instance statistic,
+    pixels without data leave the scores of a whole image as they are, whatever they hold."""
+    image = np.random.default_rng(5).random((3, 24, 40), dtype=np.float32)
+    valid = _hole((24, 40))
+    low, high = image.copy(), image.copy()
+    low[:, ~valid] = 0.0
+    high[:, ~valid] = 1000.0
+    scores = score_image(network, low, scale=scale, views=views, valid=valid)
+    np.testing.assert_array_equal(
+        scores, score_image(network, high, scale=scale, views=views, valid=valid)
+    )
+    assert np.array_equal(low[:, ~valid], np.zeros_like(low[:, ~valid]))  # filled on a copy
+    unweighted = score_image(network, low, scale=scale, views=views)
+    assert np.abs(scores - unweighted).max() > 1e-3

@@ -9,10 +9,12 @@
 Both pad the network's input to multiples of 8 (at least 16) by mirror padding on the right
 and bottom (edge replication when the image is too small to mirror) and crop the padding off
 the score.
-Pixels that hold no data (``valid``, filled before scoring) are given to the network as
-weights, resampled, oriented and padded with the image, so that its instance normalisations
-take their statistics over the valid pixels alone (:meth:`UniADRS.forward`); an image whose
-every pixel is valid is scored without them.
+Pixels that hold no data (``valid``) take the values of the nearest pixel that does
+(:func:`fill_from_nearest`: :func:`score_image` does it, the detector as it reads each tile), as
+mirror padding continues an image beyond its edge, and are given to the network as weights,
+resampled, oriented and padded with the image, so that its instance normalisations take their
+statistics over the valid pixels alone (:meth:`UniADRS.forward`); an image whose every pixel is
+valid is scored as it is.
 Images with more bands than the network takes (``in_channels``, 270 for every published
 configuration) are scored in ``ceil(C / in_channels)`` contiguous, near-equal band slices
 that together cover every band once; the score maps of the slices are averaged (METHOD.md §7,
@@ -35,6 +37,7 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as functional
+from scipy import ndimage
 
 from uniadrs_engine.inference.device import out_of_memory_as_device_error
 from uniadrs_engine.inference.views import score_views
@@ -64,6 +67,37 @@ def band_slices(band_count: int, in_channels: int) -> List[Tuple[int, int]]:
     slice_count = math.ceil(band_count / in_channels)
     bounds = np.linspace(0, band_count, slice_count + 1).round().astype(int)
     return [(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+def fill_from_nearest(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Gives each invalid pixel of an image the values of its nearest valid pixel, in place.
+
+    Whatever an invalid pixel held (nodata, a band mean), the network then sees the valid
+    content go on across the border, as mirror padding continues a tile beyond the raster's
+    edge, instead of a step to one value. Measured with the default model on benchmark scenes
+    set in an L of nodata, this brought their scores nearer their own (docs/ARCHITECTURE.md,
+    "Pixels without data"). An image without a valid pixel is left as it is. Only the invalid
+    pixels are gathered, a band at a time, so no copy of the image is made.
+
+    Args:
+        image: ``float32 [C, H, W]``, written in place.
+        valid: ``bool [H, W]``.
+
+    Returns:
+        ``image``.
+    """
+    valid = np.asarray(valid, dtype=bool)
+    if valid.all() or not valid.any():
+        return image
+    invalid = ~valid
+    rows, cols = ndimage.distance_transform_edt(
+        invalid, return_distances=False, return_indices=True
+    )
+    source_rows, source_cols = rows[invalid], cols[invalid]
+    del rows, cols
+    for band in image:
+        band[invalid] = band[source_rows, source_cols]
+    return image
 
 
 def _pad_axis_mode(size: int, pad: int) -> str:
@@ -156,8 +190,9 @@ def score_tiles(
         device: Where to run.
         views: Test-time views averaged at the network's input (1, 2, 4 or 8; see
             :mod:`uniadrs_engine.inference.views`): one forward pass each.
-        valid: ``bool [B, H, W]``: the pixels that hold data (the others were filled), or
-            None where all do. Only they enter the network's instance statistics.
+        valid: ``bool [B, H, W]``: the pixels that hold data, or None where all do. Only
+            they enter the network's instance statistics. The others should have been
+            filled (:func:`fill_from_nearest`; the detector fills each tile as it reads it).
 
     Returns:
         ``float32 [B, H, W]`` scores in ``[0, 1]``.
@@ -168,7 +203,6 @@ def score_tiles(
     device = torch.device(device)
     size = tuple(tiles.shape[-2:])
     with out_of_memory_as_device_error(device), torch.inference_mode():
-        batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)
         network_size = scaled_size(size, scale)
         weights = None
         if valid is not None and not np.all(valid):
@@ -176,6 +210,7 @@ def score_tiles(
                 raise ValueError(f"valid {np.shape(valid)} does not match tiles {tiles.shape}")
             weights = torch.from_numpy(np.asarray(valid, dtype=np.float32)[:, None]).to(device)
             weights = resample(weights, network_size).clamp_(0.0, 1.0)
+        batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)
         scores = score_views(
             lambda views_batch, views_valid: score_batch(network, views_batch, views_valid),
             resample(batch, network_size),
@@ -203,14 +238,19 @@ def score_image(
         device: Where to run.
         scale: Input scale (1.0 = as is).
         views: Test-time views averaged (1, 2, 4 or 8).
-        valid: ``bool [H, W]``: the pixels that hold data (the others filled), or None.
+        valid: ``bool [H, W]``: the pixels that hold data, or None. The others take their
+            nearest valid pixel's values (:func:`fill_from_nearest`, on a copy) and stay out
+            of the network's instance statistics.
 
     Returns:
         ``float32 [H, W]`` scores in ``[0, 1]``.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an image shaped [C, H, W], got {image.shape}")
-    batch_valid = None if valid is None else np.asarray(valid)[None]
+    if valid is None or np.all(valid):
+        return score_tiles(network, image[None], scale=scale, device=device, views=views)[0]
+    filled = fill_from_nearest(np.array(image, dtype=np.float32), valid)
+    batch_valid = np.asarray(valid, dtype=bool)[None]
     return score_tiles(
-        network, image[None], scale=scale, device=device, views=views, valid=batch_valid
+        network, filled[None], scale=scale, device=device, views=views, valid=batch_valid
     )[0]

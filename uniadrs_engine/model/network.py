@@ -83,6 +83,10 @@ class ValidWeights:
         return self._levels[key]
 
 
+#: Channels squared at once when :func:`masked_instance_norm` takes a variance.
+_SQUARED_CHANNELS = 8
+
+
 def masked_instance_norm(
     values: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5
 ) -> torch.Tensor:
@@ -109,8 +113,16 @@ def masked_instance_norm(
     # Weighted sums as batched matrix products: no weighted copy of the maps is made.
     mean = torch.bmm(values.reshape(batch, channels, -1), column) / total
     centred = values - mean.view(batch, channels, 1, 1)
-    variance = torch.bmm(centred.square().reshape(batch, channels, -1), column) / total
-    return centred.mul_(torch.rsqrt(variance + eps).view(batch, channels, 1, 1))
+    # The squares are taken a few channels at a time: a square of every channel at once
+    # would be one more map of the full size, at the peak of memory (+13 % at 640 px).
+    variance = torch.cat(
+        [
+            torch.bmm(centred[:, start : start + _SQUARED_CHANNELS].square().flatten(2), column)
+            for start in range(0, channels, _SQUARED_CHANNELS)
+        ],
+        dim=1,
+    )
+    return centred.mul_(torch.rsqrt(variance / total + eps).view(batch, channels, 1, 1))
 
 
 def instance_norm(
