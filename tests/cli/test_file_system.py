@@ -23,7 +23,15 @@ from uniadrs_engine.cli.main import (
     _stop_signals_as_interrupts,
     main,
 )
-from uniadrs_engine.raster.writer import MAX_NAME_BYTES, temporary_sibling
+from uniadrs_engine.raster.writer import (
+    MAX_NAME_BYTES,
+    WORK_FOLDER_PREFIX,
+    make_work_folder,
+    stale_owner,
+    sweep_stale_temporaries,
+    temporary_owner_tag,
+    temporary_sibling,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -150,6 +158,92 @@ def test_a_stop_signal_cleans_up_like_ctrl_c(tmp_path):
     assert process.returncode == EXIT_CANCELLED, err
     assert "uniadrs: interrupted" in err and "Traceback" not in err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["rx", "threshold"])
+def test_what_a_killed_run_left_is_deleted_by_the_next_run(tmp_path, command):
+    """``kill -9`` leaves a run no time to clean up: its temporary files (or threshold's work
+    folder) stay. The next run writing into that folder deletes them, and only them."""
+    image = np.random.default_rng(3).random((6, 700, 700)).astype(np.float32)
+    scene = write_raster(tmp_path / "scene.tif", image)
+    out = tmp_path / "out"
+    out.mkdir()
+    user_file = out / ".notes.partial.txt"  # not one of ours: never touched
+    user_file.write_text("mine")
+    arguments = {
+        "rx": ["rx", str(scene), str(out / "rx.tif"), "--mode", "local", "--outer", "41"],
+        "threshold": [
+            "threshold",
+            str(scene),
+            "--top-percent",
+            "30",
+            "--polygons",
+            str(out / "o.gpkg"),
+        ],
+    }[command]
+    script = "import sys\nfrom uniadrs_engine.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *arguments, "--quiet"],
+        cwd=REPOSITORY,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.iterdir())) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the run's temporary file or work folder exists
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    left = sorted(path.name for path in out.iterdir() if path != user_file)
+    assert left and all(name.startswith(".") for name in left)
+    prefix = (
+        f"{WORK_FOLDER_PREFIX}threshold-{process.pid}-"
+        if command == "threshold"
+        else f".rx.{process.pid}-"
+    )
+    assert any(name.startswith(prefix) for name in left), left
+
+    scores = write_raster(tmp_path / "scores.tif", image[:1, :50, :50])
+    assert _uniadrs("rx", str(scores), str(out / "next.tif"), "--quiet").returncode == 0
+    assert sorted(path.name for path in out.iterdir()) == sorted([user_file.name, "next.tif"])
+    assert user_file.read_text() == "mine"
+
+
+def test_only_temporaries_of_dead_processes_here_are_swept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tag = temporary_owner_tag()
+    here = tag.split("-")[1]
+    other_host = "0000" if here != "0000" else "1111"
+    names = {
+        f".scores.{dead.pid}-{here}.0123abcd.partial.tif": True,
+        f".scores.{dead.pid}-{here}.0123abcd.partial.tif.aux.xml": True,
+        f"{WORK_FOLDER_PREFIX}simulate-{dead.pid}-{here}.x1y2z3": True,
+        f"{WORK_FOLDER_PREFIX}threshold-{os.getpid()}-{here}.x1y2z3": False,
+        f".scores.{os.getpid()}-{here}.0123abcd.partial.tif": False,  # alive: this process
+        f".scores.{dead.pid}-{other_host}.0123abcd.partial.tif": False,  # another machine
+        ".scores.0123abcd.partial.tif": False,  # the old naming: no owner to ask
+        "scores.tif": False,
+    }
+    for name in names:
+        if name.startswith(WORK_FOLDER_PREFIX):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "objects.gpkg").write_bytes(b"x")
+        else:
+            (tmp_path / name).write_bytes(b"x")
+    assert [stale_owner(name) for name in names] == list(names.values())
+    removed = sweep_stale_temporaries(tmp_path)
+    assert sorted(path.name for path in removed) == sorted(n for n, s in names.items() if s)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        n for n, s in names.items() if not s
+    )
+    # A new temporary name, or work folder, sweeps its folder first.
+    (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").write_bytes(b"x")
+    work = make_work_folder(tmp_path, "simulate")
+    assert work.name.startswith(f"{WORK_FOLDER_PREFIX}simulate-{tag}.") and work.is_dir()
+    assert not (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").exists()
+    (tmp_path / f".other.{dead.pid}-{here}.0123abcd.partial.tif").write_bytes(b"x")
+    assert temporary_sibling(tmp_path / "new.tif", ".tif").name.startswith(f".new.{tag}.")
+    assert not (tmp_path / f".other.{dead.pid}-{here}.0123abcd.partial.tif").exists()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP here")

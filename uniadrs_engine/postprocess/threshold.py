@@ -77,6 +77,7 @@ from uniadrs_engine.raster.writer import (
     check_not_an_input,
     check_output_folder,
     gdal_write_errors,
+    make_work_folder,
     temporary_sibling,
 )
 
@@ -297,7 +298,7 @@ def threshold_raster(
                 polygons_path=None,
             )
         output_folder = _output_folder(mask_path, polygons_path)
-        work_folder = Path(tempfile.mkdtemp(prefix=".uniadrs-threshold-", dir=output_folder))
+        work_folder = make_work_folder(output_folder, "threshold")
         try:
             return _threshold_with_objects(
                 scores,

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
+import shutil
+import socket
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,11 +156,118 @@ MAX_NAME_BYTES = 255
 SIDECAR_SUFFIX = ".aux.xml"
 
 
+def _host_tag() -> str:
+    """Four hex digits of this machine's name and process id space.
+
+    A temporary's owner is a process *here*: two containers sharing a host's name (and a
+    folder) count their process ids apart, so their PID namespace is part of the tag.
+    """
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    identity = f"{socket.gethostname()}/{namespace}".encode("utf-8", "replace")
+    return hashlib.sha1(identity).hexdigest()[:4]
+
+
+#: A temporary's name: ``.{stem}.{pid}-{host}.{8 hex}.{label}{suffix}``.
+_TEMPORARY_NAME = re.compile(
+    r"^\.(?P<stem>.*)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{4})\.[0-9a-f]{8}\."
+    r"(?P<label>[a-z0-9-]+)\..+$"
+)
+
+
+def process_is_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one of another user's counts)."""
+    if pid <= 0:
+        return True  # not a process id: never taken for a dead owner
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def temporary_owner_tag() -> str:
+    """``{pid}-{host}``: which process on which machine writes a temporary file."""
+    return f"{os.getpid()}-{_host_tag()}"
+
+
+def stale_owner(name: str) -> bool:
+    """Whether a file or folder named ``name`` is a temporary of a dead process of this machine.
+
+    Names of :func:`temporary_sibling` and of :func:`make_work_folder` carry their writer's
+    process id and a tag of the machine's name. One whose process no longer runs here was
+    left by a run that was killed (``kill -9``, a power cut) before it could clean up.
+    """
+    match = _TEMPORARY_NAME.match(name) or _WORK_FOLDER_NAME.match(name)
+    if match is None or match.group("host") != _host_tag():
+        return False
+    return not process_is_alive(int(match.group("pid")))
+
+
+#: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
+WORK_FOLDER_PREFIX = ".uniadrs-"
+_WORK_FOLDER_NAME = re.compile(
+    r"^" + re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>[a-z]+)-(?P<pid>[0-9]+)-"
+    r"(?P<host>[0-9a-f]{4})\..+$"
+)
+
+
+def make_work_folder(folder: PathLike, label: str) -> Path:
+    """Creates a hidden work folder in ``folder`` for files written before they are complete.
+
+    Named ``.uniadrs-{label}-{pid}-{host}.{random}`` so that a later run can tell one whose
+    run was killed (:func:`stale_owner`); those in ``folder`` are deleted first.
+
+    Raises:
+        OSError: If it cannot be created.
+    """
+    sweep_stale_temporaries(folder)
+    prefix = f"{WORK_FOLDER_PREFIX}{label}-{temporary_owner_tag()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+
+
+def sweep_stale_temporaries(folder: PathLike) -> List[Path]:
+    """Deletes the temporaries dead runs left in ``folder`` (:func:`stale_owner`).
+
+    Those are temporary files, their GDAL sidecars and work folders. Files of
+    live processes, of other machines or containers (a shared folder) and anything else are
+    left alone, as is whatever cannot be deleted.
+
+    Returns:
+        What was deleted.
+    """
+    removed: List[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(".") or not stale_owner(entry.name):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
 def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Path:
     """A hidden, unique name beside ``path`` for a file written before it is complete.
 
-    ``.{stem}.{8 hex}.{label}{suffix}``; the stem is shortened when the name would exceed
-    :data:`MAX_NAME_BYTES`, so that any name an output may have leaves room for it.
+    ``.{stem}.{pid}-{host}.{8 hex}.{label}{suffix}``; the stem is shortened when the name
+    would exceed :data:`MAX_NAME_BYTES`, so that any name an output may have leaves room for
+    it. The process id and the machine's tag let a later run tell a temporary whose writer
+    died (:func:`stale_owner`): those in the folder are deleted here, with their sidecars,
+    before the new name is given.
 
     Example:
         >>> name = temporary_sibling("out/scores.tif", ".tif").name
@@ -165,7 +277,7 @@ def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Pa
         True
     """
     path = Path(path)
-    tail = f".{uuid.uuid4().hex[:8]}.{label}{suffix}"
+    tail = f".{temporary_owner_tag()}.{uuid.uuid4().hex[:8]}.{label}{suffix}"
     # room for the leading dot, the tail and a sidecar GDAL may add (".aux.xml")
     room = MAX_NAME_BYTES - 1 - len(os.fsencode(tail)) - len(SIDECAR_SUFFIX)
     stem = path.stem
@@ -177,6 +289,7 @@ def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Pa
             stem = cut.decode("utf-8", errors="ignore")
         except UnicodeDecodeError:  # a name in another encoding: its bytes are cut as they are
             stem = os.fsdecode(cut)
+    sweep_stale_temporaries(path.parent)
     return path.parent / f".{stem}{tail}"
 
 

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -41,7 +40,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import is_gdal_name
-from uniadrs_engine.raster.writer import gdal_write_errors
+from uniadrs_engine.raster.writer import gdal_write_errors, make_work_folder
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
 from uniadrs_engine.simulation.sample import (
@@ -205,7 +204,7 @@ def write_samples_to_dir(
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".uniadrs-simulate-", dir=out_dir))
+        staging = make_work_folder(out_dir, "simulate")
     except OSError as error:
         raise InputError(f"cannot write to {out_dir}: {error}") from error
     try:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
 from uniadrs_engine.errors import TrainingError
-from uniadrs_engine.raster.writer import write_failure_message
+from uniadrs_engine.raster.writer import temporary_sibling, write_failure_message
 
 CHECKPOINT_FILENAME = "checkpoint.pt"
 
@@ -36,8 +35,7 @@ def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(handle)
+        temporary = temporary_sibling(path, path.suffix)
     except OSError as error:
         raise TrainingError(write_failure_message(path, error.strerror or str(error))) from None
     try:
