@@ -135,7 +135,8 @@ def test_output_grid_nodata_and_score_range(loaded_model, tmp_path: Path) -> Non
 
 
 def test_nodata_pixels_do_not_change_valid_scores(loaded_model, tmp_path: Path) -> None:
-    """Invalid pixels are filled with the band mean before scoring, whatever their value."""
+    """Invalid pixels are filled from their nearest valid pixels before scoring, whatever
+    their value."""
     image, _ = anomaly_scene(rows=32, cols=40, bands=3, seed=2)
     outputs = []
     for fill in (-1000.0, 55.0):
@@ -815,3 +816,32 @@ def test_a_scene_inside_nodata_scores_as_itself_with_the_default_model(
     assert np.isnan(inside[128:, :128]).all()
     assert agreement(inside) > 0.95  # 0.971 when written
     assert agreement(before) < agreement(inside) - 0.03  # 0.914
+
+
+def test_only_rasters_with_pixels_without_data_are_planned_for_the_fill(
+    scene, loaded_model, tmp_path: Path, monkeypatch
+) -> None:
+    """The fill's maps are counted (``masked``) where the scored window holds pixels without
+    data, and nowhere else: plans of other rasters are unchanged."""
+    import uniadrs_engine.inference.detector as detector_module
+
+    image, path = scene
+    real_plan_scale = detector_module.plan_scale
+    masked_flags: List[bool] = []
+
+    def recording_plan(*arguments, **keywords):
+        masked_flags.append(arguments[-1])
+        return real_plan_scale(*arguments, **keywords)
+
+    monkeypatch.setattr(detector_module, "plan_scale", recording_plan)
+    detect_raster(path, tmp_path / "plain.tif", _options(loaded_model, scales=[0.5, 1.0]))
+    assert masked_flags == [False, False]
+    holed = image.copy()
+    holed[:, 20:30, 30:40] = -9999.0
+    holed_path = write_raster(tmp_path / "hole.tif", holed, nodata=-9999.0)
+    detect_raster(holed_path, tmp_path / "holed.tif", _options(loaded_model))
+    assert masked_flags[2:] == [True]
+    config = get_config("lite8")
+    assert estimate_tile_bytes(config, 3, (256, 256), (256, 256), masked=True) > (
+        estimate_tile_bytes(config, 3, (256, 256), (256, 256))
+    )

@@ -318,3 +318,72 @@ def test_valid_weights_all_one_give_the_unweighted_scores():
     torch.testing.assert_close(weighted, plain, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="do not match"):
         network(image, valid=torch.ones(2, 1, 32, 32))
+
+
+def test_every_instance_normalisation_takes_the_weights_of_its_resolution(monkeypatch):
+    """With weights, no instance normalisation of the network (stem, each pooled level, the
+    dilated stage, every decoder cell, the head) runs unweighted, and each gets the share of
+    valid input under its cells."""
+    import uniadrs_engine.model.network as network_module
+
+    network = UniADRS(get_config("lite8")).eval()
+    norms = [module for module in network.modules() if isinstance(module, torch.nn.InstanceNorm2d)]
+    valid = torch.ones(1, 1, 32, 48)
+    valid[..., :12, :20] = 0.0
+    calls = []
+    real = network_module.masked_instance_norm
+
+    def recording(values, weights, eps=1e-5, least_weight=1.0):
+        calls.append((tuple(values.shape[-2:]), weights, least_weight))
+        return real(values, weights, eps, least_weight)
+
+    def unweighted(*arguments, **keywords):
+        raise AssertionError("an instance normalisation ran unweighted")
+
+    monkeypatch.setattr(network_module, "masked_instance_norm", recording)
+    monkeypatch.setattr(torch.nn.InstanceNorm2d, "forward", unweighted)
+    with torch.no_grad():
+        network(torch.rand(1, 3, 32, 48), features=False, valid=valid)
+    assert len(calls) == len(norms) == 24
+    assert {size for size, _, _ in calls} == {(32, 48), (16, 24), (8, 12), (4, 6)}
+    for size, weights, least in calls:
+        factor = 32 // size[0]
+        expected = torch.nn.functional.avg_pool2d(valid, factor) if factor > 1 else valid
+        torch.testing.assert_close(weights, expected)
+        assert least == pytest.approx(1 / factor**2)
+
+
+def test_a_coarse_level_keeps_statistics_of_its_own_down_to_one_input_pixel():
+    """At 1/8 resolution a cell covers 64 input pixels: 40 valid ones (0.625 of a cell) are
+    still valid statistics there, and fewer than one input pixel falls back to all cells."""
+    valid = torch.zeros(1, 1, 64, 64)
+    valid.view(-1)[:40] = 1.0
+    weights = ValidWeights(valid)
+    assert weights.input_pixels_per_cell((8, 8)) == 64
+    coarse = weights.at((8, 8))
+    values = torch.randn(1, 2, 8, 8)
+    values[..., 1:, :] += 100.0  # the cells without valid input
+    own = masked_instance_norm(values, coarse, least_weight=1 / 64)
+    everything = masked_instance_norm(values, coarse, least_weight=1.0)
+    torch.testing.assert_close(
+        everything, torch.nn.functional.instance_norm(values), atol=1e-5, rtol=0
+    )
+    assert own[..., 0, :].abs().mean() < 3 < own[..., 1:, :].abs().mean()  # stats of row 0 alone
+
+
+def test_weights_may_be_a_bool_mask_and_train_with_gradients():
+    network = UniADRS(get_config("lite8")).train()
+    image = torch.rand(2, 3, 32, 32)
+    valid = torch.ones(2, 1, 32, 32, dtype=torch.bool)
+    valid[0, :, :10] = False
+
+    def gradients(**keywords) -> dict:
+        network.zero_grad(set_to_none=True)
+        output = network(image, **keywords)
+        (output.score.mean() + output.feat.mean()).backward()
+        return {name: p.grad for name, p in network.named_parameters() if p.grad is not None}
+
+    plain, weighted = gradients(), gradients(valid=valid)
+    assert plain.keys() == weighted.keys() and len(weighted) > 40  # the unused side outputs apart
+    assert all(torch.isfinite(gradient).all() for gradient in weighted.values())
+    assert any(not torch.allclose(plain[name], weighted[name]) for name in plain)

@@ -193,6 +193,7 @@ def score_tiles(
         valid: ``bool [B, H, W]``: the pixels that hold data, or None where all do. Only
             they enter the network's instance statistics. The others should have been
             filled (:func:`fill_from_nearest`; the detector fills each tile as it reads it).
+            Tiles whose every pixel is valid are scored as without ``valid``, apart.
 
     Returns:
         ``float32 [B, H, W]`` scores in ``[0, 1]``.
@@ -200,14 +201,39 @@ def score_tiles(
     Raises:
         DeviceError: If the device runs out of memory.
     """
-    device = torch.device(device)
+    if valid is not None and np.shape(valid) != (tiles.shape[0], *tiles.shape[-2:]):
+        raise ValueError(f"valid {np.shape(valid)} does not match tiles {tiles.shape}")
+    if valid is None or np.all(valid):
+        return _score_tiles(network, tiles, scale, torch.device(device), views, None)
+    masked = ~np.asarray(valid, dtype=bool).reshape(len(tiles), -1).all(axis=1)
+    if masked.all():
+        return _score_tiles(network, tiles, scale, torch.device(device), views, valid)
+    # Tiles whose every pixel is valid are scored apart, without weights, so that a tile's
+    # score never depends on the batch it lands in.
+    scores = np.empty((len(tiles), *tiles.shape[-2:]), dtype=np.float32)
+    scores[~masked] = _score_tiles(
+        network, tiles[~masked], scale, torch.device(device), views, None
+    )
+    scores[masked] = _score_tiles(
+        network, tiles[masked], scale, torch.device(device), views, np.asarray(valid)[masked]
+    )
+    return scores
+
+
+def _score_tiles(
+    network: ScoringNetwork,
+    tiles: np.ndarray,
+    scale: float,
+    device: torch.device,
+    views: int,
+    valid: Optional[np.ndarray],
+) -> np.ndarray:
+    """:func:`score_tiles` of one batch, with the validity of every tile or of none."""
     size = tuple(tiles.shape[-2:])
     with out_of_memory_as_device_error(device), torch.inference_mode():
         network_size = scaled_size(size, scale)
         weights = None
-        if valid is not None and not np.all(valid):
-            if np.shape(valid) != (tiles.shape[0], *size):
-                raise ValueError(f"valid {np.shape(valid)} does not match tiles {tiles.shape}")
+        if valid is not None:
             weights = torch.from_numpy(np.asarray(valid, dtype=np.float32)[:, None]).to(device)
             weights = resample(weights, network_size).clamp_(0.0, 1.0)
         batch = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32)).to(device)

@@ -12,8 +12,9 @@ corners of a rotated scene, filled before scoring) would enter those statistics 
 other and shift every valid pixel's score. :meth:`UniADRS.forward` therefore takes the
 input's valid pixels as weights (:class:`ValidWeights`): each instance normalisation then
 takes its mean and variance over them alone (:func:`masked_instance_norm`), at every
-resolution (a cell's weight is the share of valid input pixels under it). Without weights,
-or with every weight 1, it is PyTorch's instance normalisation.
+resolution (a cell's weight is the share of valid input pixels under it); an input without a
+valid pixel is normalised over all of its pixels. Without weights it is PyTorch's instance
+normalisation; with every weight 1, the same up to float rounding.
 
 Example:
     >>> import torch
@@ -63,9 +64,14 @@ class ValidWeights:
     def __init__(self, weights: torch.Tensor) -> None:
         if weights.dim() != 4 or weights.shape[1] != 1:
             raise ValueError(f"valid weights must be shaped [B, 1, H, W], got {weights.shape}")
-        self._levels: Dict[Tuple[int, int], torch.Tensor] = {
-            (weights.shape[-2], weights.shape[-1]): weights
-        }
+        if not weights.is_floating_point():
+            weights = weights.float()  # a bool mask: pooling needs numbers
+        self._input_size = (weights.shape[-2], weights.shape[-1])
+        self._levels: Dict[Tuple[int, int], torch.Tensor] = {self._input_size: weights}
+
+    def input_pixels_per_cell(self, size: Sequence[int]) -> float:
+        """How many input pixels one cell of a map of ``size`` covers (1 at the input's)."""
+        return (self._input_size[0] * self._input_size[1]) / (int(size[0]) * int(size[1]))
 
     def at(self, size: Sequence[int]) -> torch.Tensor:
         """The weights of a map of ``size`` (rows, cols): the input's, halved as often as needed.
@@ -88,18 +94,21 @@ _SQUARED_CHANNELS = 8
 
 
 def masked_instance_norm(
-    values: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5
+    values: torch.Tensor, weights: torch.Tensor, eps: float = 1e-5, least_weight: float = 1.0
 ) -> torch.Tensor:
     """Instance normalisation with the mean and (biased) variance over weighted pixels.
 
     Every pixel is normalised, valid or not; only the statistics are weighted. A sample whose
-    weights sum to less than one pixel is normalised over all of its pixels, as
-    ``nn.InstanceNorm2d`` does (its statistics would otherwise rest on nothing).
+    weights sum to less than ``least_weight`` (one input pixel's share of a cell, from
+    :class:`ValidWeights`; 1 at the input's resolution) is normalised over all of its pixels,
+    as ``nn.InstanceNorm2d`` does: its statistics would otherwise rest on nothing. With every
+    weight 1 the result is ``nn.InstanceNorm2d``'s up to float rounding.
 
     Args:
         values: ``[B, C, H, W]``.
         weights: ``[B, 1, H, W]`` in ``[0, 1]``.
         eps: Added to the variance, as ``nn.InstanceNorm2d``'s ``eps``.
+        least_weight: The smallest sum of weights that gives a sample statistics of its own.
 
     Returns:
         The normalised ``[B, C, H, W]``; ``values`` is left unchanged.
@@ -107,7 +116,7 @@ def masked_instance_norm(
     batch, channels = values.shape[:2]
     weights = weights.to(values.dtype)
     total = weights.sum(dim=(2, 3), keepdim=True)
-    weights = torch.where(total >= 1.0, weights, torch.ones_like(weights))
+    weights = torch.where(total >= least_weight * (1 - 1e-6), weights, torch.ones_like(weights))
     total = weights.sum(dim=(2, 3)).view(batch, 1, 1)
     column = weights.reshape(batch, -1, 1)
     # Weighted sums as batched matrix products: no weighted copy of the maps is made.
@@ -122,7 +131,10 @@ def masked_instance_norm(
         ],
         dim=1,
     )
-    return centred.mul_(torch.rsqrt(variance / total + eps).view(batch, channels, 1, 1))
+    scale = torch.rsqrt(variance / total + eps).view(batch, channels, 1, 1)
+    if torch.is_grad_enabled() and centred.requires_grad:
+        return centred * scale  # the squares saved for the gradient need ``centred`` as is
+    return centred.mul_(scale)
 
 
 def instance_norm(
@@ -131,7 +143,9 @@ def instance_norm(
     """``norm(values)``, over the valid pixels alone where ``valid`` is given."""
     if valid is None:
         return norm(values)
-    return masked_instance_norm(values, valid.at(values.shape[-2:]), norm.eps)
+    size = values.shape[-2:]
+    least = 1.0 / valid.input_pixels_per_cell(size)
+    return masked_instance_norm(values, valid.at(size), norm.eps, least)
 
 
 def run_stage(
