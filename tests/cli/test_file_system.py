@@ -213,7 +213,7 @@ def test_only_temporaries_of_dead_processes_here_are_swept(tmp_path):
     dead.wait()
     tag = temporary_owner_tag()
     here = tag.split("-")[1]
-    other_host = "0000" if here != "0000" else "1111"
+    other_host = "0" * 16 if here != "0" * 16 else "1" * 16
     names = {
         f".scores.{dead.pid}-{here}.0123abcd.partial.tif": True,
         f".scores.{dead.pid}-{here}.0123abcd.partial.tif.aux.xml": True,
@@ -222,6 +222,10 @@ def test_only_temporaries_of_dead_processes_here_are_swept(tmp_path):
         f".scores.{os.getpid()}-{here}.0123abcd.partial.tif": False,  # alive: this process
         f".scores.{dead.pid}-{other_host}.0123abcd.partial.tif": False,  # another machine
         ".scores.0123abcd.partial.tif": False,  # the old naming: no owner to ask
+        f".report.{dead.pid}-{here}.0123abcd.partial": True,  # an output without an ending
+        f"{WORK_FOLDER_PREFIX}benchmark-{dead.pid}-{here}.x1y2z3": True,
+        f".scores.3000000000-{here}.0123abcd.partial.tif": False,  # no process id: not ours
+        f".scores.4194305-{here}.0123abcd.partial.tif": False,
         "scores.tif": False,
     }
     for name in names:

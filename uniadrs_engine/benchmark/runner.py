@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from uniadrs_engine.errors import CancelledError, InputError, UniadrsError
 from uniadrs_engine.metrics.evaluation import evaluate_rasters, pooled_auc_rasters
 from uniadrs_engine.metrics.roc3d import Roc3dResult
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.writer import check_not_an_input
+from uniadrs_engine.raster.writer import check_not_an_input, make_work_folder
 
 PathLike = Union[str, Path]
 
@@ -152,7 +151,7 @@ def run_benchmark(
         raise InputError(f"cannot create the output folder {out_dir}: {error}") from None
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
     figure_keys = set(_figure_scene_keys(scene_list, figure_scenes)) if figure else set()
-    work_dir = Path(tempfile.mkdtemp(prefix=".benchmark-", dir=out_dir))
+    work_dir = make_work_folder(out_dir, "benchmark")
     results: List[SceneResult] = []
     pooled: Dict[Tuple[str, str], float] = {}
     remaining = Counter(scene.modality for scene in scene_list)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
@@ -39,6 +38,7 @@ from uniadrs_engine.model.ensemble import (
 )
 from uniadrs_engine.model.model_card import MEMBER_SOURCES_KEY, ModelCard
 from uniadrs_engine.model.weight_storage import decode_weights, encode_weights, storage_of
+from uniadrs_engine.raster.writer import temporary_sibling
 
 #: Key of the model card in the safetensors header metadata.
 CARD_METADATA_KEY = "uniadrs_model_card"
@@ -102,8 +102,7 @@ def save_model(
     tensors = encode_weights(network.state_dict(), weight_storage)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
+    temporary = temporary_sibling(path, path.suffix)
     try:
         save_file(tensors, temporary, metadata={CARD_METADATA_KEY: card.to_json()})
         os.chmod(temporary, _MODEL_FILE_MODE)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -156,36 +157,50 @@ MAX_NAME_BYTES = 255
 SIDECAR_SUFFIX = ".aux.xml"
 
 
+@functools.cache
 def _host_tag() -> str:
-    """Four hex digits of this machine's name and process id space.
+    """Sixteen hex digits that tell this machine and this process id space from others.
 
-    A temporary's owner is a process *here*: two containers sharing a host's name (and a
-    folder) count their process ids apart, so their PID namespace is part of the tag.
+    A temporary's owner is a process *here*. The tag hashes the machine's id
+    (``/etc/machine-id``, which survives reboots), its host name and the PID namespace, so
+    that another machine or container sharing the folder never takes a live run's files for
+    a dead one's: it sees another tag and leaves them alone.
     """
-    try:
-        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:
-        namespace = ""
-    identity = f"{socket.gethostname()}/{namespace}".encode("utf-8", "replace")
-    return hashlib.sha1(identity).hexdigest()[:4]
+    parts = [socket.gethostname()]
+    for source in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(source).read_text(encoding="ascii", errors="replace").strip())
+            break
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    identity = "/".join(parts).encode("utf-8", "replace")
+    return hashlib.sha256(identity).hexdigest()[:16]
 
 
 #: A temporary's name: ``.{stem}.{pid}-{host}.{8 hex}.{label}{suffix}``.
 _TEMPORARY_NAME = re.compile(
-    r"^\.(?P<stem>.*)\.(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{4})\.[0-9a-f]{8}\."
-    r"(?P<label>[a-z0-9-]+)\..+$"
+    r"\.(?P<stem>.*)\.(?P<pid>[0-9]{1,7})-(?P<host>[0-9a-f]{16})\.[0-9a-f]{8}\."
+    r"(?P<label>[a-z0-9-]+)(?:\..*)?",
+    re.DOTALL,
 )
+
+#: The largest process id there may be (Linux's ``PID_MAX_LIMIT``); larger ones are not ours.
+MAX_PROCESS_ID = 4_194_304
 
 
 def process_is_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this machine (one of another user's counts)."""
-    if pid <= 0:
-        return True  # not a process id: never taken for a dead owner
+    """Whether a process ``pid`` may run on this machine (one of another user's counts).
+
+    Where that cannot be told (not a process id; Windows, where ``os.kill(pid, 0)`` sends a
+    Ctrl-C instead of asking), the answer is yes: nothing is ever taken for dead there.
+    """
+    if os.name != "posix" or not 0 < pid <= MAX_PROCESS_ID:
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # PermissionError: it exists, under another user
+    except (OSError, OverflowError, ValueError):  # PermissionError: another user's
         return True
     return True
 
@@ -202,7 +217,7 @@ def stale_owner(name: str) -> bool:
     process id and a tag of the machine's name. One whose process no longer runs here was
     left by a run that was killed (``kill -9``, a power cut) before it could clean up.
     """
-    match = _TEMPORARY_NAME.match(name) or _WORK_FOLDER_NAME.match(name)
+    match = _TEMPORARY_NAME.fullmatch(name) or _WORK_FOLDER_NAME.fullmatch(name)
     if match is None or match.group("host") != _host_tag():
         return False
     return not process_is_alive(int(match.group("pid")))
@@ -211,8 +226,9 @@ def stale_owner(name: str) -> bool:
 #: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
 WORK_FOLDER_PREFIX = ".uniadrs-"
 _WORK_FOLDER_NAME = re.compile(
-    r"^" + re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>[a-z]+)-(?P<pid>[0-9]+)-"
-    r"(?P<host>[0-9a-f]{4})\..+$"
+    re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>[a-z]+)-(?P<pid>[0-9]{1,7})-"
+    r"(?P<host>[0-9a-f]{16})\..+",
+    re.DOTALL,
 )
 
 
