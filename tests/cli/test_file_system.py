@@ -240,6 +240,12 @@ def test_only_temporaries_of_dead_processes_here_are_swept(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         n for n, s in names.items() if not s
     )
+    # Labels the names cannot carry are refused, so that nothing is left that is never swept.
+    for bad in ("scale_2", "Partial", ""):
+        with pytest.raises(ValueError, match="label"):
+            make_work_folder(tmp_path, bad)
+        with pytest.raises(ValueError, match="label"):
+            temporary_sibling(tmp_path / "x.tif", ".tif", bad)
     # A new temporary name, or work folder, sweeps its folder first.
     (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").write_bytes(b"x")
     work = make_work_folder(tmp_path, "simulate")

@@ -102,8 +102,8 @@ def test_fusion_cancels(tmp_path: Path) -> None:
 
 
 def test_temporary_raster_paths_are_hidden_and_unique(tmp_path: Path) -> None:
-    first = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
-    second = temporary_raster_path(tmp_path / "out.tif", "scale0.5")
+    first = temporary_raster_path(tmp_path / "out.tif", "scale0p5")
+    second = temporary_raster_path(tmp_path / "out.tif", "scale0p5")
     assert first != second and first.parent == tmp_path and first.name.startswith(".out.")
 
 

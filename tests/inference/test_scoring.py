@@ -176,8 +176,9 @@ def test_what_invalid_pixels_hold_changes_no_score(network, scale: float, views:
         scores, score_image(network, high, scale=scale, views=views, valid=valid)
     )
     assert np.array_equal(low[:, ~valid], np.zeros_like(low[:, ~valid]))  # filled on a copy
-    # Both parts count: the fill (unfilled, the scores differ) and the weights (filled alike
-    # but weighed in, they differ too).
-    assert np.abs(scores - score_image(network, low, scale=scale, views=views)).max() > 1e-3
+    # Both parts count: the fill (weighted but unfilled, the scores differ) and the weights
+    # (filled alike but weighed in, they differ too).
+    unfilled = score_tiles(network, low[None], scale=scale, views=views, valid=valid[None])[0]
+    assert np.abs(scores - unfilled).max() > 1e-3
     filled = fill_from_nearest(low.copy(), valid)
     assert np.abs(scores - score_image(network, filled, scale=scale, views=views)).max() > 1e-3

@@ -369,6 +369,13 @@ def test_a_coarse_level_keeps_statistics_of_its_own_down_to_one_input_pixel():
         everything, torch.nn.functional.instance_norm(values), atol=1e-5, rtol=0
     )
     assert own[..., 0, :].abs().mean() < 3 < own[..., 1:, :].abs().mean()  # stats of row 0 alone
+    too_little = coarse * (0.5 / 64) / coarse.sum()  # half an input pixel's weight in all
+    torch.testing.assert_close(
+        masked_instance_norm(values, too_little, least_weight=1 / 64),
+        torch.nn.functional.instance_norm(values),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_weights_may_be_a_bool_mask_and_train_with_gradients():

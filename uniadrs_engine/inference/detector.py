@@ -54,10 +54,11 @@ experiment 26.)
 
 Nodata. Only the smallest window holding every valid pixel is tiled and scored
 (:mod:`uniadrs_engine.inference.extent`); the collar around it is written as nodata and costs
-no time. Inside that window, pixels without a value take their nearest valid pixel's values
-(:func:`~uniadrs_engine.inference.scoring.fill_from_nearest`, as each tile is read), and each
-batch of tiles that holds any goes to the network with its validity (padded and resampled
-with the tiles), so that the instance statistics are the valid pixels' alone
+no time. Inside that window, pixels without a value take the values of the nearest valid
+pixel of their tile (:func:`~uniadrs_engine.inference.scoring.fill_from_nearest`, as each tile
+is read; a tile without one keeps the band means), and each tile that holds any goes to the
+network with its validity (padded and resampled with it; the fully valid tiles of its batch
+are scored apart, without), so that the instance statistics are the valid pixels' alone
 (:meth:`~uniadrs_engine.model.network.UniADRS.forward`'s ``valid``). Before, a 16 px collar on
 a small scene changed valid scores to a Spearman correlation of 0.77 with those of the scene
 cropped to them; docs/ARCHITECTURE.md, "Pixels without data", measures what is left.
@@ -590,13 +591,17 @@ def _score_splitting_on_oom(
             raise
         half = len(data) // 2
         logger.warning("out of memory with %d tiles a batch: trying %d", len(data), half)
-        halves = [(data[:half], None), (data[half:], None)]
-        if valid is not None:
-            halves = [(data[:half], valid[:half]), (data[half:], valid[half:])]
         return np.concatenate(
             [
-                _score_splitting_on_oom(network, part, scale, device, views, part_valid)
-                for part, part_valid in halves
+                _score_splitting_on_oom(
+                    network,
+                    data[part],
+                    scale,
+                    device,
+                    views,
+                    None if valid is None else valid[part],
+                )
+                for part in (slice(None, half), slice(half, None))
             ]
         )
 
@@ -828,7 +833,9 @@ def _detect_bands(
                     STATISTICS_SHARE + (scoring_end - STATISTICS_SHARE) * done_tiles / total_tiles
                 )
                 if fused:
-                    target = temporary_raster_path(output_path, f"scale{plan.scale:g}")
+                    target = temporary_raster_path(
+                        output_path, "scale" + f"{plan.scale:g}".replace(".", "p")
+                    )
                     temporary_paths.append(target)
                     histograms.append(ScoreHistogram())
                 else:

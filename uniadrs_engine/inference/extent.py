@@ -1,8 +1,8 @@
 """Scoring within a raster's valid extent: the raster less a nodata collar.
 
-A nodata collar holds nothing to score, and its pixels (filled with the band means) would be
-the context the network sees beyond the valid pixels' edge instead of their mirror image.
-Detection therefore scores only the smallest window holding every valid pixel
+A nodata collar holds nothing to score, and reading and scoring it would cost time and memory;
+beyond the valid pixels' edge the network then sees their mirror image instead of filled
+pixels. Detection therefore scores only the smallest window holding every valid pixel
 (:attr:`~uniadrs_engine.raster.statistics.BandStatistics.valid_window`): tiles are planned,
 read and mirror-padded as if that window were the whole raster (:class:`ExtentView`), their
 scores are written back in place (:class:`ExtentWriter`), and the collar is never written:

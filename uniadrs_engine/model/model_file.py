@@ -48,7 +48,7 @@ MODEL_SUFFIX = ".safetensors"
 
 LOGGER = logging.getLogger(__name__)
 
-#: Permissions of a written model file (mkstemp makes files private; models are shared data).
+#: Permissions of a written model file (whatever the umask; models are shared data).
 _MODEL_FILE_MODE = 0o644
 
 #: First bytes of files that carry pickled objects: zip (``torch.save``) and pickle streams.

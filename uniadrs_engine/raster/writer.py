@@ -177,10 +177,25 @@ def _host_tag() -> str:
     return hashlib.sha256(identity).hexdigest()[:16]
 
 
+#: What a temporary's or work folder's label may hold (:func:`check_label`).
+_LABEL = r"[a-z0-9-]+"
+
+
+def check_label(label: str) -> str:
+    """Returns ``label`` if the names of temporaries can carry it, so that they are swept.
+
+    Raises:
+        ValueError: If it holds anything but lower-case letters, digits and hyphens.
+    """
+    if not re.fullmatch(_LABEL, label):
+        raise ValueError(f"a temporary's label takes a-z, 0-9 and -, got {label!r}")
+    return label
+
+
 #: A temporary's name: ``.{stem}.{pid}-{host}.{8 hex}.{label}{suffix}``.
 _TEMPORARY_NAME = re.compile(
     r"\.(?P<stem>.*)\.(?P<pid>[0-9]{1,7})-(?P<host>[0-9a-f]{16})\.[0-9a-f]{8}\."
-    r"(?P<label>[a-z0-9-]+)(?:\..*)?",
+    r"(?P<label>" + _LABEL + r")(?:\..*)?",
     re.DOTALL,
 )
 
@@ -214,7 +229,7 @@ def stale_owner(name: str) -> bool:
     """Whether a file or folder named ``name`` is a temporary of a dead process of this machine.
 
     Names of :func:`temporary_sibling` and of :func:`make_work_folder` carry their writer's
-    process id and a tag of the machine's name. One whose process no longer runs here was
+    process id and the machine's tag (``_host_tag``). One whose process no longer runs here was
     left by a run that was killed (``kill -9``, a power cut) before it could clean up.
     """
     match = _TEMPORARY_NAME.fullmatch(name) or _WORK_FOLDER_NAME.fullmatch(name)
@@ -226,7 +241,7 @@ def stale_owner(name: str) -> bool:
 #: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
 WORK_FOLDER_PREFIX = ".uniadrs-"
 _WORK_FOLDER_NAME = re.compile(
-    re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>[a-z]+)-(?P<pid>[0-9]{1,7})-"
+    re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>" + _LABEL + r")-(?P<pid>[0-9]{1,7})-"
     r"(?P<host>[0-9a-f]{16})\..+",
     re.DOTALL,
 )
@@ -240,7 +255,9 @@ def make_work_folder(folder: PathLike, label: str) -> Path:
 
     Raises:
         OSError: If it cannot be created.
+        ValueError: If the label does not pass :func:`check_label`.
     """
+    check_label(label)
     sweep_stale_temporaries(folder)
     prefix = f"{WORK_FOLDER_PREFIX}{label}-{temporary_owner_tag()}."
     return Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
@@ -293,7 +310,7 @@ def temporary_sibling(path: PathLike, suffix: str, label: str = "partial") -> Pa
         True
     """
     path = Path(path)
-    tail = f".{temporary_owner_tag()}.{uuid.uuid4().hex[:8]}.{label}{suffix}"
+    tail = f".{temporary_owner_tag()}.{uuid.uuid4().hex[:8]}.{check_label(label)}{suffix}"
     # room for the leading dot, the tail and a sidecar GDAL may add (".aux.xml")
     room = MAX_NAME_BYTES - 1 - len(os.fsencode(tail)) - len(SIDECAR_SUFFIX)
     stem = path.stem
