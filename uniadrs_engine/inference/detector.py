@@ -547,12 +547,12 @@ class _TileBatch(NamedTuple):
     Attributes:
         data: ``float32 [B, C, H, W]``: the network's input, normalised, filled and padded.
         valid: ``bool [B, H, W]``: which of its pixels hold data (the padding mirrors the
-            tile's), or None where every one does.
+            tile's).
         core_valid: Each core's validity.
     """
 
     data: np.ndarray
-    valid: Optional[np.ndarray]
+    valid: np.ndarray
     core_valid: List[np.ndarray]
 
 
@@ -611,10 +611,9 @@ def _read_batch(
 ) -> _TileBatch:
     """Reads a batch of tiles for scoring (:class:`_TileBatch`)."""
     read = [_read_tile(source, tile, scaling) for tile in tiles]
-    valid = np.stack([tile_valid for _, tile_valid, _ in read])
     return _TileBatch(
         data=np.stack([data for data, _, _ in read]),
-        valid=None if valid.all() else valid,
+        valid=np.stack([tile_valid for _, tile_valid, _ in read]),
         core_valid=[core_valid for _, _, core_valid in read],
     )
 

@@ -201,22 +201,20 @@ def score_tiles(
     Raises:
         DeviceError: If the device runs out of memory.
     """
+    device = torch.device(device)
     if valid is not None and np.shape(valid) != (tiles.shape[0], *tiles.shape[-2:]):
         raise ValueError(f"valid {np.shape(valid)} does not match tiles {tiles.shape}")
     if valid is None or np.all(valid):
-        return _score_tiles(network, tiles, scale, torch.device(device), views, None)
-    masked = ~np.asarray(valid, dtype=bool).reshape(len(tiles), -1).all(axis=1)
+        return _score_tiles(network, tiles, scale, device, views, None)
+    valid = np.asarray(valid, dtype=bool)
+    masked = ~valid.reshape(len(tiles), -1).all(axis=1)
     if masked.all():
-        return _score_tiles(network, tiles, scale, torch.device(device), views, valid)
+        return _score_tiles(network, tiles, scale, device, views, valid)
     # Tiles whose every pixel is valid are scored apart, without weights, so that a tile's
     # score never depends on the batch it lands in.
     scores = np.empty((len(tiles), *tiles.shape[-2:]), dtype=np.float32)
-    scores[~masked] = _score_tiles(
-        network, tiles[~masked], scale, torch.device(device), views, None
-    )
-    scores[masked] = _score_tiles(
-        network, tiles[masked], scale, torch.device(device), views, np.asarray(valid)[masked]
-    )
+    scores[~masked] = _score_tiles(network, tiles[~masked], scale, device, views, None)
+    scores[masked] = _score_tiles(network, tiles[masked], scale, device, views, valid[masked])
     return scores
 
 

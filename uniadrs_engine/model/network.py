@@ -369,7 +369,7 @@ class UniADRS(nn.Module):
             image: Normalised image batch.
             fold_input: See :meth:`forward`.
             band_counts: See :meth:`forward`.
-            valid: See :meth:`forward`.
+            valid: :meth:`forward`'s ``valid`` at every resolution, or None.
         """
         band_count = image.shape[1]
         channels = self.config.in_channels
@@ -457,15 +457,14 @@ class UniADRS(nn.Module):
         height, width = image.shape[-2:]
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
             raise ValueError(f"height and width must be multiples of {SIZE_MULTIPLE}")
-        weights = None if valid is None else ValidWeights(valid)
-        if weights is not None and (valid.shape[0], *valid.shape[-2:]) != (
-            image.shape[0],
-            height,
-            width,
-        ):
-            raise ValueError(
-                f"valid weights {tuple(valid.shape)} do not match the image {tuple(image.shape)}"
-            )
+        weights = None
+        if valid is not None:
+            if (valid.shape[0], *valid.shape[-2:]) != (image.shape[0], height, width):
+                raise ValueError(
+                    f"valid weights {tuple(valid.shape)} do not match the image "
+                    f"{tuple(image.shape)}"
+                )
+            weights = ValidWeights(valid)
         descriptors = self.describe_stem(
             image, fold_input=fold_input, band_counts=band_counts, valid=weights
         )

@@ -199,6 +199,15 @@ _TEMPORARY_NAME = re.compile(
     re.DOTALL,
 )
 
+#: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
+WORK_FOLDER_PREFIX = ".uniadrs-"
+_WORK_FOLDER_NAME = re.compile(
+    re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>" + _LABEL + r")-(?P<pid>[0-9]{1,7})-"
+    r"(?P<host>[0-9a-f]{16})\..+",
+    re.DOTALL,
+)
+
+
 #: The largest process id there may be (Linux's ``PID_MAX_LIMIT``); larger ones are not ours.
 MAX_PROCESS_ID = 4_194_304
 
@@ -236,15 +245,6 @@ def stale_owner(name: str) -> bool:
     if match is None or match.group("host") != _host_tag():
         return False
     return not process_is_alive(int(match.group("pid")))
-
-
-#: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
-WORK_FOLDER_PREFIX = ".uniadrs-"
-_WORK_FOLDER_NAME = re.compile(
-    re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>" + _LABEL + r")-(?P<pid>[0-9]{1,7})-"
-    r"(?P<host>[0-9a-f]{16})\..+",
-    re.DOTALL,
-)
 
 
 def make_work_folder(folder: PathLike, label: str) -> Path:
