@@ -112,6 +112,25 @@ def test_exception_leaves_nothing(source_path: Path, tmp_path: Path) -> None:
     assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif"]
 
 
+@pytest.mark.parametrize("step", ["set_georeference", "SetNoDataValue", "SetDescription"])
+def test_a_stop_while_the_writer_is_set_up_leaves_nothing(
+    source_path: Path, tmp_path: Path, monkeypatch, step: str
+) -> None:
+    """Ctrl-C (or a stop signal) after the file exists, before any ``with`` holds the writer."""
+
+    def interrupted(*_args, **_kwargs):
+        assert any(item.name.endswith(".partial.tif") for item in tmp_path.iterdir())
+        raise KeyboardInterrupt
+
+    if step == "set_georeference":
+        monkeypatch.setattr(writer, "set_georeference", interrupted)
+    else:
+        monkeypatch.setattr(gdal.Band, step, interrupted)
+    with open_raster(source_path) as source, pytest.raises(KeyboardInterrupt):
+        ScoreRasterWriter(tmp_path / "scores.tif", source, band_descriptions=["scores"])
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif"]
+
+
 def test_abort_leaves_nothing_and_keeps_an_older_output(source_path: Path, tmp_path: Path) -> None:
     output = write_raster(tmp_path / "scores.tif", np.full((2, 2), 3.0, dtype=np.float32))
     with open_raster(source_path) as source:

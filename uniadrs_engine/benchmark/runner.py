@@ -151,12 +151,12 @@ def run_benchmark(
         raise InputError(f"cannot create the output folder {out_dir}: {error}") from None
     reporter = ProgressReporter(progress=progress, is_cancelled=is_cancelled)
     figure_keys = set(_figure_scene_keys(scene_list, figure_scenes)) if figure else set()
-    work_dir = make_work_folder(out_dir, "benchmark")
     results: List[SceneResult] = []
     pooled: Dict[Tuple[str, str], float] = {}
     remaining = Counter(scene.modality for scene in scene_list)
     pending: Dict[str, List[Tuple[SceneResult, Path, Path]]] = {}
     steps = len(scene_list) * len(detector_list)
+    work_dir = make_work_folder(out_dir, "benchmark")  # deleted by the ``finally`` below
     try:
         for scene_index, scene in enumerate(scene_list):
             for detector_index, detector in enumerate(detector_list):

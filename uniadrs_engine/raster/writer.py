@@ -499,36 +499,44 @@ class ScoreRasterWriter:
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         self.temp_path = temporary_sibling(self.path, ".tif")
-        type_code = gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype)
-        if type_code is None:
-            raise InputError(f"cannot write rasters of type {self.dtype}")
-        with quiet_gdal_errors():
-            try:
-                dataset = gdal.GetDriverByName("GTiff").Create(
-                    str(self.temp_path),
-                    self.width,
-                    self.height,
-                    self.band_count,
-                    type_code,
-                    options=_creation_options_for(self.dtype, creation_options),
-                )
-            except RuntimeError as error:
-                dataset = None
-                message = str(error)
-            else:
-                message = gdal.GetLastErrorMsg()
-        if dataset is None:
-            self._remove_temp()
-            raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
-        self._dataset: Optional[gdal.Dataset] = dataset
-        set_georeference(dataset, like)
-        for index in range(self.band_count):
-            band = dataset.GetRasterBand(index + 1)
-            if nodata is not None:
-                band.SetNoDataValue(float(nodata))
-            if band_descriptions is not None and index < len(band_descriptions):
-                band.SetDescription(str(band_descriptions[index]))
+        self._dataset: Optional[gdal.Dataset] = None
         self.committed = False
+        # from here on the temporary file may exist: anything that stops the set-up (an
+        # error, or Ctrl-C and the stop signals, which arrive between any two steps)
+        # deletes it, since no ``with`` block or caller holds the writer yet
+        try:
+            type_code = gdal_array.NumericTypeCodeToGDALTypeCode(self.dtype)
+            if type_code is None:
+                raise InputError(f"cannot write rasters of type {self.dtype}")
+            with quiet_gdal_errors():
+                try:
+                    dataset = gdal.GetDriverByName("GTiff").Create(
+                        str(self.temp_path),
+                        self.width,
+                        self.height,
+                        self.band_count,
+                        type_code,
+                        options=_creation_options_for(self.dtype, creation_options),
+                    )
+                except RuntimeError as error:
+                    dataset = None
+                    message = str(error)
+                else:
+                    message = gdal.GetLastErrorMsg()
+            if dataset is None:
+                raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
+            self._dataset = dataset
+            set_georeference(dataset, like)
+            for index in range(self.band_count):
+                band = dataset.GetRasterBand(index + 1)
+                if nodata is not None:
+                    band.SetNoDataValue(float(nodata))
+                if band_descriptions is not None and index < len(band_descriptions):
+                    band.SetDescription(str(band_descriptions[index]))
+        except BaseException:
+            band = dataset = None  # GDAL closes the file before it is deleted
+            self.abort()
+            raise
 
     @classmethod
     def for_grid(
