@@ -9,6 +9,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.raster_factory import write_raster
 from uniadrs_engine.cli.main import main
 from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.model.model_file import load_model
@@ -282,3 +283,41 @@ def test_validation_on_the_training_backgrounds_is_not_called_held_out(tiny_conf
     assert main(["info", str(result.model_path)]) == 0
     out = capsys.readouterr().out
     assert "in the training backgrounds, none held out" in out and "held-out" not in out
+
+
+def test_samples_with_pixels_without_data_train_with_them_weighted_out(tiny_config, tmp_path):
+    """Backgrounds whose corners hold no data: the network is given the weights that keep
+    the filled pixels out of its instance statistics (as at inference), gradients flow
+    through them, and batches without such pixels are given none."""
+    rng = np.random.default_rng(8)
+    root = tmp_path / "with_nodata"
+    root.mkdir()
+    rows, cols = np.mgrid[:64, :64]
+    corner = rows + cols < 40  # a corner without data, as a turned footprint leaves
+    for name in ("a", "b"):
+        rgb = rng.integers(40, 200, size=(3, 64, 64)).astype("uint8")
+        rgb[:, corner] = 0
+        write_raster(root / f"{name}.tif", rgb, nodata=0, epsg=None)
+    config = dataclasses.replace(
+        tiny_config, backgrounds=[str(root)], spectral_share=0.0, batch_size=2
+    )
+    trainer = Trainer(config)
+    trainer.initialise()
+    trainer.prepare_data()
+    seen = []
+    forward = trainer.network.forward
+
+    def recording(images, *args, valid=None, **kwargs):
+        seen.append(None if valid is None else valid.detach().clone())
+        return forward(images, *args, valid=valid, **kwargs)
+
+    trainer.network.forward = recording
+    records = [trainer.train_step() for _ in range(6)]
+    assert all(np.isfinite(record.loss) for record in records)
+    weighted = [weights for weights in seen if weights is not None]
+    assert weighted, "no batch held a pixel without data"
+    for weights in weighted:
+        assert weights.shape == (2, 1, 32, 32)
+        assert 0 < float(weights.mean()) < 1
+        assert set(torch.unique(weights).tolist()) <= {0.0, 1.0}
+    assert all(torch.isfinite(p).all() for p in trainer.network.parameters())

@@ -10,6 +10,12 @@ network's input normalisation: simulated samples come scaled by their maximum (`
 ``whiten`` whitens every sample by its own statistics over its valid pixels and distinct
 bands, as inference whitens a raster's bands over its valid pixels.
 
+A sample whose background held no data somewhere is treated as inference treats a tile
+with pixels without data (docs/ARCHITECTURE.md, "Pixels without data"): its invalid pixels
+take the values of their nearest valid pixel, and :func:`batch_validity` gives the network
+the weights that keep them out of its instance normalisations. Samples without such pixels
+(every sample of the shipped model's backgrounds) go through unchanged.
+
 Example:
     >>> import numpy as np
     >>> from types import SimpleNamespace
@@ -29,6 +35,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from uniadrs_engine.inference.scoring import fill_from_nearest
 from uniadrs_engine.model.network import repeat_bands
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, normalise_input
 
@@ -51,20 +58,48 @@ def network_input(
         image: The sample's image.
         normalisation: The network's input normalisation.
         valid: Where the background held data (None: everywhere); other pixels stay out of
-            the statistics and are 0 in the result, as nodata is at inference.
+            the statistics and take the values of their nearest valid pixel, as at
+            inference (:func:`~uniadrs_engine.inference.scoring.fill_from_nearest`).
         band_indices: The source band behind each channel (None: the channels are distinct
             bands).
     """
     if normalisation == NORMALISATION_NAME:
-        return np.ascontiguousarray(image, dtype=np.float32)
-    if band_indices is not None:
-        _, first, copies = np.unique(
-            np.asarray(band_indices), return_index=True, return_inverse=True
-        )
-        if len(first) < len(band_indices):
-            distinct = normalise_input(image[first], normalisation, valid)
-            return np.ascontiguousarray(distinct[copies.ravel()])
-    return normalise_input(image, normalisation, valid)
+        result = np.ascontiguousarray(image, dtype=np.float32)
+        if valid is not None and np.shares_memory(result, image):
+            result = result.copy()  # the fill below writes into it, never into the sample
+    else:
+        result = None
+        if band_indices is not None:
+            _, first, copies = np.unique(
+                np.asarray(band_indices), return_index=True, return_inverse=True
+            )
+            if len(first) < len(band_indices):
+                distinct = normalise_input(image[first], normalisation, valid)
+                result = np.ascontiguousarray(distinct[copies.ravel()])
+        if result is None:
+            result = normalise_input(image, normalisation, valid)
+    if valid is not None:
+        fill_from_nearest(result, valid)
+    return result
+
+
+def batch_validity(samples: Sequence[Any]) -> Optional[torch.Tensor]:
+    """The network's ``valid`` weights of a batch: ``float32 [B, 1, H, W]``, or None.
+
+    None when every sample's pixels all hold data, so that such batches take the network's
+    path without weights, as they always have; otherwise 1 where a sample's background held
+    data and 0 where its pixels were filled (:func:`network_input`).
+    """
+    masks = [getattr(sample, "valid", None) for sample in samples]
+    if all(mask is None or np.all(mask) for mask in masks):
+        return None
+    stacked = [
+        np.ones(np.shape(sample.labels), dtype=np.float32)
+        if mask is None
+        else np.asarray(mask, dtype=np.float32)
+        for sample, mask in zip(samples, masks)
+    ]
+    return torch.from_numpy(np.stack(stacked)[:, None])
 
 
 def band_counts(samples: Sequence[Any]) -> List[int]:

@@ -28,7 +28,7 @@ from uniadrs_engine.model.model_card import HELD_OUT_KEY, ModelCard
 from uniadrs_engine.model.model_file import save_model
 from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.training.batches import band_counts, collate
+from uniadrs_engine.training.batches import band_counts, batch_validity, collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
 from uniadrs_engine.training.config import TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
@@ -237,12 +237,15 @@ class Trainer:
             samples, self.network.config.in_channels, self.config.normalisation
         )
         images, labels = images.to(self.device), labels.to(self.device)
+        valid = batch_validity(samples)
+        if valid is not None:
+            valid = valid.to(self.device)
         check_finite(images, "a simulated training batch", self.step)
         learning_rate = learning_rate_at(self.step, self.config)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         self.network.train()
-        output = self.network(images, band_counts=band_counts(samples))
+        output = self.network(images, band_counts=band_counts(samples), valid=valid)
         pixel = self.pixel_loss(output.score, labels)
         assert output.feat is not None  # asked for by default
         feature = feature_margin_loss(output.feat, labels)

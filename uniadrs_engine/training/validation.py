@@ -20,7 +20,7 @@ import torch
 from uniadrs_engine.metrics.roc import pixel_auc
 from uniadrs_engine.model.ensemble import ScoringNetwork, select_networks
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME
-from uniadrs_engine.training.batches import band_counts, collate
+from uniadrs_engine.training.batches import band_counts, batch_validity, collate
 from uniadrs_engine.training.losses import LABEL_ANOMALY, LABEL_IGNORE
 
 #: Offset that keeps validation seeds apart from the training steps' seeds.
@@ -69,7 +69,13 @@ def score_samples(
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
         images, _ = collate(batch, network.config.in_channels, normalisation)
-        output = network(images.to(device), band_counts=band_counts(batch), features=False)
+        valid = batch_validity(batch)
+        output = network(
+            images.to(device),
+            band_counts=band_counts(batch),
+            features=False,
+            valid=None if valid is None else valid.to(device),
+        )
         scores.extend(output.score[:, 0].float().cpu().numpy())
     network.train(was_training)
     return scores
