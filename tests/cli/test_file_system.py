@@ -26,11 +26,11 @@ from uniadrs_engine.cli.main import (
 from uniadrs_engine.raster.writer import (
     MAX_NAME_BYTES,
     WORK_FOLDER_PREFIX,
-    make_work_folder,
     stale_owner,
     sweep_stale_temporaries,
     temporary_owner_tag,
     temporary_sibling,
+    work_folder,
 )
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -242,15 +242,18 @@ def test_only_temporaries_of_dead_processes_here_are_swept(tmp_path):
     )
     # Labels the names cannot carry are refused, so that nothing is left that is never swept.
     for bad in ("scale_2", "Partial", ""):
-        with pytest.raises(ValueError, match="label"):
-            make_work_folder(tmp_path, bad)
+        with pytest.raises(ValueError, match="label"), work_folder(tmp_path, bad):
+            pass
         with pytest.raises(ValueError, match="label"):
             temporary_sibling(tmp_path / "x.tif", ".tif", bad)
     # A new temporary name, or work folder, sweeps its folder first.
     (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").write_bytes(b"x")
-    work = make_work_folder(tmp_path, "simulate")
-    assert work.name.startswith(f"{WORK_FOLDER_PREFIX}simulate-{tag}.") and work.is_dir()
-    assert not (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").exists()
+    with work_folder(tmp_path, "simulate") as work:
+        assert work.name.startswith(f"{WORK_FOLDER_PREFIX}simulate-{tag}.") and work.is_dir()
+        assert stale_owner(work.name) is False  # this process's: alive
+        assert not (tmp_path / f".old.{dead.pid}-{here}.0123abcd.partial.tif").exists()
+        (work / "objects.gpkg").write_bytes(b"x")
+    assert not work.exists()
     (tmp_path / f".other.{dead.pid}-{here}.0123abcd.partial.tif").write_bytes(b"x")
     assert temporary_sibling(tmp_path / "new.tif", ".tif").name.startswith(f".new.{tag}.")
     assert not (tmp_path / f".other.{dead.pid}-{here}.0123abcd.partial.tif").exists()
@@ -335,3 +338,20 @@ def test_an_output_path_through_a_file_is_one_line(tmp_path, capsys):
     assert main(["split", "default", str(blocker / "members")]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith("uniadrs: error: ") and err.count("\n") == 1
+
+
+def test_a_stop_just_after_the_work_folder_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C (or a stop signal) arriving as soon as the folder exists, before the caller's
+    block holds it."""
+    made = []
+
+    def interrupted_mkdir(path, *args, **kwargs):
+        os_mkdir(path, *args, **kwargs)
+        made.append(path)
+        raise KeyboardInterrupt
+
+    os_mkdir = os.mkdir
+    monkeypatch.setattr(os, "mkdir", interrupted_mkdir)
+    with pytest.raises(KeyboardInterrupt), work_folder(tmp_path, "threshold"):
+        pass  # never reached
+    assert made and list(tmp_path.iterdir()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +128,58 @@ def test_a_stop_while_the_writer_is_set_up_leaves_nothing(
         monkeypatch.setattr(writer, "set_georeference", interrupted)
     else:
         monkeypatch.setattr(gdal.Band, step, interrupted)
+    _deleting_an_open_file_fails(monkeypatch)
     with open_raster(source_path) as source, pytest.raises(KeyboardInterrupt):
         ScoreRasterWriter(tmp_path / "scores.tif", source, band_descriptions=["scores"])
     assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif"]
+
+
+def _deleting_an_open_file_fails(monkeypatch) -> None:
+    """Makes ``Path.unlink`` refuse a file this process holds open, as Windows does (Linux)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc")
+    unlink = Path.unlink
+
+    def windows_unlink(self, *args, **kwargs):
+        held = set()
+        for entry in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+                held.add(os.readlink(entry))
+        if str(self.absolute()) in held:
+            raise PermissionError(13, "the file is in use", str(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", windows_unlink)
+
+
+def test_a_failure_while_a_writer_commits_closes_and_deletes_its_file(
+    source_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Interrupted while GDAL builds the overviews: the traceback still holds the dataset."""
+
+    def interrupted(dataset, *_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gdal.Dataset, "BuildOverviews", interrupted)
+    _deleting_an_open_file_fails(monkeypatch)
+    with open_raster(source_path) as source:
+        writer = ScoreRasterWriter(tmp_path / "scores.tif", source, overviews="AVERAGE")
+        monkeypatch.setattr(writer, "width", 5000)  # so that overviews are due
+        with pytest.raises(KeyboardInterrupt):
+            writer.commit()
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["input.tif"]
+
+
+def test_a_temporary_file_that_cannot_be_deleted_does_not_hide_the_error(
+    source_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "in use", str(self))
+
+    monkeypatch.setattr(writer, "set_georeference", lambda *_: 1 / 0)
+    monkeypatch.setattr(Path, "unlink", refused)
+    with open_raster(source_path) as source, pytest.raises(ZeroDivisionError):
+        ScoreRasterWriter(tmp_path / "scores.tif", source)
 
 
 def test_abort_leaves_nothing_and_keeps_an_older_output(source_path: Path, tmp_path: Path) -> None:

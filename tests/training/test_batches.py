@@ -114,7 +114,9 @@ def test_validation_scores_a_sample_with_nodata_as_inference_scores_it(name):
     partial = SimpleNamespace(image=image, labels=labels, valid=valid)
     other = SimpleNamespace(image=rng.random((4, 32, 32)).astype("f4"), labels=labels * 0)
     alone = score_samples(network, [partial], "cpu", normalisation=name)[0]
-    beside = score_samples(network, [partial, other], "cpu", normalisation=name)[0]
+    beside, other_beside = score_samples(network, [partial, other], "cpu", normalisation=name)
+    other_alone = score_samples(network, [other], "cpu", normalisation=name)[0]
+    np.testing.assert_allclose(other_beside, other_alone, atol=1e-4)  # weights of its own
     expected = score_image(network, network_input(image, name, valid), "cpu", valid=valid)
     np.testing.assert_allclose(alone[valid], expected[valid], atol=1e-4)
     np.testing.assert_allclose(beside[valid], expected[valid], atol=1e-4)

@@ -301,6 +301,24 @@ def test_samples_with_pixels_without_data_train_with_them_weighted_out(tiny_conf
     config = dataclasses.replace(
         tiny_config, backgrounds=[str(root)], spectral_share=0.0, batch_size=2
     )
+    trainer, seen, records = _train_recording_weights(config, 6)
+    assert all(np.isfinite(record.loss) for record in records)
+    weighted = [weights for weights in seen if weights is not None]
+    assert weighted, "no batch held a pixel without data"
+    for weights in weighted:
+        assert weights.shape == (2, 1, 32, 32)
+        assert 0 < float(weights.mean()) < 1
+        assert set(torch.unique(weights).tolist()) <= {0.0, 1.0}
+    assert all(torch.isfinite(p).all() for p in trainer.network.parameters())
+    # backgrounds that hold data everywhere (tiny_config's): the network gets no weights, so
+    # such training (the shipped model's) computes exactly what it did before weights existed
+    _, seen, _ = _train_recording_weights(tiny_config, 4)
+    assert seen == [None] * 4
+
+
+def _train_recording_weights(config, steps):
+    """Trains ``steps`` steps; returns the trainer, the ``valid`` weights the network got in
+    each step and the steps' records."""
     trainer = Trainer(config)
     trainer.initialise()
     trainer.prepare_data()
@@ -312,12 +330,5 @@ def test_samples_with_pixels_without_data_train_with_them_weighted_out(tiny_conf
         return forward(images, *args, valid=valid, **kwargs)
 
     trainer.network.forward = recording
-    records = [trainer.train_step() for _ in range(6)]
-    assert all(np.isfinite(record.loss) for record in records)
-    weighted = [weights for weights in seen if weights is not None]
-    assert weighted, "no batch held a pixel without data"
-    for weights in weighted:
-        assert weights.shape == (2, 1, 32, 32)
-        assert 0 < float(weights.mean()) < 1
-        assert set(torch.unique(weights).tolist()) <= {0.0, 1.0}
-    assert all(torch.isfinite(p).all() for p in trainer.network.parameters())
+    records = [trainer.train_step() for _ in range(steps)]
+    return trainer, seen, records

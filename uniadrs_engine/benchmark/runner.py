@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from uniadrs_engine.errors import CancelledError, InputError, UniadrsError
 from uniadrs_engine.metrics.evaluation import evaluate_rasters, pooled_auc_rasters
 from uniadrs_engine.metrics.roc3d import Roc3dResult
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.writer import check_not_an_input, make_work_folder
+from uniadrs_engine.raster.writer import check_not_an_input, work_folder
 
 PathLike = Union[str, Path]
 
@@ -156,71 +155,72 @@ def run_benchmark(
     remaining = Counter(scene.modality for scene in scene_list)
     pending: Dict[str, List[Tuple[SceneResult, Path, Path]]] = {}
     steps = len(scene_list) * len(detector_list)
-    work_dir = make_work_folder(out_dir, "benchmark")  # deleted by the ``finally`` below
-    try:
-        for scene_index, scene in enumerate(scene_list):
-            for detector_index, detector in enumerate(detector_list):
-                step = scene_index * len(detector_list) + detector_index
-                step_reporter = reporter.sub(step / steps, (step + 1) / steps)
-                folder = (out_dir / "scores" / detector.name) if keep_scores else work_dir
-                folder.mkdir(parents=True, exist_ok=True)
-                score_path = folder / f"{detector.name}__{scene.modality}__{scene.name}.tif"
-                if keep_scores:
-                    score_path = folder / f"{scene.modality}__{scene.name}.tif"
-                result = _run_one(detector, scene, score_path, step_reporter, memory_mb)
-                results.append(result)
-                pending.setdefault(scene.modality, []).append((result, score_path, scene.mask_path))
-                logger.info(
-                    "%s %s: AUC %.4f in %.2f s",
-                    detector.name,
-                    scene.key,
-                    result.auc,
-                    result.seconds,
-                )
-            remaining[scene.modality] -= 1
-            if remaining[scene.modality] == 0:
-                finished = pending.pop(scene.modality, [])
-                pooled.update(_pooled_aucs(scene.modality, finished, memory_mb, reporter))
-                for result, score_path, _ in finished:
-                    keep = keep_scores or f"{result.modality}/{result.scene}" in figure_keys
-                    if not keep and score_path.exists():
-                        score_path.unlink()
-                        result.score_path = None
-        reporter.update(1.0, "writing reports")
-        write_results_csv(results, out_dir / "results.csv")
-        write_pooled_csv(pooled, results, out_dir / "pooled.csv")
-        write_results_markdown(
-            results,
-            out_dir / "results.md",
-            manifest_path=str(manifest_path),
-            detectors=[detector.name for detector in detector_list],
-            pooled=pooled,
-        )
-        if figure and figure_keys:
-            save_benchmark_figure(
-                [scene for scene in scene_list if scene.key in figure_keys],
-                results,
-                out_dir / "figure.png",
-            )
-        if report_path is not None:
-            report = Path(report_path)
-            report.parent.mkdir(parents=True, exist_ok=True)
-            figure_link = None
-            if figure and figure_keys:
-                figure_link = os.path.relpath(out_dir / "figure.png", report.resolve().parent)
+    with work_folder(out_dir, "benchmark") as work_dir:
+        try:
+            for scene_index, scene in enumerate(scene_list):
+                for detector_index, detector in enumerate(detector_list):
+                    step = scene_index * len(detector_list) + detector_index
+                    step_reporter = reporter.sub(step / steps, (step + 1) / steps)
+                    folder = (out_dir / "scores" / detector.name) if keep_scores else work_dir
+                    folder.mkdir(parents=True, exist_ok=True)
+                    score_path = folder / f"{detector.name}__{scene.modality}__{scene.name}.tif"
+                    if keep_scores:
+                        score_path = folder / f"{scene.modality}__{scene.name}.tif"
+                    result = _run_one(detector, scene, score_path, step_reporter, memory_mb)
+                    results.append(result)
+                    pending.setdefault(scene.modality, []).append(
+                        (result, score_path, scene.mask_path)
+                    )
+                    logger.info(
+                        "%s %s: AUC %.4f in %.2f s",
+                        detector.name,
+                        scene.key,
+                        result.auc,
+                        result.seconds,
+                    )
+                remaining[scene.modality] -= 1
+                if remaining[scene.modality] == 0:
+                    finished = pending.pop(scene.modality, [])
+                    pooled.update(_pooled_aucs(scene.modality, finished, memory_mb, reporter))
+                    for result, score_path, _ in finished:
+                        keep = keep_scores or f"{result.modality}/{result.scene}" in figure_keys
+                        if not keep and score_path.exists():
+                            score_path.unlink()
+                            result.score_path = None
+            reporter.update(1.0, "writing reports")
+            write_results_csv(results, out_dir / "results.csv")
+            write_pooled_csv(pooled, results, out_dir / "pooled.csv")
             write_results_markdown(
                 results,
-                report,
+                out_dir / "results.md",
                 manifest_path=str(manifest_path),
                 detectors=[detector.name for detector in detector_list],
                 pooled=pooled,
-                figure=figure_link,
             )
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        if not keep_scores:
-            for result in results:
-                result.score_path = None
+            if figure and figure_keys:
+                save_benchmark_figure(
+                    [scene for scene in scene_list if scene.key in figure_keys],
+                    results,
+                    out_dir / "figure.png",
+                )
+            if report_path is not None:
+                report = Path(report_path)
+                report.parent.mkdir(parents=True, exist_ok=True)
+                figure_link = None
+                if figure and figure_keys:
+                    figure_link = os.path.relpath(out_dir / "figure.png", report.resolve().parent)
+                write_results_markdown(
+                    results,
+                    report,
+                    manifest_path=str(manifest_path),
+                    detectors=[detector.name for detector in detector_list],
+                    pooled=pooled,
+                    figure=figure_link,
+                )
+        finally:
+            if not keep_scores:
+                for result in results:
+                    result.score_path = None
     return results
 
 

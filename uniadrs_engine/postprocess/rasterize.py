@@ -29,6 +29,7 @@ from uniadrs_engine.raster.writer import (
     check_geotiff_path,
     check_not_an_input,
     gdal_write_errors,
+    release_frames,
     remove_stale_sidecar,
     set_georeference,
     temporary_sibling,
@@ -113,8 +114,9 @@ def rasterize_polygons_like(
             dataset = None  # closes the file, writing what is left
         remove_stale_sidecar(out_path)  # GDAL's statistics of an older mask of that name
         os.replace(temp_path, out_path)
-    except BaseException:
+    except BaseException as error:
         dataset = None
+        release_frames(error)
         temp_path.unlink(missing_ok=True)
         raise
     return out_path

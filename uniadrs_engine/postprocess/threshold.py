@@ -50,9 +50,7 @@ import contextlib
 import logging
 import math
 import os
-import shutil
 import tempfile
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
@@ -77,8 +75,9 @@ from uniadrs_engine.raster.writer import (
     check_not_an_input,
     check_output_folder,
     gdal_write_errors,
-    make_work_folder,
+    release_frames,
     temporary_sibling,
+    work_folder,
 )
 
 PathLike = Union[str, Path]
@@ -298,25 +297,22 @@ def threshold_raster(
                 polygons_path=None,
             )
         output_folder = _output_folder(mask_path, polygons_path)
-        work_folder = make_work_folder(output_folder, "threshold")
-        try:
-            return _threshold_with_objects(
-                scores,
-                windows,
-                cut,
-                valid_pixels,
-                work_folder,
-                mask_path=None if mask_path is None else Path(mask_path),
-                polygons_path=None if polygons_path is None else Path(polygons_path),
-                area_range=(min_object_area, max_object_area),
-                reporter=reporter,
-            )
-        except BaseException as error:
-            with quiet_gdal_errors():  # the work files close here, whatever their state
-                traceback.clear_frames(error.__traceback__)
-            raise
-        finally:
-            shutil.rmtree(work_folder, ignore_errors=True)
+        with work_folder(output_folder, "threshold") as work:
+            try:
+                return _threshold_with_objects(
+                    scores,
+                    windows,
+                    cut,
+                    valid_pixels,
+                    work,
+                    mask_path=None if mask_path is None else Path(mask_path),
+                    polygons_path=None if polygons_path is None else Path(polygons_path),
+                    area_range=(min_object_area, max_object_area),
+                    reporter=reporter,
+                )
+            except BaseException as error:
+                release_frames(error)  # the work files close here, whatever their state
+                raise
 
 
 def resolve_score_cut(
@@ -758,8 +754,9 @@ def _write_polygons(
             layer = None
             dataset = None  # closes the file, writing what is left
         _replace_vector(driver, temp_path, path)
-    except BaseException:
+    except BaseException as error:
         layer = dataset = None  # closed before its files are deleted
+        release_frames(error)
         _delete_vector(driver, temp_path)
         raise
 

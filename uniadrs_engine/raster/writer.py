@@ -21,11 +21,12 @@ import contextlib
 import errno
 import functools
 import hashlib
+import logging
 import os
 import re
 import shutil
 import socket
-import tempfile
+import traceback
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import NO_GEOTRANSFORM, Window, quiet_gdal_errors
+
+LOGGER = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 
@@ -199,7 +202,7 @@ _TEMPORARY_NAME = re.compile(
     re.DOTALL,
 )
 
-#: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`make_work_folder`).
+#: A work folder's name: ``.uniadrs-{label}-{pid}-{host}.{random}`` (:func:`work_folder`).
 WORK_FOLDER_PREFIX = ".uniadrs-"
 _WORK_FOLDER_NAME = re.compile(
     re.escape(WORK_FOLDER_PREFIX) + r"(?P<label>" + _LABEL + r")-(?P<pid>[0-9]{1,7})-"
@@ -237,7 +240,7 @@ def temporary_owner_tag() -> str:
 def stale_owner(name: str) -> bool:
     """Whether a file or folder named ``name`` is a temporary of a dead process of this machine.
 
-    Names of :func:`temporary_sibling` and of :func:`make_work_folder` carry their writer's
+    Names of :func:`temporary_sibling` and of :func:`work_folder` carry their writer's
     process id and the machine's tag (``_host_tag``). One whose process no longer runs here was
     left by a run that was killed (``kill -9``, a power cut) before it could clean up.
     """
@@ -247,11 +250,19 @@ def stale_owner(name: str) -> bool:
     return not process_is_alive(int(match.group("pid")))
 
 
-def make_work_folder(folder: PathLike, label: str) -> Path:
-    """Creates a hidden work folder in ``folder`` for files written before they are complete.
+@contextlib.contextmanager
+def work_folder(folder: PathLike, label: str) -> Iterator[Path]:
+    """A hidden work folder in ``folder`` for files written before they are complete.
 
-    Named ``.uniadrs-{label}-{pid}-{host}.{random}`` so that a later run can tell one whose
-    run was killed (:func:`stale_owner`); those in ``folder`` are deleted first.
+    Named ``.uniadrs-{label}-{pid}-{host}.{8 hex}`` so that a later run can tell one whose
+    run was killed (:func:`stale_owner`); those in ``folder`` are deleted first. The folder
+    and what it holds are deleted when the block ends, however it ends: the folder is made
+    inside the block that deletes it, so a stop (Ctrl-C, a stop signal) arriving just after
+    it is made leaves nothing either.
+
+    Example:
+        >>> with work_folder(out_dir, "threshold") as work:  # doctest: +SKIP
+        ...     (work / "raw_mask.tif").write_bytes(b"")
 
     Raises:
         OSError: If it cannot be created.
@@ -260,7 +271,18 @@ def make_work_folder(folder: PathLike, label: str) -> Path:
     check_label(label)
     sweep_stale_temporaries(folder)
     prefix = f"{WORK_FOLDER_PREFIX}{label}-{temporary_owner_tag()}."
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    path: Optional[Path] = None
+    try:
+        while path is None:
+            path = Path(folder) / f"{prefix}{uuid.uuid4().hex[:8]}"
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                path = None  # another folder of this process's: never deleted here
+        yield path
+    finally:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def sweep_stale_temporaries(folder: PathLike) -> List[Path]:
@@ -533,9 +555,9 @@ class ScoreRasterWriter:
                     band.SetNoDataValue(float(nodata))
                 if band_descriptions is not None and index < len(band_descriptions):
                     band.SetDescription(str(band_descriptions[index]))
-        except BaseException:
-            band = dataset = None  # GDAL closes the file before it is deleted
-            self.abort()
+        except BaseException as error:
+            band = dataset = None
+            self._close_for_removal(error)
             raise
 
     @classmethod
@@ -623,9 +645,8 @@ class ScoreRasterWriter:
                 written = None
             remove_stale_sidecar(self.path)
             os.replace(self.temp_path, self.path)
-        except BaseException:
-            self._dataset = None
-            self._remove_temp()
+        except BaseException as error:
+            self._close_for_removal(error)
             raise
         self.committed = True
         return self.path
@@ -635,6 +656,21 @@ class ScoreRasterWriter:
         self._dataset = None
         if not self.committed:
             self._remove_temp()
+
+    def _close_for_removal(self, error: BaseException) -> None:
+        """Closes the file and deletes it, on the way out of ``error``.
+
+        The traceback's frames may still hold the dataset (a GDAL call that failed or was
+        interrupted); they are cleared first so that GDAL closes the file before it is
+        deleted (Windows cannot delete an open file). A file that cannot be deleted is
+        logged, so that ``error`` is what the caller sees.
+        """
+        self._dataset = None
+        release_frames(error)
+        try:
+            self._remove_temp()
+        except OSError as failure:
+            LOGGER.warning("could not delete the temporary file %s: %s", self.temp_path, failure)
 
     def _remove_temp(self) -> None:
         for leftover in (self.temp_path, Path(f"{self.temp_path}{SIDECAR_SUFFIX}")):
@@ -653,6 +689,17 @@ class ScoreRasterWriter:
     def __repr__(self) -> str:
         state = "committed" if self.committed else ("open" if self.is_open else "aborted")
         return f"ScoreRasterWriter({str(self.path)!r}, {self.width}x{self.height}, {state})"
+
+
+def release_frames(error: BaseException) -> None:
+    """Lets go of what the frames ``error`` passed through hold, GDAL datasets above all.
+
+    A GDAL call that failed or was interrupted leaves its dataset in the traceback's frames
+    (those still running keep theirs); clearing them closes it now, so that its files can be
+    deleted (Windows cannot delete an open file) and nothing more is written to them.
+    """
+    with quiet_gdal_errors():  # what GDAL says while closing a failed file
+        traceback.clear_frames(error.__traceback__)
 
 
 def write_text_file(path: PathLike, text: str) -> Path:

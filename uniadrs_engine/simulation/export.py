@@ -24,11 +24,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -40,7 +40,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.reader import is_gdal_name
-from uniadrs_engine.raster.writer import gdal_write_errors, make_work_folder
+from uniadrs_engine.raster.writer import gdal_write_errors, work_folder
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
 from uniadrs_engine.simulation.sample import (
@@ -202,12 +202,12 @@ def write_samples_to_dir(
     """
     check_sample_count(n)
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = make_work_folder(out_dir, "simulate")
-    except OSError as error:
-        raise InputError(f"cannot write to {out_dir}: {error}") from error
-    try:
+    with contextlib.ExitStack() as stack:  # the staging folder goes when it closes
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            staging = stack.enter_context(work_folder(out_dir, "simulate"))
+        except OSError as error:
+            raise InputError(f"cannot write to {out_dir}: {error}") from error
         names: List[str] = []
         rows: List[Dict[str, object]] = []
         shown: List[SimulatedSample] = []
@@ -235,8 +235,6 @@ def write_samples_to_dir(
             written.append(out_dir / name)
         _remove_stale_samples(out_dir, n)
         return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _remove_stale_samples(out_dir: Path, n: int) -> None:

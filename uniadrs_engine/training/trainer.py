@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import time
@@ -28,6 +29,7 @@ from uniadrs_engine.model.model_card import HELD_OUT_KEY, ModelCard
 from uniadrs_engine.model.model_file import save_model
 from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.writer import write_text_file
 from uniadrs_engine.training.batches import band_counts, batch_validity, collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
 from uniadrs_engine.training.config import TrainingConfig, with_defaults
@@ -221,10 +223,12 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Writes the checkpoint and the loss log."""
         save_checkpoint(self.checkpoint_path, self.state())
-        with (self.output_dir / LOG_FILENAME).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(vars(StepRecord(0, 0, 0, 0, 0, 0))))
-            writer.writeheader()
-            writer.writerows(vars(record) for record in self.records)
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=list(vars(StepRecord(0, 0, 0, 0, 0, 0))))
+        writer.writeheader()
+        writer.writerows(vars(record) for record in self.records)
+        # complete or not at all: a stop while it is written keeps the previous log
+        write_text_file(self.output_dir / LOG_FILENAME, table.getvalue())
 
     def train_step(self) -> StepRecord:
         """Draws one batch, takes one optimisation step and returns its record."""
