@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from tests.raster_factory import affine_rpc, set_ground_points, write_raster
 from uniadrs_engine.errors import CancelledError, InputError
+from uniadrs_engine.postprocess import threshold as threshold_module
 from uniadrs_engine.postprocess.threshold import (
     MASK_NODATA,
     ThresholdRule,
@@ -164,7 +165,28 @@ def _polygons(path: Path) -> list[dict]:
     return rows
 
 
-def test_polygons_carry_per_object_figures(tmp_path):
+@pytest.fixture(params=["memory", "files"])
+def object_table(request, monkeypatch) -> list:
+    """Where the per-object figures are kept; the files hold what was stored in them."""
+    stored: list = []
+    if request.param == "files":  # as when millions of objects exceed the budget
+        monkeypatch.setattr(threshold_module, "OBJECT_TABLE_BYTES", 10**12)
+        open_memmap = np.lib.format.open_memmap
+
+        def recording(path, *args, **kwargs):
+            stored.append(Path(path).name)
+            return open_memmap(path, *args, **kwargs)
+
+        monkeypatch.setattr(np.lib.format, "open_memmap", recording)
+    yield stored
+    if request.param == "files":
+        assert sorted(stored) == sorted(
+            f"{name}.npy"
+            for name in ("area", "pixels", "score_sum", "score_min", "score_max", "keep")
+        )
+
+
+def test_polygons_carry_per_object_figures(tmp_path, object_table):
     scores = _scores(rows=30, cols=30, seed=8)
     scores[10, 10] = scores[11, 11] = 9.0  # diagonal neighbours: one object (8-connectivity)
     score_path = write_raster(tmp_path / "scores.tif", scores, nodata=SCORE_NODATA)
@@ -173,6 +195,7 @@ def test_polygons_carry_per_object_figures(tmp_path):
         ThresholdRule("value", 1.5),
         mask_path=tmp_path / "m.tif",
         polygons_path=tmp_path / "objects.gpkg",
+        memory_mb=0.01,  # strips of a few rows: objects' figures gather over several
     )
     flags = (scores >= 1.5) & (scores != SCORE_NODATA)
     labels, count = _labelled_objects(flags)
@@ -204,7 +227,7 @@ def test_polygons_carry_per_object_figures(tmp_path):
     assert layer.GetSpatialRef().GetAuthorityCode(None) == "32633"
 
 
-def test_area_filter_removes_objects_from_mask_and_polygons(tmp_path):
+def test_area_filter_removes_objects_from_mask_and_polygons(tmp_path, object_table):
     scores = np.zeros((40, 40), dtype=np.float32)
     scores[2:4, 2:4] = 1.0  # 4 px = 400 m2
     scores[10:16, 10:16] = 1.0  # 36 px = 3600 m2

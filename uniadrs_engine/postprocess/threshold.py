@@ -181,40 +181,71 @@ class ThresholdReport:
     polygons_path: Optional[Path]
 
 
+#: Bytes each traced object takes in the figures kept while thresholding: its area, pixel
+#: count, score sum, minimum and maximum (8 bytes each) and whether it is kept (1).
+OBJECT_TABLE_BYTES = 41
+
+#: Objects whose figures are filtered at a time.
+_OBJECT_CHUNK = 1 << 20
+
+
 @dataclass
 class _ObjectTable:
-    """Per-object figures, indexed by object id (index 0 is unused)."""
+    """Per-object figures, indexed by object id (index 0 is unused).
+
+    Held in memory, or in files of the work folder (``numpy.memmap``) when that would take
+    more than the memory budget: a noisy score map can trace millions of objects.
+    """
 
     area: np.ndarray
     pixels: np.ndarray
     score_sum: np.ndarray
     score_min: np.ndarray
     score_max: np.ndarray
+    keep: np.ndarray
 
     @classmethod
-    def empty(cls, areas: np.ndarray) -> _ObjectTable:
+    def empty(cls, areas: np.ndarray, folder: Optional[Path] = None) -> _ObjectTable:
+        """A table for objects of these areas; in files of ``folder`` when given."""
         size = len(areas)
+
+        def array(name: str, dtype: Any, fill: Any) -> np.ndarray:
+            if folder is None:
+                return np.full(size, fill, dtype=dtype)
+            stored = np.lib.format.open_memmap(
+                folder / f"{name}.npy", mode="w+", dtype=dtype, shape=(size,)
+            )
+            stored[:] = fill
+            return stored
+
         return cls(
             area=areas,
-            pixels=np.zeros(size, dtype=np.int64),
-            score_sum=np.zeros(size, dtype=np.float64),
-            score_min=np.full(size, np.inf),
-            score_max=np.full(size, -np.inf),
+            pixels=array("pixels", np.int64, 0),
+            score_sum=array("score_sum", np.float64, 0.0),
+            score_min=array("score_min", np.float64, np.inf),
+            score_max=array("score_max", np.float64, -np.inf),
+            keep=array("keep", bool, True),
         )
 
     def add(self, object_ids: np.ndarray, scores: np.ndarray) -> None:
-        """Accumulates the scores of object pixels (``object_ids > 0``; may be none)."""
+        """Accumulates the scores of object pixels (``object_ids > 0``; may be none).
+
+        Costs the pixels' count, not the objects': only the objects present are touched.
+        """
         if object_ids.size == 0:
             return
-        size = len(self.area)
-        self.pixels += np.bincount(object_ids, minlength=size)
-        self.score_sum += np.bincount(object_ids, weights=scores, minlength=size)
         order = np.argsort(object_ids, kind="stable")
         sorted_ids, sorted_scores = object_ids[order], scores[order]
         starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        unique_ids = sorted_ids[starts]
-        np.minimum.at(self.score_min, unique_ids, np.minimum.reduceat(sorted_scores, starts))
-        np.maximum.at(self.score_max, unique_ids, np.maximum.reduceat(sorted_scores, starts))
+        unique_ids = sorted_ids[starts]  # each once: plain indexing accumulates correctly
+        self.pixels[unique_ids] += np.diff(np.r_[starts, sorted_ids.size])
+        self.score_sum[unique_ids] += np.add.reduceat(sorted_scores, starts)
+        self.score_min[unique_ids] = np.minimum(
+            self.score_min[unique_ids], np.minimum.reduceat(sorted_scores, starts)
+        )
+        self.score_max[unique_ids] = np.maximum(
+            self.score_max[unique_ids], np.maximum.reduceat(sorted_scores, starts)
+        )
 
 
 def threshold_raster(
@@ -242,7 +273,8 @@ def threshold_raster(
         max_object_area: Objects larger than this are dropped; None for no limit.
         background_mask_path: Only for ``"false_alarm_rate"``: a raster on the same grid whose
             non-zero valid pixels are the background the rate is counted on.
-        memory_mb: Memory budget of one streaming strip.
+        memory_mb: Memory budget of one streaming strip; the per-object figures go to files
+            of the work folder when they would take more.
         progress: ``progress(fraction, message)``.
         is_cancelled: Returns True to stop; nothing is left behind then.
 
@@ -308,6 +340,7 @@ def threshold_raster(
                     mask_path=None if mask_path is None else Path(mask_path),
                     polygons_path=None if polygons_path is None else Path(polygons_path),
                     area_range=(min_object_area, max_object_area),
+                    memory_mb=memory_mb,
                     reporter=reporter,
                 )
             except BaseException as error:
@@ -498,6 +531,7 @@ def _threshold_with_objects(
     mask_path: Optional[Path],
     polygons_path: Optional[Path],
     area_range: Tuple[float, Optional[float]],
+    memory_mb: float,
     reporter: ProgressReporter,
 ) -> ThresholdReport:
     """Raw mask, then objects, then per-object figures, filtered mask and polygons.
@@ -530,7 +564,11 @@ def _threshold_with_objects(
         objects.CommitTransaction()
     raw_band = raw_dataset = None
     reporter.check_cancelled()
-    table = _ObjectTable.empty(_object_areas(objects, frame, reporter.check_cancelled))
+    count = objects.GetFeatureCount()
+    # the table goes to files of the work folder when it would take more than the budget
+    table_folder = work_folder if (count + 1) * OBJECT_TABLE_BYTES > memory_mb * 2**20 else None
+    areas = _object_areas(objects, count, frame, reporter.check_cancelled, table_folder)
+    table = _ObjectTable.empty(areas, table_folder)
     ids_path = work_folder / "object_ids.tif"
     ids_dataset = gdal.GetDriverByName("GTiff").Create(
         str(ids_path),
@@ -553,11 +591,13 @@ def _threshold_with_objects(
         ids_dataset.FlushCache()
     reporter.update(0.6, "measuring anomaly objects")
     minimum, maximum = area_range
-    keep = np.ones_like(table.area, dtype=bool)
-    if minimum > 0:
-        keep &= table.area >= minimum
-    if maximum is not None:
-        keep &= table.area <= maximum
+    keep = table.keep
+    for start in range(0, len(keep), _OBJECT_CHUNK):  # a chunk at a time: no full-size copies
+        chunk = slice(start, start + _OBJECT_CHUNK)
+        if minimum > 0:
+            keep[chunk] &= table.area[chunk] >= minimum
+        if maximum is not None:
+            keep[chunk] &= table.area[chunk] <= maximum
     keep[0] = False
     ids_band = ids_dataset.GetRasterBand(1)
     mask_writer = None if mask_path is None else _mask_writer(mask_path, scores)
@@ -620,13 +660,26 @@ def _object_layer(path: Path, reported: Optional[Path]) -> Tuple[gdal.Dataset, o
 
 
 def _object_areas(
-    objects: ogr.Layer, frame: VectorFrame, check_cancelled: Callable[[], None]
+    objects: ogr.Layer,
+    count: int,
+    frame: VectorFrame,
+    check_cancelled: Callable[[], None],
+    folder: Optional[Path] = None,
 ) -> np.ndarray:
-    """Each object's area in map coordinates (index = object id; index 0 is no object)."""
-    areas = np.zeros(objects.GetFeatureCount() + 1, dtype=np.float64)
+    """Each object's area in map coordinates (index = object id; index 0 is no object).
+
+    ``count`` is the layer's feature count; the areas are kept in a file of ``folder`` when
+    given (see :class:`_ObjectTable`).
+    """
+    if folder is None:
+        areas = np.zeros(count + 1, dtype=np.float64)
+    else:
+        areas = np.lib.format.open_memmap(
+            folder / "area.npy", mode="w+", dtype=np.float64, shape=(count + 1,)
+        )
     objects.ResetReading()
-    for count, feature in enumerate(objects):
-        if count % 10_000 == 0:
+    for index, feature in enumerate(objects):
+        if index % 10_000 == 0:
             check_cancelled()
         object_id = feature.GetFID()
         if object_id >= len(areas):
