@@ -123,6 +123,22 @@ def test_band_holds_value_compares_nodata_exactly() -> None:
     np.testing.assert_array_equal(band_holds_value(floats, None), [False, False, True, True])
 
 
+def test_a_float32_nodata_float32_cannot_hold_is_matched_as_gdal_matches_it(tmp_path) -> None:
+    """-9999.9 (an ENVI header's, a hand-written VRT's) is -9999.900390625 in a float32
+    band's pixels."""
+    values = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    values[:, 0, :] = np.float32(-9999.9)
+    path = write_raster(tmp_path / "scene.img", values, nodata=-9999.9, driver="ENVI")
+    with open_raster(path) as source:
+        assert source.nodata == [float(np.float32(-9999.9))] * 2
+        block = source.read_window(source.full_window())
+    assert block.valid.sum() == 8 and not block.valid[0].any()
+    dataset = gdal.Open(str(path))  # kept while its band is read
+    gdal_mask = dataset.GetRasterBand(1).GetMaskBand().ReadAsArray()
+    dataset = None
+    np.testing.assert_array_equal(block.valid, gdal_mask > 0)
+
+
 def test_describe_bands_joins_runs() -> None:
     assert describe_bands([7]) == "band 7"
     assert describe_bands([1, 2, 3, 9, 11, 12]) == "bands 1-3, 9, 11-12"

@@ -18,7 +18,7 @@ from osgeo import gdal
 
 from uniadrs_engine.benchmark.manifest import BenchmarkScene
 from uniadrs_engine.figures import agg_figure, save_png
-from uniadrs_engine.raster.reader import quiet_gdal_errors
+from uniadrs_engine.raster.reader import band_nodata, quiet_gdal_errors
 from uniadrs_engine.raster.writer import write_text_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -307,7 +307,7 @@ def _thumbnail(path: Path, bands: Optional[List[int]] = None) -> np.ndarray:
         for index in bands or list(range(1, dataset.RasterCount + 1)):
             band = dataset.GetRasterBand(index)
             values = band.ReadAsArray(buf_xsize=size[0], buf_ysize=size[1]).astype(np.float64)
-            nodata = band.GetNoDataValue()
+            nodata = band_nodata(band)
             if nodata is not None:
                 values[values == nodata] = np.nan
             layers.append(values)

@@ -90,9 +90,30 @@ def band_holds_value(values: np.ndarray, nodata: Optional[float]) -> np.ndarray:
     floating = values.dtype.kind == "f"
     holds = np.isfinite(values) if floating else np.ones(values.shape, dtype=bool)
     if nodata is not None and not np.isnan(nodata):
-        # compare in float64 so large integers keep their exact value
-        holds &= values.astype(np.float64, copy=False) != nodata
+        if floating:
+            # in the band's own type, as GDAL compares: a float32 band's nodata of -9999.9
+            # (an ENVI header's, a VRT's) is stored as the nearest float32, not -9999.9
+            with np.errstate(over="ignore"):
+                holds &= values != values.dtype.type(nodata)
+        else:
+            # compare in float64 so large integers keep their exact value
+            holds &= values.astype(np.float64, copy=False) != nodata
     return holds
+
+
+def band_nodata(band: gdal.Band) -> Optional[float]:
+    """A band's nodata value as its pixels hold it, or None.
+
+    A float32 band stores the nearest float32 to its nodata: an ENVI header's or a VRT's
+    -9999.9 is -9999.900390625 in its pixels. GDAL compares them so; so does
+    :func:`band_holds_value`, whatever type the pixels are read in (a VRT's bands are read in
+    its first band's type).
+    """
+    nodata = band.GetNoDataValue()
+    if nodata is not None and band.DataType in (gdal.GDT_Float32, gdal.GDT_CFloat32):
+        with np.errstate(over="ignore"):
+            nodata = float(np.float32(nodata))
+    return nodata
 
 
 def describe_bands(bands: Sequence[int]) -> str:
@@ -385,7 +406,7 @@ class RasterSource:
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.rpc: Dict[str, str] = dict(dataset.GetMetadata("RPC") or {})
-        self.nodata: List[Optional[float]] = [band.GetNoDataValue() for band in bands]
+        self.nodata: List[Optional[float]] = [band_nodata(band) for band in bands]
         self._index_nodata: Optional[float] = None
         if self.palette is not None:  # the nodata is the index's, the colours have none
             self._index_nodata = self.nodata[0]

@@ -40,6 +40,7 @@ from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import (
     alpha_bands,
     band_holds_value,
+    band_nodata,
     envi_bad_bands,
     is_gdal_name,
     rgb_palette,
@@ -358,9 +359,7 @@ class BackgroundPool:
                 path,
             )
             return None
-        nodata = tuple(
-            dataset.GetRasterBand(index + 1).GetNoDataValue() for index in range(band_count)
-        )
+        nodata = tuple(band_nodata(dataset.GetRasterBand(index + 1)) for index in range(band_count))
         dtype = np.dtype(
             gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(1).DataType)
         )
