@@ -8,7 +8,7 @@ import pytest
 from osgeo import gdal, ogr
 from scipy import ndimage
 
-from tests.raster_factory import affine_rpc, set_ground_points, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, set_ground_points, write_raster
 from uniadrs_engine.errors import CancelledError, InputError
 from uniadrs_engine.postprocess import threshold as threshold_module
 from uniadrs_engine.postprocess.threshold import (
@@ -516,3 +516,31 @@ def test_float64_scores_are_cut_at_their_own_precision(tmp_path):
         score_path, ThresholdRule("false_alarm_rate", 0.01), mask_path=tmp_path / "far.tif"
     )
     assert rate.anomaly_pixels == int(np.floor(0.01 * scores.size))
+
+
+def test_polygons_never_replace_a_file_holding_other_layers(tmp_path):
+    """A project's GeoPackage with its roads and orthophoto is refused whole; an earlier
+    output of the same name is replaced."""
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    project = tmp_path / "project.gpkg"
+    store = ogr.GetDriverByName("GPKG").CreateDataSource(str(project))
+    store.CreateLayer("roads", geom_type=ogr.wkbLineString)
+    store = None
+    ortho = gdal.GetDriverByName("GPKG").Create(
+        str(project),
+        8,
+        8,
+        3,
+        gdal.GDT_Byte,
+        options=["APPEND_SUBDATASET=YES", "RASTER_TABLE=ortho"],
+    )
+    ortho.SetGeoTransform(DEFAULT_GEOTRANSFORM)
+    ortho = None
+    before = project.read_bytes()
+    with pytest.raises(InputError, match=r"already holds ortho, roads: .* file of their own"):
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=project)
+    assert project.read_bytes() == before
+    own = tmp_path / "objects.gpkg"
+    for _ in range(2):  # the second run replaces the first's output
+        report = threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
+        assert len(_polygons(own)) == report.object_count > 0

@@ -296,6 +296,8 @@ def threshold_raster(
     for output in (mask_path, polygons_path):
         if output is not None:
             check_not_an_input(output, score_path, background_mask_path)
+    if polygons_path is not None:
+        check_only_polygons_are_replaced(polygons_path)
     if background_mask_path is not None and rule.method != "false_alarm_rate":
         raise InputError("a background mask is only used with the false-alarm-rate method")
     reporter = ProgressReporter(progress, is_cancelled)
@@ -686,6 +688,47 @@ def _object_areas(
             areas = np.pad(areas, (0, object_id + 1 - len(areas)))
         areas[object_id] = frame.area(frame.to_map(feature.GetGeometryRef()))
     return areas
+
+
+def check_only_polygons_are_replaced(path: PathLike) -> None:
+    """Refuses a polygon file that already holds more than polygons of this name.
+
+    The polygons replace the whole file. A GeoPackage (or another format holding several
+    layers) that holds other layers or tables, a project's roads or orthophoto, would lose
+    them; an earlier output of this name holds only the layer named after the file, and is
+    replaced.
+
+    Raises:
+        InputError: Naming what the file holds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    with quiet_gdal_errors():
+        try:
+            dataset = gdal.OpenEx(str(path), gdal.OF_VECTOR | gdal.OF_RASTER)
+        except RuntimeError:
+            dataset = None
+        if dataset is None:
+            return  # not a dataset GDAL reads: nothing in it to lose
+        names = {dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())}
+        if dataset.GetDriver().ShortName == "GPKG":  # raster tiles and attribute tables too
+            try:
+                contents = dataset.ExecuteSQL("SELECT table_name FROM gpkg_contents")
+            except RuntimeError:
+                contents = None
+            if contents is not None:
+                names |= {feature.GetField(0) for feature in contents}
+                dataset.ReleaseResultSet(contents)
+        if dataset.RasterCount and dataset.GetDriver().ShortName != "GPKG":
+            names.add("(raster bands)")
+    others = sorted(name for name in names if name != path.stem)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise InputError(
+            f"{path} already holds {shown}: the polygons would replace the whole file; "
+            "give them a file of their own"
+        )
 
 
 def vector_driver_for(path: PathLike) -> gdal.Driver:
