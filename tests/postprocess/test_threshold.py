@@ -544,3 +544,16 @@ def test_polygons_never_replace_a_file_holding_other_layers(tmp_path):
     for _ in range(2):  # the second run replaces the first's output
         report = threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
         assert len(_polygons(own)) == report.object_count > 0
+
+
+def test_a_value_is_cut_in_the_units_of_a_scaled_score_raster(tmp_path):
+    """Scores stored as integers of 0.001 (GDAL's scale): the cut is in their units."""
+    stored = np.arange(400, dtype=np.uint16).reshape(20, 20) * 100  # 0 .. 39.9
+    score_path = write_raster(tmp_path / "scaled.tif", stored)
+    dataset = gdal.Open(str(score_path), gdal.GA_Update)
+    dataset.GetRasterBand(1).SetScale(0.001)
+    dataset = None
+    report = threshold_raster(
+        score_path, ThresholdRule("value", 38.05), mask_path=tmp_path / "m.tif"
+    )
+    assert report.anomaly_pixels == 19  # 38.1 .. 39.9

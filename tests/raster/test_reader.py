@@ -139,6 +139,25 @@ def test_a_float32_nodata_float32_cannot_hold_is_matched_as_gdal_matches_it(tmp_
     np.testing.assert_array_equal(block.valid, gdal_mask > 0)
 
 
+def test_values_are_read_in_the_units_gdal_scale_and_offset_give(tmp_path) -> None:
+    """Stored integers of 0.001 units, offset by -1; the nodata test is on stored values."""
+    stored = np.array([[[0, 1000, 2500], [40000, 7, 0]]], dtype=np.uint16)
+    path = write_raster(tmp_path / "scaled.tif", stored, nodata=0)
+    dataset = gdal.Open(str(path), gdal.GA_Update)
+    band = dataset.GetRasterBand(1)
+    band.SetScale(0.001)
+    band.SetOffset(-1.0)
+    band = dataset = None
+    with open_raster(path) as source:
+        assert source.unscaling == [(0.001, -1.0)]
+        block = source.read_window(source.full_window())
+    np.testing.assert_array_equal(block.valid, stored[0] != 0)
+    np.testing.assert_allclose(
+        block.data[0][block.valid], [0.0, 1.5, 39.0, -0.993], rtol=1e-6, atol=1e-6
+    )
+    assert np.all(block.data[0][~block.valid] == 0.0)
+
+
 def test_describe_bands_joins_runs() -> None:
     assert describe_bands([7]) == "band 7"
     assert describe_bands([1, 2, 3, 9, 11, 12]) == "bands 1-3, 9, 11-12"

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -114,6 +115,21 @@ def band_nodata(band: gdal.Band) -> Optional[float]:
         with np.errstate(over="ignore"):
             nodata = float(np.float32(nodata))
     return nodata
+
+
+def band_unscaling(band: gdal.Band) -> Optional[Tuple[float, float]]:
+    """A band's ``(scale, offset)`` from stored values to its units, or None for none.
+
+    GDAL's scale and offset (a GeoTIFF's, a VRT's, a NetCDF's ``scale_factor`` and
+    ``add_offset``): the value a pixel means is ``stored * scale + offset``.
+    """
+    scale = band.GetScale()
+    offset = band.GetOffset()
+    scale = 1.0 if scale is None else float(scale)
+    offset = 0.0 if offset is None else float(offset)
+    if (scale, offset) == (1.0, 0.0) or not (math.isfinite(scale) and math.isfinite(offset)):
+        return None
+    return scale, offset
 
 
 def describe_bands(bands: Sequence[int]) -> str:
@@ -367,6 +383,9 @@ class RasterSource:
         rpc: The raster's rational polynomial coefficients (GDAL's ``RPC`` metadata domain,
             the georeference of raw optical satellite products), or ``{}``.
         nodata: Per selected band, its nodata value or None.
+        unscaling: Per selected band, GDAL's ``(scale, offset)`` of its values, or None
+            where it has none: :meth:`read_window` returns ``raw * scale + offset`` (a
+            band stored as integers of 0.001 units is read in its units).
         block_size: The file's natural block ``(x, y)`` of the first selected band.
         palette: For a one-band paletted raster opened with ``colours=True``, its
             ``(3, entries)`` colours (:func:`rgb_palette`), else None. Such a raster is read
@@ -407,10 +426,16 @@ class RasterSource:
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.rpc: Dict[str, str] = dict(dataset.GetMetadata("RPC") or {})
         self.nodata: List[Optional[float]] = [band_nodata(band) for band in bands]
+        self.unscaling: List[Optional[Tuple[float, float]]] = [
+            band_unscaling(band) for band in bands
+        ]
         self._index_nodata: Optional[float] = None
         if self.palette is not None:  # the nodata is the index's, the colours have none
             self._index_nodata = self.nodata[0]
             self.nodata = [None] * self.band_count
+            self.unscaling = [None] * self.band_count  # the colours' values are their own
+        if self.complex_bands:  # read as amplitudes, which a scale of parts does not give
+            self.unscaling = [None] * self.band_count
         block_x, block_y = bands[0].GetBlockSize()
         self.block_size: Tuple[int, int] = (int(block_x), int(block_y))
         self._mask_bands = _explicit_mask_bands(dataset, file_bands)
@@ -478,6 +503,10 @@ class RasterSource:
             valid &= holds
         with np.errstate(over="ignore", invalid="ignore"):
             data = raw.astype(self.value_dtype)
+            for values, unscaling in zip(data, self.unscaling):
+                if unscaling is not None:
+                    values *= unscaling[0]
+                    values += unscaling[1]
         if not valid.all():
             data[:, ~valid] = 0.0
         # float64 values beyond float32's range become inf: mask them too
