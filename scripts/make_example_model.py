@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_PATH = REPO / "resources" / "models" / "detect_threshold_stats.model3"
@@ -37,6 +37,7 @@ MODEL_GROUP = "UniADRS"
 def build_model():  # -> QgsProcessingModelAlgorithm (QGIS imported lazily)
     """Builds the model; QGIS and the UniADRS provider must be initialised."""
     from qgis.core import (
+        QgsProcessing,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
         QgsProcessingModelChildParameterSource,
@@ -111,6 +112,7 @@ def build_model():  # -> QgsProcessingModelAlgorithm (QGIS imported lazily)
         sources: Dict[str, list],
         outputs: Dict[str, str],
         row: int,
+        mandatory: Tuple[str, ...] = (),
     ) -> None:
         step = QgsProcessingModelChildAlgorithm(algorithm_id)
         step.setChildId(child_id)
@@ -123,6 +125,11 @@ def build_model():  # -> QgsProcessingModelAlgorithm (QGIS imported lazily)
             output = QgsProcessingModelOutput(output_name, output_name.replace("_", " "))
             output.setChildId(child_id)
             output.setChildOutputName(child_output)
+            # an output a later step reads cannot be skipped (QGIS then writes it to a
+            # temporary file when no path is given)
+            if output_name in mandatory:
+                output.setMandatory(True)
+                output.setDefaultValue(QgsProcessing.TEMPORARY_OUTPUT)
             output.setPosition(QPointF(720.0, 80.0 + 160.0 * row + 40.0 * len(model_outputs)))
             model_outputs[output_name] = output
         step.setModelOutputs(model_outputs)
@@ -159,6 +166,7 @@ def build_model():  # -> QgsProcessingModelAlgorithm (QGIS imported lazily)
         },
         {"anomaly_mask": "OUTPUT_MASK", "anomaly_polygons": "OUTPUT_POLYGONS"},
         1,
+        mandatory=("anomaly_mask",),  # the statistics read it
     )
     child(
         "statistics",

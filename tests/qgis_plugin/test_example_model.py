@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import processing
+import pytest
 from qgis.core import (
     QgsPalettedRasterRenderer,
+    QgsProcessingException,
     QgsProcessingModelAlgorithm,
+    QgsProcessingParameterDefinition,
     QgsProject,
     QgsSingleBandPseudoColorRenderer,
 )
@@ -101,3 +104,26 @@ def test_the_provider_offers_the_shipped_model_in_the_toolbox(
         },
     )
     assert_on_grid_of(mask, scene)
+
+
+def test_example_model_asks_for_the_mask_up_front(provider, scene, tiny_model, tmp_path):
+    """The statistics read the mask, so it cannot be skipped: asked for before anything runs
+    (it used to fail after the whole detection), and a temporary file by default."""
+    model = load_example_model()
+    mask = model.parameterDefinition("threshold:anomaly_mask")
+    assert not mask.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert mask.defaultValue() == "TEMPORARY_OUTPUT"  # what the dialog offers
+    statistics = tmp_path / "stats.html"
+    parameters = {
+        "input_raster": str(scene),
+        "model_file": str(tiny_model),
+        "top_percent": 2.0,
+        "detect:anomaly_scores": str(tmp_path / "scores.tif"),
+        "statistics:mask_statistics": str(statistics),
+    }
+    with pytest.raises(QgsProcessingException):
+        processing.run(model, parameters)
+    assert not (tmp_path / "scores.tif").exists()  # refused before the detection ran
+    results = processing.run(model, {**parameters, "threshold:anomaly_mask": "TEMPORARY_OUTPUT"})
+    assert "Mean" in statistics.read_text(encoding="utf-8")
+    assert Path(results["threshold:anomaly_mask"]).is_file()
