@@ -52,9 +52,11 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 #: Modules each kind of work needs (besides QGIS, GDAL and numpy, which QGIS always has).
 DETECTION_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy")
-RX_MODULES = ("uniadrs_engine", "sklearn")
+RX_MODULES = ("uniadrs_engine",)
 THRESHOLD_MODULES = ("uniadrs_engine",)
-EVALUATION_MODULES = ("uniadrs_engine", "sklearn", "matplotlib")
+EVALUATION_MODULES = ("uniadrs_engine", "scipy", "sklearn")
+#: What the evaluation's HTML report needs on top (its ROC curve).
+REPORT_MODULES = ("matplotlib",)
 SIMULATION_MODULES = ("uniadrs_engine", "scipy", "PIL", "matplotlib")
 TRAINING_MODULES = ("uniadrs_engine", "torch", "safetensors", "scipy", "PIL", "yaml", "sklearn")
 

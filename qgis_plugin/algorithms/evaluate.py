@@ -26,7 +26,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from ..dependencies import EVALUATION_MODULES
+from ..dependencies import EVALUATION_MODULES, REPORT_MODULES, missing_requirements_message
 from .base import GROUP_POSTPROCESSING, UniadrsAlgorithm, engine_module, tr
 
 #: Numeric outputs: (output name, attribute path in the EvaluationResult, description).
@@ -150,6 +150,10 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                 "Give the ground truth either as a mask raster or as polygons (exactly one)"
             )
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+        if html_path:  # before the evaluation runs, not after
+            message = missing_requirements_message(REPORT_MODULES)
+            if message is not None:
+                raise QgsProcessingException(f"The HTML report: {message}")
         progress, is_cancelled = self.callbacks(feedback)
         reporter = progress_module.ProgressReporter(progress, is_cancelled)
         with tempfile.TemporaryDirectory(prefix="uniadrs-evaluate-") as work_folder:

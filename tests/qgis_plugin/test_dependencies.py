@@ -91,3 +91,53 @@ def test_the_presets_are_listed_without_torch(tmp_path):
     from uniadrs_engine.inference.presets import PRESETS
 
     assert done.stdout.strip() == ",".join(PRESETS)
+
+
+@pytest.mark.parametrize(
+    "modules, work",
+    [
+        (
+            "RX_MODULES",
+            "from uniadrs_engine.baselines.rx import rx_raster\n"
+            "rx_raster(f'{folder}/hsi.tif', f'{folder}/rx.tif', mode='local', inner=3, outer=9)\n",
+        ),
+        (
+            "SIMULATION_MODULES",
+            "from uniadrs_engine.simulation.export import simulate_to_dir\n"
+            "simulate_to_dir([f'{folder}/hsi.tif', f'{folder}/rgb.tif'], f'{folder}/sim', n=4,"
+            " seed=1, size=32, spectral_share=0.5)\n",
+        ),
+        (
+            "EVALUATION_MODULES",
+            "from uniadrs_engine.metrics.evaluation import evaluate_rasters\n"
+            "evaluate_rasters(f'{folder}/scores.tif', f'{folder}/mask.tif')\n",
+        ),
+    ],
+)
+def test_an_algorithm_runs_with_only_the_modules_it_declares(tmp_path, modules, work):
+    """Every optional package an algorithm does not declare is blocked, and the engine work
+    it does still runs (so it is never refused for a package it does not use)."""
+    import os
+    import subprocess
+
+    import numpy as np
+
+    from tests.raster_factory import write_raster
+
+    rng = np.random.default_rng(0)
+    write_raster(tmp_path / "hsi.tif", (rng.random((12, 48, 48)) * 1000).astype("float32"))
+    write_raster(tmp_path / "rgb.tif", rng.integers(0, 255, (3, 48, 48)).astype("uint8"))
+    write_raster(tmp_path / "scores.tif", rng.random((20, 20)).astype("float32"))
+    write_raster(tmp_path / "mask.tif", (rng.random((20, 20)) > 0.9).astype("uint8"))
+    optional = {"torch", "safetensors", "sklearn", "matplotlib", "PIL", "yaml", "scipy"}
+    blocked = sorted(optional - set(getattr(dependencies, modules)))
+    assert blocked, "nothing to block"
+    script = (
+        f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+        f"folder = {str(tmp_path)!r}\n{work}"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=environment
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
