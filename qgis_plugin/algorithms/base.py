@@ -388,8 +388,8 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
         value = parameters.get(name)
         if isinstance(value, str) and not value.strip():
             return None  # parameterAsInts("") is [0], band 0 (``qgis_process ... BANDS=``)
-        if isinstance(value, str) and ("," in value or "-" in value):
-            return self.number_list(parameters, name, context, "band")
+        if isinstance(value, str) and not value.strip().isdigit():
+            return self.number_list(parameters, name, context, "band")  # "2,5", "2 5", "1-3"
         bands = [int(band) for band in self.parameterAsInts(parameters, name, context)]
         return bands or None
 

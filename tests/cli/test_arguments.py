@@ -19,7 +19,14 @@ from uniadrs_engine.errors import InputError
 
 @pytest.mark.parametrize(
     "text,bands",
-    [("3", [3]), ("1,2,5-9", [1, 2, 5, 6, 7, 8, 9]), (" 4 - 2 , 7", [4, 3, 2, 7]), ("2,2", [2, 2])],
+    [
+        ("3", [3]),
+        ("1,2,5-9", [1, 2, 5, 6, 7, 8, 9]),
+        (" 4 - 2 , 7", [4, 3, 2, 7]),
+        ("2,2", [2, 2]),
+        ("2 5", [2, 5]),
+        ("1 - 3  7", [1, 2, 3, 7]),
+    ],
 )
 def test_band_lists(text: str, bands: list) -> None:
     assert parse_band_list(text) == bands

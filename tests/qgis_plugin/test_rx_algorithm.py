@@ -132,10 +132,11 @@ def test_a_subdataset_of_a_container_is_an_input_and_the_container_names_them(pr
         processing.run(ALGORITHM, {"INPUT": str(path), "OUTPUT": str(tmp_path / "c.tif")})
 
 
-def test_a_band_text_with_commas_is_a_band_list(provider, scene, tmp_path):
+@pytest.mark.parametrize("text", ["1,3", "1 3"])
+def test_a_band_text_is_a_band_list(provider, scene, tmp_path, text):
     # ``qgis_process ... BANDS=1,3`` passes "1,3", which QGIS itself reads as band 0
     result = processing.run(
-        ALGORITHM, {"INPUT": str(scene), "BANDS": "1,3", "OUTPUT": str(tmp_path / "rx.tif")}
+        ALGORITHM, {"INPUT": str(scene), "BANDS": text, "OUTPUT": str(tmp_path / "rx.tif")}
     )
     engine = rx_raster(scene, tmp_path / "engine.tif", mode="global", bands=[1, 3])
     np.testing.assert_allclose(read_band(result["OUTPUT"]), read_band(engine.output_path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -25,7 +26,8 @@ MAX_BANDS = 100_000
 def parse_band_list(text: str, what: str = "band") -> List[int]:
     """Parses 1-based band numbers: ``"3"``, ``"1,2,5-9"``, ``"4-2"`` (descending) ...
 
-    Bands keep the given order; repeats are kept too (a band may be used twice).
+    Bands keep the given order; repeats are kept too (a band may be used twice). Spaces
+    separate items as commas do (``"2 5"``, ``"1 - 3, 7"``).
 
     Args:
         text: The list.
@@ -35,7 +37,8 @@ def parse_band_list(text: str, what: str = "band") -> List[int]:
         InputError: If the text is empty or holds anything but positive integers and ranges.
     """
     bands: List[int] = []
-    parts = [part.strip() for part in str(text).split(",")]
+    joined = re.sub(r"\s*([-,])\s*", r"\1", str(text).strip())  # "1 - 3" is the range 1-3
+    parts = [part.strip() for part in re.sub(r"\s+", ",", joined).split(",")]
     if not any(parts):
         raise InputError(f"the {what} list is empty")
     for part in parts:
