@@ -67,6 +67,14 @@ class ProgressReporter:
         if self.progress is not None:
             self.progress(min(1.0, max(0.0, float(fraction))), message)
 
+    def begin(self, message: str) -> None:
+        """Names the phase that starts now, at its start's progress.
+
+        Phases report their message with each unit they complete; naming it first keeps a
+        dialog from showing the previous phase's name while a long first unit runs.
+        """
+        self.update(0.0, message)
+
     def check_cancelled(self) -> None:
         """Raises :class:`CancelledError` if the caller asked to stop."""
         if self.is_cancelled is not None and self.is_cancelled():

@@ -189,6 +189,30 @@ def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path:
     assert len(fractions) > 6
 
 
+def test_each_phase_is_named_before_it_advances(scene, loaded_model, tmp_path: Path) -> None:
+    """A dialog shows the phase that runs, not the previous one: when the message changes,
+    the progress has not moved on under the new name yet."""
+    _, path = scene
+    records: List[tuple] = []
+    detect_raster(
+        path,
+        tmp_path / "s.tif",
+        _options(loaded_model, tile=32, halo=8, scales=[0.5, 1.0], batch_size=2, rx_weight=0.5),
+        progress=lambda fraction, message: records.append((fraction, message)),
+    )
+    messages = [message for _, message in records]
+    for name in ("computing band statistics", "scale 0.5: scoring tiles", "scale 1: scoring tiles"):
+        assert name in messages
+    changes = [
+        (records[i - 1][0], records[i][0], records[i][1])
+        for i in range(1, len(records))
+        if records[i][1] != records[i - 1][1]
+    ]
+    assert len(changes) >= 4
+    for previous, fraction, message in changes:
+        assert fraction == pytest.approx(previous), message
+
+
 @pytest.mark.parametrize(
     "scales,cancel_after,rx_weight", [([1.0], 2, 0.0), ([0.5, 1.0], 8, 0.0), ([1.0], 13, 0.5)]
 )

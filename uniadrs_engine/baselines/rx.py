@@ -776,6 +776,7 @@ def write_global_rx(
     with ScoreRasterWriter(
         output_path, like=source, overviews=overviews, reported_as=reported_as
     ) as writer:
+        reporter.begin("global RX")
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             block = source.read_window(window)
@@ -810,6 +811,7 @@ def _write_local(
     grid = TileGrid(source.width, source.height, tile=tile, halo=halo)
     unscored = 0
     with ScoreRasterWriter(output_path, like=source, overviews=SCORE_OVERVIEWS) as writer:
+        reporter.begin("local RX")
         for index, grid_tile in enumerate(grid):
             reporter.check_cancelled()
             block = source.read_window(grid_tile.read)

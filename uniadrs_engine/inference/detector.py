@@ -640,6 +640,7 @@ def _score_scale(
     batches = [
         tiles[start : start + plan.batch_size] for start in range(0, len(tiles), plan.batch_size)
     ]
+    reporter.begin(f"scale {plan.scale:g}: scoring tiles")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniadrs-read") as reader:
         pending = reader.submit(_read_batch, source, batches[0], scaling)
         for index, batch_tiles in enumerate(batches):
@@ -726,6 +727,8 @@ def _detect_bands(
     temporary_paths: List[Path] = []
     with open_raster(input_path, options.bands, colours=True) as source:
         device = resolve_device(options.device)
+        if not isinstance(options.model, LoadedModel):
+            reporter.begin("loading the model")
         loaded = _load(options.model, device)
         card = loaded.card
         preset: Preset = resolve_auto_preset(

@@ -267,6 +267,7 @@ def fuse_score_rasters(
         windows = block_windows(
             writer.width, writer.height, bytes_per_pixel, memory_mb, sources[0].block_size
         )
+        reporter.begin("fusing score maps")
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             total = PowerMean((window.ysize, window.xsize), power)

@@ -188,6 +188,7 @@ def _summarise(
     summary = _ClassSummary()
     kept: Optional[List[np.ndarray]] = []
     n_kept = 0
+    reporter.begin("reading scores and mask")
     for index, (values, is_anomaly, n_ignored) in enumerate(stream.blocks()):
         reporter.check_cancelled()
         summary.n_ignored += n_ignored
@@ -222,6 +223,7 @@ def _collect_chunk(
     """Returns, sorted, the scores of the smaller class with ordinal in ``[start, stop)``."""
     collected = []
     seen = 0
+    reporter.begin("collecting reference scores")
     for index, (values, is_anomaly, _) in enumerate(stream.blocks()):
         reporter.check_cancelled()
         class_values = values[is_anomaly] if small_is_anomaly else values[~is_anomaly]
@@ -291,6 +293,7 @@ def _rank(stream: _PairStream, memory_mb: float, reporter: ProgressReporter, wha
             anomaly_counts += reference_counts
         else:
             background_counts += reference_counts
+        count_reporter.begin("ranking scores")
         for index, (values, is_anomaly, _) in enumerate(stream.blocks()):
             reporter.check_cancelled()
             large = values[~is_anomaly] if small_is_anomaly else values[is_anomaly]

@@ -378,6 +378,7 @@ def resolve_score_cut(
     try:
         high_counts = np.zeros(1 << 16, dtype=np.int64)
         valid_pixels = 0
+        reporter.begin("counting scores")
         for index, (values, _, valid_count) in enumerate(
             _region_values(scores, windows, background)
         ):
@@ -501,6 +502,7 @@ def _write_mask(
     """Writes the final mask (no objects involved); returns the anomaly pixel count."""
     anomaly_pixels = 0
     with _mask_writer(mask_path, scores) as writer:
+        reporter.begin("writing the mask")
         for index, window in enumerate(windows):
             reporter.check_cancelled()
             block = scores.read_window(window)

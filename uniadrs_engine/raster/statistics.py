@@ -294,6 +294,7 @@ def compute_band_statistics(
     accumulator = StatisticsAccumulator(band_count, covariance=covariance)
     band_counts = np.zeros(band_count, dtype=np.int64)
     extent = _ValidExtent()
+    reporter.begin("computing band statistics")
     try:
         for index, window in enumerate(windows):
             reporter.check_cancelled()
