@@ -391,3 +391,19 @@ def test_rx_of_float64_values_keeps_their_precision(make_raster, tmp_path, mode)
     plain_scores, _ = _read_scores(tmp_path / "plain_rx.tif")
     offset_scores, _ = _read_scores(tmp_path / "offset_rx.tif")
     np.testing.assert_allclose(offset_scores, plain_scores, rtol=1e-4)  # RX is affine-invariant
+
+
+@pytest.mark.parametrize("mode", ["global", "local"])
+def test_rx_scores_say_how_they_were_made(make_raster, tmp_path, mode):
+    image = np.random.default_rng(1).random((3, 30, 30)).astype(np.float32)
+    path = make_raster(image, "scene.tif")
+    report = rx_raster(path, tmp_path / "rx.tif", mode=mode, inner=3, outer=9)
+    dataset = gdal.Open(str(report.output_path))
+    band = dataset.GetRasterBand(1)
+    description = band.GetDescription()
+    metadata = dataset.GetMetadata()
+    band = dataset = None
+    assert description.startswith(f"{mode} RX anomaly score")
+    assert metadata["UNIADRS_RX"] == mode and metadata["UNIADRS_BANDS"] == "1,2,3"
+    if mode == "local":
+        assert (metadata["UNIADRS_INNER_WINDOW"], metadata["UNIADRS_OUTER_WINDOW"]) == ("3", "9")

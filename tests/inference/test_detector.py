@@ -189,6 +189,26 @@ def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path:
     assert len(fractions) > 6
 
 
+def test_the_scores_say_how_they_were_made(scene, loaded_model, tmp_path: Path) -> None:
+    """QGIS shows the band's description instead of "Band 1", and the layer's metadata
+    (and gdalinfo) the preset, scales, networks and model."""
+    _, path = scene
+    for scales, name in (([1.0], "one.tif"), ([0.5, 1.0], "fused.tif")):
+        report = detect_raster(
+            path, tmp_path / name, _options(loaded_model, tile=32, halo=8, scales=scales)
+        )
+        dataset = gdal.Open(str(report.output_path))
+        band = dataset.GetRasterBand(1)
+        assert band.GetDescription() == "UniADRS anomaly score"
+        metadata = dataset.GetMetadata()
+        band = dataset = None
+        assert metadata["UNIADRS_SCALES"] == ",".join(f"{scale:g}" for scale in scales)
+        assert metadata["UNIADRS_PRESET"] == report.preset
+        assert metadata["UNIADRS_NETWORKS"] == ",".join(map(str, report.networks))
+        assert metadata["UNIADRS_MODEL"].startswith(loaded_model.card.name)
+        assert metadata["UNIADRS_BANDS"] == "1,2,3,4"
+
+
 def test_each_phase_is_named_before_it_advances(scene, loaded_model, tmp_path: Path) -> None:
     """A dialog shows the phase that runs, not the previous one: when the message changes,
     the progress has not moved on under the new name yet."""

@@ -56,7 +56,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -89,6 +89,7 @@ from uniadrs_engine.raster.writer import (
     ScoreRasterWriter,
     check_geotiff_path,
     check_not_an_input,
+    provenance,
 )
 
 PathLike = Union[str, Path]
@@ -96,6 +97,10 @@ PathLike = Union[str, Path]
 LOGGER = logging.getLogger(__name__)
 
 RX_MODES = ("global", "local")
+
+#: The descriptions of RX's score bands (QGIS shows them instead of "Band 1").
+GLOBAL_RX_DESCRIPTION = "global RX anomaly score (squared Mahalanobis distance)"
+LOCAL_RX_DESCRIPTION = "local RX anomaly score (squared Mahalanobis distance)"
 
 #: Default dual-window sizes in pixels when none is given (generic, not modality-specific).
 DEFAULT_INNER = 7
@@ -695,6 +700,7 @@ def _rx_bands(
                     memory_mb,
                     reporter.sub(0.3, 1.0),
                     overviews=SCORE_OVERVIEWS,
+                    metadata=provenance(rx="global", bands=tuple(source.band_indices)),
                 )
                 components = None
             else:
@@ -712,6 +718,12 @@ def _rx_bands(
                     shrinkage,
                     memory_mb,
                     reporter.sub(0.3, 1.0),
+                    provenance(
+                        rx="local",
+                        inner_window=inner,
+                        outer_window=outer,
+                        bands=tuple(source.band_indices),
+                    ),
                 )
                 components = transform.components
                 if unscored:
@@ -749,6 +761,7 @@ def write_global_rx(
     observer: Optional[Callable[[np.ndarray, np.ndarray], None]] = None,
     overviews: Optional[str] = None,
     reported_as: Optional[PathLike] = None,
+    metadata: Optional[Dict[str, str]] = None,
 ) -> None:
     """Scoring pass of global RX, strip by strip.
 
@@ -764,6 +777,8 @@ def write_global_rx(
             :class:`~uniadrs_engine.raster.writer.ScoreRasterWriter`).
         reported_as: The file a failed write is reported as (when ``output_path`` is an
             intermediate of it).
+        metadata: How the scores were made (:func:`~uniadrs_engine.raster.writer.provenance`)
+            for a final output; it then gets its band description too.
     """
     assert statistics.covariance is not None
     mean = statistics.mean
@@ -774,7 +789,12 @@ def write_global_rx(
         source.width, source.height, bytes_per_pixel, memory_mb, source.block_size
     )
     with ScoreRasterWriter(
-        output_path, like=source, overviews=overviews, reported_as=reported_as
+        output_path,
+        like=source,
+        overviews=overviews,
+        reported_as=reported_as,
+        band_descriptions=None if metadata is None else [GLOBAL_RX_DESCRIPTION],
+        metadata=metadata,
     ) as writer:
         reporter.begin("global RX")
         for index, window in enumerate(windows):
@@ -798,6 +818,7 @@ def _write_local(
     shrinkage: Optional[float],
     memory_mb: float,
     reporter: ProgressReporter,
+    metadata: Dict[str, str],
 ) -> int:
     """Local RX tile by tile, with a halo of ``outer // 2``; the output has overviews.
 
@@ -810,7 +831,13 @@ def _write_local(
     )
     grid = TileGrid(source.width, source.height, tile=tile, halo=halo)
     unscored = 0
-    with ScoreRasterWriter(output_path, like=source, overviews=SCORE_OVERVIEWS) as writer:
+    with ScoreRasterWriter(
+        output_path,
+        like=source,
+        overviews=SCORE_OVERVIEWS,
+        band_descriptions=[LOCAL_RX_DESCRIPTION],
+        metadata=metadata,
+    ) as writer:
         reporter.begin("local RX")
         for index, grid_tile in enumerate(grid):
             reporter.check_cancelled()

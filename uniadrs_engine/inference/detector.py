@@ -148,6 +148,7 @@ from uniadrs_engine.raster.writer import (
     ScoreRasterWriter,
     check_geotiff_path,
     check_not_an_input,
+    provenance,
     remove_if_exists,
 )
 
@@ -163,6 +164,9 @@ MEMORY_SAFETY_FACTOR = 1.2
 
 #: Share of the progress bar given to the statistics pass, the fusion pass and global RX.
 STATISTICS_SHARE, FUSION_SHARE, RX_SHARE = 0.05, 0.05, 0.05
+
+#: The description of a detection's score band (QGIS shows it instead of "Band 1").
+SCORE_BAND_DESCRIPTION = "UniADRS anomaly score"
 
 #: Largest row strip of the streaming passes (statistics, fusion), in MiB.
 STRIP_MEMORY_MB = 64
@@ -819,6 +823,16 @@ def _detect_bands(
             else scaling_from_statistics(card.normalisation, statistics, str(source.path))
         )
         fused = len(plans) > 1 or rx_weight > 0
+        made = provenance(
+            model=f"{card.name} v{card.model_version}",
+            preset=preset.name,
+            scales=tuple(plan.scale for plan in plans),
+            networks=networks,
+            views=views,
+            rx_weight=rx_weight,
+            fusion_power=fusion_power if fused else 1.0,
+            bands=tuple(source.band_indices),
+        )
         fusion_start = 1.0 - (FUSION_SHARE if fused else 0.0)
         scoring_end = fusion_start - (RX_SHARE if rx_weight > 0 else 0.0)
         total_tiles = sum(len(plan.grid) for plan in plans)
@@ -844,7 +858,12 @@ def _detect_bands(
                     target = output_path
                 final = None if fused else SCORE_OVERVIEWS
                 with ScoreRasterWriter(
-                    target, source, overviews=final, reported_as=output_path
+                    target,
+                    source,
+                    overviews=final,
+                    reported_as=output_path,
+                    band_descriptions=None if fused else [SCORE_BAND_DESCRIPTION],
+                    metadata=None if fused else made,
                 ) as writer:
                     # the collar is never written: GDAL fills it with the nodata value
                     _score_scale(
@@ -873,7 +892,13 @@ def _detect_bands(
                     reported_as=output_path,
                 )
             if fused:
-                with ScoreRasterWriter(output_path, source, overviews=SCORE_OVERVIEWS) as writer:
+                with ScoreRasterWriter(
+                    output_path,
+                    source,
+                    overviews=SCORE_OVERVIEWS,
+                    band_descriptions=[SCORE_BAND_DESCRIPTION],
+                    metadata=made,
+                ) as writer:
                     fuse_score_rasters(
                         temporary_paths,
                         histograms,

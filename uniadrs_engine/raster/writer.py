@@ -30,7 +30,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -494,6 +494,8 @@ class ScoreRasterWriter:
             intermediate files).
         reported_as: The file a failed write is reported as (the final output of which this
             is an intermediate); ``path`` by default.
+        metadata: Dataset metadata items (:func:`provenance`: how the scores were made, for
+            QGIS's layer properties and ``gdalinfo``).
 
     Raises:
         InputError: If :func:`check_geotiff_path` refuses the path (its ending, its folder)
@@ -511,6 +513,7 @@ class ScoreRasterWriter:
         band_descriptions: Optional[Sequence[str]] = None,
         overviews: Optional[str] = None,
         reported_as: Optional[PathLike] = None,
+        metadata: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.path = check_geotiff_path(path)
         self.reported_as = Path(reported_as) if reported_as is not None else self.path
@@ -549,6 +552,8 @@ class ScoreRasterWriter:
                 raise InputError(f"cannot create {self.path}: {message or 'GDAL error'}")
             self._dataset = dataset
             set_georeference(dataset, like)
+            if metadata:
+                dataset.SetMetadata({str(key): str(value) for key, value in metadata.items()})
             for index in range(self.band_count):
                 band = dataset.GetRasterBand(index + 1)
                 if nodata is not None:
@@ -689,6 +694,27 @@ class ScoreRasterWriter:
     def __repr__(self) -> str:
         state = "committed" if self.committed else ("open" if self.is_open else "aborted")
         return f"ScoreRasterWriter({str(self.path)!r}, {self.width}x{self.height}, {state})"
+
+
+def provenance(**items: object) -> Dict[str, str]:
+    """Metadata items saying how an output was made: ``UNIADRS_<NAME>``, and the version.
+
+    Example:
+        >>> provenance(preset="sar", scales=(0.5, 1))["UNIADRS_SCALES"]
+        '0.5,1'
+    """
+    from uniadrs_engine import __version__
+
+    metadata = {"UNIADRS_VERSION": __version__}
+    for name, value in items.items():
+        if isinstance(value, (tuple, list)):
+            value = ",".join(
+                f"{item:g}" if isinstance(item, float) else str(item) for item in value
+            )
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        metadata[f"UNIADRS_{name.upper()}"] = str(value)
+    return metadata
 
 
 def release_frames(error: BaseException) -> None:
