@@ -407,3 +407,31 @@ def test_rx_scores_say_how_they_were_made(make_raster, tmp_path, mode):
     assert metadata["UNIADRS_RX"] == mode and metadata["UNIADRS_BANDS"] == "1,2,3"
     if mode == "local":
         assert (metadata["UNIADRS_INNER_WINDOW"], metadata["UNIADRS_OUTER_WINDOW"]) == ("3", "9")
+
+
+def _mixed_unit_stack(small: float) -> tuple:
+    """Three bands of optical counts and one of linear backscatter ``small`` times as
+    large, where a 4x4 target stands out in the last band only."""
+    rng = np.random.default_rng(7)
+    image = np.empty((4, 60, 60))
+    image[:3] = rng.normal(1500.0, 1000.0, (3, 60, 60))
+    image[3] = rng.normal(1.0, 0.5, (60, 60))
+    image[3, 20:24, 30:34] = 6.0
+    scaled = image.copy()
+    scaled[3] *= small
+    return image, scaled
+
+
+@pytest.mark.parametrize("small", [1e-5, 1e-7])
+def test_global_rx_does_not_depend_on_a_bands_units(small):
+    """RX is unit-free; pinv's relative cut-off was not, and dropped the small band."""
+    image, scaled = _mixed_unit_stack(small)
+    np.testing.assert_allclose(global_rx(scaled), global_rx(image), rtol=1e-5, atol=1e-6)
+
+
+def test_local_rx_does_not_depend_on_a_bands_units():
+    image, scaled = _mixed_unit_stack(1e-5)
+    expected = local_rx(image, inner=3, outer=15)
+    found = local_rx(scaled, inner=3, outer=15)
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
+    assert np.unravel_index(np.nanargmax(found), found.shape)[0] in range(20, 24)

@@ -208,7 +208,7 @@ def rx_inverse(covariance: np.ndarray, pixel_count: int) -> np.ndarray:
     """
     bands = covariance.shape[0]
     if pixel_count >= MIN_PIXELS_PER_BAND * bands:
-        return np.linalg.pinv(covariance, rcond=PINV_RCOND)
+        return _unit_free_pinv(covariance)
     advice = "select fewer bands, or give RX more pixels"
     if pixel_count > bands + 1:
         LOGGER.warning(
@@ -219,7 +219,7 @@ def rx_inverse(covariance: np.ndarray, pixel_count: int) -> np.ndarray:
             MIN_PIXELS_PER_BAND,
             advice,
         )
-        return np.linalg.pinv(covariance, rcond=PINV_RCOND)
+        return _unit_free_pinv(covariance)
     components = max(1, (pixel_count - 1) // MIN_PIXELS_PER_BAND)
     LOGGER.warning(
         "RX estimates the covariance of %d bands from only %d pixels, so every pixel would "
@@ -235,6 +235,30 @@ def rx_inverse(covariance: np.ndarray, pixel_count: int) -> np.ndarray:
     positive = kept_values > _EIGENVALUE_TOLERANCE * max(float(eigenvalues.max()), 0.0)
     kept_values, kept_vectors = kept_values[positive], kept_vectors[:, positive]
     return (kept_vectors / kept_values) @ kept_vectors.T
+
+
+def _band_scales(covariance: np.ndarray) -> np.ndarray:
+    """Each band's standard deviation (1 where it has none), to measure bands unit-free."""
+    deviations = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+    return np.where(deviations > 0, deviations, 1.0)
+
+
+def _unit_free_pinv(covariance: np.ndarray) -> np.ndarray:
+    """``pinv(S)``, with its cut-off measured on the bands' correlations when it must be.
+
+    RX does not depend on the bands' units, but ``pinv``'s relative cut-off does: a band
+    whose values are 1e6 times smaller than the others' (linear SAR backscatter beside
+    optical counts) falls under it and drops out. Where the cut-off drops anything, it is
+    taken on the correlation matrix instead, and the result brought back to the bands'
+    units; a well-conditioned covariance takes ``pinv`` as it is.
+    """
+    eigenvalues = np.linalg.eigvalsh(covariance)
+    largest = float(eigenvalues.max()) if eigenvalues.size else 0.0
+    if largest <= 0 or float(eigenvalues.min()) > PINV_RCOND * largest:
+        return np.linalg.pinv(covariance, rcond=PINV_RCOND)
+    scales = _band_scales(covariance)
+    correlation = covariance / np.outer(scales, scales)
+    return np.linalg.pinv(correlation, rcond=PINV_RCOND) / np.outer(scales, scales)
 
 
 def _pixel_masks(
@@ -314,14 +338,19 @@ class WhiteningTransform:
     def from_statistics(
         cls, mean: np.ndarray, covariance: np.ndarray, max_components: int
     ) -> WhiteningTransform:
-        """Builds the transform from a mean and a covariance."""
-        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-        order = np.argsort(eigenvalues)[::-1]
-        eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
-        largest = float(eigenvalues[0]) if eigenvalues.size else 0.0
-        kept = int(np.sum(eigenvalues > _EIGENVALUE_TOLERANCE * largest)) if largest > 0 else 0
-        kept = min(kept, int(max_components))
-        projection = eigenvectors[:, :kept].T / np.sqrt(eigenvalues[:kept])[:, None]
+        """Builds the transform from a mean and a covariance.
+
+        The components are the covariance's, those above a tolerance relative to the
+        largest. Where that tolerance drops components the bands' correlations keep (a band
+        in far smaller units than the others, see :func:`_unit_free_pinv`), they are the
+        correlation matrix's instead, measured on bands scaled to unit variance.
+        """
+        limit = int(max_components)
+        projection = _leading_components(covariance, limit)
+        scales = _band_scales(covariance)
+        unit_free = _leading_components(covariance / np.outer(scales, scales), limit)
+        if unit_free.shape[0] > projection.shape[0]:
+            projection = unit_free / scales[None, :]
         return cls(mean=np.asarray(mean, dtype=np.float64), projection=projection)
 
     def apply(self, image: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
@@ -332,6 +361,20 @@ class WhiteningTransform:
         if valid is not None:
             whitened[:, ~valid] = 0.0
         return whitened
+
+
+def _leading_components(covariance: np.ndarray, limit: int) -> np.ndarray:
+    """``[k, C]``: the leading ``k <= limit`` principal axes, scaled to unit variance.
+
+    Only axes whose variance is above :data:`_EIGENVALUE_TOLERANCE` of the largest count.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    largest = float(eigenvalues[0]) if eigenvalues.size else 0.0
+    kept = int(np.sum(eigenvalues > _EIGENVALUE_TOLERANCE * largest)) if largest > 0 else 0
+    kept = min(kept, limit)
+    return eigenvectors[:, :kept].T / np.sqrt(eigenvalues[:kept])[:, None]
 
 
 def check_window_sizes(inner: int, outer: int) -> None:
