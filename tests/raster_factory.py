@@ -19,6 +19,7 @@ _GDAL_TYPES = {
     np.dtype("uint16"): gdal.GDT_UInt16,
     np.dtype("int16"): gdal.GDT_Int16,
     np.dtype("int32"): gdal.GDT_Int32,
+    np.dtype("uint32"): gdal.GDT_UInt32,
     np.dtype("float32"): gdal.GDT_Float32,
     np.dtype("float64"): gdal.GDT_Float64,
 }

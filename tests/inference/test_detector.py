@@ -209,6 +209,22 @@ def test_the_scores_say_how_they_were_made(scene, loaded_model, tmp_path: Path) 
         assert metadata["UNIADRS_BANDS"] == "1,2,3,4"
 
 
+@pytest.mark.parametrize("dtype,offset", [("uint32", 4_000_000_000), ("float64", 1e12)])
+def test_wide_values_far_from_zero_score_as_the_same_values_near_it(
+    loaded_model, tmp_path: Path, dtype: str, offset: float
+) -> None:
+    """Whitening takes the mean off; it must do so before float32 rounds the values."""
+    model = replace(loaded_model, card=replace(loaded_model.card, normalisation=WHITENING_NAME))
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 2000, size=(3, 48, 56)).astype(np.float64)
+    near = write_raster(tmp_path / "near.tif", image.astype(np.float32))
+    far = write_raster(tmp_path / "far.tif", (image + offset).astype(dtype))
+    options = _options(model, tile=32, halo=8)
+    expected = _read_scores(detect_raster(near, tmp_path / "near_s.tif", options).output_path)
+    found = _read_scores(detect_raster(far, tmp_path / "far_s.tif", options).output_path)
+    np.testing.assert_allclose(found, expected, atol=1e-4)
+
+
 def test_each_phase_is_named_before_it_advances(scene, loaded_model, tmp_path: Path) -> None:
     """A dialog shows the phase that runs, not the previous one: when the message changes,
     the progress has not moved on under the new name yet."""
@@ -874,7 +890,7 @@ def test_only_rasters_with_pixels_without_data_are_planned_for_the_fill(
     masked_flags: List[bool] = []
 
     def recording_plan(*arguments, **keywords):
-        masked_flags.append(arguments[-1])
+        masked_flags.append(keywords["masked"])
         return real_plan_scale(*arguments, **keywords)
 
     monkeypatch.setattr(detector_module, "plan_scale", recording_plan)

@@ -388,6 +388,7 @@ def estimate_tile_bytes(
     window_statistics: bool = False,
     views: int = 1,
     masked: bool = False,
+    wide: bool = False,
 ) -> int:
     """Estimated peak memory of scoring one tile (activations and raster buffers).
 
@@ -404,7 +405,9 @@ def estimate_tile_bytes(
     without data inside its scored window (``masked``) adds :data:`FILL_MAPS` maps: the
     nearest-pixel indices of :func:`~uniadrs_engine.inference.scoring.fill_from_nearest`
     and the valid weights. The masked instance normalisations do not raise the peak
-    (measured: 685 against 717 MiB for a 640 px tile of the widest default network).
+    (measured: 685 against 717 MiB for a 640 px tile of the widest default network). A
+    raster whose values float32 cannot hold (``wide``: 32-bit integers, float64) is read in
+    float64: the read and the one read ahead take twice the bytes.
     """
     stem, (e1, e2, e3, e5) = config.stem_width, config.encoder_widths
     hidden, taps = config.lam_hidden, 49
@@ -418,7 +421,7 @@ def estimate_tile_bytes(
     )
     network_pixels = network_shape[0] * network_shape[1]
     activations = 4 * per_pixel * network_pixels * MEMORY_SAFETY_FACTOR
-    copies = 5 + (WINDOW_STATISTICS_COPIES if window_statistics else 0)
+    copies = 5 + (WINDOW_STATISTICS_COPIES if window_statistics else 0) + (2 if wide else 0)
     maps = 4 + (FILL_MAPS if masked else 0)
     buffers = 4 * (copies * band_count + maps) * input_shape[0] * input_shape[1]
     turned = 4 * (band_count + 2) * network_pixels if views > 1 else 0
@@ -446,6 +449,7 @@ def plan_scale(
     window_statistics: bool = False,
     views: int = 1,
     masked: bool = False,
+    wide: bool = False,
 ) -> ScalePlan:
     """Chooses the tiles and the batch size of one scale within the memory budget.
 
@@ -465,6 +469,7 @@ def plan_scale(
         views: Test-time views per tile (more than one holds a turned copy of the input).
         masked: Whether some pixels inside the scored window hold no data
             (:func:`estimate_tile_bytes`).
+        wide: Whether the raster is read in float64 (:func:`estimate_tile_bytes`).
 
     Returns:
         The plan; its batch size is lowered (and, if even one tile does not fit, its tile
@@ -482,7 +487,14 @@ def plan_scale(
         resampled = scaled_size(input_shape, scale)
         network_shape = (padded_size(resampled[0]), padded_size(resampled[1]))
         tile_bytes = estimate_tile_bytes(
-            config, band_count, network_shape, input_shape, window_statistics, views, masked
+            config,
+            band_count,
+            network_shape,
+            input_shape,
+            window_statistics,
+            views,
+            masked,
+            wide,
         )
         if tile_bytes <= budget or (tile <= MIN_TILE and halo == 0):
             break
@@ -729,7 +741,9 @@ def _detect_bands(
 ) -> DetectionReport:
     """:func:`detect_raster` with checked options, on ``options.bands``."""
     temporary_paths: List[Path] = []
-    with open_raster(input_path, options.bands, colours=True) as source:
+    # exact: values float32 cannot hold (32-bit integers, float64 far from 0) are read in
+    # float64 and centred on their means before they become float32
+    with open_raster(input_path, options.bands, colours=True, exact=True) as source:
         device = resolve_device(options.device)
         if not isinstance(options.model, LoadedModel):
             reporter.begin("loading the model")
@@ -786,7 +800,8 @@ def _detect_bands(
                     model_bytes,
                     window_statistics,
                     views,
-                    masked,
+                    masked=masked,
+                    wide=source.value_dtype.itemsize > 4,
                 )
                 for scale in scales
             ]

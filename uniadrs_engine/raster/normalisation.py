@@ -317,14 +317,21 @@ class SpectralWhitening:
         if data.shape[0] != self.band_count:
             raise ValueError(f"expected {self.band_count} bands, got {data.shape[0]}")
         bands, rows, cols = data.shape
-        pixels = np.asarray(data, dtype=np.float32).reshape(bands, -1)
-        mean = self.mean.astype(np.float32)[:, None]
+        # float64 values (32-bit integers, float64 far from 0) are centred in float64:
+        # float32 would round 4,000,000,123 to 4,000,000,128 before the mean is taken off
+        exact = np.asarray(data).dtype == np.float64
+        value_type = np.float64 if exact else np.float32
+        pixels = np.asarray(data, dtype=value_type).reshape(bands, -1)
+        mean = self.mean.astype(value_type)[:, None]
         matrix = self.matrix.astype(np.float32)
         whitened = np.empty((bands, rows * cols), dtype=np.float32)
         # In column chunks, so the only full-size array besides the input is the output.
         for start in range(0, rows * cols, WHITENING_CHUNK_PIXELS):
             stop = start + WHITENING_CHUNK_PIXELS
-            np.matmul(matrix, pixels[:, start:stop] - mean, out=whitened[:, start:stop])
+            centred = pixels[:, start:stop] - mean
+            if exact:
+                centred = centred.astype(np.float32)
+            np.matmul(matrix, centred, out=whitened[:, start:stop])
         whitened = whitened.reshape(bands, rows, cols)
         if valid is not None:
             invalid = ~np.asarray(valid, dtype=bool)
