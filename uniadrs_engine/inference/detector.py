@@ -504,12 +504,14 @@ def plan_scale(
             halo //= 2
     if tile < asked:
         logger.warning(
-            "tiles of %d px at scale %g instead of %d to fit the %.0f MiB budget "
-            "(a larger memory budget gives larger tiles, and fewer)",
+            "tiles of %d px at scale %g instead of %d to fit the %.0f MiB budget: the scores "
+            "differ from those of %d px tiles, since the network normalises each tile over its "
+            "own pixels (a larger memory budget gives larger tiles, and fewer)",
             tile,
             scale,
             asked,
             memory_mb,
+            asked,
         )
     if tile_bytes > budget:
         logger.warning(
