@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
+    QgsProcessingUtils,
 )
 
 from .. import settings
@@ -308,6 +309,15 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
         training_config = engine_module("uniadrs_engine.training.config")
         trainer = engine_module("uniadrs_engine.training.trainer")
         output_folder = self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)
+        if (
+            Path(output_folder)
+            .resolve()
+            .is_relative_to(Path(QgsProcessingUtils.tempFolder()).resolve())
+        ):
+            feedback.pushWarning(
+                f"The model goes to {output_folder}, a temporary folder that QGIS deletes when "
+                "it closes: copy the model file out of it, or choose a folder of your own."
+            )
         config_file = self.parameterAsFile(parameters, self.CONFIG, context)
         device_index = self.parameterAsEnum(parameters, self.DEVICE, context)
         if config_file:

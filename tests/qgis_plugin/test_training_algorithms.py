@@ -265,3 +265,28 @@ def test_train_from_a_model_takes_its_network_and_normalisation(provider, backgr
     assert card.config == config and card.normalisation == "whiten"
     assert card.training["initialised_from"]["model"] == str(start)
     assert card.training["config"]["learning_rate"] == 0.0005
+
+
+class _Warnings(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list = []
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 - QGIS's name
+        self.warnings.append(warning)
+        super().pushWarning(warning)
+
+
+def test_training_into_a_temporary_folder_is_warned_of(provider, backgrounds, tmp_path):
+    """QGIS deletes its temporary folder when it closes, and hours of training with it."""
+    feedback = _Warnings()
+    result = processing.run(
+        "uniadrs:train",
+        _parameters(backgrounds, tmp_path, OUTPUT_FOLDER="TEMPORARY_OUTPUT"),
+        feedback=feedback,
+    )
+    assert Path(result["MODEL_FILE"]).is_file()
+    assert any("QGIS deletes when it closes" in warning for warning in feedback.warnings)
+    feedback = _Warnings()
+    processing.run("uniadrs:train", _parameters(backgrounds, tmp_path), feedback=feedback)
+    assert not any("QGIS deletes" in warning for warning in feedback.warnings)
