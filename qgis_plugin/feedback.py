@@ -64,6 +64,12 @@ class _FeedbackLogHandler(logging.Handler):
             self._feedback.pushInfo(message)
 
 
+#: Runs showing the engine's log now, and the level the engine's logger had before the first.
+_LEVEL_LOCK = threading.Lock()
+_LEVEL_USERS = [0]
+_PREVIOUS_LEVEL = [logging.NOTSET]
+
+
 @contextmanager
 def engine_log_to_feedback(feedback: Optional[QgsProcessingFeedback]) -> Iterator[None]:
     """Shows the ``uniadrs_engine`` loggers' INFO and higher records in ``feedback``."""
@@ -72,12 +78,18 @@ def engine_log_to_feedback(feedback: Optional[QgsProcessingFeedback]) -> Iterato
         return
     logger = logging.getLogger("uniadrs_engine")
     handler = _FeedbackLogHandler(feedback)
-    previous_level = logger.level
-    logger.addHandler(handler)
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+    with _LEVEL_LOCK:  # algorithms run in parallel (batch mode, models): the first sets INFO
+        if _LEVEL_USERS[0] == 0:
+            _PREVIOUS_LEVEL[0] = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+        _LEVEL_USERS[0] += 1
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
+        with _LEVEL_LOCK:  # and the last one to finish restores the level
+            logger.removeHandler(handler)
+            _LEVEL_USERS[0] -= 1
+            if _LEVEL_USERS[0] == 0:
+                logger.setLevel(_PREVIOUS_LEVEL[0])

@@ -53,3 +53,22 @@ def test_progress_is_clipped_and_each_message_shown_once():
     assert not is_cancelled()
     feedback.cancel()
     assert is_cancelled()
+
+
+def test_a_run_that_ends_first_leaves_the_others_log_shown():
+    """Batch mode and models run algorithms side by side: the first to end must not set the
+    engine's log back to warnings while another still runs."""
+    first, second = _RecordingFeedback(), _RecordingFeedback()
+    engine = logging.getLogger("uniadrs_engine")
+    before = engine.level
+    logger = logging.getLogger("uniadrs_engine.inference.detector")
+    first_run, second_run = engine_log_to_feedback(first), engine_log_to_feedback(second)
+    first_run.__enter__()  # the first starts, then the second; the first ends first
+    second_run.__enter__()
+    logger.info("both run")
+    first_run.__exit__(None, None, None)
+    logger.info("the second still runs")
+    second_run.__exit__(None, None, None)
+    assert engine.level == before
+    assert second.lines == [("info", "both run"), ("info", "the second still runs")]
+    assert first.lines == [("info", "both run")]

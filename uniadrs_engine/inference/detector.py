@@ -750,6 +750,7 @@ def _detect_bands(
         if not isinstance(options.model, LoadedModel):
             reporter.begin("loading the model")
         loaded = _load(options.model, device)
+        reporter.check_cancelled()  # a stop asked while the model loaded
         card = loaded.card
         preset: Preset = resolve_auto_preset(
             get_preset(options.preset, card.presets), source.band_count, card.presets
