@@ -435,3 +435,16 @@ def test_local_rx_does_not_depend_on_a_bands_units():
     found = local_rx(scaled, inner=3, outer=15)
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
     assert np.unravel_index(np.nanargmax(found), found.shape)[0] in range(20, 24)
+
+
+def test_local_rx_with_every_component_does_not_depend_on_units_among_many_bands():
+    """25 bands, every component kept: the small band is dropped by no tolerance."""
+    rng = np.random.default_rng(11)
+    image = rng.normal(1500.0, 1000.0, (25, 60, 60))
+    image[24] = rng.normal(1.0, 0.5, (60, 60))
+    image[24, 20:24, 30:34] = 8.0
+    scaled = image.copy()
+    scaled[24] *= 1e-6
+    expected = local_rx(image, inner=3, outer=15, max_components=25)
+    found = local_rx(scaled, inner=3, outer=15, max_components=25)
+    np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)

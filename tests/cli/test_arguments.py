@@ -26,6 +26,7 @@ from uniadrs_engine.errors import InputError
         ("2,2", [2, 2]),
         ("2 5", [2, 5]),
         ("1 - 3  7", [1, 2, 3, 7]),
+        ("2;5", [2, 5]),
     ],
 )
 def test_band_lists(text: str, bands: list) -> None:

@@ -219,10 +219,11 @@ def test_wide_values_far_from_zero_score_as_the_same_values_near_it(
     image = rng.integers(0, 2000, size=(3, 48, 56)).astype(np.float64)
     near = write_raster(tmp_path / "near.tif", image.astype(np.float32))
     far = write_raster(tmp_path / "far.tif", (image + offset).astype(dtype))
-    options = _options(model, tile=32, halo=8)
-    expected = _read_scores(detect_raster(near, tmp_path / "near_s.tif", options).output_path)
-    found = _read_scores(detect_raster(far, tmp_path / "far_s.tif", options).output_path)
-    np.testing.assert_allclose(found, expected, atol=1e-4)
+    for scope in ("raster", "tile"):
+        options = _options(model, tile=32, halo=8, normalisation_scope=scope)
+        near_scores = detect_raster(near, tmp_path / "near_s.tif", options).output_path
+        far_scores = detect_raster(far, tmp_path / "far_s.tif", options).output_path
+        np.testing.assert_allclose(_read_scores(far_scores), _read_scores(near_scores), atol=1e-4)
 
 
 def test_each_phase_is_named_before_it_advances(scene, loaded_model, tmp_path: Path) -> None:

@@ -132,7 +132,7 @@ def test_a_subdataset_of_a_container_is_an_input_and_the_container_names_them(pr
         processing.run(ALGORITHM, {"INPUT": str(path), "OUTPUT": str(tmp_path / "c.tif")})
 
 
-@pytest.mark.parametrize("text", ["1,3", "1 3"])
+@pytest.mark.parametrize("text", ["1,3", "1 3", "1;3"])
 def test_a_band_text_is_a_band_list(provider, scene, tmp_path, text):
     # ``qgis_process ... BANDS=1,3`` passes "1,3", which QGIS itself reads as band 0
     result = processing.run(

@@ -156,6 +156,18 @@ def test_values_are_read_in_the_units_gdal_scale_and_offset_give(tmp_path) -> No
         block.data[0][block.valid], [0.0, 1.5, 39.0, -0.993], rtol=1e-6, atol=1e-6
     )
     assert np.all(block.data[0][~block.valid] == 0.0)
+    with open_raster(path, stored=True) as mask:  # a mask's values count as stored
+        assert mask.unscaling == [None]
+        np.testing.assert_array_equal(mask.read_window(mask.full_window()).data[0], stored[0])
+    offset = tmp_path / "offset.tif"  # float32 would round 1e8 + 1 and 1e8 + 2 together
+    write_raster(offset, np.array([[[1, 2, 3]]], dtype=np.uint16))
+    dataset = gdal.Open(str(offset), gdal.GA_Update)
+    dataset.GetRasterBand(1).SetOffset(1e8)
+    dataset = None
+    with open_raster(offset, exact=True) as source:
+        assert source.value_dtype == np.float64
+        values = source.read_window(source.full_window()).data[0, 0]
+    assert values.tolist() == [1e8 + 1, 1e8 + 2, 1e8 + 3]
 
 
 def test_describe_bands_joins_runs() -> None:

@@ -34,7 +34,9 @@ def test_a_run_writes_a_model_with_its_card(tiny_config):
     assert card.data_sources[0]["files"] == 3  # held-out files are not training data
     assert card.validation["held_out_sources"][0]["files"] == 2
     assert card.validation["held_out"] is True
-    log = (result.model_path.parent / "train_log.csv").read_text().splitlines()
+    log_path = result.model_path.parent / "train_log.csv"
+    assert b"\r" not in log_path.read_bytes()  # Windows's text mode doubles a "\r\n"
+    log = log_path.read_text().splitlines()
     assert len(log) == 5
 
 

@@ -133,7 +133,7 @@ def _check_scene_grid(scene: BenchmarkScene, path: Path) -> None:
     try:
         with (
             open_raster(scene.image_path, bands=[1]) as image,
-            open_raster(scene.mask_path, bands=[1]) as mask,
+            open_raster(scene.mask_path, bands=[1], stored=True) as mask,
         ):
             check_same_grid(image, mask)
     except InputError as error:

@@ -26,8 +26,9 @@ MAX_BANDS = 100_000
 def parse_band_list(text: str, what: str = "band") -> List[int]:
     """Parses 1-based band numbers: ``"3"``, ``"1,2,5-9"``, ``"4-2"`` (descending) ...
 
-    Bands keep the given order; repeats are kept too (a band may be used twice). Spaces
-    separate items as commas do (``"2 5"``, ``"1 - 3, 7"``).
+    Bands keep the given order; repeats are kept too (a band may be used twice). Spaces and
+    semicolons separate items as commas do (``"2 5"``, ``"1 - 3, 7"``, and ``"2;5"``, QGIS's
+    own text of a multiple band choice).
 
     Args:
         text: The list.
@@ -37,7 +38,7 @@ def parse_band_list(text: str, what: str = "band") -> List[int]:
         InputError: If the text is empty or holds anything but positive integers and ranges.
     """
     bands: List[int] = []
-    joined = re.sub(r"\s*([-,])\s*", r"\1", str(text).strip())  # "1 - 3" is the range 1-3
+    joined = re.sub(r"\s*([-,])\s*", r"\1", str(text).replace(";", ",").strip())  # "1 - 3": 1-3
     parts = [part.strip() for part in re.sub(r"\s+", ",", joined).split(",")]
     if not any(parts):
         raise InputError(f"the {what} list is empty")

@@ -745,7 +745,9 @@ def _detect_bands(
     temporary_paths: List[Path] = []
     # exact: values float32 cannot hold (32-bit integers, float64 far from 0) are read in
     # float64 and centred on their means before they become float32
-    with open_raster(input_path, options.bands, colours=True, exact=True) as source:
+    with open_raster(
+        input_path, options.bands, colours=True, exact=True, float32_range=True
+    ) as source:
         device = resolve_device(options.device)
         if not isinstance(options.model, LoadedModel):
             reporter.begin("loading the model")

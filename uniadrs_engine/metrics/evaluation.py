@@ -144,7 +144,7 @@ class _PairStream:
     def _open(self, score_path: str, mask_path: str) -> Iterator[Tuple[RasterSource, RasterSource]]:
         with (
             open_raster(score_path, bands=[self.score_band], exact=True) as scores,
-            open_raster(mask_path, bands=[self.mask_band], exact=True) as mask,
+            open_raster(mask_path, bands=[self.mask_band], exact=True, stored=True) as mask,
         ):
             yield scores, mask
 

@@ -368,7 +368,7 @@ def resolve_score_cut(
     reporter = reporter or ProgressReporter()
     background = None
     if background_mask_path is not None:
-        background = open_raster(background_mask_path, bands=[1], exact=True)
+        background = open_raster(background_mask_path, bands=[1], exact=True, stored=True)
         try:
             check_same_grid(scores, background)
         except InputError:
@@ -724,7 +724,9 @@ def check_only_polygons_are_replaced(path: PathLike) -> None:
                 dataset.ReleaseResultSet(contents)
         if dataset.RasterCount and dataset.GetDriver().ShortName != "GPKG":
             names.add("(raster bands)")
-    others = sorted(name for name in names if name != path.stem)
+        contents = dataset = None  # closed before anything is raised
+    # the layer's own QGIS styles ("Save as Default") go with it, as they always have
+    others = sorted(name for name in names if name not in (path.stem, "layer_styles"))
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise InputError(

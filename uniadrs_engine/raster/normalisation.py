@@ -298,7 +298,10 @@ class SpectralWhitening:
             raise InputError("the image has fewer than two valid pixels: no spectral whitening")
         pixels = data.reshape(data.shape[0], -1) if use.all() else data[:, use]
         mean = pixels.mean(axis=1, dtype=np.float64)
-        centred = pixels.astype(np.float32) - mean.astype(np.float32)[:, None]
+        if pixels.dtype == np.float64:  # values far from 0: centred before float32 rounds them
+            centred = (pixels - mean[:, None]).astype(np.float32)
+        else:
+            centred = pixels.astype(np.float32) - mean.astype(np.float32)[:, None]
         covariance = (centred @ centred.T).astype(np.float64) / (count - 1)
         return cls.from_moments(mean, covariance, floor)
 
@@ -471,4 +474,6 @@ def normalise_input(
         scaling = SpectralWhitening.from_array(image, use, WHITENING_FLOORS[name])
     else:
         scaling = BandScaling.from_array(image, use)
-    return scaling.apply(np.where(use[None], image, 0.0).astype(np.float32), use)
+    # float64 values stay so until the scaling has centred them (SpectralWhitening.apply)
+    kept = np.float64 if np.asarray(image).dtype == np.float64 else np.float32
+    return scaling.apply(np.where(use[None], image, 0.0).astype(kept), use)

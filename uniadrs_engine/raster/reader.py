@@ -402,8 +402,11 @@ class RasterSource:
         band_indices: List[int],
         palette: Optional[np.ndarray] = None,
         exact: bool = False,
+        stored: bool = False,
+        float32_range: bool = False,
     ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
+        self._float32_range = float32_range
         self.path = path
         self.width: int = dataset.RasterXSize
         self.height: int = dataset.RasterYSize
@@ -419,7 +422,6 @@ class RasterSource:
         self.dtype = np.dtype(np.uint8 if self.palette is not None else type_code)
         self.complex_bands = self.dtype.kind == "c"
         wide = self.dtype not in FLOAT32_EXACT_TYPES and self.palette is None
-        self.value_dtype = np.dtype(np.float64 if exact and wide else np.float32)
         self.geotransform: Tuple[float, ...] = tuple(dataset.GetGeoTransform())
         self.projection: str = dataset.GetProjection() or ""
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
@@ -434,8 +436,12 @@ class RasterSource:
             self._index_nodata = self.nodata[0]
             self.nodata = [None] * self.band_count
             self.unscaling = [None] * self.band_count  # the colours' values are their own
-        if self.complex_bands:  # read as amplitudes, which a scale of parts does not give
-            self.unscaling = [None] * self.band_count
+        if self.complex_bands or stored:  # amplitudes (a scale of parts does not give
+            self.unscaling = [None] * self.band_count  # them), or a mask's stored values
+        # unscaled values (stored * scale + offset) float32 may round together, as it may wide
+        # types' values
+        scaled = any(unscaling is not None for unscaling in self.unscaling)
+        self.value_dtype = np.dtype(np.float64 if exact and (wide or scaled) else np.float32)
         block_x, block_y = bands[0].GetBlockSize()
         self.block_size: Tuple[int, int] = (int(block_x), int(block_y))
         self._mask_bands = _explicit_mask_bands(dataset, file_bands)
@@ -509,8 +515,12 @@ class RasterSource:
                     values += unscaling[1]
         if not valid.all():
             data[:, ~valid] = 0.0
-        # float64 values beyond float32's range become inf: mask them too
+        # float64 values beyond float32's range become inf: mask them too (and those read
+        # in float64 for a reader that must pass them on as float32, ``float32_range``)
         overflow = ~np.isfinite(data).all(axis=0)
+        if self._float32_range and data.dtype == np.float64:
+            with np.errstate(invalid="ignore"):
+                overflow |= (np.abs(data) > np.finfo(np.float32).max).any(axis=0)
         if overflow.any():
             valid &= ~overflow
             data[:, overflow] = 0.0
@@ -588,6 +598,8 @@ def open_raster(
     bands: Optional[Sequence[int]] = None,
     colours: bool = False,
     exact: bool = False,
+    stored: bool = False,
+    float32_range: bool = False,
 ) -> RasterSource:
     """Opens a raster any GDAL driver can read, with an optional band selection.
 
@@ -597,8 +609,14 @@ def open_raster(
         colours: Read a one-band paletted image as the three bands of its colours (an
             image to score); otherwise its indices are read (a mask, a class map).
         exact: Read values that float32 cannot hold exactly (float64, 32- and 64-bit
-            integers) as float64, so that no two of them become equal (scores whose order
-            matters: evaluation, thresholds); otherwise every raster reads as float32.
+            integers, and values of a band with GDAL's scale or offset) as float64, so that no
+            two of them become equal (scores whose order matters: evaluation, thresholds;
+            detection, which centres them before they become float32); otherwise every
+            raster reads as float32.
+        stored: Read the values as stored, without GDAL's scale and offset (masks, whose
+            non-zero values are what counts).
+        float32_range: Values beyond float32's range hold no data, also when read in
+            float64 (a reader that passes them on as float32: detection).
 
     Returns:
         An open :class:`RasterSource` (use it as a context manager).
@@ -643,4 +661,12 @@ def open_raster(
                 f"{name}: band {out_of_range[0]} is out of range "
                 f"(the raster has {count} band(s){colours}, numbered from 1)"
             )
-    return RasterSource(dataset, name, band_indices, palette, exact=exact)
+    return RasterSource(
+        dataset,
+        name,
+        band_indices,
+        palette,
+        exact=exact,
+        stored=stored,
+        float32_range=float32_range,
+    )

@@ -138,7 +138,7 @@ class _MaskReader:
         if callable(mask):
             self._callable = mask
         else:
-            self._source = open_raster(mask, bands=[1], exact=True)
+            self._source = open_raster(mask, bands=[1], exact=True, stored=True)
             if (self._source.width, self._source.height) != (width, height):
                 size = f"{self._source.width}x{self._source.height}"
                 self._source.close()

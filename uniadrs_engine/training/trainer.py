@@ -224,7 +224,9 @@ class Trainer:
         """Writes the checkpoint and the loss log."""
         save_checkpoint(self.checkpoint_path, self.state())
         table = io.StringIO()
-        writer = csv.DictWriter(table, fieldnames=list(vars(StepRecord(0, 0, 0, 0, 0, 0))))
+        writer = csv.DictWriter(
+            table, fieldnames=list(vars(StepRecord(0, 0, 0, 0, 0, 0))), lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(vars(record) for record in self.records)
         # complete or not at all: a stop while it is written keeps the previous log
