@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from uniadrs_engine.errors import InputError
-from uniadrs_engine.raster.writer import temporary_sibling, write_failure_message
+from uniadrs_engine.raster.writer import delete_leftover, temporary_sibling, write_failure_message
 
 PathLike = Union[str, Path]
 
@@ -53,6 +53,5 @@ def save_png(figure: Any, path: PathLike, rect: Optional[Sequence[float]] = None
         except OSError as error:  # a full disk, a file-size limit
             raise InputError(write_failure_message(path, error.strerror or str(error))) from None
         finally:
-            if temp_path.exists():
-                temp_path.unlink()
+            delete_leftover(temp_path)
     return path

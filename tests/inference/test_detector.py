@@ -207,6 +207,8 @@ def test_the_scores_say_how_they_were_made(scene, loaded_model, tmp_path: Path) 
         assert metadata["UNIADRS_NETWORKS"] == ",".join(map(str, report.networks))
         assert metadata["UNIADRS_MODEL"].startswith(loaded_model.card.name)
         assert metadata["UNIADRS_BANDS"] == "1,2,3,4"
+        assert metadata["UNIADRS_NORMALISATION_SCOPE"] == "raster"
+        assert len(metadata["UNIADRS_TILE_PIXELS"].split(",")) == len(scales)
 
 
 @pytest.mark.parametrize("dtype,offset", [("uint32", 4_000_000_000), ("float64", 1e12)])

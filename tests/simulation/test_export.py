@@ -101,4 +101,12 @@ def test_cancelling_leaves_nothing_behind(background_tree, tmp_path):
         simulate_to_dir(
             [background_tree], tmp_path / "out", n=10, seed=0, size=32, is_cancelled=is_cancelled
         )
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # made for the run, not left behind empty
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    checks.clear()
+    with pytest.raises(CancelledError):
+        simulate_to_dir(
+            [background_tree], existing, n=10, seed=0, size=32, is_cancelled=is_cancelled
+        )
+    assert existing.is_dir() and list(existing.iterdir()) == []  # the user's folder stays

@@ -852,6 +852,8 @@ def _detect_bands(
             rx_weight=rx_weight,
             fusion_power=fusion_power if fused else 1.0,
             bands=tuple(source.band_indices),
+            normalisation_scope=scope,
+            tile_pixels=tuple(plan.grid.tile_x for plan in plans),  # raster px, per scale
         )
         fusion_start = 1.0 - (FUSION_SHARE if fused else 0.0)
         scoring_end = fusion_start - (RX_SHARE if rx_weight > 0 else 0.0)

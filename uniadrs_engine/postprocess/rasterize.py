@@ -28,6 +28,7 @@ from uniadrs_engine.raster.vector_frame import VectorFrame, spatial_reference
 from uniadrs_engine.raster.writer import (
     check_geotiff_path,
     check_not_an_input,
+    delete_leftover,
     gdal_write_errors,
     release_frames,
     remove_stale_sidecar,
@@ -117,7 +118,7 @@ def rasterize_polygons_like(
     except BaseException as error:
         dataset = None
         release_frames(error)
-        temp_path.unlink(missing_ok=True)
+        delete_leftover(temp_path)
         raise
     return out_path
 

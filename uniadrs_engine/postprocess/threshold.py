@@ -74,6 +74,7 @@ from uniadrs_engine.raster.writer import (
     ScoreRasterWriter,
     check_not_an_input,
     check_output_folder,
+    delete_leftover,
     gdal_write_errors,
     release_frames,
     temporary_sibling,
@@ -881,7 +882,7 @@ def _delete_vector(driver: gdal.Driver, path: Path) -> None:
         driver.Delete(str(path))
     for leftover in path.parent.glob(f"{path.stem}.*"):
         if leftover.suffix.lower() in {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}:
-            leftover.unlink(missing_ok=True)
+            delete_leftover(leftover)
 
 
 def _output_folder(*paths: Optional[PathLike]) -> str:

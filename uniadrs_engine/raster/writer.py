@@ -672,15 +672,11 @@ class ScoreRasterWriter:
         """
         self._dataset = None
         release_frames(error)
-        try:
-            self._remove_temp()
-        except OSError as failure:
-            LOGGER.warning("could not delete the temporary file %s: %s", self.temp_path, failure)
+        self._remove_temp()
 
     def _remove_temp(self) -> None:
         for leftover in (self.temp_path, Path(f"{self.temp_path}{SIDECAR_SUFFIX}")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+            delete_leftover(leftover)
 
     def __enter__(self) -> ScoreRasterWriter:
         return self
@@ -717,6 +713,19 @@ def provenance(**items: object) -> Dict[str, str]:
     return metadata
 
 
+def delete_leftover(path: PathLike) -> None:
+    """Deletes a temporary file if it is there; one that cannot be deleted is logged.
+
+    Called on the way out of an error or a stop, so that a file Windows keeps (in use by
+    another program, an antivirus scan) never hides what went wrong; a later run's sweep
+    (:func:`sweep_stale_temporaries`) deletes it.
+    """
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError as failure:
+        LOGGER.warning("could not delete the temporary file %s: %s", path, failure)
+
+
 def release_frames(error: BaseException) -> None:
     """Lets go of what the frames ``error`` passed through hold, GDAL datasets above all.
 
@@ -746,7 +755,7 @@ def write_text_file(path: PathLike, text: str) -> Path:
     except OSError as error:
         raise InputError(write_failure_message(path, error.strerror or str(error))) from None
     finally:
-        temp_path.unlink(missing_ok=True)
+        delete_leftover(temp_path)
     return path
 
 

@@ -203,6 +203,8 @@ def write_samples_to_dir(
     check_sample_count(n)
     out_dir = Path(out_dir)
     with contextlib.ExitStack() as stack:  # the staging folder goes when it closes
+        if not out_dir.exists():  # made for this run: not left behind empty by a stop
+            stack.callback(_remove_if_empty, out_dir)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             staging = stack.enter_context(work_folder(out_dir, "simulate"))
@@ -235,6 +237,12 @@ def write_samples_to_dir(
             written.append(out_dir / name)
         _remove_stale_samples(out_dir, n)
         return written
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Deletes ``folder`` if it is there and empty (a run stopped before writing to it)."""
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _remove_stale_samples(out_dir: Path, n: int) -> None:
