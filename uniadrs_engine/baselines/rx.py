@@ -619,7 +619,8 @@ def _open_background(path: Optional[PathLike], source: RasterSource) -> Optional
 
     if path is None:
         return None
-    mask = open_raster(path, bands=[1], exact=True)  # a non-zero value is never rounded to 0
+    # exact: a non-zero value is never rounded to 0; stored: without a scale or offset
+    mask = open_raster(path, bands=[1], exact=True, stored=True)
     try:
         check_same_grid(source, mask)
     except InputError:
