@@ -211,6 +211,20 @@ def test_the_scores_say_how_they_were_made(scene, loaded_model, tmp_path: Path) 
         assert len(metadata["UNIADRS_TILE_PIXELS"].split(",")) == len(scales)
 
 
+def test_float64_values_beyond_float32_hold_no_data_in_detection(
+    loaded_model, tmp_path: Path
+) -> None:
+    """Read exactly, a float64 fill of 1e39 (beyond float32) is still no data, as it was
+    when every raster was read as float32."""
+    image = np.random.default_rng(5).random((3, 40, 48))
+    image[:, :6, :6] = 1e39
+    path = write_raster(tmp_path / "filled.tif", image)
+    report = detect_raster(path, tmp_path / "s.tif", _options(loaded_model, tile=32, halo=8))
+    scores = _read_scores(report.output_path)
+    assert np.isnan(scores[:6, :6]).all() and not np.isnan(scores[6:]).any()
+    assert report.valid_pixels == 40 * 48 - 36
+
+
 @pytest.mark.parametrize("dtype,offset", [("uint32", 4_000_000_000), ("float64", 1e12)])
 def test_wide_values_far_from_zero_score_as_the_same_values_near_it(
     loaded_model, tmp_path: Path, dtype: str, offset: float

@@ -184,3 +184,21 @@ def test_a_float64_mask_is_read_at_its_own_precision(make_raster):
     mask[5:8, 5:8] = 1e-50  # non-zero: an anomaly, though float32 would round it to 0
     result = evaluate_rasters(make_raster(scores, "s.tif"), make_raster(mask, "m.tif"))
     assert result.auc == pytest.approx(roc_auc_score((mask != 0).ravel(), scores.ravel()))
+
+
+def test_a_masks_values_count_as_stored_but_scores_in_their_units(make_raster):
+    """A 0/1 mask carrying an offset stays 0/1; scores with a negative scale are read in
+    their units (stored order reversed)."""
+    scores, mask = _scores_and_mask()
+    stored_scores = np.round((10.0 - scores) * 1000).astype(np.int32)  # scale -0.001, offset 10
+    score_path = make_raster(stored_scores, "scores.tif")
+    mask_path = make_raster(mask.astype(np.uint8), "mask.tif")
+    for path, scale, offset in ((score_path, -0.001, 10.0), (mask_path, 1.0, 5.0)):
+        dataset = gdal.Open(str(path), gdal.GA_Update)
+        band = dataset.GetRasterBand(1)
+        band.SetScale(scale)
+        band.SetOffset(offset)
+        band = dataset = None
+    result = evaluate_rasters(score_path, mask_path)
+    expected = roc_auc_score(mask.ravel(), (10.0 - stored_scores * 0.001).ravel())
+    assert result.auc == pytest.approx(expected, abs=1e-9) and result.auc > 0.5

@@ -561,3 +561,30 @@ def test_a_value_is_cut_in_the_units_of_a_scaled_score_raster(tmp_path):
         score_path, ThresholdRule("value", 38.05), mask_path=tmp_path / "m.tif"
     )
     assert report.anomaly_pixels == 19  # 38.1 .. 39.9
+
+
+def test_an_older_output_that_cannot_be_deleted_stops_the_run(tmp_path, monkeypatch):
+    """A locked .dbf of an earlier Shapefile must not survive beside the new shapes (it
+    would lend them its attributes): its error stops the run."""
+    scores = np.zeros((40, 40), dtype=np.float32)
+    scores[2:4, 2:4] = 1.0
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    output = tmp_path / "objects.shp"
+    threshold_raster(score_path, ThresholdRule("value", 0.5), polygons_path=output)
+    scores[10:30, 10:30] = 1.0
+    score_path = write_raster(tmp_path / "scores2.tif", scores)
+    unlink = Path.unlink
+
+    def locked(self, *args, **kwargs):
+        if self.name == "objects.dbf":
+            raise PermissionError(13, "in use", str(self))
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", locked)
+    monkeypatch.setattr(gdal.Driver, "Delete", lambda *_: 1)  # GDAL's own delete fails too
+    with pytest.raises(PermissionError):
+        threshold_raster(score_path, ThresholdRule("value", 0.5), polygons_path=output)
+    monkeypatch.undo()
+    # no new shapes beside the old attributes: the old output (or what of it went) only
+    assert not output.exists() or [row["pixels"] for row in _polygons(output)] == [4]
+    assert (tmp_path / "objects.dbf").exists()

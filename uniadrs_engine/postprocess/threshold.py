@@ -870,19 +870,27 @@ def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
         dataset = None
     files = files or [temp_path]
     if path.exists():
-        _delete_vector(driver, path)
+        _delete_vector(driver, path, keep_going=False)  # an old file left would mix in
     for file in files:
         if file.name.startswith(temp_path.stem):
             os.replace(file, path.parent / (path.stem + file.name[len(temp_path.stem) :]))
 
 
-def _delete_vector(driver: gdal.Driver, path: Path) -> None:
-    """Deletes a vector dataset with all its files, if it exists."""
+def _delete_vector(driver: gdal.Driver, path: Path, keep_going: bool = True) -> None:
+    """Deletes a vector dataset with all its files, if it exists.
+
+    ``keep_going``: a file that cannot be deleted is logged (a temporary, on the way out of
+    an error); otherwise its error is raised (an older output about to be replaced, whose
+    leftover ``.dbf`` would lend its attributes to the new file's shapes).
+    """
     with quiet_gdal_errors(), contextlib.suppress(RuntimeError):
         driver.Delete(str(path))
     for leftover in path.parent.glob(f"{path.stem}.*"):
         if leftover.suffix.lower() in {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}:
-            delete_leftover(leftover)
+            if keep_going:
+                delete_leftover(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def _output_folder(*paths: Optional[PathLike]) -> str:

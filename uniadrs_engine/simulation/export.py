@@ -203,7 +203,7 @@ def write_samples_to_dir(
     check_sample_count(n)
     out_dir = Path(out_dir)
     with contextlib.ExitStack() as stack:  # the staging folder goes when it closes
-        if not out_dir.exists():  # made for this run: not left behind empty by a stop
+        if not os.path.exists(out_dir):  # made for this run: not left behind empty by a stop
             stack.callback(_remove_if_empty, out_dir)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
