@@ -58,7 +58,7 @@ def test_bad_options_and_cancellation_leave_nothing(tiny_config, tmp_path):
     with pytest.raises(CancelledError):
         simulate_config_to_dir(tiny_config, tmp_path / "b", n=2, is_cancelled=lambda: True)
     assert not (tmp_path / "a").exists()
-    assert list((tmp_path / "b").iterdir()) == []
+    assert not (tmp_path / "b").exists()  # made for the run, not left behind empty
 
 
 def test_a_bad_sample_count_is_refused_before_the_backgrounds_are_read(tiny_config, tmp_path):
