@@ -175,18 +175,34 @@ def test_a_nodata_collar_is_left_out_of_the_scored_area(
     assert "nodata collar left out: 48x40 px scored from (12, 16)" in report.summary_line()
 
 
-def test_progress_reaches_one_and_never_goes_back(scene, loaded_model, tmp_path: Path) -> None:
+def test_progress_reaches_one_never_goes_back_and_names_each_phase_first(
+    scene, loaded_model, tmp_path: Path
+) -> None:
+    """A dialog shows the phase that runs, not the previous one: when the message changes,
+    the progress has not moved on under the new name yet."""
     _, path = scene
-    fractions: List[float] = []
+    records: List[tuple] = []
     detect_raster(
         path,
         tmp_path / "s.tif",
         _options(loaded_model, tile=32, halo=8, scales=[0.5, 1.0], batch_size=2, rx_weight=0.5),
-        progress=lambda fraction, message: fractions.append(fraction),
+        progress=lambda fraction, message: records.append((fraction, message)),
     )
+    fractions = [fraction for fraction, _ in records]
     assert fractions[-1] == 1.0
     assert all(b >= a for a, b in zip(fractions, fractions[1:]))
     assert len(fractions) > 6
+    messages = [message for _, message in records]
+    for name in ("computing band statistics", "scale 0.5: scoring tiles", "scale 1: scoring tiles"):
+        assert name in messages
+    changes = [
+        (records[i - 1][0], records[i][0], records[i][1])
+        for i in range(1, len(records))
+        if records[i][1] != records[i - 1][1]
+    ]
+    assert len(changes) >= 4
+    for previous, fraction, message in changes:
+        assert fraction == pytest.approx(previous), message
 
 
 def test_the_scores_say_how_they_were_made(scene, loaded_model, tmp_path: Path) -> None:
@@ -240,30 +256,6 @@ def test_wide_values_far_from_zero_score_as_the_same_values_near_it(
         near_scores = detect_raster(near, tmp_path / "near_s.tif", options).output_path
         far_scores = detect_raster(far, tmp_path / "far_s.tif", options).output_path
         np.testing.assert_allclose(_read_scores(far_scores), _read_scores(near_scores), atol=1e-4)
-
-
-def test_each_phase_is_named_before_it_advances(scene, loaded_model, tmp_path: Path) -> None:
-    """A dialog shows the phase that runs, not the previous one: when the message changes,
-    the progress has not moved on under the new name yet."""
-    _, path = scene
-    records: List[tuple] = []
-    detect_raster(
-        path,
-        tmp_path / "s.tif",
-        _options(loaded_model, tile=32, halo=8, scales=[0.5, 1.0], batch_size=2, rx_weight=0.5),
-        progress=lambda fraction, message: records.append((fraction, message)),
-    )
-    messages = [message for _, message in records]
-    for name in ("computing band statistics", "scale 0.5: scoring tiles", "scale 1: scoring tiles"):
-        assert name in messages
-    changes = [
-        (records[i - 1][0], records[i][0], records[i][1])
-        for i in range(1, len(records))
-        if records[i][1] != records[i - 1][1]
-    ]
-    assert len(changes) >= 4
-    for previous, fraction, message in changes:
-        assert fraction == pytest.approx(previous), message
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,7 @@ def band_holds_value(values: np.ndarray, nodata: Optional[float]) -> np.ndarray:
 
     Args:
         values: One band's pixels in the file's own type (any shape).
-        nodata: The band's nodata value, or None.
+        nodata: The band's nodata value as its pixels hold it (:func:`band_nodata`), or None.
 
     Returns:
         Bool of the shape of ``values``.
@@ -91,14 +91,9 @@ def band_holds_value(values: np.ndarray, nodata: Optional[float]) -> np.ndarray:
     floating = values.dtype.kind == "f"
     holds = np.isfinite(values) if floating else np.ones(values.shape, dtype=bool)
     if nodata is not None and not np.isnan(nodata):
-        if floating:
-            # in the band's own type, as GDAL compares: a float32 band's nodata of -9999.9
-            # (an ENVI header's, a VRT's) is stored as the nearest float32, not -9999.9
-            with np.errstate(over="ignore"):
-                holds &= values != values.dtype.type(nodata)
-        else:
-            # compare in float64 so large integers keep their exact value
-            holds &= values.astype(np.float64, copy=False) != nodata
+        # compare in float64 so large integers keep their exact value (a float32 band's
+        # nodata comes as its pixels hold it: :func:`band_nodata`)
+        holds &= values.astype(np.float64, copy=False) != nodata
     return holds
 
 
@@ -106,9 +101,9 @@ def band_nodata(band: gdal.Band) -> Optional[float]:
     """A band's nodata value as its pixels hold it, or None.
 
     A float32 band stores the nearest float32 to its nodata: an ENVI header's or a VRT's
-    -9999.9 is -9999.900390625 in its pixels. GDAL compares them so; so does
-    :func:`band_holds_value`, whatever type the pixels are read in (a VRT's bands are read in
-    its first band's type).
+    -9999.9 is -9999.900390625 in its pixels, and GDAL compares them so. Given this value,
+    :func:`band_holds_value` matches them whatever type the pixels are read in (a VRT's
+    bands are read in its first band's type).
     """
     nodata = band.GetNoDataValue()
     if nodata is not None and band.DataType in (gdal.GDT_Float32, gdal.GDT_CFloat32):
