@@ -31,6 +31,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
     QgsProcessingUtils,
     QgsRasterLayer,
 )
@@ -40,6 +41,7 @@ from qgis.PyQt.QtGui import QIcon
 from .. import settings
 from ..dependencies import PIP_REQUIREMENTS, install_hint, missing_requirements_message
 from ..feedback import CancelCheck, ProgressCallback, engine_callbacks, engine_log_to_feedback
+from ..layer_nodata import layer_nodata
 from ..resources import icon_path
 
 #: Group ids and names of the toolbox.
@@ -123,6 +125,7 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
 
     MEMORY_MB = "MEMORY_MB"
     DEVICE = "DEVICE"
+    NODATA = "NODATA"
 
     # ------------------------------------------------------------------ identity
 
@@ -310,6 +313,69 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
             )
         )
         self.addParameter(make_advanced(parameter))
+
+    def add_nodata_parameter(self) -> None:
+        """Adds the advanced, optional additional no data values of the input raster."""
+        parameter = QgsProcessingParameterString(
+            self.NODATA,
+            tr("Additional no data values (besides the layer's)"),
+            optional=True,
+        )
+        parameter.setHelp(
+            tr(
+                "Values that hold no data in every band, besides the file's nodata value: "
+                "numbers and LOW..HIGH ranges (an end left out is open), separated by "
+                "commas, e.g. 0 for a black collar the file does not declare, or ..-1000. "
+                "Values are compared after the file's scale and offset. A pixel where any "
+                "band holds one is left out and scored as nodata. The input layer's own no "
+                "data settings (Layer Properties > Transparency: its additional no data "
+                "values, and whether the file's nodata value counts) are applied too."
+            )
+        )
+        self.addParameter(make_advanced(parameter))
+
+    def nodata_rule(
+        self,
+        parameters: Dict[str, Any],
+        layer_parameter: str,
+        bands: Optional[Sequence[int]],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Any:
+        """The engine's no-data rule of the input layer and the NODATA parameter.
+
+        Returns:
+            A :class:`uniadrs_engine.raster.nodata.NodataRule`, or None when neither the
+            layer nor the parameter changes what the file says.
+
+        Raises:
+            QgsProcessingException: If the parameter is not a list of numbers and ranges.
+        """
+        nodata = engine_module("uniadrs_engine.raster.nodata")
+        errors = engine_module("uniadrs_engine.errors")
+        text = self.parameterAsString(parameters, self.NODATA, context) or ""
+        try:
+            typed = nodata.parse_nodata_values(text)
+        except errors.InputError as error:
+            raise QgsProcessingException(str(error)) from None
+        layer = self.raster_layer(parameters, layer_parameter, context)
+        from_layer, use_file_nodata = (
+            layer_nodata(layer, bands, nodata) if layer is not None else ((), True)
+        )
+        ranges = tuple(dict.fromkeys(from_layer + typed))  # in order, repeats dropped
+        rule = nodata.NodataRule(ranges=ranges, use_file_nodata=use_file_nodata)
+        if not rule.changes_anything:
+            return None
+        sources = [
+            name
+            for name, given in (
+                ("the layer's no data settings", from_layer or not use_file_nodata),
+                ("the additional no data values", typed),
+            )
+            if given
+        ]
+        feedback.pushInfo(f"No data: {rule.describe()} (from {' and '.join(sources)})")
+        return rule
 
     def memory_mb(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> int:
         """The memory budget: the parameter, or the provider setting when empty."""

@@ -308,6 +308,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             minValue=1,
         )
         self.addParameter(make_advanced(batch))
+        self.add_nodata_parameter()
         self.add_device_parameter()
         self.add_memory_parameter()
         self.addParameter(
@@ -376,10 +377,11 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
         rx_weight = parameters.get(self.RX_WEIGHT)
         fusion_power = parameters.get(self.FUSION_POWER)
         tile = self.parameterAsInt(parameters, self.TILE, context)
+        bands = self.band_list(parameters, self.BANDS, context)
         detector = engine_module("uniadrs_engine.inference.detector")
         options = detector.DetectionOptions(
             model=self.model_argument(parameters, context),
-            bands=self.band_list(parameters, self.BANDS, context),
+            bands=bands,
             preset=presets[preset_index][0],
             scales=parse_scales(self.parameterAsString(parameters, self.SCALES, context) or ""),
             object_size=object_size if size_units == "pixels" else None,
@@ -402,6 +404,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
                 self.parameterAsEnum(parameters, self.STATISTICS, context)
             ][0],
             views=VIEW_CHOICES[self.parameterAsEnum(parameters, self.VIEWS, context)][0],
+            nodata=self.nodata_rule(parameters, self.INPUT, bands, context, feedback),
         )
         feedback.pushInfo(
             f"UniADRS: preset {options.preset}, device {options.device}, "

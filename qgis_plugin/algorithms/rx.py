@@ -108,6 +108,7 @@ class RxAlgorithm(UniadrsAlgorithm):
             )
         )
         self.addParameter(background)
+        self.add_nodata_parameter()
         self.add_memory_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("RX scores")))
         self.addOutput(QgsProcessingOutputNumber("BACKGROUND_PIXELS", tr("Background pixels")))
@@ -142,6 +143,8 @@ class RxAlgorithm(UniadrsAlgorithm):
                 )
             else:
                 inner, outer = int(round(inner_size)), int(round(outer_size))
+        bands = self.band_list(parameters, self.BANDS, context)
+        nodata = self.nodata_rule(parameters, self.INPUT, bands, context, feedback)
         progress, is_cancelled = self.callbacks(feedback)
         report = rx.rx_raster(
             input_path,
@@ -149,7 +152,8 @@ class RxAlgorithm(UniadrsAlgorithm):
             mode=mode,
             inner=inner,
             outer=outer,
-            bands=self.band_list(parameters, self.BANDS, context),
+            bands=bands,
+            nodata=nodata,
             background_mask_path=background_path,
             memory_mb=self.memory_mb(parameters, context),
             progress=progress,

@@ -284,3 +284,39 @@ def test_console_script_prints_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == EXIT_USER_ERROR
     assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
+
+
+def _scores_and_metadata(path: Path) -> tuple:
+    dataset = gdal.Open(str(path))
+    values = dataset.GetRasterBand(1).ReadAsArray()
+    metadata = dataset.GetMetadata()
+    dataset = None
+    return values, metadata
+
+
+def test_nodata_values_score_as_the_file_s_declared_nodata(
+    model_file: Path, tmp_path: Path, capsys
+) -> None:
+    image, _ = anomaly_scene(rows=48, cols=64, bands=3, seed=1, dtype="uint16")
+    image[:, :6, :] = 9  # a fill collar the first file does not declare
+    undeclared = write_raster(tmp_path / "undeclared.tif", image)
+    declared = write_raster(tmp_path / "declared.tif", image, nodata=9)
+    options = ["--model", str(model_file), "--device", "cpu", "--quiet", "--scale", "1"]
+
+    def detect(source: Path, name: str, *extra: str) -> tuple:
+        assert main(["detect", str(source), str(tmp_path / name), *options, *extra]) == 0
+        return _scores_and_metadata(tmp_path / name)
+
+    given, metadata = detect(undeclared, "given.tif", "--nodata", "9")
+    assert metadata["UNIADRS_NODATA"] == "9"
+    np.testing.assert_array_equal(given, detect(declared, "declared_scores.tif")[0])
+    assert (given[:6] == SCORE_NODATA).all() and (given[6:] != SCORE_NODATA).all()
+    ignored, metadata = detect(declared, "ignored.tif", "--ignore-file-nodata")
+    assert metadata["UNIADRS_NODATA"] == "the file's nodata ignored"
+    np.testing.assert_array_equal(ignored, detect(undeclared, "plain.tif")[0])
+    assert (ignored != SCORE_NODATA).all()
+    assert "UNIADRS_NODATA" not in detect(declared, "again.tif")[1]
+    with pytest.raises(SystemExit) as caught:
+        main(["detect", str(declared), str(tmp_path / "x.tif"), "--nodata", "9,z"])
+    assert caught.value.code == 2
+    assert "'z' is not a number" in capsys.readouterr().err

@@ -125,3 +125,18 @@ def test_gdal_s_block_cache_is_bounded_by_the_memory_budget(make_raster, tmp_pat
         assert gdal.GetCacheMax() == 64 * 1024 * 1024  # a quarter of the budget
     finally:
         gdal.SetCacheMax(before)
+
+
+def test_nodata_values_score_as_the_file_s_declared_nodata(make_raster, tmp_path):
+    image = np.random.default_rng(8).random((3, 20, 24)).astype(np.float32)
+    image[:, :, :4] = -1.0  # a fill the first file does not declare
+    undeclared = make_raster(image, "undeclared.tif")
+    declared = make_raster(image, "declared.tif", nodata=-1.0)
+    for mode in (["--mode", "global"], ["--mode", "local", "--inner", "3", "--outer", "9"]):
+        given, expected = tmp_path / "given.tif", tmp_path / "expected.tif"
+        assert main(["rx", str(undeclared), str(given), "--quiet", *mode, "--nodata=..-0.5"]) == 0
+        assert main(["rx", str(declared), str(expected), "--quiet", *mode]) == 0
+        np.testing.assert_array_equal(_scores(given), _scores(expected))
+        with open_raster(given) as scores:
+            valid = scores.read_window(scores.full_window()).valid
+        assert not valid[:, :4].any() and valid[:, 4:].all()

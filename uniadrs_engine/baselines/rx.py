@@ -68,6 +68,7 @@ from uniadrs_engine.progress import (
     never_backwards,
 )
 from uniadrs_engine.raster.map_units import check_map_unit_lengths, pixel_size_of
+from uniadrs_engine.raster.nodata import NodataRule, nodata_provenance
 from uniadrs_engine.raster.reader import (
     RasterSource,
     describe_bands,
@@ -642,6 +643,7 @@ def rx_raster(
     is_cancelled: Optional[CancelCheck] = None,
     max_components: int = DEFAULT_MAX_COMPONENTS,
     shrinkage: Optional[float] = None,
+    nodata: Optional[NodataRule] = None,
 ) -> RxReport:
     """Runs global or local RX over a raster and writes a score raster on its grid.
 
@@ -664,6 +666,8 @@ def rx_raster(
         is_cancelled: Optional ``is_cancelled() -> bool``; cancelling leaves no output.
         max_components: Local mode: whitened components (see module docstring).
         shrinkage: Local mode: fixed covariance shrinkage in ``[0, 1]``, or None for OAS.
+        nodata: Values that hold no data besides (or instead of) the file's nodata, or
+            None for the file's alone; such pixels are left out and scored as nodata.
 
     Returns:
         An :class:`RxReport`.
@@ -698,6 +702,7 @@ def rx_raster(
             shrinkage,
             started,
             left_out,
+            nodata,
         ),
         chosen,
     )
@@ -718,9 +723,10 @@ def _rx_bands(
     shrinkage: Optional[float],
     started: float,
     bands_left_out: Tuple[int, ...],
+    nodata: Optional[NodataRule] = None,
 ) -> RxReport:
     """:func:`rx_raster` with checked window sizes, on ``bands``."""
-    with open_raster(input_path, bands=bands, colours=True, exact=True) as source:
+    with open_raster(input_path, bands=bands, colours=True, exact=True, nodata=nodata) as source:
         if mode == "local":
             assert inner is not None
             check_windows_fit(inner, source.width, source.height)
@@ -744,7 +750,11 @@ def _rx_bands(
                     memory_mb,
                     reporter.sub(0.3, 1.0),
                     overviews=SCORE_OVERVIEWS,
-                    metadata=provenance(rx="global", bands=tuple(source.band_indices)),
+                    metadata=provenance(
+                        rx="global",
+                        bands=tuple(source.band_indices),
+                        **nodata_provenance(source.nodata_rule),
+                    ),
                 )
                 components = None
             else:
@@ -767,6 +777,7 @@ def _rx_bands(
                         inner_window=inner,
                         outer_window=outer,
                         bands=tuple(source.band_indices),
+                        **nodata_provenance(source.nodata_rule),
                     ),
                 )
                 components = transform.components

@@ -109,6 +109,41 @@ network_list = _argparse_type(lambda text: parse_band_list(text, "network"), "ne
 float_list = _argparse_type(parse_float_list, "number list")
 
 
+def add_nodata_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--nodata VALUES`` and ``--ignore-file-nodata`` (read by :func:`nodata_rule`)."""
+    from uniadrs_engine.raster.nodata import parse_nodata_values
+
+    parser.add_argument(
+        "--nodata",
+        type=_argparse_type(parse_nodata_values, "no-data list"),
+        default=(),
+        metavar="VALUES",
+        help=(
+            "values that hold no data besides the file's nodata, in every band, compared "
+            "after the file's scale and offset: numbers and LOW..HIGH ranges (an end left "
+            "out is open), e.g. 0 or '0,255' or '..-1000'; a pixel where any band holds one "
+            "is left out and scored as nodata (write --nodata=-5..-1 when the text starts "
+            "with '-' and is not a plain number)"
+        ),
+    )
+    parser.add_argument(
+        "--ignore-file-nodata",
+        action="store_true",
+        help="treat the file's own nodata values as data (a nodata tag that is wrong)",
+    )
+
+
+def nodata_rule(args: argparse.Namespace) -> Any:
+    """The :class:`~uniadrs_engine.raster.nodata.NodataRule` of ``--nodata`` options.
+
+    Returns None when neither option is given (the file's nodata alone).
+    """
+    from uniadrs_engine.raster.nodata import NodataRule
+
+    rule = NodataRule(ranges=tuple(args.nodata), use_file_nodata=not args.ignore_file_nodata)
+    return rule if rule.changes_anything else None
+
+
 def positive_int(text: str) -> int:
     """``type=`` for argparse: an integer of at least 1."""
     try:

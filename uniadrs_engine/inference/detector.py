@@ -126,6 +126,7 @@ from uniadrs_engine.progress import (
     ProgressReporter,
     never_backwards,
 )
+from uniadrs_engine.raster.nodata import NodataRule, nodata_provenance
 from uniadrs_engine.raster.normalisation import (
     RASTER_SCOPE,
     TILE_SCOPE,
@@ -210,6 +211,9 @@ class DetectionOptions:
         fusion_power: Power of the mean that fuses several scales' ranks, and global RX's
             with an RX weight (1: their weighted average; up to 64: near their maximum), or
             None for the preset's.
+        nodata: Values that hold no data besides (or instead of) the file's nodata (a fill
+            the file does not declare), or None for the file's alone; such pixels are left
+            out of the statistics and scored as nodata.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -228,6 +232,7 @@ class DetectionOptions:
     normalisation_scope: Optional[str] = None
     views: Optional[int] = None
     fusion_power: Optional[float] = None
+    nodata: Optional[NodataRule] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -746,7 +751,12 @@ def _detect_bands(
     # exact: values float32 cannot hold (32-bit integers, float64 far from 0) are read in
     # float64 and centred on their means before they become float32
     with open_raster(
-        input_path, options.bands, colours=True, exact=True, float32_range=True
+        input_path,
+        options.bands,
+        colours=True,
+        exact=True,
+        float32_range=True,
+        nodata=options.nodata,
     ) as source:
         device = resolve_device(options.device)
         if not isinstance(options.model, LoadedModel):
@@ -854,6 +864,7 @@ def _detect_bands(
             bands=tuple(source.band_indices),
             normalisation_scope=scope,
             tile_pixels=tuple(plan.grid.tile_x for plan in plans),  # raster px, per scale
+            **nodata_provenance(source.nodata_rule),
         )
         fusion_start = 1.0 - (FUSION_SHARE if fused else 0.0)
         scoring_end = fusion_start - (RX_SHARE if rx_weight > 0 else 0.0)

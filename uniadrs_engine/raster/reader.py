@@ -5,7 +5,9 @@ A raster is never read whole: :func:`open_raster` returns a :class:`RasterSource
 selected bands as ``float32 [bands, rows, cols]`` plus a ``bool [rows, cols]`` validity mask.
 A pixel is valid when every selected band is finite and differs from that band's nodata value
 (and, where the file has one, GDAL's explicit mask says so: an alpha band, an internal or
-``.msk`` mask); invalid pixels hold 0 in the returned data.
+``.msk`` mask); invalid pixels hold 0 in the returned data. A
+:class:`~uniadrs_engine.raster.nodata.NodataRule` adds values that hold no data (a fill the
+file does not declare) or sets the file's nodata aside.
 
 Example:
     >>> with open_raster("scene.tif", bands=[1, 2, 3]) as source:  # doctest: +SKIP
@@ -28,6 +30,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import ContainerError, InputError
+from uniadrs_engine.raster.nodata import NodataRule
 
 PathLike = Union[str, Path]
 
@@ -377,7 +380,10 @@ class RasterSource:
         gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
         rpc: The raster's rational polynomial coefficients (GDAL's ``RPC`` metadata domain,
             the georeference of raw optical satellite products), or ``{}``.
-        nodata: Per selected band, its nodata value or None.
+        nodata: Per selected band, its nodata value or None (None for every band when the
+            :attr:`nodata_rule` ignores the file's nodata).
+        nodata_rule: Values that hold no data besides (or instead of) the file's nodata
+            (:class:`~uniadrs_engine.raster.nodata.NodataRule`; the default changes nothing).
         unscaling: Per selected band, GDAL's ``(scale, offset)`` of its values, or None
             where it has none: :meth:`read_window` returns ``raw * scale + offset`` (a
             band stored as integers of 0.001 units is read in its units).
@@ -399,8 +405,10 @@ class RasterSource:
         exact: bool = False,
         stored: bool = False,
         float32_range: bool = False,
+        nodata_rule: Optional[NodataRule] = None,
     ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
+        self.nodata_rule = nodata_rule or NodataRule()
         self._float32_range = float32_range
         self.path = path
         self.width: int = dataset.RasterXSize
@@ -422,7 +430,9 @@ class RasterSource:
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.rpc: Dict[str, str] = dict(dataset.GetMetadata("RPC") or {})
-        self.nodata: List[Optional[float]] = [band_nodata(band) for band in bands]
+        self.nodata: List[Optional[float]] = [
+            band_nodata(band) if self.nodata_rule.use_file_nodata else None for band in bands
+        ]
         self.unscaling: List[Optional[Tuple[float, float]]] = [
             band_unscaling(band) for band in bands
         ]
@@ -494,20 +504,23 @@ class RasterSource:
         if self.palette is not None:
             raw, coloured = self._colours(raw[0])
             masked &= coloured
-        valid = masked.copy()
-        band_counts = np.zeros(self.band_count, dtype=np.int64)
-        for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
-            holds = band_holds_value(band_data, nodata)
-            if self._mask_bands:
-                holds &= masked
-            band_counts[index] = np.count_nonzero(holds)
-            valid &= holds
         with np.errstate(over="ignore", invalid="ignore"):
             data = raw.astype(self.value_dtype)
             for values, unscaling in zip(data, self.unscaling):
                 if unscaling is not None:
                     values *= unscaling[0]
                     values += unscaling[1]
+        valid = masked.copy()
+        band_counts = np.zeros(self.band_count, dtype=np.int64)
+        compare_values = bool(self.nodata_rule.ranges) and self.palette is None
+        for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
+            holds = band_holds_value(band_data, nodata)  # the file's nodata: stored values
+            if compare_values:  # the rule's: values as read (scale and offset applied)
+                holds &= ~self.nodata_rule.matches(data[index])
+            if self._mask_bands:
+                holds &= masked
+            band_counts[index] = np.count_nonzero(holds)
+            valid &= holds
         if not valid.all():
             data[:, ~valid] = 0.0
         # float64 values beyond float32's range become inf: mask them too (and those read
@@ -553,6 +566,8 @@ class RasterSource:
         coloured = (index >= 0) & (index < entries)
         if self._index_nodata is not None:
             coloured &= index != self._index_nodata
+        if self.nodata_rule.ranges:  # a paletted image's rule compares its indices
+            coloured &= ~self.nodata_rule.matches(index)
         safe = np.where(coloured, index, 0).astype(np.intp)
         selected = self.palette[[band - 1 for band in self.band_indices]]
         return selected[:, safe], coloured
@@ -595,6 +610,7 @@ def open_raster(
     exact: bool = False,
     stored: bool = False,
     float32_range: bool = False,
+    nodata: Optional[NodataRule] = None,
 ) -> RasterSource:
     """Opens a raster any GDAL driver can read, with an optional band selection.
 
@@ -612,6 +628,8 @@ def open_raster(
             non-zero values are what counts).
         float32_range: Values beyond float32's range hold no data, also when read in
             float64 (a reader that passes them on as float32: detection).
+        nodata: Values that hold no data besides (or instead of) the file's nodata
+            (:class:`~uniadrs_engine.raster.nodata.NodataRule`); None: the file's alone.
 
     Returns:
         An open :class:`RasterSource` (use it as a context manager).
@@ -664,4 +682,5 @@ def open_raster(
         exact=exact,
         stored=stored,
         float32_range=float32_range,
+        nodata_rule=nodata,
     )

@@ -13,9 +13,11 @@ import argparse
 from uniadrs_engine.cli.arguments import (
     BANDS_HELP,
     add_memory_argument,
+    add_nodata_arguments,
     band_list,
     float_list,
     network_list,
+    nodata_rule,
     non_negative_int,
     positive_float,
     positive_int,
@@ -160,6 +162,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="D",
         help=f"one of {', '.join(DEVICE_CHOICES)} (default auto)",
     )
+    add_nodata_arguments(parser)
     add_memory_argument(parser, default=1024)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -186,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         normalisation_scope=args.normalisation_scope,
         views=args.views,
         fusion_power=args.fusion_power,
+        nodata=nodata_rule(args),
     )
     with progress_bar("detect", enabled=not args.quiet) as progress:
         report = detect_raster(args.input, args.output, options, progress=progress)

@@ -12,7 +12,9 @@ import argparse
 from uniadrs_engine.cli.arguments import (
     BANDS_HELP,
     add_memory_argument,
+    add_nodata_arguments,
     band_list,
+    nodata_rule,
     positive_int,
     progress_bar,
 )
@@ -67,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_COMPONENTS,
         help=f"local mode: whitened principal components kept (default {DEFAULT_MAX_COMPONENTS})",
     )
+    add_nodata_arguments(parser)
     add_memory_argument(parser, default=1024)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             memory_mb=args.memory_mb,
             progress=progress,
             max_components=args.max_components,
+            nodata=nodata_rule(args),
         )
     left_out = report.describe_bands_left_out()
     left_out = f" ({left_out})" if left_out else ""

@@ -1,0 +1,180 @@
+"""Which pixels hold no data beyond the file's own say: extra no-data values and ranges.
+
+Many scenes mark their fill with a value the file does not declare: a black collar of 0 around
+an orthophoto, -9999 in a band of a stack that has no nodata tag. A :class:`NodataRule` says
+which values hold no data besides (or instead of) each band's own nodata value. It is passed
+to :func:`~uniadrs_engine.raster.reader.open_raster`, so that every pass over a raster
+(statistics, tiles, RX) treats the same pixels as missing.
+
+The rule compares a band's values as they are read: after GDAL's scale and offset, as QGIS
+compares a layer's additional no data values (``QgsRasterDataProvider::block`` applies the
+scale and offset first). A pixel is valid only where every selected band holds a value, as
+with the file's nodata. A one-band paletted image's rule compares its palette indices.
+
+Example:
+    >>> rule = NodataRule(ranges=parse_nodata_values("0, 255"))
+    >>> rule.describe()
+    '0, 255'
+    >>> rule.matches(np.array([0.0, 3.0, 255.0])).tolist()
+    [True, False, True]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from uniadrs_engine.errors import InputError
+
+#: Separators between the values of a no-data list: commas, semicolons, spaces.
+_SEPARATORS = re.compile(r"[,;\s]+")
+
+#: The text of a range ``LOW..HIGH`` (either end may be left out: no bound there).
+_RANGE = ".."
+
+
+@dataclass(frozen=True)
+class NodataRange:
+    """Values ``low`` to ``high`` that hold no data (one value when they are equal).
+
+    Attributes:
+        low: The lowest such value (``-inf``: no lower bound).
+        high: The highest such value (``inf``: no upper bound).
+        include_low: Whether ``low`` itself holds no data.
+        include_high: Whether ``high`` itself holds no data.
+    """
+
+    low: float
+    high: float
+    include_low: bool = True
+    include_high: bool = True
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.low) or math.isnan(self.high):
+            raise InputError("a no-data value must be a number, not NaN (NaN never holds data)")
+        if self.low > self.high:
+            raise InputError(f"no-data range {self.low:g}..{self.high:g} is empty (low > high)")
+
+    def matches(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` lie in the range (``bool``, shaped like ``values``).
+
+        float32 values are compared with the bounds as float32 holds them: a declared -9999.9
+        matches the -9999.900390625 that a float32 pixel stores for it.
+        """
+        low, high = self.low, self.high
+        if values.dtype == np.float32:
+            low, high = float(np.float32(low)), float(np.float32(high))
+        with np.errstate(invalid="ignore"):
+            above = values >= low if self.include_low else values > low
+            below = values <= high if self.include_high else values < high
+        return above & below
+
+    def describe(self) -> str:
+        """``"0"`` for one value, ``"LOW..HIGH"`` for a range (open ends left empty)."""
+        if self.low == self.high:
+            return f"{self.low:g}"
+        low = "" if math.isinf(self.low) else f"{self.low:g}"
+        high = "" if math.isinf(self.high) else f"{self.high:g}"
+        text = f"{low}{_RANGE}{high}"
+        if not (self.include_low and self.include_high):
+            ends = {(False, True): "low", (True, False): "high", (False, False): "both"}
+            text += f" (bounds excluded: {ends[(self.include_low, self.include_high)]})"
+        return text
+
+
+@dataclass(frozen=True)
+class NodataRule:
+    """Which values hold no data, besides or instead of each band's own nodata value.
+
+    Attributes:
+        ranges: Values (and ranges) that hold no data in every selected band.
+        use_file_nodata: Whether each band's own nodata value still holds no data (False:
+            the file's nodata values are ignored, as QGIS does when a layer's "No data
+            value" is unchecked). GDAL's explicit masks (alpha bands, ``.msk`` files) are
+            honoured either way.
+    """
+
+    ranges: Tuple[NodataRange, ...] = ()
+    use_file_nodata: bool = True
+
+    @property
+    def changes_anything(self) -> bool:
+        """Whether the rule differs from reading the file as it is."""
+        return bool(self.ranges) or not self.use_file_nodata
+
+    def matches(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` hold no data by :attr:`ranges` (``bool``, shaped like ``values``)."""
+        found = np.zeros(values.shape, dtype=bool)
+        for value_range in self.ranges:
+            found |= value_range.matches(values)
+        return found
+
+    def describe(self) -> str:
+        """The rule in words: ``"0, 255"``, ``"-9999; the file's nodata ignored"``."""
+        parts = [", ".join(value_range.describe() for value_range in self.ranges)]
+        if not self.use_file_nodata:
+            parts.append("the file's nodata ignored")
+        return "; ".join(part for part in parts if part)
+
+
+def _number(text: str, whole: str) -> float:
+    """One number of a no-data list, or an :class:`InputError` quoting the list."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(
+            f"no-data values {whole!r}: {text!r} is not a number (expected numbers or "
+            "LOW..HIGH ranges, separated by commas, semicolons or spaces, e.g. '0' or "
+            "'0, 255' or '..-1000')"
+        ) from None
+    return value
+
+
+def parse_nodata_values(text: Optional[str]) -> Tuple[NodataRange, ...]:
+    """Reads ``"0"``, ``"0, 255"``, ``"-9999;0"`` or ranges ``"..-1000"``, ``"250..255"``.
+
+    Args:
+        text: Numbers and ``LOW..HIGH`` ranges (an end left out is unbounded), separated by
+            commas, semicolons or spaces; empty or None for none.
+
+    Returns:
+        The ranges, one per item, in the order given.
+
+    Raises:
+        InputError: An item is not a number or a range, a value is NaN, or a range is
+            empty.
+    """
+    whole = (text or "").strip()
+    ranges = []
+    for item in _SEPARATORS.split(re.sub(r"\s*\.\.\s*", _RANGE, whole)):  # "0 .. 5": 0..5
+        if not item:
+            continue
+        if _RANGE in item:
+            low_text, _, high_text = item.partition(_RANGE)
+            low = _number(low_text, whole) if low_text else -math.inf
+            high = _number(high_text, whole) if high_text else math.inf
+            if math.isinf(low) and math.isinf(high) and low < 0 < high:
+                raise InputError(f"no-data values {whole!r}: {item!r} would leave no data at all")
+            ranges.append(NodataRange(low, high))
+        else:
+            value = _number(item, whole)
+            ranges.append(NodataRange(value, value))
+    return tuple(ranges)
+
+
+def nodata_provenance(rule: Optional[NodataRule]) -> Dict[str, str]:
+    """The ``nodata`` item of an output's provenance metadata when ``rule`` changes anything.
+
+    Example:
+        >>> nodata_provenance(NodataRule(ranges=parse_nodata_values("0")))
+        {'nodata': '0'}
+        >>> nodata_provenance(None)
+        {}
+    """
+    if rule is None or not rule.changes_anything:
+        return {}
+    return {"nodata": rule.describe()}
