@@ -41,7 +41,7 @@ from qgis.PyQt.QtGui import QIcon
 from .. import settings
 from ..dependencies import PIP_REQUIREMENTS, install_hint, missing_requirements_message
 from ..feedback import CancelCheck, ProgressCallback, engine_callbacks, engine_log_to_feedback
-from ..layer_nodata import layer_nodata
+from ..layer_settings import layer_crs, layer_nodata
 from ..resources import icon_path
 
 #: Group ids and names of the toolbox.
@@ -376,6 +376,27 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
         ]
         feedback.pushInfo(f"No data: {rule.describe()} (from {' and '.join(sources)})")
         return rule
+
+    def layer_crs(
+        self,
+        parameters: Dict[str, Any],
+        layer_parameter: str,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> Optional[str]:
+        """The input layer's CRS (WKT) where its user set one other than its file's, else None.
+
+        The engine then measures map units in it, and the outputs carry it, so that they lie
+        where QGIS draws the input.
+        """
+        layer = self.raster_layer(parameters, layer_parameter, context)
+        crs = layer_crs(layer) if layer is not None else None
+        if crs is not None:
+            assert layer is not None
+            feedback.pushInfo(
+                f"CRS: the layer's, {layer.crs().userFriendlyIdentifier()}, in place of its file's"
+            )
+        return crs
 
     def memory_mb(self, parameters: Dict[str, Any], context: QgsProcessingContext) -> int:
         """The memory budget: the parameter, or the provider setting when empty."""

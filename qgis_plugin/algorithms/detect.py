@@ -405,6 +405,7 @@ class DetectAnomaliesAlgorithm(UniadrsAlgorithm):
             ][0],
             views=VIEW_CHOICES[self.parameterAsEnum(parameters, self.VIEWS, context)][0],
             nodata=self.nodata_rule(parameters, self.INPUT, bands, context, feedback),
+            crs=self.layer_crs(parameters, self.INPUT, context, feedback),
         )
         feedback.pushInfo(
             f"UniADRS: preset {options.preset}, device {options.device}, "

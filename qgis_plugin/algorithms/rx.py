@@ -125,6 +125,7 @@ class RxAlgorithm(UniadrsAlgorithm):
         background_path = self.raster_path(parameters, self.BACKGROUND_MASK, context, optional=True)
         output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         mode = RX_MODES[self.parameterAsEnum(parameters, self.MODE, context)][0]
+        crs = self.layer_crs(parameters, self.INPUT, context, feedback)
         inner = outer = None
         if mode == "local":
             inner_size = self.parameterAsDouble(parameters, self.INNER, context)
@@ -132,7 +133,7 @@ class RxAlgorithm(UniadrsAlgorithm):
             units = WINDOW_UNITS[self.parameterAsEnum(parameters, self.WINDOW_UNITS, context)][0]
             if units == "map_units":
                 reader = engine_module("uniadrs_engine.raster.reader")
-                with reader.open_raster(input_path, bands=[1]) as source:
+                with reader.open_raster(input_path, bands=[1], crs=crs) as source:
                     geotransform, crs_wkt = source.geotransform, source.projection
                 inner, outer = rx.local_windows_from_map_units(
                     inner_size, outer_size, geotransform, crs_wkt
@@ -154,6 +155,7 @@ class RxAlgorithm(UniadrsAlgorithm):
             outer=outer,
             bands=bands,
             nodata=nodata,
+            crs=crs,
             background_mask_path=background_path,
             memory_mb=self.memory_mb(parameters, context),
             progress=progress,

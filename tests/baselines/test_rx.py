@@ -448,3 +448,17 @@ def test_local_rx_with_every_component_does_not_depend_on_units_among_many_bands
     expected = local_rx(image, inner=3, outer=15, max_components=25)
     found = local_rx(scaled, inner=3, outer=15, max_components=25)
     np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_crs_given_is_carried_by_the_scores(tmp_path) -> None:
+    from tests.raster_factory import write_raster
+
+    image = np.random.default_rng(3).random((2, 12, 14)).astype(np.float32)
+    path = write_raster(tmp_path / "no_crs.tif", image, epsg=None)
+    for mode in ("global", "local"):
+        output = tmp_path / f"{mode}.tif"
+        rx_raster(path, output, mode=mode, inner=3, outer=7, crs="EPSG:32633")
+        written = gdal.Open(str(output))
+        reference = osr.SpatialReference(wkt=written.GetProjection())
+        written = None
+        assert reference.GetAuthorityCode(None) == "32633"

@@ -629,6 +629,21 @@ def test_an_object_size_in_degrees_is_refused(loaded_model, tmp_path: Path) -> N
     assert not (tmp_path / "s.tif").exists()
 
 
+def test_a_crs_given_measures_map_units_and_is_carried_by_the_scores(
+    loaded_model, tmp_path: Path
+) -> None:
+    """A raster whose file has no CRS, whose user knows it (a QGIS layer's CRS)."""
+    image, _ = anomaly_scene(rows=16, cols=16, bands=3, seed=7)
+    path = write_raster(tmp_path / "no_crs.tif", image, epsg=None)  # 10 m pixels
+    options = _options(loaded_model, scales=None, object_size_map_units=300.0, crs="EPSG:4326")
+    with pytest.raises(InputError, match="geographic"):  # measured in the CRS given
+        detect_raster(path, tmp_path / "s.tif", options)
+    report = detect_raster(path, tmp_path / "s.tif", replace(options, crs="EPSG:32633"))
+    assert report.scales == (1.0,)  # 300 m at 10 m a pixel: 30 px, the network's own scale
+    written = gdal.Open(str(tmp_path / "s.tif"))
+    assert "UTM zone 33N" in written.GetProjection()
+
+
 @pytest.mark.parametrize("scales", [[1.0], [0.5, 1.0]])
 def test_a_large_score_raster_has_overviews(loaded_model, tmp_path: Path, scales) -> None:
     image, _ = anomaly_scene(rows=16, cols=2100, bands=3, seed=8)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 
 import uniadrs_engine.raster.reader as reader_module
 from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_netcdf, write_raster
@@ -483,3 +483,23 @@ def test_a_raster_that_cannot_be_read_for_permissions_says_so(tmp_path, monkeypa
     monkeypatch.setattr(reader_module.os, "access", lambda name, mode: Path(name) != path)
     with pytest.raises(InputError, match="cannot read .*private.tif: permission denied"):
         open_raster(path)
+
+
+def test_a_crs_given_replaces_the_file_s(tmp_path: Path) -> None:
+    from tests.raster_factory import set_ground_points
+
+    path = write_raster(tmp_path / "no_crs.tif", np.ones((1, 4, 5), np.float32), epsg=None)
+    with open_raster(path) as source:
+        assert source.projection == ""
+    with open_raster(path, crs="EPSG:32633") as source:
+        reference = osr.SpatialReference(wkt=source.projection)
+        assert reference.GetAuthorityCode(None) == "32633"
+    with pytest.raises(InputError, match="not a coordinate reference system"):
+        open_raster(path, crs="EPSG:not-a-code")
+    points = set_ground_points(
+        write_raster(tmp_path / "gcps.tif", np.ones((1, 10, 20), np.float32), epsg=None),
+        [(0, 0, 10.0, 50.0), (20, 0, 10.2, 50.0), (0, 10, 10.0, 49.9)],
+        epsg=None,
+    )
+    with open_raster(points, crs="EPSG:4326") as source:  # the points' CRS, then
+        assert "WGS 84" in source.gcp_projection and source.projection == ""

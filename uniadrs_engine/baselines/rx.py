@@ -644,6 +644,7 @@ def rx_raster(
     max_components: int = DEFAULT_MAX_COMPONENTS,
     shrinkage: Optional[float] = None,
     nodata: Optional[NodataRule] = None,
+    crs: Optional[str] = None,
 ) -> RxReport:
     """Runs global or local RX over a raster and writes a score raster on its grid.
 
@@ -668,6 +669,8 @@ def rx_raster(
         shrinkage: Local mode: fixed covariance shrinkage in ``[0, 1]``, or None for OAS.
         nodata: Values that hold no data besides (or instead of) the file's nodata, or
             None for the file's alone; such pixels are left out and scored as nodata.
+        crs: The raster's CRS in place of the file's (WKT or ``EPSG:code``), which the
+            score raster then carries; None for the file's.
 
     Returns:
         An :class:`RxReport`.
@@ -703,6 +706,7 @@ def rx_raster(
             started,
             left_out,
             nodata,
+            crs,
         ),
         chosen,
     )
@@ -724,9 +728,12 @@ def _rx_bands(
     started: float,
     bands_left_out: Tuple[int, ...],
     nodata: Optional[NodataRule] = None,
+    crs: Optional[str] = None,
 ) -> RxReport:
     """:func:`rx_raster` with checked window sizes, on ``bands``."""
-    with open_raster(input_path, bands=bands, colours=True, exact=True, nodata=nodata) as source:
+    with open_raster(
+        input_path, bands=bands, colours=True, exact=True, nodata=nodata, crs=crs
+    ) as source:
         if mode == "local":
             assert inner is not None
             check_windows_fit(inner, source.width, source.height)

@@ -214,6 +214,9 @@ class DetectionOptions:
         nodata: Values that hold no data besides (or instead of) the file's nodata (a fill
             the file does not declare), or None for the file's alone; such pixels are left
             out of the statistics and scored as nodata.
+        crs: The raster's CRS in place of the file's (WKT or ``EPSG:code``: a QGIS layer's
+            whose CRS its user set), or None for the file's. Object sizes in map units are
+            measured in it and the score raster carries it.
     """
 
     model: Union[str, Path, LoadedModel] = "default"
@@ -233,6 +236,7 @@ class DetectionOptions:
     views: Optional[int] = None
     fusion_power: Optional[float] = None
     nodata: Optional[NodataRule] = None
+    crs: Optional[str] = None
 
     def check(self) -> None:
         """Raises :class:`InputError` for values out of range."""
@@ -757,6 +761,7 @@ def _detect_bands(
         exact=True,
         float32_range=True,
         nodata=options.nodata,
+        crs=options.crs,
     ) as source:
         device = resolve_device(options.device)
         if not isinstance(options.model, LoadedModel):

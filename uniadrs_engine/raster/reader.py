@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from osgeo import gdal, gdal_array
+from osgeo import gdal, gdal_array, osr
 
 from uniadrs_engine.errors import ContainerError, InputError
 from uniadrs_engine.raster.nodata import NodataRule
@@ -113,6 +113,23 @@ def band_nodata(band: gdal.Band) -> Optional[float]:
         with np.errstate(over="ignore"):
             nodata = float(np.float32(nodata))
     return nodata
+
+
+def crs_wkt(crs: str) -> str:
+    """A CRS given as WKT, ``EPSG:32633``, a PROJ string... as WKT.
+
+    Raises:
+        InputError: If GDAL does not read it as a CRS.
+    """
+    reference = osr.SpatialReference()
+    with quiet_gdal_errors():
+        try:
+            failed = reference.SetFromUserInput(str(crs)) != 0
+        except RuntimeError:
+            failed = True
+    if failed:
+        raise InputError(f"not a coordinate reference system GDAL reads: {crs!r}")
+    return str(reference.ExportToWkt())
 
 
 def band_unscaling(band: gdal.Band) -> Optional[Tuple[float, float]]:
@@ -384,6 +401,9 @@ class RasterSource:
             :attr:`nodata_rule` ignores the file's nodata).
         nodata_rule: Values that hold no data besides (or instead of) the file's nodata
             (:class:`~uniadrs_engine.raster.nodata.NodataRule`; the default changes nothing).
+
+    The ``crs`` given to :func:`open_raster` replaces the file's in :attr:`projection` (or,
+    for a raster georeferenced by ground control points only, in :attr:`gcp_projection`).
         unscaling: Per selected band, GDAL's ``(scale, offset)`` of its values, or None
             where it has none: :meth:`read_window` returns ``raw * scale + offset`` (a
             band stored as integers of 0.001 units is read in its units).
@@ -406,6 +426,7 @@ class RasterSource:
         stored: bool = False,
         float32_range: bool = False,
         nodata_rule: Optional[NodataRule] = None,
+        crs: Optional[str] = None,
     ) -> None:
         self._dataset: Optional[gdal.Dataset] = dataset
         self.nodata_rule = nodata_rule or NodataRule()
@@ -430,6 +451,11 @@ class RasterSource:
         self.gcps: Tuple[gdal.GCP, ...] = tuple(dataset.GetGCPs() or ())
         self.gcp_projection: str = dataset.GetGCPProjection() or ""
         self.rpc: Dict[str, str] = dict(dataset.GetMetadata("RPC") or {})
+        if crs:  # the CRS the caller knows the raster in (a QGIS layer's, set by its user)
+            if self.gcps and self.geotransform == NO_GEOTRANSFORM:
+                self.gcp_projection = crs_wkt(crs)
+            else:
+                self.projection = crs_wkt(crs)
         self.nodata: List[Optional[float]] = [
             band_nodata(band) if self.nodata_rule.use_file_nodata else None for band in bands
         ]
@@ -611,6 +637,7 @@ def open_raster(
     stored: bool = False,
     float32_range: bool = False,
     nodata: Optional[NodataRule] = None,
+    crs: Optional[str] = None,
 ) -> RasterSource:
     """Opens a raster any GDAL driver can read, with an optional band selection.
 
@@ -630,6 +657,10 @@ def open_raster(
             float64 (a reader that passes them on as float32: detection).
         nodata: Values that hold no data besides (or instead of) the file's nodata
             (:class:`~uniadrs_engine.raster.nodata.NodataRule`); None: the file's alone.
+        crs: The raster's CRS in place of the file's (WKT, ``EPSG:32633`` or any text GDAL's
+            ``SetFromUserInput`` reads), as a QGIS layer whose CRS its user set has it: map
+            units are measured in it and outputs on the raster's grid carry it. None: the
+            file's.
 
     Returns:
         An open :class:`RasterSource` (use it as a context manager).
@@ -683,4 +714,5 @@ def open_raster(
         stored=stored,
         float32_range=float32_range,
         nodata_rule=nodata,
+        crs=crs,
     )

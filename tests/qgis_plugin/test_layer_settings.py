@@ -1,4 +1,4 @@
-"""A layer's QGIS no data settings reach the engine: the RX and detection algorithms."""
+"""A layer's QGIS settings (no data, CRS) reach the engine: the RX and detection algorithms."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import processing
 import pytest
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProject,
@@ -16,7 +17,7 @@ from qgis.core import (
 )
 
 import uniadrs_engine.raster.nodata as nodata_module
-from qgis_plugin.layer_nodata import layer_bands, layer_nodata
+from qgis_plugin.layer_settings import layer_bands, layer_crs, layer_nodata
 from tests.qgis_plugin.conftest import read_band
 from tests.raster_factory import write_raster
 from uniadrs_engine.baselines.rx import rx_raster
@@ -144,3 +145,34 @@ def test_a_bad_nodata_text_is_a_clear_error(provider, collared, tmp_path):
             {"INPUT": str(undeclared), "NODATA": "zero", "OUTPUT": str(tmp_path / "rx.tif")},
         )
     assert not (tmp_path / "rx.tif").exists()
+
+
+def test_a_layer_crs_its_user_set_is_measured_in_and_carried_by_the_scores(provider, tmp_path):
+    image = np.random.default_rng(13).random((2, 20, 22)).astype(np.float32)
+    path = write_raster(tmp_path / "no_crs.tif", image, epsg=None)
+    layer = QgsRasterLayer(str(path), "no_crs")
+    assert layer_crs(layer) is None  # no CRS in the file, none set
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        layer.setCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+        windows = {"MODE": 1, "WINDOW_UNITS": 1, "INNER_WINDOW": 30.0, "OUTER_WINDOW": 90.0}
+        with pytest.raises(QgsProcessingException, match="geographic"):
+            processing.run(
+                "uniadrs:rx", {"INPUT": layer, **windows, "OUTPUT": str(tmp_path / "deg.tif")}
+            )
+        layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+        feedback = QgsProcessingFeedback()
+        messages = []
+        feedback.pushInfo = messages.append  # type: ignore[method-assign]
+        result = processing.run(
+            "uniadrs:rx",
+            {"INPUT": layer, **windows, "OUTPUT": str(tmp_path / "rx.tif")},
+            feedback=feedback,
+        )
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    scores = QgsRasterLayer(result["OUTPUT"], "scores")
+    assert scores.crs().authid() == "EPSG:32633"
+    engine = rx_raster(path, tmp_path / "engine.tif", mode="local", inner=3, outer=9)
+    np.testing.assert_array_equal(read_band(result["OUTPUT"]), read_band(engine.output_path))
+    assert any(message.startswith("CRS: the layer's, EPSG:32633") for message in messages)

@@ -1,14 +1,17 @@
-"""A raster layer's no data settings in QGIS, as the engine's no-data rule takes them.
+"""A raster layer's settings in QGIS that the file behind it does not hold: no data, CRS.
 
-QGIS keeps two no data settings per band of a raster layer (Layer Properties >
-Transparency): whether the file's own nodata value counts ("No data value", on by default)
-and additional no data values or ranges. The plugin reads the file behind a layer, so it
-passes these settings on (:func:`layer_nodata`); the engine applies them
-(:class:`uniadrs_engine.raster.nodata.NodataRule`).
+The plugin reads the file behind a layer, so it passes on what the layer's user set in QGIS
+and the file does not say:
 
-The engine's rule holds for every band it reads. QGIS's dialog sets the same values for every
-band of a layer; should the bands used differ (set through the API), their additional values
-are all taken, and the file's nodata is set aside only when every band used sets it aside.
+* No data (Layer Properties > Transparency). QGIS keeps two settings per band: whether the
+  file's own nodata value counts ("No data value", on by default) and additional no data
+  values or ranges. :func:`layer_nodata` turns them into the engine's terms
+  (:class:`uniadrs_engine.raster.nodata.NodataRule`). The engine's rule holds for every band
+  it reads. QGIS's dialog sets the same values for every band of a layer; should the bands
+  used differ (set through the API), their additional values are all taken, and the file's
+  nodata is set aside only when every band used sets it aside.
+* The CRS (Layer Properties > Source, or Set Layer CRS): :func:`layer_crs` gives it when it
+  is not the file's, so that map units are measured in it and the outputs carry it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, List, Optional, Sequence, Tuple
 
-from qgis.core import QgsRasterLayer, QgsRasterRange
+from qgis.core import QgsCoordinateReferenceSystem, QgsRasterLayer, QgsRasterRange
 
 
 def _bound(value: float, unbounded: float) -> float:
@@ -68,3 +71,11 @@ def layer_nodata(
             if converted not in ranges:
                 ranges.append(converted)
     return tuple(ranges), use_file_nodata
+
+
+def layer_crs(layer: QgsRasterLayer) -> Optional[str]:
+    """The layer's CRS as WKT when it is not its file's (its user set it), else None."""
+    crs = layer.crs()
+    if not crs.isValid() or crs == layer.dataProvider().crs():
+        return None
+    return str(crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED_GDAL))
