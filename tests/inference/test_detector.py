@@ -284,6 +284,37 @@ def test_cancellation_leaves_no_file(
     assert sorted(item.name for item in tmp_path.iterdir()) == ["scene.tif"]
 
 
+@pytest.mark.parametrize("views", [1, 2])
+def test_a_stop_ends_the_batch_after_the_network_pass_under_way(
+    scene, tmp_path: Path, views: int
+) -> None:
+    """A stop asked while a member scores is heeded before the next member's pass."""
+    _, path = scene
+    members = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        members.append(UniADRS(get_config("lite8")).eval())
+    passes: List[int] = []
+    for index, member in enumerate(members):
+        member.register_forward_hook(lambda *_, index=index: passes.append(index))
+    trio = LoadedModel(
+        network=MemberMean(members).eval(),
+        card=ModelCard(name="trio", config=get_config("lite8")),
+        path=Path("trio.safetensors"),
+    )
+    with pytest.raises(CancelledError):
+        detect_raster(
+            path,
+            tmp_path / "s.tif",
+            _options(trio, views=views),
+            is_cancelled=lambda: bool(passes),  # asked during the first member's pass
+        )
+    assert passes == [0]
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["scene.tif"]
+    for member in members:  # the checks are gone with the run
+        assert not member._forward_pre_hooks
+
+
 def test_multi_scale_fusion(scene, loaded_model, tmp_path: Path) -> None:
     _, path = scene
     report = detect_raster(

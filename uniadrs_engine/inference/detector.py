@@ -111,6 +111,7 @@ from uniadrs_engine.inference.presets import (
     resolve_scales,
 )
 from uniadrs_engine.inference.scoring import (
+    checks_between_passes,
     fill_from_nearest,
     padded_size,
     scaled_size,
@@ -668,7 +669,10 @@ def _score_scale(
         tiles[start : start + plan.batch_size] for start in range(0, len(tiles), plan.batch_size)
     ]
     reporter.begin(f"scale {plan.scale:g}: scoring tiles")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniadrs-read") as reader:
+    with (
+        checks_between_passes(network, reporter.check_cancelled),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="uniadrs-read") as reader,
+    ):
         pending = reader.submit(_read_batch, source, batches[0], scaling)
         for index, batch_tiles in enumerate(batches):
             reporter.check_cancelled()
@@ -708,7 +712,8 @@ def detect_raster(
         output_path: The score GeoTIFF to write (replaced if it exists).
         options: Model, bands, preset/scales, tiling, device, memory budget.
         progress: Optional ``progress(fraction, message)``.
-        is_cancelled: Optional ``is_cancelled() -> bool``, checked between batches.
+        is_cancelled: Optional ``is_cancelled() -> bool``, checked between batches and
+            before each network's pass (each member of an ensemble, each view).
 
     Returns:
         A report on the run and the output's score range.

@@ -32,7 +32,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ from scipy import ndimage
 from uniadrs_engine.inference.device import out_of_memory_as_device_error
 from uniadrs_engine.inference.views import score_views
 from uniadrs_engine.model.config import SIZE_MULTIPLE
-from uniadrs_engine.model.ensemble import ScoringNetwork
+from uniadrs_engine.model.ensemble import MemberMean, ScoringNetwork
 
 DeviceLike = Union[str, torch.device]
 
@@ -170,6 +171,24 @@ def score_batch(
     if len(slices) > 1:
         total = total / len(slices)
     return total[:, :height, :width]
+
+
+@contextmanager
+def checks_between_passes(network: torch.nn.Module, check: Callable[[], None]) -> Iterator[None]:
+    """Calls ``check`` before each forward pass of ``network``'s members (or of ``network``).
+
+    A batch of tiles goes through every member of an ensemble, once per test-time view; a
+    ``check`` that raises (a stop asked for) then ends the batch after the pass under way
+    instead of after all of them: the default model's ten members take up to about 11 s a
+    batch on a loaded CPU, one of them about a tenth of that.
+    """
+    modules = list(network.members) if isinstance(network, MemberMean) else [network]
+    handles = [module.register_forward_pre_hook(lambda *_: check()) for module in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def score_tiles(
