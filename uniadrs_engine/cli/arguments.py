@@ -200,22 +200,42 @@ def add_memory_argument(parser: argparse.ArgumentParser, default: int) -> None:
 BAR_DELAY_S = 0.5
 
 
+#: Without a terminal, a progress line is printed at each tenth of the work, and at least
+#: this often (seconds) while the work goes on.
+PROGRESS_LINE_INTERVAL_S = 60.0
+
+
 @contextmanager
 def progress_bar(
-    description: str = "", enabled: bool = True, *, steps: int | None = None, unit: str = "step"
+    description: str = "",
+    enabled: bool = True,
+    *,
+    steps: int | None = None,
+    unit: str = "step",
+    interactive: bool | None = None,
 ) -> Iterator[Callable[[float, str], None]]:
     """A tqdm bar on stderr, yielded as a ``progress(fraction, message)`` callable.
 
     Work that resumes part-way (a training run from its checkpoint) reports a first
     fraction above zero; the bar then starts its clock there, so its rate and time left
-    count only the work done in this run.
+    count only the work done in this run. When stderr is not a terminal (a log file, a
+    pipe, a scheduler's job output), plain lines replace the bar
+    (:func:`progress_lines`): a bar redrawn at each update would fill the log.
 
     Args:
         description: Text before the bar.
         enabled: Show the bar (False gives a callable that does nothing).
         steps: Count the bar in this many units (with their rate) instead of percent.
         unit: Name of one unit when ``steps`` is given.
+        interactive: Draw a bar (True) or print lines (False); None: a bar when stderr is a
+            terminal.
     """
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    if not interactive:
+        with progress_lines(description, enabled, steps=steps, unit=unit) as update:
+            yield update
+        return
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -271,6 +291,70 @@ def progress_bar(
                     bar.refresh()
 
         yield update
+
+
+@contextmanager
+def progress_lines(
+    description: str = "", enabled: bool = True, *, steps: int | None = None, unit: str = "step"
+) -> Iterator[Callable[[float, str], None]]:
+    """Progress as plain lines on stderr, for logs: :func:`progress_bar` without a terminal.
+
+    A line is printed when the work passes a tenth of its whole, at least every
+    :data:`PROGRESS_LINE_INTERVAL_S` seconds, and at its end; none before
+    :data:`BAR_DELAY_S` has passed unless the work is done (a command that fails at once
+    prints its error alone). Each line gives the share done (or ``done/total`` units), the
+    time taken and left, counted from where the work started in this run (a resumed
+    training run), and the latest message::
+
+        detect:  40% | 0:12 elapsed, 0:18 left | scale 1: scoring tiles
+
+    Args:
+        description: Text before each line (``unit`` counts when it is empty).
+        enabled: Print lines (False gives a callable that does nothing).
+        steps: Count in this many units instead of percent.
+        unit: Name of one unit when ``steps`` is given.
+    """
+    from tqdm import tqdm
+
+    began = time.monotonic()
+    first: float | None = None  # the first fraction reported: where this run started
+    started_at = began
+    last_tenth = -1
+    printed_at: float | None = None
+    finished = False
+
+    def update(fraction: float, message: str = "") -> None:
+        nonlocal first, started_at, last_tenth, printed_at, finished
+        if not enabled or finished:
+            return
+        fraction = min(1.0, max(0.0, float(fraction)))
+        now = time.monotonic()
+        if first is None:
+            first, started_at = fraction, now
+        tenth = int(fraction * 10 + 1e-9)
+        due = tenth > last_tenth or (
+            printed_at is not None and now - printed_at >= PROGRESS_LINE_INTERVAL_S
+        )
+        if fraction < 1.0 and (not due or now - began < BAR_DELAY_S):
+            return
+        last_tenth, printed_at, finished = tenth, now, fraction >= 1.0
+        elapsed = now - started_at
+        done_here = fraction - first
+        if steps:
+            share = f"{int(round(fraction * steps))}/{steps} {unit}s"
+        else:
+            share = f"{fraction * 100:3.0f}%"
+        times = f"{tqdm.format_interval(round(elapsed))} elapsed"
+        if done_here > 0 and not finished:
+            left = elapsed / done_here * (1.0 - fraction)
+            times += f", {tqdm.format_interval(round(left))} left"
+        parts = [f"{description.strip()}: {share}" if description.strip() else share, times]
+        if message:
+            parts.append(message)
+        sys.stderr.write(" | ".join(parts) + "\n")
+        sys.stderr.flush()
+
+    yield update
 
 
 def add_config_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
