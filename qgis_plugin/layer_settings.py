@@ -61,6 +61,8 @@ def layer_nodata(
         sets_aside = provider.sourceHasNoDataValue(band) and not provider.useSourceNoDataValue(band)
         use_file_nodata |= not sets_aside
         for value_range in provider.userNoDataValues(band):
+            if value_range.min() > value_range.max():
+                continue  # holds no value (QGIS's API allows it; QGIS matches nothing)
             bounds = value_range.bounds()
             converted = nodata.NodataRange(
                 _bound(value_range.min(), -math.inf),

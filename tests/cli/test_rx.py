@@ -139,4 +139,36 @@ def test_nodata_values_score_as_the_file_s_declared_nodata(make_raster, tmp_path
         np.testing.assert_array_equal(_scores(given), _scores(expected))
         with open_raster(given) as scores:
             valid = scores.read_window(scores.full_window()).valid
+            assert scores.dataset.GetMetadataItem("UNIADRS_NODATA") == "..-0.5"
         assert not valid[:, :4].any() and valid[:, 4:].all()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--nodata", "-1e5", "--nodata", "-7"],  # repeated, each a number in e-notation or not
+        ["--nodata", "-1e5,-7"],
+        ["--nodata", "-100000..-99999", "--nodata=-7"],
+        ["--nodata", "-inf..-99999,-7"],
+    ],
+)
+def test_nodata_values_that_start_with_a_dash_and_repeats(make_raster, tmp_path, options):
+    image = np.random.default_rng(9).random((2, 10, 12)).astype(np.float32)
+    image[:, 0] = -1e5
+    image[:, 1] = -7.0
+    path = make_raster(image, "fills.tif")
+    output = tmp_path / "rx.tif"
+    assert main(["rx", str(path), str(output), "--quiet", *options]) == 0
+    with open_raster(output) as scores:
+        valid = scores.read_window(scores.full_window()).valid
+    assert not valid[:2].any() and valid[2:].all()
+    expected = global_rx(image[:, 2:])
+    np.testing.assert_allclose(_scores(output)[2:], expected, rtol=1e-5)
+
+
+def test_a_nodata_option_without_a_value_is_a_usage_error(make_raster, tmp_path, capsys):
+    path = make_raster(np.random.default_rng(9).random((2, 6, 6)).astype(np.float32))
+    with pytest.raises(SystemExit) as caught:
+        main(["rx", str(path), str(tmp_path / "rx.tif"), "--nodata", "--quiet"])
+    assert caught.value.code == 2
+    assert "--nodata: expected one argument" in capsys.readouterr().err

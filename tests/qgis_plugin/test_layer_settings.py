@@ -176,3 +176,31 @@ def test_a_layer_crs_its_user_set_is_measured_in_and_carried_by_the_scores(provi
     engine = rx_raster(path, tmp_path / "engine.tif", mode="local", inner=3, outer=9)
     np.testing.assert_array_equal(read_band(result["OUTPUT"]), read_band(engine.output_path))
     assert any(message.startswith("CRS: the layer's, EPSG:32633") for message in messages)
+
+
+def test_the_layer_s_values_and_the_parameter_s_are_both_applied(provider, collared, tmp_path):
+    _, _, layer = collared
+    _set_user_nodata(layer, [QgsRasterRange(-1.0, -1.0)])
+    layer_path = layer.source()
+    image = read_band(layer_path, 1)
+    row = int(np.argmax(image[:, 10]))  # a pixel the parameter names, besides the layer's fill
+    value = float(np.float32(image[row, 10]))
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append  # type: ignore[method-assign]
+    result = processing.run(
+        "uniadrs:rx",
+        {"INPUT": layer, "NODATA": repr(value), "OUTPUT": str(tmp_path / "rx.tif")},
+        feedback=feedback,
+    )
+    scores = read_band(result["OUTPUT"])
+    assert (scores[:, :5] == SCORE_NODATA).all() and scores[row, 10] == SCORE_NODATA
+    assert (scores[:, 5:] != SCORE_NODATA).sum() == 24 * 23 - 1
+    sources = "the layer's no data settings and the additional no data values"
+    assert f"No data: -1, {value!r} (from {sources})" in messages
+
+
+def test_an_empty_layer_range_matches_nothing_as_in_qgis(collared):
+    _, _, layer = collared
+    _set_user_nodata(layer, [QgsRasterRange(10.0, 5.0), QgsRasterRange(-1.0, -1.0)])
+    assert layer_nodata(layer, None, nodata_module) == ((NodataRange(-1.0, -1.0),), True)

@@ -56,14 +56,37 @@ def test_a_range_matches_its_bounds_as_they_are_included() -> None:
     assert NodataRange(-math.inf, 2).describe() == "..2"
 
 
-def test_a_float32_value_matches_the_value_float32_stores_for_it() -> None:
+def test_a_value_is_rounded_as_the_band_s_own_type_stores_it() -> None:
     stored = np.array([np.float32(-9999.9), 1.0], dtype=np.float32)
-    assert NodataRange(-9999.9, -9999.9).matches(stored).tolist() == [True, False]
-    # in float64 the value is compared exactly
-    assert NodataRange(-9999.9, -9999.9).matches(stored.astype(np.float64)).tolist() == [
-        False,
-        False,
-    ]
+    value = NodataRange(-9999.9, -9999.9)
+    assert value.matches(stored).tolist() == [True, False]
+    # a float32 band's values read in float64 (beside a float64 band): still float32's
+    wide = stored.astype(np.float64)
+    assert value.matches(wide, stored_type=np.dtype(np.float32)).tolist() == [True, False]
+    # a float64 band's are compared exactly
+    assert value.matches(wide).tolist() == [False, False]
+    # an integer band read in float32 (values past 2**24 round together there)
+    big = np.array([16777216, 16777217], dtype=np.int64)
+    assert NodataRange(16777217, 16777217).matches(big).tolist() == [False, True]
+
+
+def test_a_value_as_read_is_taken_back_through_scale_and_offset() -> None:
+    stored = np.array([2, 3, 4], dtype=np.uint16)
+    # 3 * 0.1 is 0.30000000000000004: the typed 0.3 is the stored 3 all the same
+    assert NodataRange(0.3, 0.3).matches(stored, (0.1, 0.0)).tolist() == [False, True, False]
+    assert NodataRange(-0.4, -0.3).matches(stored, (-0.1, 0.0)).tolist() == [False, True, True]
+    below = NodataRange(-math.inf, -0.3, include_high=False)  # values as read below -0.3
+    assert below.matches(stored, (-0.1, 0.0)).tolist() == [False, False, True]
+    floats = np.array([np.float32(-9999.9), 0.5], dtype=np.float32)
+    assert NodataRange(-19999.8, -19999.8).matches(floats, (2.0, 0.0)).tolist() == [True, False]
+    assert NodataRange(7, 7).matches(stored, (0.0, 7.0)).all()  # every value reads as 7
+    assert NodataRange(1e39, 1e39).matches(floats).tolist() == [False, False]  # no warning
+
+
+def test_descriptions_keep_every_digit() -> None:
+    assert NodataRange(-9999999, -9999999).describe() == "-9999999"
+    assert NodataRange(1234567, 1234568).describe() == "1234567..1234568"
+    assert NodataRange(0.1, 0.1).describe() == "0.1"
 
 
 def test_rule_description_and_provenance() -> None:
@@ -134,3 +157,52 @@ def test_a_paletted_image_s_rule_compares_its_indices(tmp_path: Path) -> None:
             False,
             True,
         ]
+
+
+@pytest.mark.parametrize(
+    ("stored_type", "scale", "offset", "fill", "typed"),
+    [
+        (np.uint16, 0.1, 0.0, 3, "0.3"),
+        (np.int16, 0.0001, 0.0, -28672, "-2.8672"),
+        (np.uint16, 0.0001, -0.1, 1, "-0.0999"),
+        (np.float32, 2.0, 0.0, np.float32(-9999.9), "-19999.8"),
+        (np.int16, -0.5, 10.0, 4, "8"),
+    ],
+)
+def test_a_scaled_band_s_fill_matches_as_if_the_file_declared_it(
+    tmp_path: Path, stored_type, scale, offset, fill, typed
+) -> None:
+    image = np.arange(2, 26, dtype=np.float64).reshape(1, 4, 6).astype(stored_type)
+    image[0, 0] = fill
+    blocks = []
+    for name, nodata in (("declared.tif", float(fill)), ("undeclared.tif", None)):
+        path = write_raster(tmp_path / name, image, nodata=nodata)
+        dataset = gdal.Open(str(path), gdal.GA_Update)
+        dataset.GetRasterBand(1).SetScale(scale)
+        dataset.GetRasterBand(1).SetOffset(offset)
+        dataset = None
+        rule = None if nodata is not None else NodataRule(ranges=parse_nodata_values(typed))
+        with open_raster(path, exact=True, nodata=rule) as source:
+            blocks.append(source.read_window(source.full_window()))
+    declared, given = blocks
+    assert not declared.valid[0].any() and declared.valid[1:].all()
+    np.testing.assert_array_equal(given.valid, declared.valid)
+    np.testing.assert_array_equal(given.data, declared.data)
+
+
+def test_a_mixed_type_vrt_rounds_each_band_as_its_own_type(tmp_path: Path) -> None:
+    """A float64 band beside a float32 one: read in float64, the float32 band's -9999.9 is
+    still the -9999.900390625 it stores."""
+    wide = np.full((1, 3, 4), 5.0, dtype=np.float64)
+    narrow = np.full((1, 3, 4), 6.0, dtype=np.float32)
+    narrow[0, 0] = np.float32(-9999.9)
+    paths = [
+        str(write_raster(tmp_path / "wide.tif", wide)),
+        str(write_raster(tmp_path / "narrow.tif", narrow)),
+    ]
+    gdal.BuildVRT(str(tmp_path / "mixed.vrt"), paths, separate=True).FlushCache()
+    rule = NodataRule(ranges=parse_nodata_values("-9999.9"))
+    with open_raster(tmp_path / "mixed.vrt", exact=True, nodata=rule) as source:
+        assert source.value_dtype == np.float64
+        valid = source.read_window(source.full_window()).valid
+    assert not valid[0].any() and valid[1:].all()

@@ -116,14 +116,14 @@ def add_nodata_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nodata",
         type=_argparse_type(parse_nodata_values, "no-data list"),
-        default=(),
+        action="append",
+        default=None,
         metavar="VALUES",
         help=(
             "values that hold no data besides the file's nodata, in every band, compared "
             "after the file's scale and offset: numbers and LOW..HIGH ranges (an end left "
             "out is open), e.g. 0 or '0,255' or '..-1000'; a pixel where any band holds one "
-            "is left out and scored as nodata (write --nodata=-5..-1 when the text starts "
-            "with '-' and is not a plain number)"
+            "is left out and scored as nodata; may be repeated"
         ),
     )
     parser.add_argument(
@@ -140,7 +140,8 @@ def nodata_rule(args: argparse.Namespace) -> Any:
     """
     from uniadrs_engine.raster.nodata import NodataRule
 
-    rule = NodataRule(ranges=tuple(args.nodata), use_file_nodata=not args.ignore_file_nodata)
+    ranges = tuple(dict.fromkeys(item for items in args.nodata or () for item in items))
+    rule = NodataRule(ranges=ranges, use_file_nodata=not args.ignore_file_nodata)
     return rule if rule.changes_anything else None
 
 
@@ -363,7 +364,7 @@ def add_config_overrides(parser: argparse.ArgumentParser, help_text: str) -> Non
         "--set",
         dest="overrides",
         action="append",
-        default=[],
+        default=None,
         metavar="KEY=VALUE",
         help=help_text,
     )

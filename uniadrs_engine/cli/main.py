@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 from uniadrs_engine import __version__
 from uniadrs_engine.errors import CancelledError, UniadrsError, file_system_message
@@ -99,10 +99,41 @@ def _stop_signals_as_interrupts() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+#: Options whose value may start with ``-`` without being a plain number (``-1e5``,
+#: ``-5..-1``): argparse would take such a value for an option.
+VALUES_THAT_MAY_START_WITH_A_DASH = ("--nodata",)
+
+
+def attach_values(argv: Sequence[str]) -> List[str]:
+    """Joins ``--nodata -5..-1`` into ``--nodata=-5..-1``, which argparse reads as a value.
+
+    Example:
+        >>> attach_values(["rx", "a.tif", "b.tif", "--nodata", "-1e5", "--quiet"])
+        ['rx', 'a.tif', 'b.tif', '--nodata=-1e5', '--quiet']
+    """
+    joined: List[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if (
+            item in VALUES_THAT_MAY_START_WITH_A_DASH
+            and index + 1 < len(items)
+            and items[index + 1].startswith("-")
+            and not items[index + 1].startswith("--")
+        ):
+            joined.append(f"{item}={items[index + 1]}")
+            index += 2
+            continue
+        joined.append(item)
+        index += 1
+    return joined
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line and returns its exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(attach_values(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",

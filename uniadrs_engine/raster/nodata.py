@@ -6,10 +6,15 @@ which values hold no data besides (or instead of) each band's own nodata value. 
 to :func:`~uniadrs_engine.raster.reader.open_raster`, so that every pass over a raster
 (statistics, tiles, RX) treats the same pixels as missing.
 
-The rule compares a band's values as they are read: after GDAL's scale and offset, as QGIS
+The rule is given in a band's values as they are read: after GDAL's scale and offset, as QGIS
 compares a layer's additional no data values (``QgsRasterDataProvider::block`` applies the
-scale and offset first). A pixel is valid only where every selected band holds a value, as
-with the file's nodata. A one-band paletted image's rule compares its palette indices.
+scale and offset first). It is applied to the values as stored, as a file's nodata is: each
+bound is taken back through the scale and offset and rounded as the band's type stores it
+(an integer band's ``0.3`` at scale 0.1 is its stored 3, a float32 band's -9999.9 is the
+-9999.900390625 it stores), so that a value typed as it reads always matches, and the rule
+marks the same pixels as the file would by declaring that nodata. A pixel is valid only where
+every selected band holds a value, as with the file's nodata. A one-band paletted image's
+rule compares its palette indices.
 
 Example:
     >>> rule = NodataRule(ranges=parse_nodata_values("0, 255"))
@@ -36,6 +41,35 @@ _SEPARATORS = re.compile(r"[,;\s]+")
 #: The text of a range ``LOW..HIGH`` (either end may be left out: no bound there).
 _RANGE = ".."
 
+#: A bound taken back to an integer band's stored values is that integer when it lies this
+#: close (relative): ``(0.3 - 0) / 0.1`` is 2.9999999999999996.
+_INTEGER_SNAP = 1e-9
+
+#: GDAL's ``(scale, offset)`` of a band, or None.
+Unscaling = Optional[Tuple[float, float]]
+
+
+def number_text(value: float) -> str:
+    """A number as it reads back exactly: ``-9999999``, ``0.1``, ``1e+39``, ``-inf``."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _stored_bound(bound: float, unscaling: Unscaling, stored: np.dtype) -> float:
+    """``bound`` (a value as read) as the band stores it: unscaled, rounded by its type."""
+    if unscaling is not None:
+        scale, offset = unscaling
+        bound = (bound - offset) / scale
+    if not math.isfinite(bound):
+        return bound
+    if stored.kind in "iub":
+        nearest = float(round(bound))
+        if abs(bound - nearest) <= _INTEGER_SNAP * max(1.0, abs(bound)):
+            return nearest
+    elif stored == np.float32 and abs(bound) <= float(np.finfo(np.float32).max):
+        return float(np.float32(bound))
+    return bound
+
 
 @dataclass(frozen=True)
 class NodataRange:
@@ -59,26 +93,46 @@ class NodataRange:
         if self.low > self.high:
             raise InputError(f"no-data range {self.low:g}..{self.high:g} is empty (low > high)")
 
-    def matches(self, values: np.ndarray) -> np.ndarray:
-        """Where ``values`` lie in the range (``bool``, shaped like ``values``).
+    def matches(
+        self,
+        stored: np.ndarray,
+        unscaling: Unscaling = None,
+        stored_type: Optional[np.dtype] = None,
+    ) -> np.ndarray:
+        """Where values as stored lie in the range, which is in values as read.
 
-        float32 values are compared with the bounds as float32 holds them: a declared -9999.9
-        matches the -9999.900390625 that a float32 pixel stores for it.
+        Args:
+            stored: One band's values as stored (any shape; an integer or float32 band's may
+                come in a wider type).
+            unscaling: The band's GDAL ``(scale, offset)`` (values as read are
+                ``stored * scale + offset``), or None.
+            stored_type: The band's own type (its values' type by default): bounds are
+                rounded as it stores them (:func:`_stored_bound`).
+
+        Returns:
+            ``bool``, shaped like ``stored``.
         """
-        low, high = self.low, self.high
-        if values.dtype == np.float32:
-            low, high = float(np.float32(low)), float(np.float32(high))
+        stored_type = np.dtype(stored_type if stored_type is not None else stored.dtype)
+        if unscaling is not None and unscaling[0] == 0.0:  # every value reads as the offset
+            inside = self.matches(np.array([unscaling[1]], dtype=np.float64))[0]
+            return np.full(stored.shape, bool(inside))
+        low = _stored_bound(self.low, unscaling, stored_type)
+        high = _stored_bound(self.high, unscaling, stored_type)
+        include_low, include_high = self.include_low, self.include_high
+        if unscaling is not None and unscaling[0] < 0:  # a negative scale turns the range
+            low, high, include_low, include_high = high, low, include_high, include_low
+        values = stored.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore"):
-            above = values >= low if self.include_low else values > low
-            below = values <= high if self.include_high else values < high
+            above = values >= low if include_low else values > low
+            below = values <= high if include_high else values < high
         return above & below
 
     def describe(self) -> str:
         """``"0"`` for one value, ``"LOW..HIGH"`` for a range (open ends left empty)."""
         if self.low == self.high:
-            return f"{self.low:g}"
-        low = "" if math.isinf(self.low) else f"{self.low:g}"
-        high = "" if math.isinf(self.high) else f"{self.high:g}"
+            return number_text(self.low)
+        low = "" if math.isinf(self.low) else number_text(self.low)
+        high = "" if math.isinf(self.high) else number_text(self.high)
         text = f"{low}{_RANGE}{high}"
         if not (self.include_low and self.include_high):
             ends = {(False, True): "low", (True, False): "high", (False, False): "both"}
@@ -106,11 +160,19 @@ class NodataRule:
         """Whether the rule differs from reading the file as it is."""
         return bool(self.ranges) or not self.use_file_nodata
 
-    def matches(self, values: np.ndarray) -> np.ndarray:
-        """Where ``values`` hold no data by :attr:`ranges` (``bool``, shaped like ``values``)."""
-        found = np.zeros(values.shape, dtype=bool)
+    def matches(
+        self,
+        stored: np.ndarray,
+        unscaling: Unscaling = None,
+        stored_type: Optional[np.dtype] = None,
+    ) -> np.ndarray:
+        """Where one band's stored values hold no data by :attr:`ranges`.
+
+        See :meth:`NodataRange.matches`; returns ``bool``, shaped like ``stored``.
+        """
+        found = np.zeros(stored.shape, dtype=bool)
         for value_range in self.ranges:
-            found |= value_range.matches(values)
+            found |= value_range.matches(stored, unscaling, stored_type)
         return found
 
     def describe(self) -> str:

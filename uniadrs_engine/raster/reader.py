@@ -132,6 +132,13 @@ def crs_wkt(crs: str) -> str:
     return str(reference.ExportToWkt())
 
 
+def _stored_type(band: gdal.Band) -> np.dtype:
+    """The numpy type of a band's values as read raw (a complex band's: its amplitude's)."""
+    code = gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)
+    stored = np.dtype(code if code is not None else np.float64)
+    return np.dtype(np.abs(np.zeros(1, stored)).dtype) if stored.kind == "c" else stored
+
+
 def band_unscaling(band: gdal.Band) -> Optional[Tuple[float, float]]:
     """A band's ``(scale, offset)`` from stored values to its units, or None for none.
 
@@ -462,6 +469,9 @@ class RasterSource:
         self.unscaling: List[Optional[Tuple[float, float]]] = [
             band_unscaling(band) for band in bands
         ]
+        # each band's own type, as the no-data rule rounds its bounds (a VRT may mix types;
+        # complex bands are read as amplitudes)
+        self._stored_types = [_stored_type(band) for band in bands]
         self._index_nodata: Optional[float] = None
         if self.palette is not None:  # the nodata is the index's, the colours have none
             self._index_nodata = self.nodata[0]
@@ -541,8 +551,10 @@ class RasterSource:
         compare_values = bool(self.nodata_rule.ranges) and self.palette is None
         for index, (band_data, nodata) in enumerate(zip(raw, self.nodata)):
             holds = band_holds_value(band_data, nodata)  # the file's nodata: stored values
-            if compare_values:  # the rule's: values as read (scale and offset applied)
-                holds &= ~self.nodata_rule.matches(data[index])
+            if compare_values:  # the rule's, given as read, taken back to stored values
+                holds &= ~self.nodata_rule.matches(
+                    band_data, self.unscaling[index], self._stored_types[index]
+                )
             if self._mask_bands:
                 holds &= masked
             band_counts[index] = np.count_nonzero(holds)
