@@ -364,7 +364,7 @@ def add_config_overrides(parser: argparse.ArgumentParser, help_text: str) -> Non
         "--set",
         dest="overrides",
         action="append",
-        default=None,
+        default=[],
         metavar="KEY=VALUE",
         help=help_text,
     )
