@@ -588,3 +588,29 @@ def test_an_older_output_that_cannot_be_deleted_stops_the_run(tmp_path, monkeypa
     # no new shapes beside the old attributes: the old output (or what of it went) only
     assert not output.exists() or [row["pixels"] for row in _polygons(output)] == [4]
     assert (tmp_path / "objects.dbf").exists()
+
+
+def test_the_object_table_and_a_strip_share_the_budget(tmp_path, monkeypatch):
+    """The figures go to files once they would take more than half the budget."""
+    scores = np.zeros((40, 40), dtype=np.float32)
+    scores[::2, ::2] = 9.0  # 400 objects of one pixel
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    table_bytes = 401 * threshold_module.OBJECT_TABLE_BYTES
+    opened: list = []
+    open_memmap = np.lib.format.open_memmap
+
+    def recording(path, *args, **kwargs):
+        opened.append(Path(path).name)
+        return open_memmap(path, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", recording)
+    for budget_share, in_files in ((2.5, False), (1.5, True)):
+        opened.clear()
+        report = threshold_raster(
+            score_path,
+            ThresholdRule("value", 1.0),
+            polygons_path=tmp_path / f"objects{budget_share}.gpkg",
+            memory_mb=table_bytes * budget_share / 2**20,
+        )
+        assert report.object_count == 400
+        assert bool(opened) == in_files, (budget_share, opened)

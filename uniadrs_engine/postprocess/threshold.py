@@ -22,7 +22,8 @@ are ranked at their own precision, with 64-bit keys in four passes.
 
 Objects are the 8-connected groups of anomaly pixels (``gdal.Polygonize``, traced into a
 GeoPackage work file: their outlines are not held in memory, only a few numbers per object,
-some 60 bytes, outside the budget). Each
+:data:`OBJECT_TABLE_BYTES`, within half the budget or else in files of the work folder).
+Each
 gets its area (squared CRS units; square metres on a geographic CRS; pixels on a raster
 without georeferencing, :meth:`~uniadrs_engine.raster.vector_frame.VectorFrame.area`), its
 pixel count and the min/mean/max score of its pixels; objects outside
@@ -274,8 +275,9 @@ def threshold_raster(
         max_object_area: Objects larger than this are dropped; None for no limit.
         background_mask_path: Only for ``"false_alarm_rate"``: a raster on the same grid whose
             non-zero valid pixels are the background the rate is counted on.
-        memory_mb: Memory budget of one streaming strip; the per-object figures go to files
-            of the work folder when they would take more.
+        memory_mb: Memory budget of the data in flight: one streaming strip, or, once objects
+            are traced, a strip and the per-object figures together (half each; the figures
+            go to files of the work folder beyond their half).
         progress: ``progress(fraction, message)``.
         is_cancelled: Returns True to stop; nothing is left behind then.
 
@@ -332,11 +334,15 @@ def threshold_raster(
                 polygons_path=None,
             )
         output_folder = _output_folder(mask_path, polygons_path)
+        # the object passes share the budget: half for a strip, half for the object table
+        object_windows = block_windows(
+            scores.width, scores.height, bytes_per_pixel, memory_mb / 2, scores.block_size
+        )
         with work_folder(output_folder, "threshold") as work:
             try:
                 return _threshold_with_objects(
                     scores,
-                    windows,
+                    object_windows,
                     cut,
                     valid_pixels,
                     work,
@@ -570,8 +576,10 @@ def _threshold_with_objects(
     raw_band = raw_dataset = None
     reporter.check_cancelled()
     count = objects.GetFeatureCount()
-    # the table goes to files of the work folder when it would take more than the budget
-    table_folder = work_folder if (count + 1) * OBJECT_TABLE_BYTES > memory_mb * 2**20 else None
+    # the table goes to files of the work folder when it would take more than its half of
+    # the budget (the strips take the other half)
+    table_bytes = (count + 1) * OBJECT_TABLE_BYTES
+    table_folder = work_folder if table_bytes > memory_mb * 2**20 / 2 else None
     areas = _object_areas(objects, count, frame, reporter.check_cancelled, table_folder)
     table = _ObjectTable.empty(areas, table_folder)
     ids_path = work_folder / "object_ids.tif"
