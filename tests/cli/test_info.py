@@ -118,3 +118,25 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path, monkeypatch)
         assert main(["info", str(_model(tmp_path, "float16"))]) == EXIT_BROKEN_PIPE
     finally:
         closed_pipe.close()  # its descriptor now points at os.devnull: closes quietly
+
+
+def test_a_card_preset_that_detection_refuses_is_named_unusable(tmp_path, capsys):
+    """A card written before training checked its presets: info describes the rest."""
+    import pytest
+
+    from uniadrs_engine.errors import InputError
+    from uniadrs_engine.inference.presets import get_preset
+
+    card = ModelCard(
+        name="old",
+        config=get_config("lite8"),
+        presets={"visible": {"scales": ["abc"]}, "sar": {"scales": [0.5]}},
+    )
+    path = tmp_path / "old.safetensors"
+    save_model(path, UniADRS(card.config), card)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "visible        unusable: preset 'visible': scales ['abc'] is not a list" in out
+    assert "sar            scales 0.5" in out
+    with pytest.raises(InputError, match="tile 'banana' is not a whole number"):
+        get_preset("visible", {"visible": {"tile": "banana"}})

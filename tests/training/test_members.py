@@ -167,3 +167,28 @@ def test_train_command_trains_an_ensemble(pair_config, tmp_path, capsys):
     output = capsys.readouterr().out
     assert "model:" in output and "validation" in output
     assert load_model(pair_config.output_dir + "/model.safetensors").card.member_count == 2
+
+
+def test_a_resumed_ensemble_needs_init_model_only_for_members_not_started(
+    pair_config, tiny_config, tmp_path
+):
+    initial = train_from_config(
+        dataclasses.replace(tiny_config, steps=1, output_dir=str(tmp_path / "initial"))
+    ).model_path
+    copy = tmp_path / "init_copy.safetensors"
+    copy.write_bytes(initial.read_bytes())
+    config = dataclasses.replace(
+        pair_config, init_model=str(copy), output_dir=str(tmp_path / "fine_tuned")
+    )
+    calls = []
+
+    def cancel_in_member_1() -> bool:
+        calls.append(1)
+        return len(calls) > 6  # member 0 done, member 1 part-way
+
+    with pytest.raises(CancelledError):
+        train_from_config(config, is_cancelled=cancel_in_member_1)
+    copy.unlink()  # both members hold checkpoints: the file is needed no more
+    assert train_from_config(config, resume=True).steps == 4
+    with pytest.raises(TrainingError, match="not found"):  # a new member would need it
+        train_from_config(dataclasses.replace(config, members=3), resume=True)

@@ -334,3 +334,80 @@ def _train_recording_weights(config, steps):
     trainer.network.forward = recording
     records = [trainer.train_step() for _ in range(steps)]
     return trainer, seen, records
+
+
+def test_a_date_in_a_text_key_is_kept_as_its_text(tiny_config, tmp_path):
+    """YAML reads 2024-01-05 as a date, which neither a card nor a checkpoint holds."""
+    config_path = tmp_path / "dated.yaml"
+    settings = {**tiny_config.to_dict(), "steps": 2}
+    text = yaml.safe_dump(settings) + "model_version: 2024-01-05\ndescription: 2024-01-06\n"
+    config_path.write_text(text)
+    config = TrainingConfig.from_yaml(config_path)
+    assert (config.model_version, config.description) == ("2024-01-05", "2024-01-06")
+    trainer = Trainer(config, is_cancelled=lambda: trainer.step >= 1)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    result = Trainer(config).run(resume=True)  # the checkpoint loads
+    assert load_model(result.model_path).card.model_version == "2024-01-05"
+
+
+def test_presets_are_checked_before_training(tiny_config):
+    for presets, message in (
+        ({"visible": {"scales": ["abc"]}}, "scales \\['abc'\\] is not a list of numbers"),
+        ({"visible": {"tile": "banana"}}, "tile 'banana' is not a whole number"),
+        ({"visible": {"scales": [100]}}, "scale"),
+        ({"visible": "fast"}, "expected a mapping"),
+        ({"visible": {"networks": [3]}}, "names network 3, and the run trains 2"),
+    ):
+        with pytest.raises(TrainingError, match=f"presets: .*{message}"):
+            dataclasses.replace(tiny_config, members=2, presets=presets)
+    dataclasses.replace(tiny_config, members=2, presets={"visible": {"networks": [2]}})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_seeds_out_of_numpy_s_range_are_refused(tiny_config, seed):
+    with pytest.raises(TrainingError, match="seed must lie in"):
+        dataclasses.replace(tiny_config, seed=seed)
+    with pytest.raises(TrainingError, match="each of the 2 member"):
+        dataclasses.replace(tiny_config, seed=2**63 - 1, members=2)
+
+
+def test_a_configuration_that_is_not_utf8_is_a_clear_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"backgrounds: [rgb]\ndescription: Mod\xe8le\n")
+    with pytest.raises(TrainingError, match="not UTF-8 text"):
+        TrainingConfig.from_yaml(path)
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tiny_config):
+    config = dataclasses.replace(tiny_config, learning_rate=1e12, warmup_steps=0, steps=6)
+    with pytest.raises(TrainingError, match="not finite"):
+        Trainer(config).run()
+
+
+def test_resume_accepts_a_moved_folder_and_refuses_fewer_steps(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    with pytest.raises(TrainingError, match="it is at step 2, beyond steps 1"):
+        Trainer(dataclasses.replace(tiny_config, steps=1)).run(resume=True)
+    moved = tmp_path / "moved"
+    os.rename(tiny_config.output_dir, moved)
+    renamed = dataclasses.replace(tiny_config, output_dir=str(moved), description="moved")
+    assert Trainer(renamed).run(resume=True).steps == 4
+
+
+def test_overwrite_removes_the_earlier_run_of_every_member(tiny_config, tmp_path):
+    ensemble = dataclasses.replace(tiny_config, members=2, steps=2)
+    train_from_config(ensemble)
+    again = dataclasses.replace(ensemble, seed=9)
+    calls = []
+
+    def stop_in_the_first_member() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(CancelledError):
+        train_from_config(again, overwrite=True, is_cancelled=stop_in_the_first_member)
+    # the second member's earlier checkpoint (seed 4) is gone: resuming trains it anew
+    assert train_from_config(again, resume=True).steps == 2

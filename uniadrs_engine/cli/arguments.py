@@ -167,6 +167,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed_value(text: str) -> int:
+    """``type=`` for argparse: a random seed, ``0`` to ``2**63 - 1`` (numpy's generators)."""
+    value = non_negative_int(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """``type=`` for argparse: a finite number above 0."""
     try:

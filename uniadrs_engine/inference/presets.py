@@ -156,26 +156,67 @@ def preset_names() -> Tuple[str, ...]:
 def _preset_from_mapping(name: str, values: Mapping[str, Any], base: Preset) -> Preset:
     """Applies a model card's preset entry over a built-in (or empty) preset."""
     known = {item.name for item in fields(Preset)} - {"name"}
+    if not isinstance(values, Mapping):
+        raise InputError(f"preset {name!r}: expected a mapping of settings, got {values!r}")
     changes: Dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
             continue  # cards may carry informative extras (e.g. model size)
-        if key == "scales":
-            value = tuple(float(scale) for scale in value)
-        elif key in ("tile", "halo") and value is not None:
-            value = int(value)
-        elif key == "rx_weight":
-            value = float(value)
-        elif key == "networks" and value is not None:
-            value = tuple(int(number) for number in value)
-        elif key == "normalisation_scope":
-            value = str(value)
-        elif key == "views":
-            value = check_views(value)
-        elif key == "fusion_power":
-            value = check_fusion_power(value)
-        changes[key] = value
+        try:
+            changes[key] = _preset_value(key, value)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"preset {name!r}: {key} {value!r} is not {_PRESET_VALUE_KINDS.get(key, 'valid')}"
+            ) from None
     return replace(base, name=name, **changes)
+
+
+#: What each preset setting must be, for the messages of :func:`_preset_value`.
+_PRESET_VALUE_KINDS = {
+    "scales": "a list of numbers",
+    "tile": "a whole number of pixels, at least 1",
+    "halo": "a whole number of pixels, at least 0",
+    "rx_weight": "a number",
+    "networks": "a list of network numbers (from 1)",
+    "normalisation_scope": "a text",
+}
+
+
+def _whole(value: Any, least: int) -> int:
+    """``value`` as a whole number of at least ``least`` (``32.0`` too); ValueError otherwise."""
+    if isinstance(value, bool) or float(value) != int(float(value)) or int(value) < least:
+        raise ValueError(value)
+    return int(value)
+
+
+def _preset_value(key: str, value: Any) -> Any:
+    """One setting of a card's preset entry in the type :class:`Preset` holds it.
+
+    Raises:
+        ValueError, TypeError: The value is not of that kind (see :data:`_PRESET_VALUE_KINDS`).
+        InputError: A views count or fusion power out of range.
+    """
+    if key == "scales":
+        if isinstance(value, (str, bytes)):
+            raise TypeError(value)
+        return tuple(float(scale) for scale in value)
+    if key in ("tile", "halo") and value is not None:
+        return _whole(value, 1 if key == "tile" else 0)
+    if key == "rx_weight":
+        return float(value)
+    if key == "networks" and value is not None:
+        if isinstance(value, (str, bytes)):
+            raise TypeError(value)
+        return tuple(_whole(number, 1) for number in value)
+    if key == "normalisation_scope":
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    if key == "views":
+        return check_views(value)
+    if key == "fusion_power":
+        return check_fusion_power(value)
+    return value
 
 
 def get_preset(name: str, card_presets: Optional[Mapping[str, Mapping[str, Any]]] = None) -> Preset:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -30,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import yaml
 
-from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.errors import InputError, TrainingError
 from uniadrs_engine.model.config import (
     MIN_TRAINING_SIZE,
     NAMED_CONFIGS,
@@ -99,6 +100,32 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+#: The largest seed: numpy's generators take seeds below 2**63 here (each member of an
+#: ensemble adds one).
+MAX_SEED = 2**63 - 1
+
+
+def plain_data(value: Any, name: str) -> Any:
+    """``value`` as plain data a checkpoint and a model card hold: dates become their text.
+
+    YAML reads ``model_version: 2024-01-05`` as a date, which neither JSON (the card) nor a
+    weights-only checkpoint holds: the run would train to its end, then fail to write its
+    model, and its checkpoint could not be resumed.
+
+    Raises:
+        TrainingError: A value YAML gives that is not plain data (``!!binary``, ``!!set``).
+    """
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: plain_data(item, f"{name}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_data(item, name) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TrainingError(f"{name} must be plain YAML data (text, numbers, lists), got {value!r}")
+
+
 def _check_field_types(config: TrainingConfig) -> None:
     """Checks every key's type and sign (``1e4`` and ``3000.0`` are whole numbers too).
 
@@ -106,7 +133,8 @@ def _check_field_types(config: TrainingConfig) -> None:
         TrainingError: Naming the key, what it must be and what it got.
     """
     for item in fields(config):
-        name, kind, value = item.name, str(item.type), getattr(config, item.name)
+        name, kind = item.name, str(item.type)
+        value = plain_data(getattr(config, item.name), name)
         if kind in ("int", "float"):
             if kind == "int" and isinstance(value, float) and value.is_integer():
                 value = int(value)  # steps: 1e4, or 3000.0
@@ -281,6 +309,34 @@ class TrainingConfig:
             raise TrainingError(
                 f"init_member must be a whole number >= 0, got {self.init_member!r}"
             )
+        if not 0 <= self.seed <= MAX_SEED - (self.members - 1):
+            raise TrainingError(
+                f"seed must lie in [0, {MAX_SEED - (self.members - 1)}] "
+                f"(each of the {self.members} member(s) takes the next seed), got {self.seed}"
+            )
+        self._check_presets()
+
+    def _check_presets(self) -> None:
+        """Refuses preset entries that detection would refuse with the trained model.
+
+        Raises:
+            TrainingError: A preset entry is not a mapping, has a value of the wrong kind or
+                out of range (e.g. a scale of 100), or names a network the run does not
+                train.
+        """
+        from uniadrs_engine.inference.presets import get_preset
+
+        for name in self.presets:
+            try:
+                preset = get_preset(str(name), self.presets)
+            except InputError as error:
+                raise TrainingError(f"presets: {error}") from None
+            too_high = [number for number in preset.networks or () if number > self.members]
+            if too_high:
+                raise TrainingError(
+                    f"presets: preset {name!r} names network {too_high[0]}, and the run "
+                    f"trains {self.members} network(s)"
+                )
 
     def model_config(self) -> ModelConfig:
         """The network configuration with ``model_options`` applied."""
@@ -395,6 +451,10 @@ def read_yaml_file(path: Path, what: str) -> Any:
         return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise TrainingError(f"{path}: not valid YAML ({error})") from error
+    except UnicodeDecodeError as error:
+        raise TrainingError(
+            f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
 
 
 def with_defaults(recorded: Dict[str, Any]) -> Dict[str, Any]:

@@ -35,6 +35,7 @@ from uniadrs_engine.model.model_file import (
     save_model,
 )
 from uniadrs_engine.progress import CancelCheck, ProgressCallback
+from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME
 from uniadrs_engine.training.config import TrainingConfig, weight_differences
 from uniadrs_engine.training.data_sources import summarise_sources
 from uniadrs_engine.training.initial_weights import checked_network_index, read_initial_card
@@ -80,10 +81,19 @@ def train_members(
     from its last checkpoint.
     """
     count = config.members
-    if config.init_model is not None:
+    # the members that will start from init_model: on resume, those without a checkpoint
+    starting = [
+        index
+        for index in range(count)
+        if not (
+            resume
+            and (Path(member_config(config, index).output_dir) / CHECKPOINT_FILENAME).is_file()
+        )
+    ]
+    if config.init_model is not None and starting:
         # Fail now, not after the first members' hours of training (the card is enough).
         card, path = read_initial_card(config.init_model)
-        for index in range(count):
+        for index in starting:
             member = member_config(config, index)
             checked_network_index(
                 card, member.init_member, member.model_config(), config.normalisation, path

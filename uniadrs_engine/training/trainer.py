@@ -32,7 +32,7 @@ from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressRepor
 from uniadrs_engine.raster.writer import write_text_file
 from uniadrs_engine.training.batches import band_counts, batch_validity, collate
 from uniadrs_engine.training.checkpoint import CHECKPOINT_FILENAME, load_checkpoint, save_checkpoint
-from uniadrs_engine.training.config import TrainingConfig, with_defaults
+from uniadrs_engine.training.config import WEIGHT_NEUTRAL_KEYS, TrainingConfig, with_defaults
 from uniadrs_engine.training.data_sources import summarise_sources
 from uniadrs_engine.training.initial_weights import load_initial_weights
 from uniadrs_engine.training.losses import build_pixel_loss, check_finite, feature_margin_loss
@@ -43,8 +43,10 @@ LOGGER = logging.getLogger(__name__)
 
 MODEL_FILENAME = "model.safetensors"
 LOG_FILENAME = "train_log.csv"
-#: Keys of the configuration that may change when a run is resumed.
-RESUMABLE_CHANGES = {"device", "threads", "checkpoint_every", "validate_every", "steps"}
+#: Keys of the configuration that may change when a run is resumed: those that change
+#: neither the weights nor the validation record (a moved output folder, another
+#: description), and more steps.
+RESUMABLE_CHANGES = set(WEIGHT_NEUTRAL_KEYS) | {"validate_every", "steps"}
 LAMBDA_LEARNING_RATE = 1e-3
 LAMBDA_WEIGHT_DECAY = 5e-4
 
@@ -190,7 +192,13 @@ class Trainer:
         changed = {k for k in current if saved.get(k) != current[k]} - RESUMABLE_CHANGES
         if changed:
             raise TrainingError(
-                f"cannot resume: the configuration changed since the checkpoint ({sorted(changed)})"
+                f"cannot resume {self.checkpoint_path}: the configuration changed since the "
+                f"checkpoint ({sorted(changed)})"
+            )
+        if self.config.steps < int(state["step"]):
+            raise TrainingError(
+                f"cannot resume {self.checkpoint_path}: it is at step {int(state['step'])}, "
+                f"beyond steps {self.config.steps}"
             )
         self.network.load_state_dict(state["network"])
         self.pixel_loss.load_state_dict(state["pixel_loss"])
@@ -252,6 +260,7 @@ class Trainer:
             group["lr"] = learning_rate
         self.network.train()
         output = self.network(images, band_counts=band_counts(samples), valid=valid)
+        check_finite(output.score, "the network's scores", self.step)  # a diverging run
         pixel = self.pixel_loss(output.score, labels)
         assert output.feat is not None  # asked for by default
         feature = feature_margin_loss(output.feat, labels)
@@ -436,12 +445,14 @@ def train_from_config(
     output_dir = Path(config.output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise InputError(f"the output folder {output_dir} is a file")
-    earlier = [] if resume or overwrite else earlier_run_files(config)
-    if earlier:
+    earlier = [] if resume else earlier_run_files(config)
+    if earlier and not overwrite:
         raise InputError(
             f"{config.output_dir} already holds a training run ({earlier[0].name}): resume "
             "it to go on, or overwrite it to start again"
         )
+    for path in earlier:  # overwritten: no member resumes from, or ships, the earlier run
+        path.unlink()
     if config.members > 1:
         from uniadrs_engine.training.members import train_members
 

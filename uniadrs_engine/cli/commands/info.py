@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List
 
+from uniadrs_engine.errors import InputError
+from uniadrs_engine.inference.presets import get_preset
 from uniadrs_engine.model.config import describe_options
 from uniadrs_engine.model.model_card import HELD_OUT_KEY
 from uniadrs_engine.raster.normalisation import TILE_SCOPE
@@ -71,6 +73,11 @@ def _preset_lines(presets: Dict[str, Dict[str, Any]]) -> List[str]:
         return ["presets: the engine's built-in ones"]
     lines = ["presets (input scales fused by (power-)averaged ranks; tile in input pixels):"]
     for name, values in presets.items():
+        try:
+            get_preset(str(name), presets)
+        except InputError as error:  # a card written before presets were checked
+            lines.append(f"  {name:<14} unusable: {error}")
+            continue
         scales = ", ".join(f"{float(scale):g}" for scale in values.get("scales", []))
         extras = [f"tile {values['tile']}"] if values.get("tile") else []
         if values.get("rx_weight"):

@@ -13,6 +13,7 @@ from typing import Any
 from uniadrs_engine.cli.arguments import (
     add_config_overrides,
     progress_bar,
+    seed_value,
     training_config_from_args,
 )
 
@@ -40,7 +41,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if needed)")
     parser.add_argument("-n", type=int, default=16, help="number of samples (default 16)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=None, help="random seed (default 0)")
     parser.add_argument(
         "--size", type=int, default=None, help="sample side, a multiple of 8 (default 128)"
     )
