@@ -411,3 +411,23 @@ def test_overwrite_removes_the_earlier_run_of_every_member(tiny_config, tmp_path
         train_from_config(again, overwrite=True, is_cancelled=stop_in_the_first_member)
     # the second member's earlier checkpoint (seed 4) is gone: resuming trains it anew
     assert train_from_config(again, resume=True).steps == 2
+
+
+def test_the_card_of_a_rounded_model_holds_the_figures_of_its_stored_weights(tiny_config):
+    from uniadrs_engine.training.validation import evaluate
+
+    config = dataclasses.replace(tiny_config, weight_storage="int4")
+    result = train_from_config(config)
+    card = load_model(result.model_path).card
+    probe = Trainer(config)
+    probe.prepare_data()  # the same fixed validation samples
+    stored = evaluate(
+        load_model(result.model_path).network,
+        probe.validation_samples,
+        probe.device,
+        normalisation=config.normalisation,
+    )
+    assert card.validation["auc"] == pytest.approx(stored["auc"], abs=1e-9)
+    assert card.validation["stored_weights"] == "int4"
+    assert result.validation["auc"] == card.validation["auc"]
+    assert card.validation["history"][-1]["step"] == 4  # training's record is kept

@@ -26,7 +26,7 @@ import torch
 from uniadrs_engine.errors import CancelledError, InputError, TrainingError
 from uniadrs_engine.inference.device import resolve_device
 from uniadrs_engine.model.model_card import HELD_OUT_KEY, ModelCard
-from uniadrs_engine.model.model_file import save_model
+from uniadrs_engine.model.model_file import load_model, save_model
 from uniadrs_engine.model.network import UniADRS, count_parameters
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
 from uniadrs_engine.raster.writer import write_text_file
@@ -379,11 +379,24 @@ class Trainer:
         model_path = self.output_dir / MODEL_FILENAME
         save_model(model_path, self.network.cpu(), card, weight_storage=config.weight_storage)
         self.network.to(self.device)
+        figures = {k: v for k, v in final.items() if k != "step"}
+        if config.weight_storage != "float32":
+            # the card's figures are those of the weights the file stores (int4 scores a
+            # little lower than the float32 weights it rounds); the history keeps training's
+            stored = load_model(model_path, device=self.device).network
+            figures = dict(
+                evaluate(
+                    stored, self.validation_samples, self.device, normalisation=config.normalisation
+                )
+            )
+            card.validation.update(figures, stored_weights=config.weight_storage)
+            save_model(model_path, self.network.cpu(), card, weight_storage=config.weight_storage)
+            self.network.to(self.device)
         return TrainingResult(
             model_path=model_path,
             steps=self.step,
             wall_seconds=self.wall_seconds,
-            validation={k: v for k, v in final.items() if k != "step"},
+            validation=figures,
             history=self.history,
         )
 

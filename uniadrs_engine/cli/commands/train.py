@@ -105,7 +105,8 @@ def _stop_on_interrupt() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         stop.set()
         print(
-            "\nuniadrs: stopping after this step with a checkpoint (Ctrl-C again: at once)",
+            "\nuniadrs: stopping after this step with a checkpoint (a second Ctrl-C or stop "
+            "signal: at once)",
             file=sys.stderr,
         )
 
