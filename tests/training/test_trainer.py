@@ -431,3 +431,15 @@ def test_the_card_of_a_rounded_model_holds_the_figures_of_its_stored_weights(tin
     assert card.validation["stored_weights"] == "int4"
     assert result.validation["auc"] == card.validation["auc"]
     assert card.validation["history"][-1]["step"] == 4  # training's record is kept
+
+
+def test_resume_refuses_backgrounds_that_changed(tiny_config, backgrounds):
+    trainer = Trainer(tiny_config, is_cancelled=lambda: trainer.step >= 2)
+    with pytest.raises(CancelledError):
+        trainer.run()
+    extra = backgrounds["root"] / "added.tif"
+    write_raster(extra, np.random.default_rng(5).random((3, 40, 40)).astype(np.float32))
+    with pytest.raises(TrainingError, match=r"backgrounds changed .*added .*added\.tif"):
+        Trainer(tiny_config).run(resume=True)
+    extra.unlink()
+    assert Trainer(tiny_config).run(resume=True).steps == 4

@@ -149,6 +149,8 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.simulation: Optional[SimulationSetup] = None
         self.validation_samples: List[Any] = []
+        #: The background files (path, bytes) the restored checkpoint was trained on.
+        self.recorded_backgrounds: Optional[List[List[Any]]] = None
 
     @property
     def checkpoint_path(self) -> Path:
@@ -177,7 +179,42 @@ class Trainer:
             "records": [vars(record) for record in self.records],
             "history": self.history,
             "initialised_from": self.initialised_from,
+            "backgrounds": self.background_files(),
         }
+
+    def background_files(self) -> List[List[Any]]:
+        """``[path, bytes]`` of every training and validation background, sorted."""
+        if self.simulation is None:
+            return []
+        files = {*self.simulation.training_files, *self.simulation.validation_files}
+        return sorted([str(path), _file_size(path)] for path in files)
+
+    def check_same_backgrounds(self) -> None:
+        """Refuses to resume on backgrounds other than the checkpoint's.
+
+        Files added, removed or rewritten since: the run would not be the one it continues.
+
+        Raises:
+            TrainingError: Naming the first differences.
+        """
+        if self.recorded_backgrounds is None:  # a checkpoint from before they were recorded
+            return
+        recorded = {path: size for path, size in self.recorded_backgrounds}
+        current = {path: size for path, size in self.background_files()}
+        changes = [f"added {path}" for path in current if path not in recorded]
+        changes += [f"removed {path}" for path in recorded if path not in current]
+        changes += [
+            f"changed {path}"
+            for path in current
+            if path in recorded and current[path] != recorded[path]
+        ]
+        if changes:
+            more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+            raise TrainingError(
+                f"cannot resume {self.checkpoint_path}: its backgrounds changed since the "
+                f"checkpoint ({'; '.join(changes[:3])}{more}); put them back, or start "
+                "again (overwrite)"
+            )
 
     def restore(self) -> None:
         """Loads the checkpoint of ``output_dir``.
@@ -210,6 +247,7 @@ class Trainer:
         self.records = [StepRecord(**record) for record in state["records"]]
         self.history = list(state["history"])
         self.initialised_from = state.get("initialised_from", self.initialised_from)
+        self.recorded_backgrounds = state.get("backgrounds")
         LOGGER.info("resumed at step %d", self.step)
 
     def initialise(self) -> None:
@@ -319,6 +357,7 @@ class Trainer:
                 LOGGER.warning("no checkpoint in %s: starting a new run", self.output_dir)
             self.initialise()
         self.prepare_data()  # before the folder is made: bad data leaves no empty folder
+        self.check_same_backgrounds()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         session_start = time.perf_counter()
         wall_at_start = self.wall_seconds
@@ -399,6 +438,14 @@ class Trainer:
             validation=figures,
             history=self.history,
         )
+
+
+def _file_size(path: Path) -> int:
+    """A file's size in bytes (-1 when it cannot be read)."""
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return -1
 
 
 def inherited_sources(initialised_from: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
