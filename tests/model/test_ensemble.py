@@ -7,7 +7,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.raster_factory import write_raster
 from uniadrs_engine.cli.main import main
-from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.errors import InputError, ModelFileError
 from uniadrs_engine.inference.scoring import score_image
 from uniadrs_engine.model.config import get_config
 from uniadrs_engine.model.ensemble import (
@@ -315,7 +315,7 @@ def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
     save_ensemble(paths, quarter, "pair", "7", weight_storage="int8")
 
     members = split_ensemble(quarter, tmp_path / "members")
-    assert [path.name for path in members] == ["member_0.safetensors", "member_1.safetensors"]
+    assert [path.name for path in members] == ["member_1.safetensors", "member_2.safetensors"]
     cards = [read_model_card(path) for path in members]
     assert [card.training["seed"] for card in cards] == [1, 2]
     assert [card.config.magnitude_input for card in cards] == [False, True]
@@ -326,7 +326,7 @@ def test_a_split_ensemble_joined_again_scores_as_before(tmp_path):
         for seed in (1, 2)
     ]
     assert len(read_model_card(quarter).data_sources) == 3
-    assert "member 1 of 'pair' v7" in cards[1].description
+    assert "network 2 of 'pair' v7" in cards[1].description
 
     rejoined = tmp_path / "rejoined.safetensors"
     save_ensemble(members, rejoined, "pair", "7", weight_storage="int8")
@@ -364,13 +364,52 @@ def test_the_split_command(tmp_path, capsys):
     save_ensemble([_member(tmp_path, 1), _member(tmp_path, 2)], pair, "pair")
     assert main(["split", str(pair), str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.count("UniADRS model 'seed") == 2
-    assert (tmp_path / "out" / "member_1.safetensors").is_file()
-    assert main(["split", str(tmp_path / "out" / "member_0.safetensors"), str(tmp_path)]) == 2
+    assert (tmp_path / "out" / "member_2.safetensors").is_file()
+    assert main(["split", str(tmp_path / "out" / "member_1.safetensors"), str(tmp_path)]) == 2
     assert "single network" in capsys.readouterr().err
-    inside = tmp_path / "out" / "member_0.safetensors"
+    inside = tmp_path / "out" / "member_1.safetensors"
     pair.replace(inside)  # an ensemble named like the member file it would write
     assert main(["split", str(inside), str(tmp_path / "out")]) == 2
     assert "would overwrite the ensemble being split" in capsys.readouterr().err
     assert read_model_card(inside).member_count == 2
-    assert main(["split", str(inside), str(tmp_path / "out" / "member_1.safetensors")]) == 2
+    assert main(["split", str(inside), str(tmp_path / "out" / "member_2.safetensors")]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_split_member_files_list_in_member_order(tmp_path, capsys):
+    """A shell glob of a split's files gives the networks in order, past nine of them."""
+    seeds = list(range(1, 12))
+    eleven = tmp_path / "eleven.safetensors"
+    save_ensemble([_member(tmp_path, seed) for seed in seeds], eleven, "eleven")
+    out = tmp_path / "out"
+    members = split_ensemble(eleven, out)
+    assert [path.name for path in members] == [f"member_{n:02d}.safetensors" for n in seeds]
+    globbed = sorted(out.glob("member_*.safetensors"))  # what a shell glob gives
+    assert globbed == members
+    again = tmp_path / "again.safetensors"
+    assert main(["ensemble", *map(str, globbed), "-o", str(again)]) == 0
+    card = read_model_card(again)
+    assert [member["training"]["seed"] for member in card.members] == seeds
+    assert [member["training"]["seed"] for member in read_model_card(eleven).members] == seeds
+
+
+def test_a_split_into_a_folder_with_other_member_files_is_refused(tmp_path, capsys, caplog):
+    trio = tmp_path / "trio.safetensors"
+    pair = tmp_path / "pair.safetensors"
+    paths = [_member(tmp_path, seed) for seed in (1, 2, 3)]
+    save_ensemble(paths, trio, "trio")
+    save_ensemble(paths[:2], pair, "pair")
+    out = tmp_path / "out"
+    split_ensemble(trio, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert main(["split", str(pair), str(out)]) == 2  # member_3 would stay beside the pair's
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "already holds member_3.safetensors," in error
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing written
+    with caplog.at_level("WARNING"):  # the same split again replaces every file it wrote
+        assert [path.name for path in split_ensemble(trio, out)] == sorted(before)
+    assert "replacing member_1.safetensors" in caplog.text
+    (out / "member_0.safetensors").write_bytes(b"")  # named as splits named files before
+    with pytest.raises(InputError, match=r"already holds member_0\.safetensors, which"):
+        split_ensemble(trio, out)
+    assert split_ensemble(pair, tmp_path / "new" / "folder")[1].is_file()

@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from uniadrs_engine.errors import ModelFileError
+from uniadrs_engine.errors import InputError, ModelFileError
 from uniadrs_engine.model.ensemble import (
     MemberMean,
     ScoringNetwork,
@@ -47,6 +47,9 @@ CARD_METADATA_KEY = "uniadrs_model_card"
 MODEL_SUFFIX = ".safetensors"
 
 LOGGER = logging.getLogger(__name__)
+
+#: Start of the names of the files :func:`split_ensemble` writes (``member_<number>``).
+MEMBER_FILE_PREFIX = "member_"
 
 #: Permissions of a written model file (whatever the umask; models are shared data).
 _MODEL_FILE_MODE = 0o644
@@ -266,7 +269,9 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
     """Writes each network of an ensemble model file as a model file of its own.
 
     The members can then be joined again in other ensembles (:func:`save_ensemble`). Each
-    file is ``member_<i>.safetensors`` in ``output_dir``; its card is the member's record
+    file is ``member_<number>.safetensors`` in ``output_dir`` (:func:`member_file_names`:
+    numbered from 1 as ``uniadrs info`` and presets number the networks, zero-padded so that
+    a shell glob lists them in member order); its card is the member's record
     (name, version, training, validation, configuration, and data sources where the record
     keeps its own; files joined before it did name the ensemble's merged list) with the
     ensemble's input normalisation and presets (the networks a preset names included, so
@@ -283,6 +288,8 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
 
     Raises:
         ModelFileError: If the file is unreadable or holds a single network.
+        InputError: If ``output_dir`` holds ``member_*.safetensors`` files this split would
+            not replace (left by an earlier split: joined by a glob, they would mix in).
     """
     loaded = load_model(path)
     card = loaded.card
@@ -292,22 +299,23 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise ModelFileError(f"the output folder {output_dir} is a file")
-    targets = [output_dir / f"member_{index}.safetensors" for index in range(len(card.members))]
+    targets = [output_dir / name for name in member_file_names(len(card.members))]
     for target in targets:
         if target.exists() and target.samefile(loaded.path):
             raise ModelFileError(f"{target} would overwrite the ensemble being split")
+    _refuse_stale_members(output_dir, targets)
     replaced = [target.name for target in targets if target.exists()]
     if replaced:
         LOGGER.warning("replacing %s in %s", ", ".join(replaced), output_dir)
     written: List[Path] = []
-    for index, (record, config, member) in enumerate(
-        zip(card.members, card.member_configs, loaded.network.members)
+    for number, (record, config, member) in enumerate(
+        zip(card.members, card.member_configs, loaded.network.members), start=1
     ):
         member_card = ModelCard(
-            name=str(record.get("name", f"{card.name}-member-{index}")),
+            name=str(record.get("name", f"{card.name}-member-{number}")),
             config=config,
             model_version=str(record.get("model_version", card.model_version)),
-            description=f"member {index} of '{card.name}' v{card.model_version}",
+            description=f"network {number} of '{card.name}' v{card.model_version}",
             normalisation=card.normalisation,
             presets=dict(card.presets),
             training=dict(record.get("training", {})),
@@ -315,10 +323,50 @@ def split_ensemble(path: Union[str, Path], output_dir: Union[str, Path]) -> List
             validation=dict(record.get("validation", {})),
             created=str(record.get("created", "")),
         )
-        member_path = targets[index]
+        member_path = targets[number - 1]
         save_model(member_path, member, member_card, weight_storage=storage)  # type: ignore[arg-type]
         written.append(member_path)
     return written
+
+
+def member_file_names(count: int) -> List[str]:
+    """The names :func:`split_ensemble` gives the files of an ensemble of ``count`` networks.
+
+    Numbered from 1, as ``uniadrs info``, ``detect --networks`` and presets number the
+    networks, and zero-padded to the width of ``count``, so that sorting the names (a shell
+    glob such as ``member_*.safetensors``) gives them in member order.
+
+    Example:
+        >>> member_file_names(10)[:2], member_file_names(10)[-1]
+        (['member_01.safetensors', 'member_02.safetensors'], 'member_10.safetensors')
+    """
+    width = len(str(count))
+    return [
+        f"{MEMBER_FILE_PREFIX}{number:0{width}d}{MODEL_SUFFIX}" for number in range(1, count + 1)
+    ]
+
+
+def _refuse_stale_members(output_dir: Path, targets: Sequence[Path]) -> None:
+    """Refuses a folder holding member files that a split writing ``targets`` leaves behind.
+
+    Raises:
+        InputError: Naming the files; joined by a glob, they would mix with the new members.
+    """
+    if not output_dir.is_dir():
+        return
+    written = {target.name for target in targets}
+    stale = sorted(
+        found.name
+        for found in output_dir.glob(f"{MEMBER_FILE_PREFIX}*{MODEL_SUFFIX}")
+        if found.name not in written
+    )
+    if stale:
+        raise InputError(
+            f"{output_dir} already holds {', '.join(stale)}, which this split of "
+            f"{len(targets)} networks would not replace (a glob of "
+            f"{MEMBER_FILE_PREFIX}*{MODEL_SUFFIX} would join them with its files): remove "
+            "them or choose another folder"
+        )
 
 
 def _checked_path(path: Union[str, Path]) -> Path:

@@ -10,7 +10,13 @@ all of them.
 Example:
     $ uniadrs split default runs/default_members
     $ cd runs/default_members
-    $ uniadrs ensemble member_0.safetensors ../new/model.safetensors -o ../pair.safetensors
+    $ uniadrs ensemble member_01.safetensors ../new/model.safetensors -o ../pair.safetensors
+    $ uniadrs ensemble member_*.safetensors -o ../again.safetensors  # in member order
+
+Member files are numbered from 1, as ``uniadrs info`` and presets number the networks, and
+zero-padded (``member_01`` to ``member_16`` for sixteen), so a shell glob lists them in
+member order. OUT_DIR must not hold other ``member_*.safetensors`` files (from an earlier
+split of another ensemble): the split is refused rather than leave them to mix in.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "split",
         help="write each network of an ensemble model file as a model file of its own",
         description=(
-            "Write each network of an ensemble model file as member_<i>.safetensors in "
-            "OUT_DIR, with a card made of the member's record and the ensemble's "
+            "Write each network of an ensemble model file as member_<n>.safetensors in "
+            "OUT_DIR (n numbered from 1 as 'uniadrs info' lists the networks, zero-padded: "
+            "member_01 to member_16 for sixteen, so member_*.safetensors lists them in "
+            "order), with a card made of the member's record and the ensemble's "
             "normalisation, presets and data sources; weights are stored as the ensemble "
-            "stored them. Join members again with 'uniadrs ensemble'."
+            "stored them. OUT_DIR must hold no other member_*.safetensors files. Join "
+            "members again with 'uniadrs ensemble'."
         ),
     )
     parser.add_argument("model", help="ensemble model file (or 'default')")
