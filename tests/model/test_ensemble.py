@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -29,11 +30,19 @@ from uniadrs_engine.model.model_file import (
 from uniadrs_engine.model.network import UniADRS
 
 
-def _member(tmp_path, seed, config="lite8", presets=None, normalisation="band_max", **options):
+def _member(
+    tmp_path,
+    seed,
+    config="lite8",
+    presets=None,
+    normalisation="band_max",
+    card_name=None,
+    **options,
+):
     torch.manual_seed(seed)
     network = UniADRS(get_config(config, **options))
     card = ModelCard(
-        name=f"seed{seed}",
+        name=card_name or f"seed{seed}",
         config=network.config,
         model_version="1",
         normalisation=normalisation,
@@ -413,3 +422,30 @@ def test_a_split_into_a_folder_with_other_member_files_is_refused(tmp_path, caps
     with pytest.raises(InputError, match=r"already holds member_0\.safetensors, which"):
         split_ensemble(trio, out)
     assert split_ensemble(pair, tmp_path / "new" / "folder")[1].is_file()
+
+
+def test_members_that_disagree_are_named_by_their_files(tmp_path, capsys):
+    """Every trained model is called 'uniadrs': the errors name the files as given."""
+    first = _member(tmp_path, 1, card_name="uniadrs")
+    others = {
+        "share one network configuration": _member(tmp_path, 2, "lite4", card_name="uniadrs"),
+        "differ in presets": _member(tmp_path, 3, presets={"sar": {}}, card_name="uniadrs"),
+        "differ in normalisation": _member(
+            tmp_path, 4, normalisation="whiten", card_name="uniadrs"
+        ),
+    }
+    out = str(tmp_path / "x.safetensors")
+    for message, other in others.items():
+        assert main(["ensemble", str(first), str(other), "-o", out]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error
+        assert f"'{first}' and '{other}'" in error, error
+    pair = tmp_path / "pair.safetensors"
+    save_ensemble([first, _member(tmp_path, 5, card_name="uniadrs")], pair, "uniadrs")
+    with pytest.raises(ModelFileError, match=re.escape(f"'{pair}' is already an ensemble")):
+        save_ensemble([first, pair], out, "x")
+    cards = [read_model_card(_member(tmp_path, 6)), read_model_card(_member(tmp_path, 7, "lite4"))]
+    with pytest.raises(ValueError, match="'seed6' and 'seed7' differ"):  # cards alone: names
+        ensemble_card(cards, "x")
+    with pytest.raises(ValueError, match="'a.safetensors' and 'b.safetensors' differ"):
+        ensemble_card(cards, "x", labels=["a.safetensors", "b.safetensors"])

@@ -189,7 +189,11 @@ def member_configs(network: ScoringNetwork) -> List[ModelConfig]:
 
 
 def ensemble_card(
-    cards: Sequence[ModelCard], name: str, model_version: str = "1", description: str = ""
+    cards: Sequence[ModelCard],
+    name: str,
+    model_version: str = "1",
+    description: str = "",
+    labels: Optional[Sequence[str]] = None,
 ) -> ModelCard:
     """The card of an ensemble of models with ``cards``.
 
@@ -202,28 +206,38 @@ def ensemble_card(
     (the ensemble's ``config``) and its own data sources where they differ from the merged
     list (so that a member split off again names only what it was trained on).
 
+    Args:
+        cards: The members' cards, in member order.
+        name: Name of the ensemble.
+        model_version: Its version.
+        description: What it is for.
+        labels: What the errors call each member (such as the file it was read from, since
+            trained models share a card name); default the card names.
+
     Raises:
-        ValueError: If fewer than two cards are given or they disagree.
+        ValueError: If fewer than two cards are given, ``labels`` does not match them, or
+            the cards disagree (the message names the members by ``labels``).
     """
     if len(cards) < 2:
         raise ValueError(f"an ensemble needs at least two members, got {len(cards)}")
+    called = _member_labels(cards, labels)
     first = cards[0]
-    presets = first  # the first member that records presets; those without defer to it
-    for card in cards:
+    presets = 0  # the first member that records presets; those without defer to it
+    for index, card in enumerate(cards):
         if card.members:
-            raise ValueError(f"'{card.name}' is already an ensemble; list its members instead")
+            raise ValueError(f"{called[index]} is already an ensemble; list its members instead")
         if card.normalisation != first.normalisation:
             raise ValueError(
-                f"ensemble members differ in normalisation: '{first.name}' and '{card.name}'"
+                f"ensemble members differ in normalisation: {called[0]} and {called[index]}"
             )
-        if card.presets and card.presets != presets.presets:
-            if presets.presets:
+        if card.presets and card.presets != cards[presets].presets:
+            if cards[presets].presets:
                 raise ValueError(
-                    f"ensemble members differ in presets: '{presets.name}' and '{card.name}'"
+                    f"ensemble members differ in presets: {called[presets]} and {called[index]}"
                 )
-            presets = card
+            presets = index
         if ensemble_interface(card.config) != ensemble_interface(first.config):
-            raise ValueError(f"{_SHARED_CONFIGURATION}: '{first.name}' and '{card.name}' differ")
+            raise ValueError(f"{_SHARED_CONFIGURATION}: {called[0]} and {called[index]} differ")
     sources: List[Dict[str, Any]] = []
     for card in cards:
         for source in card.data_sources:
@@ -239,11 +253,24 @@ def ensemble_card(
         model_version=model_version,
         description=description,
         normalisation=first.normalisation,
-        presets=dict(presets.presets),
+        presets=dict(cards[presets].presets),
         training=training,
         data_sources=sources,
         members=[_member_record(card, first.config, sources) for card in cards],
     )
+
+
+def _member_labels(cards: Sequence[ModelCard], labels: Optional[Sequence[str]]) -> List[str]:
+    """How error messages name each member: its label (or card name), quoted.
+
+    Raises:
+        ValueError: If ``labels`` is given and its length differs from that of ``cards``.
+    """
+    if labels is None:
+        return [f"'{card.name}'" for card in cards]
+    if len(labels) != len(cards):
+        raise ValueError(f"{len(labels)} labels given for {len(cards)} members")
+    return [f"'{label}'" for label in labels]
 
 
 def _member_record(

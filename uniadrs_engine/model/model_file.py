@@ -214,8 +214,9 @@ def save_ensemble(
 
     Raises:
         ModelFileError: If a file is unreadable, already an ensemble, or the members
-            disagree on configuration, normalisation or presets; or if ``path`` does not
-            end in :data:`MODEL_SUFFIX` or is one of the members.
+            disagree on configuration, normalisation or presets (the message names the
+            files as given); or if ``path`` does not end in :data:`MODEL_SUFFIX` or is one
+            of the members.
     """
     path = Path(path)
     if path.suffix.lower() != MODEL_SUFFIX:
@@ -234,7 +235,13 @@ def save_ensemble(
         )
     loaded = [load_model(model_path) for model_path in model_paths]
     try:
-        card = ensemble_card([model.card for model in loaded], name, model_version, description)
+        card = ensemble_card(
+            [model.card for model in loaded],
+            name,
+            model_version,
+            description,
+            labels=[str(model_path) for model_path in model_paths],
+        )
         network = MemberMean([model.network for model in loaded])  # type: ignore[misc]
     except ValueError as error:
         raise ModelFileError(f"cannot join these models: {error}") from error
