@@ -23,17 +23,20 @@ shift 2
 cd "$(dirname "$0")/.."
 UNIADRS=.venv/bin/uniadrs
 PYTHON=.venv/bin/python
-# The shipped model's version and its hyperspectral preset's networks (numbered from 1).
-read -r VERSION NETWORKS < <("$PYTHON" -c '
-from uniadrs_engine.model.model_file import load_model
+# The shipped model's version, its hyperspectral preset's networks (numbered from 1) and the
+# names `uniadrs split` gives its networks' files (network n's is NAMES[n - 1]).
+{ read -r VERSION; read -r NETWORKS; read -r -a NAMES; } < <("$PYTHON" -c '
+from uniadrs_engine.model.model_file import load_model, member_file_names
 card = load_model("default").card
-print(card.model_version, *card.presets["hyperspectral"]["networks"])')
+print(card.model_version)
+print(*card.presets["hyperspectral"]["networks"])
+print(*member_file_names(card.member_count))')
 SHIPPED=runs/shipped_$VERSION
-[ -f "$SHIPPED/member_0.safetensors" ] || "$UNIADRS" split default "$SHIPPED"
+[ -f "$SHIPPED/${NAMES[0]}" ] || "$UNIADRS" split default "$SHIPPED"
 mkdir -p "$OUT"
 D_MEMBERS=()
 for n in $NETWORKS; do
-  D_MEMBERS+=("$SHIPPED/member_$((n - 1)).safetensors")
+  D_MEMBERS+=("$SHIPPED/${NAMES[n - 1]}")
 done
 echo "D: model $VERSION, hyperspectral networks $NETWORKS"
 

@@ -28,19 +28,20 @@ shift 3
 cd "$(dirname "$0")/.."
 UNIADRS=.venv/bin/uniadrs
 PYTHON=.venv/bin/python
-# The shipped model's version, its network count and its visible preset's scales.
-read -r VERSION COUNT SCALES < <("$PYTHON" -c '
-from uniadrs_engine.model.model_file import load_model
-model = load_model("default")
-card = model.card
-scales = ",".join(f"{s:g}" for s in card.presets["visible"]["scales"])
-print(card.model_version, len(model.network.members), scales)')
+# The shipped model's version, its visible preset's scales and the names `uniadrs split`
+# gives its networks' files, in network order.
+{ read -r VERSION SCALES; read -r -a NAMES; } < <("$PYTHON" -c '
+from uniadrs_engine.model.model_file import load_model, member_file_names
+card = load_model("default").card
+print(card.model_version, ",".join(f"{s:g}" for s in card.presets["visible"]["scales"]))
+print(*member_file_names(card.member_count))')
+COUNT=${#NAMES[@]}
 SHIPPED=runs/shipped_$VERSION
-[ -f "$SHIPPED/member_0.safetensors" ] || "$UNIADRS" split default "$SHIPPED"
+[ -f "$SHIPPED/${NAMES[0]}" ] || "$UNIADRS" split default "$SHIPPED"
 mkdir -p "$OUT"
 MEMBERS=()
-for ((k = 0; k < COUNT; k++)); do
-  MEMBERS+=("$SHIPPED/member_$k.safetensors")
+for name in "${NAMES[@]}"; do
+  MEMBERS+=("$SHIPPED/$name")
 done
 echo "D: model $VERSION ($COUNT networks), visible preset scales $SCALES"
 "$PYTHON" scripts/package_default_model.py --recipe "$RECIPE" --output "$OUT/V.safetensors" \
