@@ -96,6 +96,15 @@ def test_simulate_config_writes_the_runs_samples(background_tree, tmp_path, caps
         (["--seed", "1", "--spectral-share", "0.2"], "drop --seed, --spectral-share"),
         (["--exclude", "landslide"], "drop --exclude"),
         (["--set", "spatial_options={colour: 1}"], "invalid spatial_options"),
+        (
+            ["--set", "spatial_options={anomaly_area: [0.5, 0.1]}"],
+            "invalid spatial_options: anomaly_area must be two numbers",
+        ),
+        (["--set", "spatial_options={normal_count: abc}"], "invalid spatial_options: normal_count"),
+        (
+            ["--set", "spectral_options={abundance_range: 5}"],
+            "invalid spectral_options: abundance_range must be two numbers",
+        ),
     ],
 )
 def test_simulate_config_refuses_conflicting_settings(
@@ -105,7 +114,8 @@ def test_simulate_config_refuses_conflicting_settings(
     config.write_text(f"backgrounds: [{background_tree}]\ncrop_size: 32\n", encoding="utf-8")
     status = main(["simulate", str(tmp_path / "o"), "--config", str(config), *extra])
     assert status == EXIT_USER_ERROR
-    assert message in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error and len(error.splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
 

@@ -42,6 +42,14 @@ def test_a_missing_modality_falls_back_to_the_other(background_tree):
         AnomalySimulator.from_pool(visible, 32, spectral_share=2.0)  # not "the pool lacks"
 
 
+def test_bad_option_values_are_refused_in_one_line(background_tree):
+    visible = BackgroundPool.from_paths([background_tree / "visible"])
+    with pytest.raises(InputError, match="anomaly_area must be two numbers"):
+        AnomalySimulator.from_pool(visible, 32, spatial_options={"anomaly_area": 0.05})
+    with pytest.raises(InputError, match=r"spectral_share must lie in \[0, 1\], not 'half'"):
+        AnomalySimulator.from_pool(visible, 32, spectral_share="half")
+
+
 def test_resuming_from_a_saved_generator_state_reproduces_the_run(pool):
     simulator = AnomalySimulator.from_pool(pool, 32, seed=3)
     rng = np.random.default_rng(11)

@@ -165,6 +165,45 @@ def test_options_are_checked(pool, bank, background_tree):
     assert SpatialSimulator(pool, bank, size=32, anomaly_source="mixed").scene_share == 0.5
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"anomaly_area": (0.5, 0.1)}, r"anomaly_area must be two numbers .*not \[0.5, 0.1\]"),
+        ({"anomaly_area": 0.05}, "anomaly_area must be two numbers"),
+        ({"anomaly_area": (0.01,)}, "anomaly_area must be two numbers"),
+        ({"anomaly_area": (0.01, float("nan"))}, "anomaly_area"),
+        ({"normal_area": (0.1, 1.5)}, r"normal_area must be two numbers .*<= 1"),
+        ({"normal_area": ("a", "b")}, "normal_area"),
+        ({"normal_count": "abc"}, "normal_count must be a whole number >= 0, not 'abc'"),
+        ({"normal_count": -1}, "normal_count must be a whole number"),
+        ({"normal_count": 1.5}, "normal_count must be a whole number"),
+        ({"anomaly_count": "2"}, "anomaly_count must be a whole number"),
+        ({"crop_scale": (2, 1)}, r"crop_scale must be two numbers \[low, high\] with 0 < low"),
+        ({"crop_scale": (0, 1)}, "crop_scale"),
+        ({"noise_std": (-0.1, 0.1)}, "noise_std"),
+        ({"noise_probability": 1.5}, r"noise_probability must lie in \[0, 1\], not 1.5"),
+        ({"single_channel_probability": "often"}, "single_channel_probability"),
+        ({"area_tolerance": -0.1}, "area_tolerance must be a number >= 0"),
+        ({"per_band_scaling": "yes"}, "per_band_scaling must be true or false"),
+        ({"min_valid_fraction": 2}, "min_valid_fraction"),
+        ({"anomaly_source": ["bank"]}, "unknown anomaly source"),
+        ({"anomaly_source": "mixed", "scene_share": "half"}, "scene_share must lie in"),
+    ],
+)
+def test_bad_option_values_are_refused_in_one_line(pool, bank, options, message):
+    with pytest.raises(InputError, match=message):
+        SpatialSimulator(pool, bank, size=32, **options)
+
+
+def test_checked_options_keep_their_values(pool, bank):
+    simulator = SpatialSimulator(
+        pool, bank, size=32, anomaly_area=[0.01, 0.03], crop_scale=(1, 2), normal_count=np.int64(3)
+    )
+    assert simulator.anomaly_area == (0.01, 0.03) and simulator.crop_scale == (1.0, 2.0)
+    assert simulator.normal_count == 3
+    simulator.sample(np.random.default_rng(0))
+
+
 def own_pixel_shifts(sample, size: int):
     """Shifts that map the anomaly's pixels onto identical pixels elsewhere in the sample."""
     rows, cols = np.nonzero(sample.labels == ANOMALY)

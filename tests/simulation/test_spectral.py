@@ -166,6 +166,47 @@ def test_options_are_checked(pool, background_tree):
         SpectralSimulator(visible_only, size=32)
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"abundance_range": 5}, r"abundance_range must be two numbers .*<= 1, not 5"),
+        ({"abundance_range": (0.8, 0.2)}, "abundance_range"),
+        ({"anomaly_area": (0.5, 0.1)}, "anomaly_area must be two numbers"),
+        ({"normal_area": 0.1}, "normal_area must be two numbers"),
+        ({"clutter_count": 2, "clutter_area": (0.1,)}, "clutter_area must be two numbers"),
+        ({"normal_count": (5, 2)}, "normal_count must be a range of counts"),
+        ({"normal_count": "abc"}, "normal_count must be a whole number or a range of two"),
+        ({"anomaly_count": 0}, "at least one anomaly rectangle"),
+        ({"anomaly_count": (0, 3)}, "anomaly_count must start from 1"),
+        ({"clutter_count": True}, "clutter_count"),
+        ({"patch_size": "abc"}, "patch_size must be a whole number >= 2, not 'abc'"),
+        ({"patch_size": 1}, "patch_size"),
+        ({"warp": "strong"}, "warp must be a mapping"),
+        ({"warp": {"twist": 1}}, r"unknown warp option\(s\) \['twist'\]"),
+        ({"warp": {"scale_range": (0, 1)}}, "warp scale_range must be two numbers"),
+        ({"warp": {"warp_grid": 0}}, "warp warp_grid must be a whole number >= 1"),
+        ({"warp": {"max_rotation_degrees": "a"}}, "warp max_rotation_degrees"),
+        ({"spectrum_sources": ["permute"]}, "spectrum_sources must map spectrum sources"),
+        ({"spectrum_sources": {"permute": "a"}}, "spectrum_sources: spectrum source weights"),
+        ({"clutter_sources": {"transplant": 0}}, "clutter_sources: spectrum source weights"),
+        ({"polygon_share": "x"}, r"polygon_share must lie in \[0, 1\]"),
+        ({"per_band_scaling": 1}, "per_band_scaling must be true or false"),
+        ({"min_valid_fraction": -0.1}, "min_valid_fraction"),
+        ({"out_channels": "3"}, "out_channels must be at least 1"),
+    ],
+)
+def test_bad_option_values_are_refused_in_one_line(pool, options, message):
+    with pytest.raises(InputError, match=message):
+        SpectralSimulator(pool, size=32, **options)
+
+
+def test_warp_may_be_a_mapping_of_some_of_its_fields(pool):
+    simulator = SpectralSimulator(pool, size=16, warp={"max_rotation_degrees": 0, "warp_grid": 3})
+    assert simulator.warp == WarpParameters(max_rotation_degrees=0.0, warp_grid=3)
+    assert SpectralSimulator(pool, size=16, normal_count=3).normal_count == (3, 3)
+    assert (simulator.sample(np.random.default_rng(0)).labels == ANOMALY).any()
+
+
 @pytest.mark.parametrize("polygon_share", [0.0, 1.0])
 def test_regions_are_rectangles_or_polygons(pool, polygon_share):
     simulator = SpectralSimulator(

@@ -26,15 +26,14 @@ from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.object_bank import ObjectBank
 from uniadrs_engine.simulation.sample import SimulatedSample
 from uniadrs_engine.simulation.spatial import SpatialSimulator
-from uniadrs_engine.simulation.spectral import SpectralSimulator
+from uniadrs_engine.simulation.spectral import SpectralSimulator, check_probability
 
 LOGGER = logging.getLogger(__name__)
 
 
 def check_spectral_share(spectral_share: float) -> None:
     """Raises :class:`InputError` unless the share of spectral samples lies in ``[0, 1]``."""
-    if not 0.0 <= spectral_share <= 1.0:
-        raise InputError(f"spectral_share must lie in [0, 1], not {spectral_share}")
+    check_probability("spectral_share", spectral_share)
 
 
 class AnomalySimulator:
@@ -111,6 +110,9 @@ class AnomalySimulator:
             out_channels: Bands of spectral samples (see :class:`SpectralSimulator`).
             spectral_options: Extra keyword arguments of :class:`SpectralSimulator`.
             spatial_options: Extra keyword arguments of :class:`SpatialSimulator`.
+
+        Raises:
+            InputError: A bad option value, or no background for the share.
         """
         check_spectral_share(spectral_share)  # before the modalities, which depend on it
         spectral = spatial = None

@@ -60,6 +60,13 @@ from uniadrs_engine.simulation.sample import (
     only_if_partial,
     scale_by_maximum,
 )
+from uniadrs_engine.simulation.spectral import (
+    check_count,
+    check_flag,
+    check_number,
+    check_probability,
+    check_range,
+)
 
 #: Attempts at one sample before giving up (each one draws a new crop).
 MAX_ATTEMPTS = 50
@@ -106,14 +113,17 @@ class SpatialSimulator:
             bank: Objects to paste.
             size: Side of the samples (a multiple of 8).
             normal_count: Large normals pasted per sample.
-            normal_area: Range of a large normal's area, as a fraction of the sample.
+            normal_area: Range of a large normal's area, as a fraction of the sample (in
+                ``[0, 1]``).
             anomaly_count: Anomalies pasted per sample (at least 1).
-            anomaly_area: Range of an anomaly's area, as a fraction of the sample.
+            anomaly_area: Range of an anomaly's area, as a fraction of the sample (in
+                ``[0, 1]``).
             area_tolerance: Relative slack on the area ranges after rescaling an object.
             noise_probability: Probability of adding Gaussian noise to the crop.
             noise_std: Range of the noise's standard deviation, relative to the crop maximum.
             single_channel_probability: Probability of keeping one random channel.
-            crop_scale: Range of the crop side relative to ``size`` (a multi-scale option).
+            crop_scale: Range of the crop side relative to ``size`` (a multi-scale option;
+                above 0).
             per_band_scaling: Divide each band by its own maximum instead of one maximum.
             min_valid_fraction: Crops with fewer valid pixels are redrawn when possible.
             anomaly_source: ``bank`` (pixels of the bank's objects), ``scene`` (the crop's
@@ -131,9 +141,24 @@ class SpatialSimulator:
         self.backgrounds = pool.visible
         if not self.backgrounds:
             raise InputError("no visible background for the spatial simulation")
-        if anomaly_count < 1:
+        self.bank = bank
+        self.size = check_size(size)
+        self.normal_count = check_count("normal_count", normal_count)
+        self.normal_area = check_range("normal_area", normal_area, maximum=1.0)
+        self.anomaly_count = check_count("anomaly_count", anomaly_count)
+        if self.anomaly_count < 1:
             raise InputError("the spatial simulation needs at least one anomaly per sample")
-        if anomaly_source not in ANOMALY_SOURCES:
+        self.anomaly_area = check_range("anomaly_area", anomaly_area, maximum=1.0)
+        self.area_tolerance = check_number("area_tolerance", area_tolerance)
+        self.noise_probability = check_probability("noise_probability", noise_probability)
+        self.noise_std = check_range("noise_std", noise_std)
+        self.single_channel_probability = check_probability(
+            "single_channel_probability", single_channel_probability
+        )
+        self.crop_scale = check_range("crop_scale", crop_scale, above_minimum=True)
+        self.per_band_scaling = check_flag("per_band_scaling", per_band_scaling)
+        self.min_valid_fraction = check_probability("min_valid_fraction", min_valid_fraction)
+        if not isinstance(anomaly_source, str) or anomaly_source not in ANOMALY_SOURCES:
             raise InputError(
                 f"unknown anomaly source {anomaly_source!r} (choose {', '.join(ANOMALY_SOURCES)})"
             )
@@ -141,25 +166,10 @@ class SpatialSimulator:
             raise InputError(
                 f"scene_share goes with anomaly_source 'mixed', not {anomaly_source!r}"
             )
-        if scene_share is None:
-            scene_share = DEFAULT_SCENE_SHARE
-        if not 0.0 <= scene_share <= 1.0:
-            raise InputError(f"scene_share must lie in [0, 1], not {scene_share}")
-        self.bank = bank
-        self.size = check_size(size)
-        self.normal_count = normal_count
-        self.normal_area = normal_area
-        self.anomaly_count = anomaly_count
-        self.anomaly_area = anomaly_area
-        self.area_tolerance = area_tolerance
-        self.noise_probability = noise_probability
-        self.noise_std = noise_std
-        self.single_channel_probability = single_channel_probability
-        self.crop_scale = crop_scale
-        self.per_band_scaling = per_band_scaling
-        self.min_valid_fraction = min_valid_fraction
         self.anomaly_source = anomaly_source
-        self.scene_share = float(scene_share)
+        self.scene_share = check_probability(
+            "scene_share", DEFAULT_SCENE_SHARE if scene_share is None else scene_share
+        )
 
     def sample(self, rng: np.random.Generator) -> SimulatedSample:
         """Draws one sample; the result depends only on ``rng``'s state."""

@@ -50,6 +50,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, fields
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -107,11 +109,11 @@ class SpectralSimulator:
         out_channels: Optional[int] = 270,
         *,
         patch_size: int = 100,
-        normal_count: Tuple[int, int] = (2, 5),
+        normal_count: Union[int, Tuple[int, int]] = (2, 5),
         normal_area: Tuple[float, float] = (0.0225, 0.5),
-        anomaly_count: Tuple[int, int] = (2, 5),
+        anomaly_count: Union[int, Tuple[int, int]] = (2, 5),
         anomaly_area: Tuple[float, float] = (0.0064, 0.0225),
-        warp: WarpParameters = DEFAULT_WARP,
+        warp: Union[WarpParameters, Mapping[str, Any]] = DEFAULT_WARP,
         spectrum_sources: Optional[Mapping[str, float]] = None,
         abundance_range: Tuple[float, float] = (1.0, 1.0),
         clutter_count: Union[int, Tuple[int, int]] = (0, 0),
@@ -129,11 +131,13 @@ class SpectralSimulator:
             out_channels: Bands picked at random with replacement; None keeps the patch's
                 bands in their order.
             patch_size: Side of the patch cut from a background before resizing to ``size``.
-            normal_count: Range of the number of large-normal rectangles.
+            normal_count: Range of the number of large-normal rectangles, or one number.
             normal_area: Range of the patch-area fraction that sets their sides.
-            anomaly_count: Range of the number of anomaly rectangles.
+            anomaly_count: Range of the number of anomaly rectangles (from 1 up), or one
+                number.
             anomaly_area: Range of the patch-area fraction that sets their sides.
-            warp: Ranges of the rotation, scale and warp.
+            warp: Ranges of the rotation, scale and warp: :class:`WarpParameters`, or a
+                mapping of some of its fields (the others keep METHOD's values).
             spectrum_sources: Weights of ``"permute"``, ``"transplant"``, ``"foreign"``;
                 None means ``{"permute": 1}`` (METHOD).
             abundance_range: Fraction of the new spectrum in each rectangle; the rest is
@@ -158,29 +162,36 @@ class SpectralSimulator:
         if not self.backgrounds:
             raise InputError("no hyperspectral background for the spectral simulation")
         self.size = check_size(size)
-        if out_channels is not None and out_channels < 1:
-            raise InputError(f"out_channels must be at least 1, not {out_channels}")
+        if out_channels is not None and (not _is_whole(out_channels) or out_channels < 1):
+            raise InputError(f"out_channels must be at least 1, not {out_channels!r}")
         self.out_channels = out_channels
-        self.patch_size = int(patch_size)
-        self.normal_count = normal_count
-        self.normal_area = normal_area
-        self.anomaly_count = anomaly_count
-        self.anomaly_area = anomaly_area
-        self.warp = warp
-        self.source_names, self.source_weights = _source_weights(spectrum_sources)
-        if not 0.0 <= abundance_range[0] <= abundance_range[1] <= 1.0:
-            raise InputError(f"abundance_range must lie in [0, 1], not {abundance_range}")
-        self.abundance_range = abundance_range
-        self.clutter_count = _count_range("clutter_count", clutter_count)
-        self.clutter_area = anomaly_area if clutter_area is None else clutter_area
-        self.clutter_names, self.clutter_weights = _source_weights(
-            {TRANSPLANT: 1.0} if clutter_sources is None else clutter_sources
+        self.patch_size = check_count("patch_size", patch_size, minimum=2)
+        self.normal_count = _count_range("normal_count", normal_count)
+        self.normal_area = check_range("normal_area", normal_area, maximum=1.0)
+        self.anomaly_count = _count_range("anomaly_count", anomaly_count)
+        if self.anomaly_count[0] < 1:
+            raise InputError(
+                "the spectral simulation needs at least one anomaly rectangle per sample: "
+                f"anomaly_count must start from 1, not {_shown(anomaly_count)}"
+            )
+        self.anomaly_area = check_range("anomaly_area", anomaly_area, maximum=1.0)
+        self.warp = _warp_parameters(warp)
+        self.source_names, self.source_weights = _source_weights(
+            spectrum_sources, "spectrum_sources"
         )
-        if not 0.0 <= polygon_share <= 1.0:
-            raise InputError(f"polygon_share must lie in [0, 1], not {polygon_share}")
-        self.polygon_share = polygon_share
-        self.per_band_scaling = per_band_scaling
-        self.min_valid_fraction = min_valid_fraction
+        self.abundance_range = check_range("abundance_range", abundance_range, maximum=1.0)
+        self.clutter_count = _count_range("clutter_count", clutter_count)
+        self.clutter_area = (
+            self.anomaly_area
+            if clutter_area is None
+            else check_range("clutter_area", clutter_area, maximum=1.0)
+        )
+        self.clutter_names, self.clutter_weights = _source_weights(
+            {TRANSPLANT: 1.0} if clutter_sources is None else clutter_sources, "clutter_sources"
+        )
+        self.polygon_share = check_probability("polygon_share", polygon_share)
+        self.per_band_scaling = check_flag("per_band_scaling", per_band_scaling)
+        self.min_valid_fraction = check_probability("min_valid_fraction", min_valid_fraction)
 
     def sample(self, rng: np.random.Generator) -> SimulatedSample:
         """Draws one sample; the result depends only on ``rng``'s state."""
@@ -322,14 +333,16 @@ def _count_range(name: str, value: Any) -> Tuple[int, int]:
         >>> _count_range("clutter_count", 3), _count_range("clutter_count", [2, 6])
         ((3, 3), (2, 6))
     """
-    try:
-        counts = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    except TypeError:
+    if _is_whole(value):
+        counts: Tuple[Any, ...] = (value, value)
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        counts = tuple(value)
+    else:
         counts = ()
-    if len(counts) != 2 or not all(isinstance(count, (int, np.integer)) for count in counts):
-        raise InputError(f"{name} must be a whole number or a range of two, not {value!r}")
+    if len(counts) != 2 or not all(_is_whole(count) for count in counts):
+        raise InputError(f"{name} must be a whole number or a range of two, not {_shown(value)}")
     if not 0 <= counts[0] <= counts[1]:
-        raise InputError(f"{name} must be a range of counts from 0 up, not {value!r}")
+        raise InputError(f"{name} must be a range of counts from 0 up, not {_shown(value)}")
     return int(counts[0]), int(counts[1])
 
 
@@ -345,15 +358,185 @@ def resample_bands(image: np.ndarray, band_count: int) -> np.ndarray:
     return image[lower] * (1.0 - weight) + image[upper] * weight
 
 
-def _source_weights(sources: Optional[Mapping[str, float]]) -> Tuple[Tuple[str, ...], np.ndarray]:
-    """Checks the spectrum-source weights and returns the names and probabilities."""
+def _source_weights(
+    sources: Optional[Mapping[str, float]], name: str = "spectrum_sources"
+) -> Tuple[Tuple[str, ...], np.ndarray]:
+    """Checks the spectrum-source weights and returns the names and probabilities.
+
+    ``name``: the option the weights come from, for the error messages.
+    """
     if sources is None:
         sources = {PERMUTE: 1.0}
+    if not isinstance(sources, Mapping):
+        raise InputError(
+            f"{name} must map spectrum sources to weights (e.g. {{permute: 1, foreign: 1}}), "
+            f"not {_shown(sources)}"
+        )
     unknown = set(sources) - set(SPECTRUM_SOURCES)
     if unknown:
-        raise InputError(f"unknown spectrum source(s) {sorted(unknown)}; use {SPECTRUM_SOURCES}")
-    names = tuple(name for name in SPECTRUM_SOURCES if sources.get(name, 0.0) > 0.0)
-    if not names or any(weight < 0 for weight in sources.values()):
-        raise InputError(f"spectrum source weights must be >= 0 with one > 0, not {dict(sources)}")
-    weights = np.array([sources[name] for name in names], dtype=np.float64)
+        raise InputError(
+            f"unknown spectrum source(s) {sorted(unknown, key=str)} in {name}; "
+            f"use {SPECTRUM_SOURCES}"
+        )
+    weights_given = list(sources.values())
+    if not all(_is_number(weight) and weight >= 0 for weight in weights_given) or not any(
+        weight > 0 for weight in weights_given
+    ):
+        raise InputError(
+            f"{name}: spectrum source weights must be numbers >= 0 with one > 0, "
+            f"not {dict(sources)}"
+        )
+    names = tuple(source for source in SPECTRUM_SOURCES if sources.get(source, 0.0) > 0.0)
+    weights = np.array([sources[source] for source in names], dtype=np.float64)
     return names, weights / weights.sum()
+
+
+# Checks of option values: each returns the value in a plain type or raises one clear line.
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (not a boolean).
+
+    Example:
+        >>> _is_number(0.5), _is_number(True), _is_number(float("nan")), _is_number("1")
+        (True, False, False, False)
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        return False
+    return math.isfinite(value)
+
+
+def _is_whole(value: Any) -> bool:
+    """Whether ``value`` is an integer (not a boolean)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it, a tuple (a YAML list made a range) as a list.
+
+    Example:
+        >>> _shown((0.5, 0.1)), _shown("abc")
+        ('[0.5, 0.1]', "'abc'")
+    """
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+def check_range(
+    name: str,
+    value: Any,
+    minimum: float = 0.0,
+    maximum: Optional[float] = None,
+    above_minimum: bool = False,
+) -> Tuple[float, float]:
+    """A ``(low, high)`` option: two finite numbers with ``minimum <= low <= high <= maximum``.
+
+    Args:
+        name: The option, for the message.
+        value: The given value (a list, tuple or array of two numbers).
+        minimum: Smallest allowed ``low``.
+        maximum: Largest allowed ``high``; None for no bound.
+        above_minimum: ``low`` must exceed ``minimum`` rather than reach it.
+
+    Raises:
+        InputError: Naming the option, the expected range and the value.
+
+    Example:
+        >>> check_range("anomaly_area", [0.01, 0.05], maximum=1.0)
+        (0.01, 0.05)
+        >>> check_range("anomaly_area", (0.5, 0.1), maximum=1.0)
+        Traceback (most recent call last):
+        ...
+        uniadrs_engine.errors.InputError: anomaly_area must be two numbers [low, high] with ...
+    """
+    numbers = tuple(value) if isinstance(value, (list, tuple, np.ndarray)) else ()
+    if len(numbers) == 2 and all(_is_number(number) for number in numbers):
+        low, high = float(numbers[0]), float(numbers[1])
+        low_fits = low > minimum if above_minimum else low >= minimum
+        if low_fits and low <= high and (maximum is None or high <= maximum):
+            return low, high
+    bounds = f"{minimum:g} {'<' if above_minimum else '<='} low <= high"
+    if maximum is not None:
+        bounds += f" <= {maximum:g}"
+    raise InputError(f"{name} must be two numbers [low, high] with {bounds}, not {_shown(value)}")
+
+
+def check_count(name: str, value: Any, minimum: int = 0) -> int:
+    """A whole-number option of at least ``minimum``.
+
+    Raises:
+        InputError: Naming the option and the value.
+
+    Example:
+        >>> check_count("normal_count", 3)
+        3
+    """
+    if not _is_whole(value) or value < minimum:
+        raise InputError(f"{name} must be a whole number >= {minimum}, not {_shown(value)}")
+    return int(value)
+
+
+def check_number(name: str, value: Any, minimum: float = 0.0) -> float:
+    """A finite number option of at least ``minimum``.
+
+    Raises:
+        InputError: Naming the option and the value.
+    """
+    if not _is_number(value) or value < minimum:
+        raise InputError(f"{name} must be a number >= {minimum:g}, not {_shown(value)}")
+    return float(value)
+
+
+def check_probability(name: str, value: Any) -> float:
+    """A number option in ``[0, 1]`` (a probability or a fraction).
+
+    Raises:
+        InputError: Naming the option and the value.
+
+    Example:
+        >>> check_probability("polygon_share", 1)
+        1.0
+    """
+    if not _is_number(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must lie in [0, 1], not {_shown(value)}")
+    return float(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A true-or-false option.
+
+    Raises:
+        InputError: Naming the option and the value.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be true or false, not {_shown(value)}")
+    return bool(value)
+
+
+def _warp_parameters(value: Any) -> WarpParameters:
+    """The ``warp`` option checked: :class:`WarpParameters`, or a mapping of some of its fields.
+
+    Fields a mapping leaves out keep METHOD's values (:data:`DEFAULT_WARP`).
+
+    Raises:
+        InputError: An unknown field, or a value out of its range.
+    """
+    names = [item.name for item in fields(WarpParameters)]
+    if isinstance(value, WarpParameters):
+        given = asdict(value)
+    elif isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names), key=str)
+        if unknown:
+            raise InputError(f"unknown warp option(s) {unknown}; use {', '.join(names)}")
+        given = {**asdict(DEFAULT_WARP), **value}
+    else:
+        raise InputError(f"warp must be a mapping of {', '.join(names)}, not {_shown(value)}")
+    return WarpParameters(
+        max_rotation_degrees=check_number(
+            "warp max_rotation_degrees", given["max_rotation_degrees"]
+        ),
+        scale_range=check_range("warp scale_range", given["scale_range"], above_minimum=True),
+        warp_strength=check_range("warp warp_strength", given["warp_strength"]),
+        warp_grid=check_count("warp warp_grid", given["warp_grid"], minimum=1),
+    )

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 
-from uniadrs_engine.errors import TrainingError
+from uniadrs_engine.errors import InputError, TrainingError
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
 from uniadrs_engine.simulation.mixer import AnomalySimulator
 from uniadrs_engine.simulation.object_bank import ObjectBank
@@ -67,6 +67,11 @@ def simulator_for(
     """An :class:`AnomalySimulator` over ``pool`` with the run's crop size and share.
 
     ``orientations``: random orientations of its samples (1 for none).
+
+    Raises:
+        TrainingError: An option name of ``spectral_options`` or ``spatial_options`` that
+            its simulator does not take, a bad option value (both naming the options), or no
+            background fits the share.
     """
     in_channels = config.model_config().in_channels
     share = config.spectral_share
@@ -74,19 +79,19 @@ def simulator_for(
     spatial = None
     if pool.hyperspectral and share > 0.0:
         options = simulator_options(config.spectral_options)
-        try:
-            spectral = SpectralSimulator(
+        spectral = _built(
+            "spectral_options",
+            lambda: SpectralSimulator(
                 pool, size=config.crop_size, out_channels=in_channels, **options
-            )
-        except TypeError as error:
-            raise TrainingError(f"invalid spectral_options: {error}") from error
+            ),
+        )
     if pool.visible and share < 1.0:
         bank = ObjectBank.from_pool(pool, np.random.default_rng([config.seed, bank_seed]))
         options = simulator_options(config.spatial_options)
-        try:
-            spatial = SpatialSimulator(pool, bank, size=config.crop_size, **options)
-        except TypeError as error:
-            raise TrainingError(f"invalid spatial_options: {error}") from error
+        spatial = _built(
+            "spatial_options",
+            lambda: SpatialSimulator(pool, bank, size=config.crop_size, **options),
+        )
     if spectral is None and spatial is None:
         raise TrainingError(
             f"no background fits the simulation ({pool.describe()}, spectral share {share})"
@@ -96,6 +101,19 @@ def simulator_for(
     elif spatial is None:
         share = 1.0
     return AnomalySimulator(spectral, spatial, spectral_share=share, orientations=orientations)
+
+
+def _built(label: str, build: Callable[[], Any]) -> Any:
+    """``build()``, whose errors over its options' values become one-line training errors.
+
+    The simulators check their options (:class:`InputError`); a value they do not foresee
+    that still fails (a ``TypeError``, ``ValueError`` or ``IndexError``) is reported the same
+    way, naming the options, rather than as a traceback.
+    """
+    try:
+        return build()
+    except (InputError, TypeError, ValueError, IndexError) as error:
+        raise TrainingError(f"invalid {label}: {error}") from error
 
 
 def build_simulation(config: TrainingConfig) -> SimulationSetup:
