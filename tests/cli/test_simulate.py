@@ -105,6 +105,10 @@ def test_simulate_config_writes_the_runs_samples(background_tree, tmp_path, caps
             ["--set", "spectral_options={abundance_range: 5}"],
             "invalid spectral_options: abundance_range must be two numbers",
         ),
+        (
+            ["--set", "spectral_share=0", "--set", "spectral_options={abundance_rnage: [0.5, 1]}"],
+            "invalid spectral_options: unknown option(s) ['abundance_rnage']",
+        ),
     ],
 )
 def test_simulate_config_refuses_conflicting_settings(

@@ -42,6 +42,19 @@ def test_a_missing_modality_falls_back_to_the_other(background_tree):
         AnomalySimulator.from_pool(visible, 32, spectral_share=2.0)  # not "the pool lacks"
 
 
+def test_option_names_are_checked_even_for_a_simulator_left_out(background_tree):
+    visible = BackgroundPool.from_paths([background_tree / "visible"])
+    with pytest.raises(
+        InputError, match=r"spectral_options: unknown option\(s\) \['abundance_rnage'\]"
+    ):
+        AnomalySimulator.from_pool(visible, 32, spectral_options={"abundance_rnage": (0.5, 1.0)})
+    hsi = BackgroundPool.from_paths([background_tree / "hsi"])
+    with pytest.raises(
+        InputError, match=r"spatial_options: unknown option\(s\) \['normal_cuont'\]"
+    ):
+        AnomalySimulator.from_pool(hsi, 32, spectral_share=1.0, spatial_options={"normal_cuont": 3})
+
+
 def test_bad_option_values_are_refused_in_one_line(background_tree):
     visible = BackgroundPool.from_paths([background_tree / "visible"])
     with pytest.raises(InputError, match="anomaly_area must be two numbers"):

@@ -39,6 +39,28 @@ def test_bad_option_values_are_one_line_training_errors(tiny_config, options, me
         build_simulation(dataclasses.replace(tiny_config, **options))
 
 
+def test_misspelt_options_of_a_simulator_not_built_are_refused(tiny_config, backgrounds):
+    visible_only = dataclasses.replace(
+        tiny_config,
+        backgrounds=[str(backgrounds["root"] / "rgb")],
+        validation_backgrounds=[str(backgrounds["held_out"] / "rgb.tif")],
+        spectral_options={"abundance_rnage": [0.5, 1.0]},
+    )
+    with pytest.raises(
+        TrainingError, match=r"invalid spectral_options: unknown option\(s\) \['abundance_rnage'\]"
+    ):
+        build_simulation(visible_only)
+    spectral_only = dataclasses.replace(
+        tiny_config, spectral_share=1.0, spatial_options={"normal_cuont": 3}
+    )
+    with pytest.raises(
+        TrainingError, match=r"invalid spatial_options: unknown option\(s\) \['normal_cuont'\]"
+    ):
+        build_simulation(spectral_only)
+    with pytest.raises(TrainingError, match="the options are patch_size, normal_count"):
+        build_simulation(dataclasses.replace(tiny_config, spectral_options={"size": 64}))
+
+
 def test_an_unforeseen_failure_of_an_option_value_is_one_line(tiny_config, monkeypatch):
     def failing(*args, **kwargs):
         raise ValueError("high - low < 0")

@@ -14,9 +14,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import replace
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -34,6 +35,45 @@ LOGGER = logging.getLogger(__name__)
 def check_spectral_share(spectral_share: float) -> None:
     """Raises :class:`InputError` unless the share of spectral samples lies in ``[0, 1]``."""
     check_probability("spectral_share", spectral_share)
+
+
+def simulator_option_names(simulator: type) -> Tuple[str, ...]:
+    """The options of a simulator class: the keyword-only parameters of its constructor.
+
+    Example:
+        >>> simulator_option_names(SpatialSimulator)[:3]
+        ('normal_count', 'normal_area', 'anomaly_count')
+    """
+    parameters = inspect.signature(simulator.__init__).parameters.values()
+    return tuple(item.name for item in parameters if item.kind is item.KEYWORD_ONLY)
+
+
+def check_option_names(label: str, simulator: type, options: Mapping[str, Any]) -> None:
+    """Refuses option names the simulator class does not take (a misspelt one, say).
+
+    Called whether or not the simulator is built, so that a misspelt option of a modality
+    the backgrounds lack is not silently ignored.
+
+    Args:
+        label: What the options are called (``spectral_options``, ``spatial_options``).
+        simulator: :class:`SpectralSimulator` or :class:`SpatialSimulator`.
+        options: The options given.
+
+    Raises:
+        InputError: Naming the unknown options and the known ones.
+
+    Example:
+        >>> check_option_names("spatial_options", SpatialSimulator, {"colour": 1})
+        Traceback (most recent call last):
+        ...
+        uniadrs_engine.errors.InputError: invalid spatial_options: unknown option(s) ['colour']; ...
+    """
+    known = simulator_option_names(simulator)
+    unknown = sorted((name for name in options if name not in known), key=str)
+    if unknown:
+        raise InputError(
+            f"invalid {label}: unknown option(s) {unknown}; the options are {', '.join(known)}"
+        )
 
 
 class AnomalySimulator:
@@ -112,19 +152,24 @@ class AnomalySimulator:
             spatial_options: Extra keyword arguments of :class:`SpatialSimulator`.
 
         Raises:
-            InputError: A bad option value, or no background for the share.
+            InputError: An option name either simulator does not take (checked even for a
+                simulator left out), a bad option value, or no background for the share.
         """
         check_spectral_share(spectral_share)  # before the modalities, which depend on it
+        spectral_options = dict(spectral_options or {})
+        spatial_options = dict(spatial_options or {})
+        # Both sets, even that of a simulator the pool does not call for: a misspelt option
+        # stops the run rather than being ignored.
+        check_option_names("spectral_options", SpectralSimulator, spectral_options)
+        check_option_names("spatial_options", SpatialSimulator, spatial_options)
         spectral = spatial = None
         if pool.hyperspectral and spectral_share > 0.0:
-            spectral = SpectralSimulator(
-                pool, size, out_channels=out_channels, **dict(spectral_options or {})
-            )
+            spectral = SpectralSimulator(pool, size, out_channels=out_channels, **spectral_options)
         elif spectral_share > 0.0:
             LOGGER.warning("no hyperspectral background: every sample will be spatial")
         if pool.visible and spectral_share < 1.0:
             bank = ObjectBank.from_pool(pool, np.random.default_rng(seed))
-            spatial = SpatialSimulator(pool, bank, size, **dict(spatial_options or {}))
+            spatial = SpatialSimulator(pool, bank, size, **spatial_options)
         elif spectral_share < 1.0:
             LOGGER.warning("no visible background: every sample will be spectral")
         if spectral is None and spatial is None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from uniadrs_engine.errors import InputError, TrainingError
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
-from uniadrs_engine.simulation.mixer import AnomalySimulator
+from uniadrs_engine.simulation.mixer import AnomalySimulator, check_option_names
 from uniadrs_engine.simulation.object_bank import ObjectBank
 from uniadrs_engine.simulation.spatial import SpatialSimulator
 from uniadrs_engine.simulation.spectral import SpectralSimulator
@@ -70,9 +70,11 @@ def simulator_for(
 
     Raises:
         TrainingError: An option name of ``spectral_options`` or ``spatial_options`` that
-            its simulator does not take, a bad option value (both naming the options), or no
-            background fits the share.
+            its simulator does not take (checked even for a simulator the pool does not call
+            for), a bad option value (both naming the options), or no background fits the
+            share.
     """
+    check_simulator_options(config)
     in_channels = config.model_config().in_channels
     share = config.spectral_share
     spectral = None
@@ -101,6 +103,25 @@ def simulator_for(
     elif spatial is None:
         share = 1.0
     return AnomalySimulator(spectral, spatial, spectral_share=share, orientations=orientations)
+
+
+def check_simulator_options(config: TrainingConfig) -> None:
+    """Refuses option names that the spectral or the spatial simulator does not take.
+
+    Both sets are checked, also that of a simulator the run's backgrounds or share leave
+    out: a misspelt option stops the run at its start instead of being ignored.
+
+    Raises:
+        TrainingError: Naming the options and the unknown names.
+    """
+    for label, simulator, options in (
+        ("spectral_options", SpectralSimulator, config.spectral_options),
+        ("spatial_options", SpatialSimulator, config.spatial_options),
+    ):
+        try:
+            check_option_names(label, simulator, options)
+        except InputError as error:
+            raise TrainingError(str(error)) from error
 
 
 def _built(label: str, build: Callable[[], Any]) -> Any:
