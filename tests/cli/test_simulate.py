@@ -87,6 +87,15 @@ def test_simulate_config_writes_the_runs_samples(background_tree, tmp_path, caps
     assert main([*arguments, "--validation"]) == 0
     assert '"samples": "validation"' in (out / "simulation.json").read_text()
     assert gdal.Open(str(out / "sample_0000_image.tif")).RasterXSize == 32
+    capsys.readouterr()
+    # the validation set holds 2 samples: the progress counts those, not the 5 asked for
+    assert main([*arguments[:-1], "5", "--validation", "--set", "validation_samples=2"]) == 0
+    err = capsys.readouterr().err
+    assert "simulating: 2/2 samples" in err and "/5 samples" not in err
+    assert sorted(path.name for path in out.glob("sample_*_image.tif")) == [
+        "sample_0000_image.tif",
+        "sample_0001_image.tif",
+    ]
 
 
 @pytest.mark.parametrize(

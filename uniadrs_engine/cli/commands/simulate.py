@@ -115,9 +115,17 @@ def run(args: argparse.Namespace) -> int:
                 "with --config the backgrounds and settings come from the configuration "
                 f"(use --set KEY=VALUE); drop {options or 'the BACKGROUNDS arguments'}"
             )
-    with progress_bar("simulating", steps=args.n, unit="sample") as progress:
-        if args.config is not None:
-            written = _simulate_config(args, progress)
+    config = None if args.config is None else training_config_from_args(args.config, args.overrides)
+    count = args.n
+    if config is not None and args.validation:  # the validation set holds so many at most
+        count = max(1, min(args.n, config.validation_samples))
+    with progress_bar("simulating", steps=count, unit="sample") as progress:
+        if config is not None:
+            from uniadrs_engine.training.preview import simulate_config_to_dir
+
+            written = simulate_config_to_dir(
+                config, args.out_dir, n=args.n, validation=args.validation, progress=progress
+            )
         else:
             settings = {
                 name: default if getattr(args, name) is None else getattr(args, name)
@@ -135,13 +143,3 @@ def run(args: argparse.Namespace) -> int:
     samples = written_sample_count(written)
     print(f"wrote {samples} samples to {args.out_dir}; contact sheet: {sheet}")
     return 0
-
-
-def _simulate_config(args: argparse.Namespace, progress: Any) -> Any:
-    """The files of ``--config`` mode (the configuration's training or validation samples)."""
-    from uniadrs_engine.training.preview import simulate_config_to_dir
-
-    config = training_config_from_args(args.config, args.overrides)
-    return simulate_config_to_dir(
-        config, args.out_dir, n=args.n, validation=args.validation, progress=progress
-    )
