@@ -70,7 +70,7 @@ def layer_nodata(
                 include_low=bounds in (QgsRasterRange.IncludeMinAndMax, QgsRasterRange.IncludeMin),
                 include_high=bounds in (QgsRasterRange.IncludeMinAndMax, QgsRasterRange.IncludeMax),
             )
-            if converted not in ranges:
+            if converted not in ranges and not converted.is_empty:  # 5 with 5 excluded
                 ranges.append(converted)
     return tuple(ranges), use_file_nodata
 

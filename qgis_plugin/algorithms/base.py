@@ -362,9 +362,8 @@ class UniadrsAlgorithm(QgsProcessingAlgorithm):
         from_layer, use_file_nodata = (
             layer_nodata(layer, bands, nodata) if layer is not None else ((), True)
         )
-        ranges = tuple(dict.fromkeys(from_layer + typed))  # in order, repeats dropped
-        rule = nodata.NodataRule(ranges=ranges, use_file_nodata=use_file_nodata)
-        if not rule.changes_anything:
+        rule = nodata.nodata_rule_of(from_layer + typed, use_file_nodata=use_file_nodata)
+        if rule is None:
             return None
         sources = [
             name

@@ -137,3 +137,17 @@ def test_without_a_terminal_a_slow_run_prints_a_line_a_minute(capsys, monkeypatc
     assert lines[0] == "901/1000 steps | 00:10 elapsed, 16:30 left | loss 901"
     assert lines[1] == "907/1000 steps | 01:10 elapsed, 15:30 left | loss 907"
     assert len(lines) == 17 and lines[-1].startswith("997/1000 steps | 16:10 elapsed")
+
+
+def test_without_a_terminal_the_last_line_has_the_last_message(capsys) -> None:
+    with progress_bar("detect", interactive=False) as update:
+        update(0.5, "scoring")
+        update(1.0, "fusing score maps")
+        update(1.0, "done")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("detect: 100% | ")
+    assert lines[0].endswith(" | done")
+    with pytest.raises(ValueError), progress_bar("failing", interactive=False) as update:
+        update(1.0, "done")
+        raise ValueError("the output could not be renamed")  # no 100 % line then
+    assert capsys.readouterr().err == ""

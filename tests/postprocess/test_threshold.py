@@ -614,3 +614,19 @@ def test_the_object_table_and_a_strip_share_the_budget(tmp_path, monkeypatch):
         )
         assert report.object_count == 400
         assert bool(opened) == in_files, (budget_share, opened)
+    # and the strips of the object passes take the other half
+    budgets: list = []
+    block_windows = threshold_module.block_windows
+
+    def recording(*args, **kwargs):
+        budgets.append(args[3])
+        return block_windows(*args, **kwargs)
+
+    monkeypatch.setattr(threshold_module, "block_windows", recording)
+    threshold_raster(
+        score_path,
+        ThresholdRule("value", 1.0),
+        polygons_path=tmp_path / "halves.gpkg",
+        memory_mb=8.0,
+    )
+    assert budgets == [8.0, 4.0]  # the score cut's strips, then the object passes'

@@ -16,6 +16,7 @@ from uniadrs_engine.raster.nodata import (
     NodataRange,
     NodataRule,
     nodata_provenance,
+    nodata_rule_of,
     parse_nodata_values,
 )
 from uniadrs_engine.raster.reader import open_raster
@@ -206,3 +207,14 @@ def test_a_mixed_type_vrt_rounds_each_band_as_its_own_type(tmp_path: Path) -> No
         assert source.value_dtype == np.float64
         valid = source.read_window(source.full_window()).valid
     assert not valid[0].any() and valid[1:].all()
+
+
+def test_open_ends_and_empty_ranges_are_described_as_they_match() -> None:
+    below = NodataRange(-math.inf, -50, include_low=False)  # QGIS: (NaN, -50, IncludeMax)
+    assert below.describe() == "..-50"
+    empty = NodataRange(5, 5, include_low=False, include_high=False)
+    assert empty.is_empty and not empty.matches(np.array([5.0])).any()
+    rule = nodata_rule_of([empty, NodataRange(0, 0), NodataRange(0, 0)])
+    assert rule is not None and rule.describe() == "0"
+    assert nodata_rule_of([empty]) is None
+    assert nodata_rule_of([], use_file_nodata=False).describe() == "the file's nodata ignored"

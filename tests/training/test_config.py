@@ -157,3 +157,16 @@ def test_an_output_folder_named_like_a_date_is_a_folder(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("backgrounds: [bg]\noutput_dir: 2024-05-01\n", encoding="utf-8")
     assert TrainingConfig.from_yaml(path).output_dir == str(tmp_path / "2024-05-01")
+
+
+def test_tuples_from_the_python_api_are_kept_as_lists():
+    config = TrainingConfig(backgrounds=["a"], spatial_options={"crop_scale": (0.5, 2.0)})
+    assert config.spatial_options == {"crop_scale": [0.5, 2.0]}
+
+
+@pytest.mark.parametrize(
+    "presets", [{"visible": {"tile": float("inf")}}, {"visible": {"networks": [float("inf")]}}]
+)
+def test_infinite_preset_values_are_a_one_line_error(presets):
+    with pytest.raises(TrainingError, match="presets: preset 'visible'"):
+        TrainingConfig(backgrounds=["a"], presets=presets)

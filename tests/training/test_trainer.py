@@ -442,4 +442,10 @@ def test_resume_refuses_backgrounds_that_changed(tiny_config, backgrounds):
     with pytest.raises(TrainingError, match=r"backgrounds changed .*added .*added\.tif"):
         Trainer(tiny_config).run(resume=True)
     extra.unlink()
+    kept = backgrounds["root"] / "rgb" / "b.tif"
+    moved = kept.with_name("b.tif.away")
+    kept.rename(moved)
+    with pytest.raises(TrainingError, match=r"backgrounds changed .*removed .*b\.tif"):
+        Trainer(tiny_config).run(resume=True)
+    moved.rename(kept)
     assert Trainer(tiny_config).run(resume=True).steps == 4

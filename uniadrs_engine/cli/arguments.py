@@ -138,11 +138,10 @@ def nodata_rule(args: argparse.Namespace) -> Any:
 
     Returns None when neither option is given (the file's nodata alone).
     """
-    from uniadrs_engine.raster.nodata import NodataRule
+    from uniadrs_engine.raster.nodata import nodata_rule_of
 
-    ranges = tuple(dict.fromkeys(item for items in args.nodata or () for item in items))
-    rule = NodataRule(ranges=ranges, use_file_nodata=not args.ignore_file_nodata)
-    return rule if rule.changes_anything else None
+    ranges = [item for items in args.nodata or () for item in items]
+    return nodata_rule_of(ranges, use_file_nodata=not args.ignore_file_nodata)
 
 
 def positive_int(text: str) -> int:
@@ -169,9 +168,11 @@ def non_negative_int(text: str) -> int:
 
 def seed_value(text: str) -> int:
     """``type=`` for argparse: a random seed, ``0`` to ``2**63 - 1`` (numpy's generators)."""
+    from uniadrs_engine.training.config import MAX_SEED
+
     value = non_negative_int(text)
-    if value >= 2**63:
-        raise argparse.ArgumentTypeError(f"must be below 2**63, got {value}")
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEED}, got {value}")
     return value
 
 
@@ -309,9 +310,10 @@ def progress_lines(
     """Progress as plain lines on stderr, for logs: :func:`progress_bar` without a terminal.
 
     A line is printed when the work passes a tenth of its whole, at least every
-    :data:`PROGRESS_LINE_INTERVAL_S` seconds, and at its end; none before
-    :data:`BAR_DELAY_S` has passed unless the work is done (a command that fails at once
-    prints its error alone). Each line gives the share done (or ``done/total`` units), the
+    :data:`PROGRESS_LINE_INTERVAL_S` seconds, and when it ends (with the last message given
+    once it was done); none before :data:`BAR_DELAY_S` has passed unless the work is done,
+    and no final line after an error (a command that fails at once prints its error
+    alone). Each line gives the share done (or ``done/total`` units), the
     time taken and left, counted from where the work started in this run (a resumed
     training run), and the latest message::
 
@@ -330,23 +332,10 @@ def progress_lines(
     started_at = began
     last_tenth = -1
     printed_at: float | None = None
-    finished = False
+    end_message: str | None = None  # the latest message once the work is done
 
-    def update(fraction: float, message: str = "") -> None:
-        nonlocal first, started_at, last_tenth, printed_at, finished
-        if not enabled or finished:
-            return
-        fraction = min(1.0, max(0.0, float(fraction)))
-        now = time.monotonic()
-        if first is None:
-            first, started_at = fraction, now
-        tenth = int(fraction * 10 + 1e-9)
-        due = tenth > last_tenth or (
-            printed_at is not None and now - printed_at >= PROGRESS_LINE_INTERVAL_S
-        )
-        if fraction < 1.0 and (not due or now - began < BAR_DELAY_S):
-            return
-        last_tenth, printed_at, finished = tenth, now, fraction >= 1.0
+    def write_line(fraction: float, message: str, now: float) -> None:
+        assert first is not None
         elapsed = now - started_at
         done_here = fraction - first
         if steps:
@@ -354,7 +343,7 @@ def progress_lines(
         else:
             share = f"{fraction * 100:3.0f}%"
         times = f"{tqdm.format_interval(round(elapsed))} elapsed"
-        if done_here > 0 and not finished:
+        if done_here > 0 and fraction < 1.0:
             left = elapsed / done_here * (1.0 - fraction)
             times += f", {tqdm.format_interval(round(left))} left"
         parts = [f"{description.strip()}: {share}" if description.strip() else share, times]
@@ -363,7 +352,29 @@ def progress_lines(
         sys.stderr.write(" | ".join(parts) + "\n")
         sys.stderr.flush()
 
+    def update(fraction: float, message: str = "") -> None:
+        nonlocal first, started_at, last_tenth, printed_at, end_message
+        if not enabled:
+            return
+        fraction = min(1.0, max(0.0, float(fraction)))
+        now = time.monotonic()
+        if first is None:
+            first, started_at = fraction, now
+        if fraction >= 1.0:  # its line comes when the work ends, with its last message
+            end_message = message or end_message or ""
+            return
+        tenth = int(fraction * 10 + 1e-9)
+        due = tenth > last_tenth or (
+            printed_at is not None and now - printed_at >= PROGRESS_LINE_INTERVAL_S
+        )
+        if not due or now - began < BAR_DELAY_S:
+            return
+        last_tenth, printed_at = tenth, now
+        write_line(fraction, message, now)
+
     yield update
+    if end_message is not None:  # not after an error: the command prints that instead
+        write_line(1.0, end_message, time.monotonic())
 
 
 def add_config_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:

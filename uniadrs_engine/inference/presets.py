@@ -184,7 +184,9 @@ _PRESET_VALUE_KINDS = {
 
 def _whole(value: Any, least: int) -> int:
     """``value`` as a whole number of at least ``least`` (``32.0`` too); ValueError otherwise."""
-    if isinstance(value, bool) or float(value) != int(float(value)) or int(value) < least:
+    if isinstance(value, bool) or not math.isfinite(float(value)):
+        raise ValueError(value)
+    if float(value) != int(float(value)) or int(value) < least:
         raise ValueError(value)
     return int(value)
 

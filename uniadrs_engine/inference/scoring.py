@@ -179,8 +179,9 @@ def checks_between_passes(network: torch.nn.Module, check: Callable[[], None]) -
 
     A batch of tiles goes through every member of an ensemble, once per test-time view; a
     ``check`` that raises (a stop asked for) then ends the batch after the pass under way
-    instead of after all of them: the default model's ten members take up to about 11 s a
-    batch on a loaded CPU, one of them about a tenth of that.
+    instead of after all of them: the visible preset's ten networks took up to 30 s a batch
+    of the sample on a loaded CPU, one of them about a tenth of that
+    (``scripts/bench_stop_latency.py``).
     """
     modules = list(network.members) if isinstance(network, MemberMean) else [network]
     handles = [module.register_forward_pre_hook(lambda *_: check()) for module in modules]

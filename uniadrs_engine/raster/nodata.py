@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -134,10 +134,20 @@ class NodataRange:
         low = "" if math.isinf(self.low) else number_text(self.low)
         high = "" if math.isinf(self.high) else number_text(self.high)
         text = f"{low}{_RANGE}{high}"
-        if not (self.include_low and self.include_high):
-            ends = {(False, True): "low", (True, False): "high", (False, False): "both"}
-            text += f" (bounds excluded: {ends[(self.include_low, self.include_high)]})"
+        # an open end has no bound to exclude
+        excluded = (
+            not self.include_low and math.isfinite(self.low),
+            not self.include_high and math.isfinite(self.high),
+        )
+        if any(excluded):
+            ends = {(True, False): "low", (False, True): "high", (True, True): "both"}
+            text += f" (bounds excluded: {ends[excluded]})"
         return text
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the range holds no value (one value whose bound is excluded)."""
+        return self.low == self.high and not (self.include_low and self.include_high)
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,24 @@ class NodataRule:
         if not self.use_file_nodata:
             parts.append("the file's nodata ignored")
         return "; ".join(part for part in parts if part)
+
+
+def nodata_rule_of(
+    ranges: Sequence[NodataRange], use_file_nodata: bool = True
+) -> Optional[NodataRule]:
+    """The rule of these ranges, or None when it would read the file as it is.
+
+    The ranges keep their order; repeats and empty ones are dropped.
+
+    Example:
+        >>> nodata_rule_of(parse_nodata_values("0, 0")).describe()
+        '0'
+        >>> nodata_rule_of(()) is None
+        True
+    """
+    kept = tuple(dict.fromkeys(item for item in ranges if not item.is_empty))
+    rule = NodataRule(ranges=kept, use_file_nodata=use_file_nodata)
+    return rule if rule.changes_anything else None
 
 
 def _number(text: str, whole: str) -> float:

@@ -398,19 +398,19 @@ class RasterSource:
         value_dtype: The type :meth:`read_window` returns values in: float32, or float64 for
             a raster opened ``exact`` whose values float32 cannot all hold.
         geotransform: GDAL's 6-tuple geotransform.
-        projection: The coordinate reference system as WKT, or ``''``.
+        projection: The coordinate reference system as WKT, or ``''`` (the ``crs`` given
+            to :func:`open_raster` in place of the file's).
         gcps: The raster's ground control points (georeference of raw satellite products
             such as Sentinel-1 GRD, which have no geotransform), or ``()``.
-        gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``.
+        gcp_projection: The coordinate reference system of the ``gcps`` as WKT, or ``''``
+            (the ``crs`` given to :func:`open_raster`, for a raster georeferenced by ground
+            control points only).
         rpc: The raster's rational polynomial coefficients (GDAL's ``RPC`` metadata domain,
             the georeference of raw optical satellite products), or ``{}``.
         nodata: Per selected band, its nodata value or None (None for every band when the
             :attr:`nodata_rule` ignores the file's nodata).
         nodata_rule: Values that hold no data besides (or instead of) the file's nodata
             (:class:`~uniadrs_engine.raster.nodata.NodataRule`; the default changes nothing).
-
-    The ``crs`` given to :func:`open_raster` replaces the file's in :attr:`projection` (or,
-    for a raster georeferenced by ground control points only, in :attr:`gcp_projection`).
         unscaling: Per selected band, GDAL's ``(scale, offset)`` of its values, or None
             where it has none: :meth:`read_window` returns ``raw * scale + offset`` (a
             band stored as integers of 0.001 units is read in its units).

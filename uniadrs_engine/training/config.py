@@ -119,7 +119,7 @@ def plain_data(value: Any, name: str) -> Any:
         return value.isoformat()
     if isinstance(value, dict):
         return {key: plain_data(item, f"{name}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):  # a tuple from the Python API holds as a list
         return [plain_data(item, name) for item in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value

@@ -192,7 +192,8 @@ class Trainer:
     def check_same_backgrounds(self) -> None:
         """Refuses to resume on backgrounds other than the checkpoint's.
 
-        Files added, removed or rewritten since: the run would not be the one it continues.
+        Files added, removed or resized since (a file rewritten at the same size is not
+        noticed): the run would not be the one it continues.
 
         Raises:
             TrainingError: Naming the first differences.
