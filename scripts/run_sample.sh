@@ -19,9 +19,16 @@ export QT_QPA_PLATFORM=offscreen
 export QGIS_CUSTOM_CONFIG_PATH="$repo/build/qgis-profile"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 profile="$QGIS_CUSTOM_CONFIG_PATH/profiles/default"
-if [[ ! -e "$profile/python/plugins/uniadrs/metadata.txt" ]]; then
-  bash scripts/link_plugin_dev.sh "$profile" >/dev/null
-fi
+# qgis_process's stderr (harmless noise when it works) goes to a log, shown if it fails
+log="$out_dir/qgis_process.log"
+failed() {
+  echo "qgis_process failed; the end of its log ($log):" >&2
+  tail -n 20 "$log" >&2
+  exit 1
+}
+
+# linked again each time: a checkout updated since may have new plugin modules to link
+bash scripts/link_plugin_dev.sh "$profile" >/dev/null
 qgis_process.bin plugins enable uniadrs >/dev/null 2>&1 || true
 
 if .venv/bin/python -c "from uniadrs_engine.model.default import has_default_model as h; raise SystemExit(not h())"; then
@@ -29,13 +36,13 @@ if .venv/bin/python -c "from uniadrs_engine.model.default import has_default_mod
   output="$out_dir/hrsid_P0094_uniadrs_scores.tif"
   echo "Detecting anomalies with the shipped default UniADRS model (qgis_process uniadrs:detectanomalies, SAR preset)..." >&2
   qgis_process.bin run uniadrs:detectanomalies --json -- \
-    INPUT="$scene" PRESET="$preset" OUTPUT="$output" 2>/dev/null >"$out_dir/detect.json"
+    INPUT="$scene" PRESET="$preset" OUTPUT="$output" 2>"$log" >"$out_dir/detect.json" || failed
   label="UniADRS default model"
 else
   output="$out_dir/hrsid_P0094_rx_scores.tif"
   echo "No trained default model is shipped yet: running the global RX detector instead (qgis_process uniadrs:rx)." >&2
   qgis_process.bin run uniadrs:rx --json -- \
-    INPUT="$scene" MODE=0 OUTPUT="$output" 2>/dev/null >"$out_dir/detect.json"
+    INPUT="$scene" MODE=0 OUTPUT="$output" 2>"$log" >"$out_dir/detect.json" || failed
   label="global RX (no default model shipped yet)"
 fi
 
