@@ -196,15 +196,22 @@ def test_abort_leaves_nothing_and_keeps_an_older_output(source_path: Path, tmp_p
 def test_commit_replaces_an_older_output_and_its_stale_statistics(
     source_path: Path, tmp_path: Path
 ) -> None:
-    output = write_raster(tmp_path / "scores.tif", np.full((2, 2), 3.0, dtype=np.float32))
+    output = write_raster(tmp_path / "scores.tif", np.full((40, 40), 3.0, dtype=np.float32))
     stale = Path(f"{output}.aux.xml")
     stale.write_text("<PAMDataset/>")
+    dataset = gdal.Open(str(output))  # read-only: external overviews, as QGIS's pyramids
+    dataset.BuildOverviews("NEAREST", [2, 4])
+    dataset = None
+    assert Path(f"{output}.ovr").is_file()
+    Path(f"{output}.msk").write_bytes(b"")
     with open_raster(source_path) as source:
         writer = ScoreRasterWriter(output, source)
         writer.write(Window(0, 0, 9, 6), np.zeros((6, 9)))
         assert writer.commit() == output
     assert _read(output).RasterXSize == 9
-    assert not stale.exists()
+    assert sorted(path.name for path in tmp_path.iterdir() if "scores" in path.name) == [
+        "scores.tif"
+    ]
 
 
 def test_shape_mismatch_raises(source_path: Path, tmp_path: Path) -> None:

@@ -759,18 +759,25 @@ def write_text_file(path: PathLike, text: str) -> Path:
     return path
 
 
+#: Files GDAL (and QGIS's Build Pyramids) keep beside a raster: its statistics, external
+#: overviews and their statistics, an external mask. An older file's would describe, or
+#: draw (overviews), the older content over a new file of that name.
+STALE_SIDECAR_SUFFIXES = (SIDECAR_SUFFIX, ".ovr", f".ovr{SIDECAR_SUFFIX}", ".msk")
+
+
 def remove_stale_sidecar(path: PathLike) -> None:
-    """Deletes ``{path}.aux.xml``, the statistics GDAL kept of an older file of that name.
+    """Deletes what GDAL kept beside an older file of that name (:data:`STALE_SIDECAR_SUFFIXES`).
 
     A name too long to have a sidecar has none; any other failure is raised.
     """
-    try:
-        Path(f"{path}{SIDECAR_SUFFIX}").unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as error:
-        if error.errno != errno.ENAMETOOLONG:
-            raise
+    for suffix in STALE_SIDECAR_SUFFIXES:
+        try:
+            Path(f"{path}{suffix}").unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if error.errno != errno.ENAMETOOLONG:
+                raise
 
 
 def remove_if_exists(path: PathLike) -> None:
