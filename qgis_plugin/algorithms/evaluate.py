@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import numbers
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -57,6 +58,13 @@ def _number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _shown(value: Any) -> str:
+    """A figure as the log and the report show it: counts whole, other numbers to 6 digits."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    return f"{value:.6g}"
 
 
 def report_html(rows: List[Tuple[str, str]], png_path: Optional[Path], title: str) -> str:
@@ -150,10 +158,12 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                 "Give the ground truth either as a mask raster or as polygons (exactly one)"
             )
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+        writer = engine_module("uniadrs_engine.raster.writer")
         if html_path:  # before the evaluation runs, not after
             message = missing_requirements_message(REPORT_MODULES)
             if message is not None:
                 raise QgsProcessingException(f"The HTML report: {message}")
+            writer.check_output_folder(html_path)
         progress, is_cancelled = self.callbacks(feedback)
         reporter = progress_module.ProgressReporter(progress, is_cancelled)
         with tempfile.TemporaryDirectory(prefix="uniadrs-evaluate-") as work_folder:
@@ -161,15 +171,24 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                 mask_path = self._rasterized_polygons(
                     parameters, context, feedback, score_path, Path(work_folder)
                 )
-            result = evaluation.evaluate_rasters(
-                score_path,
-                mask_path,
-                memory_mb=self.memory_mb(parameters, context),
-                progress=reporter,
-            )
+            try:
+                result = evaluation.evaluate_rasters(
+                    score_path,
+                    mask_path,
+                    memory_mb=self.memory_mb(parameters, context),
+                    progress=reporter,
+                )
+            except engine_module("uniadrs_engine.errors").InputError as error:
+                if not has_polygons:
+                    raise
+                # the mask burnt from the polygons is a temporary file: name the layer
+                truth = self._truth_name(parameters, context, mask_path)
+                raise QgsProcessingException(
+                    str(error).replace(f"mask {mask_path}", f"the ground truth ({truth})")
+                ) from None
             outputs = {name: _number(_attribute(result, path)) for name, path, _ in METRIC_OUTPUTS}
             rows = [
-                (description, f"{_attribute(result, path):.6g}")
+                (description, _shown(_attribute(result, path)))
                 for _, path, description in METRIC_OUTPUTS
             ]
             for description, value in rows:
@@ -182,7 +201,6 @@ class EvaluateAlgorithm(UniadrsAlgorithm):
                     ("Ground truth", self._truth_name(parameters, context, mask_path)),
                     *rows,
                 ]
-                writer = engine_module("uniadrs_engine.raster.writer")
                 writer.write_text_file(
                     Path(html_path), report_html(rows, png_path, "UniADRS anomaly map evaluation")
                 )

@@ -49,6 +49,8 @@ def test_bad_manifests(tmp_path, tiny_manifest):
         (lambda scenes: scenes[0].update(image=5), "'image' must be a file path, got 5"),
         (lambda scenes: scenes.append(dict(scenes[0])), "repeats the scene"),
         (lambda scenes: scenes.append("a scene"), "is not a mapping of fields"),
+        (lambda scenes: scenes[0].update(scene="sub/dir"), "'scene' 'sub/dir' must be a name"),
+        (lambda scenes: scenes[0].update(modality=".."), "'modality' '..' must be a name"),
     ],
 )
 def test_a_manifest_entry_of_the_wrong_kind_is_named(tiny_manifest, change, message):

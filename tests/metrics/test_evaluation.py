@@ -202,3 +202,28 @@ def test_a_masks_values_count_as_stored_but_scores_in_their_units(make_raster):
     result = evaluate_rasters(score_path, mask_path)
     expected = roc_auc_score(mask.ravel(), (10.0 - stored_scores * 0.001).ravel())
     assert result.auc == pytest.approx(expected, abs=1e-9) and result.auc > 0.5
+
+
+@pytest.mark.parametrize("extreme", [1e308, 3e307])
+def test_scores_spanning_more_than_float64_holds_are_evaluated(make_raster, extreme):
+    """An undeclared fill of ±1e308 beside ordinary scores (another tool's float64 map)."""
+    scores, mask = _scores_and_mask()
+    wide = scores.astype(np.float64)
+    wide[0, 0], wide[0, 1] = -extreme, extreme
+    mask[0, 0], mask[0, 1] = 0, 1
+    wide[mask == 1] += 1e306  # sums of the anomalies' scores overflow too at 1e308
+    result = evaluate_rasters(make_raster(wide, "wide.tif"), make_raster(mask, "mask.tif"))
+    assert result.auc == pytest.approx(roc_auc_score(mask.ravel(), wide.ravel()), abs=1e-12)
+    low, high = wide.min(), wide.max()
+    halves = (wide / 2 - low / 2) / (high / 2 - low / 2)  # each pixel normalised to the range
+    expected_dt, expected_ft = halves[mask == 1].mean(), halves[mask == 0].mean()
+    figures = result.roc3d.as_dict()
+    assert figures["auc_dt"] == pytest.approx(expected_dt, abs=1 / 4096)
+    assert figures["auc_ft"] == pytest.approx(expected_ft, abs=1 / 4096)
+
+
+def test_scores_without_a_value_are_named_as_such(make_raster):
+    scores, mask = _scores_and_mask()
+    empty = make_raster(np.full_like(scores, SCORE_NODATA), "empty.tif", nodata=SCORE_NODATA)
+    with pytest.raises(InputError, match="none holds both a score .* and a value of mask"):
+        evaluate_rasters(empty, make_raster(mask, "mask.tif"))

@@ -84,3 +84,39 @@ def test_evaluate_mask_on_another_grid_is_a_clear_error(provider, scores_and_tru
     other = write_raster(tmp_path / "other.tif", np.zeros((10, 10), dtype=np.uint8))
     with pytest.raises(QgsProcessingException, match="grid|size|differ"):
         processing.run(ALGORITHM, {"INPUT": str(scores), "GROUND_TRUTH_MASK": str(other)})
+
+
+def test_the_report_shows_counts_whole(provider, tmp_path):
+    from qgis_plugin.algorithms.evaluate import _shown
+
+    assert _shown(1234567) == "1234567" and _shown(np.int64(28)) == "28"
+    assert _shown(0.123456789) == "0.123457"
+
+
+def test_a_report_into_a_missing_folder_is_refused_before_evaluating(
+    provider, scores_and_truth, tmp_path, monkeypatch
+):
+    import uniadrs_engine.metrics.evaluation as evaluation
+
+    scores, truth = scores_and_truth
+    calls = []
+    monkeypatch.setattr(evaluation, "evaluate_rasters", lambda *a, **k: calls.append(a))
+    with pytest.raises(QgsProcessingException, match="does not exist"):
+        processing.run(
+            ALGORITHM,
+            {
+                "INPUT": str(scores),
+                "GROUND_TRUTH_MASK": str(truth),
+                "OUTPUT_HTML": str(tmp_path / "missing" / "report.html"),
+            },
+        )
+    assert calls == []
+
+
+def test_polygons_without_an_anomaly_pixel_are_named_as_the_layer(
+    provider, scores_and_truth, tmp_path
+):
+    scores, _ = scores_and_truth
+    polygons = _truth_polygons(tmp_path / "far.gpkg", [(500, 510, 600, 610)])  # off the grid
+    with pytest.raises(QgsProcessingException, match=r"the ground truth \(polygons .*far\.gpkg"):
+        processing.run(ALGORITHM, {"INPUT": str(scores), "GROUND_TRUTH_POLYGONS": str(polygons)})

@@ -71,6 +71,13 @@ def _scene(entry: object, path: Path, index: int) -> BenchmarkScene:
     for key in ("image", "mask"):
         if not isinstance(entry[key], str) or not entry[key]:
             raise InputError(f"{where}: '{key}' must be a file path, got {entry[key]!r}")
+    for key in ("modality", "scene"):  # they name the scene's score files
+        text = str(entry[key])
+        if not text.strip() or any(separator in text for separator in "/\\") or text in (".", ".."):
+            raise InputError(
+                f"{where}: '{key}' {entry[key]!r} must be a name, not a path (it names the "
+                "scene's score files)"
+            )
     rx_auc = entry.get("rx_auc")
     if rx_auc is not None and (isinstance(rx_auc, bool) or not isinstance(rx_auc, (int, float))):
         raise InputError(f"{where}: 'rx_auc' must be a number or null, got {rx_auc!r}")

@@ -244,6 +244,10 @@ def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     (the same edges, so the same counts); given the edges themselves it sorts every strip.
     """
     as_edges = np.asarray(values, dtype=edges.dtype)  # numpy bins in the values' type
+    if not math.isfinite(float(edges[-1]) - float(edges[0])):  # wider than float64: halved
+        return np.histogram(as_edges / 2, bins=len(edges) - 1, range=(edges[0] / 2, edges[-1] / 2))[
+            0
+        ]
     return np.histogram(as_edges, bins=len(edges) - 1, range=(edges[0], edges[-1]))[0]
 
 
@@ -269,7 +273,11 @@ def _rank(stream: _PairStream, memory_mb: float, reporter: ProgressReporter, wha
     small_is_anomaly = summary.n_anomalies <= summary.n_background
     n_small = summary.n_anomalies if small_is_anomaly else summary.n_background
     n_chunks = max(1, math.ceil(n_small / capacity))
-    edges = np.linspace(summary.minimum, summary.maximum, CURVE_BINS + 1)
+    if math.isfinite(summary.maximum - summary.minimum):
+        edges = np.linspace(summary.minimum, summary.maximum, CURVE_BINS + 1)
+    else:  # scores spanning more than float64 holds (a fill of ±1e308 beside them)
+        steps = np.linspace(0.0, 1.0, CURVE_BINS + 1)
+        edges = summary.minimum * (1.0 - steps) + summary.maximum * steps
     if summary.maximum <= summary.minimum:
         edges = np.linspace(summary.minimum - 0.5, summary.minimum + 0.5, CURVE_BINS + 1)
     anomaly_counts = np.zeros(CURVE_BINS, dtype=np.int64)
@@ -346,14 +354,7 @@ def evaluate_rasters(
     stream = _PairStream([(score_path, mask_path)], memory_mb / 2, score_band, mask_band)
     ranking = _rank(stream, memory_mb, reporter, f"mask {mask_path}")
     summary = ranking.summary
-    auc_dt, auc_ft = normalised_class_means(
-        summary.sum_anomaly,
-        summary.n_anomalies,
-        summary.sum_background,
-        summary.n_background,
-        summary.minimum,
-        summary.maximum,
-    )
+    auc_dt, auc_ft = _class_means(ranking)
     return EvaluationResult(
         score_path=str(score_path),
         mask_path=str(mask_path),
@@ -367,6 +368,31 @@ def evaluate_rasters(
         curve=_histogram_curve(
             ranking.anomaly_counts, ranking.background_counts, ranking.edges, ranking.auc
         ),
+    )
+
+
+def _class_means(ranking: _Ranking) -> Tuple[float, float]:
+    """AUC(D,tau) and AUC(F,tau): each class's mean score, normalised to the map's range.
+
+    From the class sums; when the scores span more than float64 holds (an undeclared fill of
+    ±1e308 beside them), the sums or the span overflow, and the means come from the
+    histogram's bins instead (within half a bin, 1/8192 of the range).
+    """
+    summary = ranking.summary
+    exact = (summary.sum_anomaly, summary.sum_background, summary.maximum - summary.minimum)
+    if all(math.isfinite(value) for value in exact):
+        return normalised_class_means(
+            summary.sum_anomaly,
+            summary.n_anomalies,
+            summary.sum_background,
+            summary.n_background,
+            summary.minimum,
+            summary.maximum,
+        )
+    centres = (np.arange(len(ranking.anomaly_counts)) + 0.5) / len(ranking.anomaly_counts)
+    return (
+        float(ranking.anomaly_counts @ centres) / summary.n_anomalies,
+        float(ranking.background_counts @ centres) / summary.n_background,
     )
 
 

@@ -85,7 +85,10 @@ def check_both_classes(n_anomalies: int, n_pixels: int, what: str = "the mask") 
         what: How to name the mask in the message.
     """
     if n_pixels == 0:
-        raise InputError(f"no valid pixel to evaluate in {what}")
+        raise InputError(
+            f"no pixel to evaluate: none holds both a score (not nodata, finite) and a value "
+            f"of {what}"
+        )
     if n_anomalies == 0:
         raise InputError(f"{what} has no anomaly pixel among the valid pixels: AUC is undefined")
     if n_anomalies == n_pixels:
