@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+import zipfile
+
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
@@ -10,7 +13,7 @@ from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
 
 
-def _write_polygons(path, wkts, epsg=32633):
+def _write_polygons(path, wkts, epsg=32633, geom_type=ogr.wkbPolygon):
     driver = ogr.GetDriverByName("GPKG")
     dataset = driver.CreateDataSource(str(path))
     srs = None
@@ -18,7 +21,7 @@ def _write_polygons(path, wkts, epsg=32633):
         srs = osr.SpatialReference()
         srs.ImportFromEPSG(epsg)
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    layer = dataset.CreateLayer("truth", srs=srs, geom_type=ogr.wkbPolygon)
+    layer = dataset.CreateLayer("truth", srs=srs, geom_type=geom_type)
     for wkt in wkts:
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
@@ -151,3 +154,113 @@ def test_threshold_polygons_of_a_raster_with_too_few_ground_points_burn_back(tmp
     burnt = gdal.Open(str(out))
     np.testing.assert_array_equal(burnt.GetRasterBand(1).ReadAsArray(), scores > 0.5)
     assert burnt.GetGCPCount() == 2 and burnt.GetGeoTransform(can_return_null=True) is None
+
+
+def _corner_mask():
+    """The mask of :func:`_box` columns 2..4, rows 3..6 on ``like``'s grid."""
+    expected = np.zeros((20, 30), dtype=np.uint8)
+    expected[3:7, 2:5] = 1
+    return expected
+
+
+@pytest.mark.parametrize("georeferenced", [True, False], ids=["geotransform", "plain"])
+@pytest.mark.parametrize(
+    ("template", "geom_type"),
+    [
+        ("CURVEPOLYGON(({ring}))", ogr.wkbCurvePolygon),
+        ("MULTISURFACE((({ring})))", ogr.wkbMultiSurface),
+        ("MULTISURFACE(CURVEPOLYGON(({ring})))", ogr.wkbMultiSurface),
+        ("MULTISURFACE((({ring})))", ogr.wkbUnknown),
+    ],
+    ids=["curve-polygon", "multi-surface", "multi-surface-of-curve", "unknown-layer"],
+)
+def test_curved_geometries_burn_as_their_polygons(tmp_path, georeferenced, template, geom_type):
+    if georeferenced:
+        like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+        x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+        box, epsg = _box(x0 + 20, y0 - 70, x0 + 50, y0 - 30), 32633
+    else:
+        like = _plain_raster(tmp_path / "plain.tif", np.zeros((20, 30), dtype=np.float32))
+        box, epsg = _box(2, -7, 5, -3), None
+    ring = box[len("POLYGON((") : -2]
+    wkt = template.format(ring=ring)
+    vector = _write_polygons(tmp_path / "truth.gpkg", [wkt], epsg=epsg, geom_type=geom_type)
+    mask = gdal.Open(str(rasterize_polygons_like(vector, like, tmp_path / "t.tif"))).ReadAsArray()
+    np.testing.assert_array_equal(mask, _corner_mask())
+
+
+def test_a_circle_burns_about_its_area(tmp_path):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+    cx, cy, r = x0 + 150, y0 - 100, 60  # a circle of 6 pixels radius at column 15, row 10
+    circle = f"CURVEPOLYGON(CIRCULARSTRING({cx - r} {cy},{cx + r} {cy},{cx - r} {cy}))"
+    vector = _write_polygons(tmp_path / "c.gpkg", [circle], geom_type=ogr.wkbCurvePolygon)
+    mask = gdal.Open(str(rasterize_polygons_like(vector, like, tmp_path / "t.tif"))).ReadAsArray()
+    assert abs(int(mask.sum()) - np.pi * 6**2) < 10
+    assert mask[10, 15] == 1 and mask[0, 0] == 0
+
+
+@pytest.mark.parametrize(
+    ("wkts", "geom_type", "name"),
+    [
+        (["POINT(500020 5000030)"], ogr.wkbPoint, "Point"),
+        (["LINESTRING(500000 4999900,500300 4999900)"], ogr.wkbLineString, "Line String"),
+        (["MULTIPOINT((500020 5000030))"], ogr.wkbMultiPoint25D, "Multi Point"),
+        ([_box(0, 0, 1, 1), "LINESTRING(500000 4999900,500300 4999900)"], ogr.wkbUnknown, "Line"),
+    ],
+    ids=["point", "line", "multi-point-z", "line-in-unknown-layer"],
+)
+def test_points_and_lines_are_not_ground_truth(tmp_path, wkts, geom_type, name):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    vector = _write_polygons(tmp_path / "truth.gpkg", wkts, geom_type=geom_type)
+    with pytest.raises(InputError, match=f"layer 'truth' of .* holds {name}.* must be polygons"):
+        rasterize_polygons_like(vector, like, tmp_path / "t.tif")
+    assert not (tmp_path / "t.tif").exists()
+
+
+def test_a_geopackage_layer_without_crs_is_refused_on_a_georeferenced_raster(tmp_path):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+    # GDAL gives the layer an "Undefined geographic SRS", not None
+    vector = _write_polygons(tmp_path / "t.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)], None)
+    assert ogr.Open(str(vector)).GetLayer(0).GetSpatialRef().GetName().startswith("Undefined")
+    with pytest.raises(InputError, match="has no coordinate reference system"):
+        rasterize_polygons_like(vector, like, tmp_path / "t.tif")
+    assert not (tmp_path / "t.tif").exists()
+
+
+def test_polygons_off_the_raster_give_a_warning(tmp_path, caplog):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+    far = [_box(x0 + 1000, y0, x0 + 1100, y0 + 100), _box(x0 - 500, y0, x0 - 400, y0 + 100)]
+    vector = _write_polygons(tmp_path / "truth.gpkg", far)
+    with caplog.at_level(logging.WARNING, logger="uniadrs_engine.postprocess.rasterize"):
+        out = rasterize_polygons_like(vector, like, tmp_path / "t.tif")
+    assert not gdal.Open(str(out)).ReadAsArray().any()
+    assert "none of the 2 features of" in caplog.text
+
+
+def test_polygons_on_the_raster_give_no_warning(tmp_path, caplog):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
+    with caplog.at_level(logging.WARNING, logger="uniadrs_engine.postprocess.rasterize"):
+        rasterize_polygons_like(vector, like, tmp_path / "t.tif")
+    assert "none of the" not in caplog.text
+
+
+def test_a_missing_vector_file_is_not_found(tmp_path):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((4, 4), dtype=np.float32))
+    with pytest.raises(InputError, match="vector file not found: .*nonexist.gpkg$"):
+        rasterize_polygons_like(tmp_path / "nonexist.gpkg", like, tmp_path / "t.tif")
+
+
+def test_a_vector_in_a_zip_is_read_through_its_gdal_name(tmp_path):
+    like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
+    x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
+    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
+    with zipfile.ZipFile(tmp_path / "truth.zip", "w") as archive:
+        archive.write(vector, "truth.gpkg")
+    name = f"/vsizip/{tmp_path / 'truth.zip'}/truth.gpkg"
+    mask = gdal.Open(str(rasterize_polygons_like(name, like, tmp_path / "t.tif"))).ReadAsArray()
+    np.testing.assert_array_equal(mask, _corner_mask())
