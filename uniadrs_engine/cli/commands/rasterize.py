@@ -22,10 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "georeference of a reference raster (a score raster, the image). Polygons in "
             "another CRS are reprojected; on a raster georeferenced by ground control points "
             "or RPCs only, they go through those, as QGIS draws it. A pixel is inside when its "
-            "centre is (or, with --all-touched, when a polygon touches it)."
+            "centre is (or, with --all-touched, when a polygon touches it). Curved polygons "
+            "are burnt as their linear approximation; points and lines are refused."
         ),
     )
-    parser.add_argument("polygons", help="vector file of (multi)polygons (.gpkg, .shp, ...)")
+    parser.add_argument(
+        "polygons", help="vector file of (multi)polygons, curved or not (.gpkg, .shp, ...)"
+    )
     parser.add_argument("like", help="raster whose grid the mask takes")
     parser.add_argument("out", help="output mask GeoTIFF (.tif or .tiff)")
     parser.add_argument("--layer", help="the layer to burn (default: the first)")
