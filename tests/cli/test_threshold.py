@@ -75,3 +75,28 @@ def test_bad_input_is_one_line_and_writes_nothing(scores, tmp_path, capsys, argu
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]
+
+
+def test_a_negative_value_may_follow_the_option_and_is_shown_as_given(
+    make_raster, tmp_path, capsys
+):
+    """``--value -1e-3`` is a value, not an option; the cut is compared and shown exactly."""
+    values = np.zeros((10, 10), dtype=np.float32)
+    values[4, 4] = 0.5
+    scores_path = make_raster(values, "scores.tif")
+    arguments = ["threshold", str(scores_path), "--quiet"]
+    assert main([*arguments, "--value", "-1e-3", "--mask", str(tmp_path / "all.tif")]) == 0
+    assert "score >= -0.001: 100 of 100" in capsys.readouterr().out
+    assert main([*arguments, "--value", "0.50000001", "--mask", str(tmp_path / "none.tif")]) == 0
+    assert "score >= 0.50000001: 0 of 100" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--min-area", "--max-area"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_area_limits_are_finite_and_not_negative(scores, tmp_path, capsys, option, value):
+    arguments = ["threshold", str(scores), "--value", "2", "--mask", str(tmp_path / "m.tif")]
+    with pytest.raises(SystemExit) as stopped:
+        main([*arguments, f"{option}={value}", "--quiet"])
+    assert stopped.value.code == 2
+    assert option in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]

@@ -630,3 +630,29 @@ def test_the_object_table_and_a_strip_share_the_budget(tmp_path, monkeypatch):
         memory_mb=8.0,
     )
     assert budgets == [8.0, 4.0]  # the score cut's strips, then the object passes'
+
+
+def test_a_value_is_compared_in_float64(tmp_path):
+    """A float32 score of 0.5 lies below a cut of 0.50000001 (float32 would round it to 0.5)."""
+    scores = np.zeros((10, 10), dtype=np.float32)
+    scores[4, 4] = 0.5
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    above = threshold_raster(
+        score_path, ThresholdRule("value", 0.50000001), mask_path=tmp_path / "above.tif"
+    )
+    assert above.anomaly_pixels == 0 and above.threshold == 0.50000001
+    assert (_read(tmp_path / "above.tif") == 1).sum() == 0
+    below = threshold_raster(
+        score_path,
+        ThresholdRule("value", 0.49999999),
+        mask_path=tmp_path / "below.tif",
+        polygons_path=tmp_path / "below.gpkg",
+    )
+    assert below.anomaly_pixels == below.object_count == 1
+    with pytest.raises(InputError, match="area limits"):
+        threshold_raster(
+            score_path,
+            ThresholdRule("value", 0.5),
+            mask_path=tmp_path / "nan.tif",
+            min_object_area=float("nan"),
+        )

@@ -101,7 +101,7 @@ def _stop_signals_as_interrupts() -> Iterator[None]:
 
 #: Options whose value may start with ``-`` without being a plain number (``-1e5``,
 #: ``-5..-1``): argparse would take such a value for an option.
-VALUES_THAT_MAY_START_WITH_A_DASH = ("--nodata",)
+VALUES_THAT_MAY_START_WITH_A_DASH = ("--nodata", "--value")
 
 
 def attach_values(argv: Sequence[str]) -> List[str]:

@@ -152,10 +152,40 @@ class ScoreCut:
     reference_pixels: int
 
     def flags(self, scores: np.ndarray) -> np.ndarray:
-        """Returns ``bool`` anomaly flags for ``scores`` (validity is the caller's business)."""
+        """Returns ``bool`` anomaly flags for ``scores`` (validity is the caller's business).
+
+        The comparison is exact, as if the scores were widened to float64: a float32 score of
+        0.5 is below a cut of 0.50000001 (NumPy would round the cut to float32, 0.5, first).
+        """
+        if scores.dtype == np.float32:
+            cut = _float32_cut(self.threshold, self.inclusive)
+        elif scores.dtype == np.float64:
+            cut = np.float64(self.threshold)
+        else:
+            scores, cut = scores.astype(np.float64), np.float64(self.threshold)
         if self.inclusive:
-            return scores >= self.threshold
-        return scores > self.threshold
+            return scores >= cut
+        return scores > cut
+
+
+def _float32_cut(threshold: float, inclusive: bool) -> np.float32:
+    """The float32 cut that flags float32 scores as ``threshold`` does in float64.
+
+    ``score >= t`` holds for the same float32 scores as ``score >= c``, ``c`` the least
+    float32 not below ``t``; ``score > t`` as ``score > f``, ``f`` the greatest float32 not
+    above ``t``.
+
+    Example:
+        >>> float(_float32_cut(0.50000001, True)) > 0.5, float(_float32_cut(0.50000001, False))
+        (True, 0.5)
+    """
+    with np.errstate(over="ignore"):
+        cut = np.float32(threshold)
+    if inclusive and float(cut) < threshold:
+        cut = np.nextafter(cut, np.float32(np.inf))
+    elif not inclusive and float(cut) > threshold:
+        cut = np.nextafter(cut, np.float32(-np.inf))
+    return cut
 
 
 @dataclass
@@ -291,7 +321,11 @@ def threshold_raster(
     """
     if mask_path is None and polygons_path is None:
         raise InputError("give a mask raster path, a polygon file path, or both")
-    if min_object_area < 0 or (max_object_area is not None and max_object_area < min_object_area):
+    if not (
+        math.isfinite(min_object_area)
+        and min_object_area >= 0
+        and (max_object_area is None or max_object_area >= min_object_area)
+    ):
         raise InputError(
             f"object area limits must satisfy 0 <= minimum <= maximum, got "
             f"[{min_object_area}, {max_object_area}]"

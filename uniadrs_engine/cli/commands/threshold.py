@@ -9,8 +9,41 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
 
 from uniadrs_engine.cli.arguments import add_memory_argument, positive_float, progress_bar
+
+
+def non_negative_float(text: str) -> float:
+    """``type=`` for argparse: a finite number of at least 0.
+
+    Example:
+        >>> non_negative_float("0"), non_negative_float("2.5e3")
+        (0.0, 2500.0)
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
+    return value
+
+
+def threshold_text(threshold: float) -> str:
+    """The score cut in the fewest digits (at least six) that read back as it exactly.
+
+    A cut of ``--value 0.50000001`` is shown as such, not as ``0.5``.
+
+    Example:
+        >>> threshold_text(0.99), threshold_text(0.50000001), threshold_text(float("inf"))
+        ('0.99', '0.50000001', 'inf')
+    """
+    for digits in range(6, 18):
+        text = f"{threshold:.{digits}g}"
+        if float(text) == threshold:
+            return text
+    return repr(threshold)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--min-area",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="drop objects smaller than this, in square map units: square metres on a "
         "geographic CRS, pixels without georeferencing (default 0)",
@@ -97,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     sign = ">=" if report.inclusive else ">"
+    # the value asked for as given; a computed cut (a score) in six digits, as before
+    shown = (
+        threshold_text(report.threshold) if args.value is not None else f"{report.threshold:.6g}"
+    )
     share = 100.0 * report.anomaly_pixels / max(report.valid_pixels, 1)
     objects = ""
     if report.polygons_path is not None or args.min_area > 0 or args.max_area is not None:
@@ -104,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         if report.objects_removed:
             objects += f", {report.objects_removed} removed by area"
     print(
-        f"score {sign} {report.threshold:.6g}: {report.anomaly_pixels} of {report.valid_pixels} "
+        f"score {sign} {shown}: {report.anomaly_pixels} of {report.valid_pixels} "
         f"valid pixels ({share:.3g} %){objects}"
     )
     for written in (report.mask_path, report.polygons_path):
