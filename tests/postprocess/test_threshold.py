@@ -656,3 +656,30 @@ def test_a_value_is_compared_in_float64(tmp_path):
             mask_path=tmp_path / "nan.tif",
             min_object_area=float("nan"),
         )
+
+
+@pytest.mark.parametrize("name", ["objects.gpkg", "objects.shp", "objects.geojson"])
+def test_cancel_while_polygons_are_written_leaves_nothing_behind(tmp_path, name):
+    """A cancel asked once the polygons are being written stops them, and leaves no file."""
+    scores = np.zeros((90, 90), dtype=np.float32)
+    scores[::2, ::2] = 1.0  # 2025 objects of one pixel
+    score_path = write_raster(tmp_path / "scores.tif", scores)
+    reported: list = []
+
+    def progress(fraction: float, message: str) -> None:
+        reported.append((fraction, message))
+
+    def cancel_while_writing() -> bool:
+        return bool(reported) and reported[-1][0] > 0.9  # a part of the polygons is written
+
+    with pytest.raises(CancelledError):
+        threshold_raster(
+            score_path,
+            ThresholdRule("value", 0.5),
+            mask_path=tmp_path / "m.tif",
+            polygons_path=tmp_path / name,
+            progress=progress,
+            is_cancelled=cancel_while_writing,
+        )
+    assert reported[-1][1] == "writing anomaly polygons" and 0.9 < reported[-1][0] < 1.0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]

@@ -220,6 +220,9 @@ OBJECT_TABLE_BYTES = 41
 #: Objects whose figures are filtered at a time.
 _OBJECT_CHUNK = 1 << 20
 
+#: Objects written between two looks at progress and cancellation.
+_POLYGON_CHECK_EVERY = 1000
+
 
 @dataclass
 class _ObjectTable:
@@ -664,7 +667,7 @@ def _threshold_with_objects(
         ids_band = None
         ids_dataset = None
         if polygons_path is not None:
-            _write_polygons(objects, table, keep, frame, polygons_path)
+            _write_polygons(objects, table, keep, frame, polygons_path, reporter.sub(0.9, 1.0))
         if mask_writer is not None:
             mask_writer.commit()
     except BaseException:
@@ -844,8 +847,15 @@ def _write_polygons(
     keep: np.ndarray,
     frame: VectorFrame,
     path: Path,
+    reporter: Optional[ProgressReporter] = None,
 ) -> None:
-    """Writes the kept objects with their figures, under a temporary name, then renames."""
+    """Writes the kept objects with their figures, under a temporary name, then renames.
+
+    Every :data:`_POLYGON_CHECK_EVERY` objects ``reporter`` is told the progress, and a
+    cancel asked for stops the writing; the temporary file is deleted then.
+    """
+    reporter = reporter or ProgressReporter()
+    total = max(len(table.area) - 1, 1)
     driver = vector_driver_for(path)
     check_output_folder(path)
     temp_path = temporary_sibling(path, path.suffix)
@@ -878,7 +888,10 @@ def _write_polygons(
         definition = layer.GetLayerDefn()
         layer.StartTransaction()
         objects.ResetReading()
-        for source in objects:
+        for index, source in enumerate(objects):
+            if index % _POLYGON_CHECK_EVERY == 0:
+                reporter.check_cancelled()
+                reporter.update(index / total, "writing anomaly polygons")
             object_id = source.GetFID()
             if not keep[object_id]:
                 continue
@@ -892,6 +905,7 @@ def _write_polygons(
             feature.SetField("score_mean", float(table.score_sum[object_id] / max(pixels, 1)))
             feature.SetField("score_max", float(table.score_max[object_id]))
             _store(path, driver, f"object {object_id}", layer.CreateFeature, feature)
+        reporter.check_cancelled()
         with gdal_write_errors(path):
             layer.CommitTransaction()
             layer = None
