@@ -683,3 +683,23 @@ def test_cancel_while_polygons_are_written_leaves_nothing_behind(tmp_path, name)
         )
     assert reported[-1][1] == "writing anomaly polygons" and 0.9 < reported[-1][0] < 1.0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.tif"]
+
+
+def test_an_upper_case_shapefile_name_is_written_and_replaced(tmp_path):
+    """GDAL writes a Shapefile's files in lower case; the files take the name asked for."""
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    folder = tmp_path / "up"
+    folder.mkdir()
+    output = folder / "OUT.SHP"
+    for _ in range(2):  # the second run replaces the first's files
+        report = threshold_raster(
+            score_path, ThresholdRule("top_percent", 5.0), polygons_path=output
+        )
+        assert report.polygons_path == output
+        assert sorted(path.name for path in folder.iterdir()) == [
+            "OUT.DBF",
+            "OUT.PRJ",
+            "OUT.SHP",
+            "OUT.SHX",
+        ]
+        assert len(_polygons(output)) == report.object_count > 0

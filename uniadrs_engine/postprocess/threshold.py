@@ -858,7 +858,10 @@ def _write_polygons(
     total = max(len(table.area) - 1, 1)
     driver = vector_driver_for(path)
     check_output_folder(path)
-    temp_path = temporary_sibling(path, path.suffix)
+    # GDAL names a Shapefile's files in lower case whatever the case of the name it is given
+    # (".partial.SHP" is written as ".partial.shp"): the temporary's suffix is lower case, and
+    # the files take the case asked for when renamed (_replace_vector)
+    temp_path = temporary_sibling(path, path.suffix.lower())
     dataset = layer = None
     try:
         with quiet_gdal_errors():
@@ -919,7 +922,13 @@ def _write_polygons(
 
 
 def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
-    """Renames a finished vector dataset (all its files) to its final name."""
+    """Renames a finished vector dataset (all its files) to its final name.
+
+    The main file takes ``path``'s name as given; the others (a Shapefile's ``.dbf``,
+    ``.shx``, ``.prj``) its stem, and an upper-case extension when ``path``'s is upper case
+    (``OUT.SHP``, ``OUT.DBF``, ...), as GDAL reads them.
+    """
+    upper = path.suffix.upper() == path.suffix != path.suffix.lower()
     with quiet_gdal_errors():
         dataset = gdal.OpenEx(str(temp_path), gdal.OF_VECTOR)
         files = [Path(name) for name in (dataset.GetFileList() or [])] if dataset else []
@@ -928,8 +937,11 @@ def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
     if path.exists():
         _delete_vector(driver, path, keep_going=False)  # an old file left would mix in
     for file in files:
-        if file.name.startswith(temp_path.stem):
-            os.replace(file, path.parent / (path.stem + file.name[len(temp_path.stem) :]))
+        if file.name == temp_path.name:
+            os.replace(file, path)
+        elif file.name.startswith(temp_path.stem):
+            ending = file.name[len(temp_path.stem) :]
+            os.replace(file, path.parent / (path.stem + (ending.upper() if upper else ending)))
 
 
 def _delete_vector(driver: gdal.Driver, path: Path, keep_going: bool = True) -> None:
