@@ -703,3 +703,43 @@ def test_an_upper_case_shapefile_name_is_written_and_replaced(tmp_path):
             "OUT.SHX",
         ]
         assert len(_polygons(output)) == report.object_count > 0
+
+
+@pytest.mark.parametrize("extension", ["geojson", "fgb", "kml", "gml", "gpkg"])
+def test_a_file_of_one_layer_is_replaced_whatever_the_layer_s_name(tmp_path, extension):
+    """``ogr2ogr old.geojson poly.gpkg`` names the layer poly: the file holds nothing else."""
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    poly = tmp_path / "poly.gpkg"
+    threshold_raster(score_path, ThresholdRule("top_percent", 1.0), polygons_path=poly)
+    old = tmp_path / f"old.{extension}"
+    gdal.VectorTranslate(str(old), str(poly), layerName="poly")
+    layers = ogr.Open(str(old))
+    assert [layers.GetLayer(index).GetName() for index in range(layers.GetLayerCount())] == ["poly"]
+    layers = None
+    report = threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=old)
+    assert len(_polygons(old)) == report.object_count > len(_polygons(poly))
+    # no temporary left (a GML file's .xsd schema was), no stale sidecar of the old file
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]
+
+
+def test_a_file_with_another_layer_or_a_raster_beside_the_polygons_is_refused(tmp_path):
+    """An earlier output to which a layer was added, or a GeoPackage holding a raster only
+    (named as the file), is not replaced."""
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    own = tmp_path / "objects.gpkg"
+    threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
+    store = ogr.Open(str(own), 1)
+    store.CreateLayer("roads", geom_type=ogr.wkbLineString)
+    store = None
+    with pytest.raises(InputError, match=r"already holds roads: "):
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
+    ortho = tmp_path / "ortho.gpkg"
+    raster = gdal.GetDriverByName("GPKG").Create(
+        str(ortho), 8, 8, 3, gdal.GDT_Byte, options=["RASTER_TABLE=ortho"]
+    )
+    raster.SetGeoTransform(DEFAULT_GEOTRANSFORM)
+    raster = None
+    before = ortho.read_bytes()
+    with pytest.raises(InputError, match=r"already holds ortho: "):
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=ortho)
+    assert ortho.read_bytes() == before

@@ -739,12 +739,14 @@ def _object_areas(
 
 
 def check_only_polygons_are_replaced(path: PathLike) -> None:
-    """Refuses a polygon file that already holds more than polygons of this name.
+    """Refuses a polygon file that already holds more than one layer of polygons.
 
-    The polygons replace the whole file. A GeoPackage (or another format holding several
-    layers) that holds other layers or tables, a project's roads or orthophoto, would lose
-    them; an earlier output of this name holds only the layer named after the file, and is
-    replaced.
+    The polygons replace the whole file. A file holding one vector layer and nothing else,
+    whatever the layer's name (a GeoJSON file names it after what it was converted from, the
+    GML driver after its own rules), is replaced. A GeoPackage (or another format holding
+    several layers) that holds other layers, tables or rasters besides it, a project's roads
+    or orthophoto, would lose them, and is refused; the layer's QGIS styles (``layer_styles``,
+    "Save as Default") go with it, as they always have.
 
     Raises:
         InputError: Naming what the file holds.
@@ -759,26 +761,32 @@ def check_only_polygons_are_replaced(path: PathLike) -> None:
             dataset = None
         if dataset is None:
             return  # not a dataset GDAL reads: nothing in it to lose
-        names = {dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())}
+        layers = {dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())}
+        others = set()  # what is not a vector layer: raster tiles, bands
         if dataset.GetDriver().ShortName == "GPKG":  # raster tiles and attribute tables too
             try:
                 contents = dataset.ExecuteSQL("SELECT table_name FROM gpkg_contents")
             except RuntimeError:
                 contents = None
             if contents is not None:
-                names |= {feature.GetField(0) for feature in contents}
+                others |= {feature.GetField(0) for feature in contents} - layers
                 dataset.ReleaseResultSet(contents)
         if dataset.RasterCount and dataset.GetDriver().ShortName != "GPKG":
-            names.add("(raster bands)")
+            others.add("(raster bands)")
         contents = dataset = None  # closed before anything is raised
-    # the layer's own QGIS styles ("Save as Default") go with it, as they always have
-    others = sorted(name for name in names if name not in (path.stem, "layer_styles"))
-    if others:
-        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-        raise InputError(
-            f"{path} already holds {shown}: the polygons would replace the whole file; "
-            "give them a file of their own"
-        )
+    layers.discard("layer_styles")
+    others.discard("layer_styles")
+    if not others and len(layers) <= 1:
+        return
+    held = layers | others
+    shown_names = sorted(held - {path.stem}) or sorted(held)
+    shown = ", ".join(shown_names[:5])
+    if len(shown_names) > 5:
+        shown += f" and {len(shown_names) - 5} more"
+    raise InputError(
+        f"{path} already holds {shown}: the polygons would replace the whole file; "
+        "give them a file of their own"
+    )
 
 
 def vector_driver_for(path: PathLike) -> gdal.Driver:
@@ -933,6 +941,14 @@ def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
         dataset = gdal.OpenEx(str(temp_path), gdal.OF_VECTOR)
         files = [Path(name) for name in (dataset.GetFileList() or [])] if dataset else []
         dataset = None
+    # and the files GDAL leaves out of the list (a GML file's .xsd schema): the temporary's
+    # stem is unique, whatever is named after it is its own
+    listed = {file.name for file in files}
+    files += [
+        file
+        for file in temp_path.parent.iterdir()
+        if file.name.startswith(temp_path.stem + ".") and file.name not in listed
+    ]
     files = files or [temp_path]
     if path.exists():
         _delete_vector(driver, path, keep_going=False)  # an old file left would mix in
@@ -947,18 +963,25 @@ def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
 def _delete_vector(driver: gdal.Driver, path: Path, keep_going: bool = True) -> None:
     """Deletes a vector dataset with all its files, if it exists.
 
-    ``keep_going``: a file that cannot be deleted is logged (a temporary, on the way out of
-    an error); otherwise its error is raised (an older output about to be replaced, whose
-    leftover ``.dbf`` would lend its attributes to the new file's shapes).
+    ``keep_going``: a temporary, on the way out of an error: every file named after its
+    (unique) stem is deleted, and one that cannot be deleted is logged. Otherwise, an older
+    output about to be replaced: its sidecars are deleted (a leftover ``.dbf`` would lend its
+    attributes to the new file's shapes, a GML file's ``.xsd`` its schema) and an error is
+    raised.
     """
     with quiet_gdal_errors(), contextlib.suppress(RuntimeError):
         driver.Delete(str(path))
-    for leftover in path.parent.glob(f"{path.stem}.*"):
-        if leftover.suffix.lower() in {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}:
-            if keep_going:
+    sidecars = {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}
+    if driver.ShortName == "GML":
+        sidecars |= {".xsd", ".gfs"}
+    if not path.parent.is_dir():
+        return
+    for leftover in path.parent.iterdir():
+        if keep_going:
+            if leftover.name.startswith(path.stem + "."):
                 delete_leftover(leftover)
-            else:
-                leftover.unlink(missing_ok=True)
+        elif leftover.stem == path.stem and leftover.suffix.lower() in sidecars:
+            leftover.unlink(missing_ok=True)
 
 
 def _output_folder(*paths: Optional[PathLike]) -> str:
