@@ -705,7 +705,7 @@ def test_an_upper_case_shapefile_name_is_written_and_replaced(tmp_path):
         assert len(_polygons(output)) == report.object_count > 0
 
 
-@pytest.mark.parametrize("extension", ["geojson", "fgb", "kml", "gml", "gpkg"])
+@pytest.mark.parametrize("extension", ["geojson", "fgb", "kml", "gml"])
 def test_a_file_of_one_layer_is_replaced_whatever_the_layer_s_name(tmp_path, extension):
     """``ogr2ogr old.geojson poly.gpkg`` names the layer poly: the file holds nothing else."""
     score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
@@ -743,3 +743,8 @@ def test_a_file_with_another_layer_or_a_raster_beside_the_polygons_is_refused(tm
     with pytest.raises(InputError, match=r"already holds ortho: "):
         threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=ortho)
     assert ortho.read_bytes() == before
+    # a GeoPackage of one layer of another name: a project's roads, not earlier polygons
+    roads = tmp_path / "network.gpkg"
+    gdal.VectorTranslate(str(roads), str(own), layerName="roads", layers=["roads"])
+    with pytest.raises(InputError, match=r"already holds roads: "):
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=roads)

@@ -741,12 +741,13 @@ def _object_areas(
 def check_only_polygons_are_replaced(path: PathLike) -> None:
     """Refuses a polygon file that already holds more than one layer of polygons.
 
-    The polygons replace the whole file. A file holding one vector layer and nothing else,
-    whatever the layer's name (a GeoJSON file names it after what it was converted from, the
-    GML driver after its own rules), is replaced. A GeoPackage (or another format holding
-    several layers) that holds other layers, tables or rasters besides it, a project's roads
-    or orthophoto, would lose them, and is refused; the layer's QGIS styles (``layer_styles``,
-    "Save as Default") go with it, as they always have.
+    The polygons replace the whole file. A file of a single-layer format holding one layer,
+    whatever its name (a GeoJSON file names it after what it was converted from, the GML
+    driver after its own rules), is replaced. A GeoPackage or SQLite file is replaced only
+    when it holds the polygons' own layer (named after the file, as they write it): one that
+    holds other layers, tables or rasters, a project's roads or orthophoto, would lose them,
+    and is refused; the layer's QGIS styles (``layer_styles``, "Save as Default") go with it,
+    as they always have.
 
     Raises:
         InputError: Naming what the file holds.
@@ -762,6 +763,7 @@ def check_only_polygons_are_replaced(path: PathLike) -> None:
         if dataset is None:
             return  # not a dataset GDAL reads: nothing in it to lose
         layers = {dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())}
+        containers = dataset.GetDriver().ShortName in ("GPKG", "SQLite")  # of several layers
         others = set()  # what is not a vector layer: raster tiles, bands
         if dataset.GetDriver().ShortName == "GPKG":  # raster tiles and attribute tables too
             try:
@@ -776,7 +778,9 @@ def check_only_polygons_are_replaced(path: PathLike) -> None:
         contents = dataset = None  # closed before anything is raised
     layers.discard("layer_styles")
     others.discard("layer_styles")
-    if not others and len(layers) <= 1:
+    if not others and (not layers or (len(layers) == 1 and not containers)):
+        return
+    if not others and containers and layers == {path.stem}:  # the polygons' own layer
         return
     held = layers | others
     shown_names = sorted(held - {path.stem}) or sorted(held)
