@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
+from osgeo import gdal, ogr, osr
 from scipy import ndimage
 
 from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, set_ground_points, write_raster
@@ -748,3 +748,36 @@ def test_a_file_with_another_layer_or_a_raster_beside_the_polygons_is_refused(tm
     gdal.VectorTranslate(str(roads), str(own), layerName="roads", layers=["roads"])
     with pytest.raises(InputError, match=r"already holds roads: "):
         threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=roads)
+
+
+@pytest.mark.parametrize("output_name", ["roads.gpkg", "roads.geojson"])
+def test_replacing_polygons_keeps_another_format_s_files_of_that_name(tmp_path, output_name):
+    """A user's roads.shp (.dbf, .shx, .prj) beside the polygons' roads.gpkg is not theirs."""
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    shapefile = ogr.GetDriverByName("ESRI Shapefile").CreateDataSource(str(tmp_path / "roads.shp"))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    shapefile.CreateLayer("roads", srs=srs, geom_type=ogr.wkbLineString)
+    shapefile = None
+    roads = sorted(path.name for path in tmp_path.glob("roads.*"))
+    assert roads == ["roads.dbf", "roads.prj", "roads.shp", "roads.shx"]
+    for _ in range(2):  # written, then replaced
+        threshold_raster(
+            score_path, ThresholdRule("top_percent", 5.0), polygons_path=tmp_path / output_name
+        )
+    assert sorted(path.name for path in tmp_path.glob("roads.*")) == sorted([*roads, output_name])
+
+
+def test_a_sqlite_database_with_other_tables_is_refused(tmp_path):
+    import sqlite3
+
+    score_path = write_raster(tmp_path / "scores.tif", _scores(seed=4), nodata=SCORE_NODATA)
+    own = tmp_path / "objects.sqlite"
+    for _ in range(2):  # its own earlier output is replaced
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
+    connection = sqlite3.connect(own)
+    connection.execute("CREATE TABLE customers (name TEXT)")
+    connection.commit()
+    connection.close()
+    with pytest.raises(InputError, match=r"already holds customers: "):
+        threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)

@@ -179,12 +179,12 @@ def _float32_cut(threshold: float, inclusive: bool) -> np.float32:
         >>> float(_float32_cut(0.50000001, True)) > 0.5, float(_float32_cut(0.50000001, False))
         (True, 0.5)
     """
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # a cut beyond float32's range: an infinite cut
         cut = np.float32(threshold)
-    if inclusive and float(cut) < threshold:
-        cut = np.nextafter(cut, np.float32(np.inf))
-    elif not inclusive and float(cut) > threshold:
-        cut = np.nextafter(cut, np.float32(-np.inf))
+        if inclusive and float(cut) < threshold:
+            cut = np.nextafter(cut, np.float32(np.inf))
+        elif not inclusive and float(cut) > threshold:
+            cut = np.nextafter(cut, np.float32(-np.inf))
     return cut
 
 
@@ -738,6 +738,23 @@ def _object_areas(
     return areas
 
 
+#: Tables of an OGR or SpatiaLite database that describe its layers (lower case prefixes).
+_SQLITE_METADATA = (
+    "sqlite_",
+    "geometry_columns",
+    "spatial_ref_sys",
+    "idx_",
+    "spatialindex",
+    "views_geometry_columns",
+    "virts_geometry_columns",
+    "spatialite_history",
+    "sql_statements_log",
+    "elementarygeometries",
+    "knn",
+    "data_licenses",
+)
+
+
 def check_only_polygons_are_replaced(path: PathLike) -> None:
     """Refuses a polygon file that already holds more than one layer of polygons.
 
@@ -762,7 +779,11 @@ def check_only_polygons_are_replaced(path: PathLike) -> None:
             dataset = None
         if dataset is None:
             return  # not a dataset GDAL reads: nothing in it to lose
+        if dataset.GetDriver().ShortName == "SQLite":  # its plain tables too
+            dataset = gdal.OpenEx(str(path), gdal.OF_VECTOR, open_options=["LIST_ALL_TABLES=YES"])
         layers = {dataset.GetLayer(index).GetName() for index in range(dataset.GetLayerCount())}
+        if dataset.GetDriver().ShortName == "SQLite":
+            layers = {name for name in layers if not name.lower().startswith(_SQLITE_METADATA)}
         containers = dataset.GetDriver().ShortName in ("GPKG", "SQLite")  # of several layers
         others = set()  # what is not a vector layer: raster tiles, bands
         if dataset.GetDriver().ShortName == "GPKG":  # raster tiles and attribute tables too
@@ -964,6 +985,13 @@ def _replace_vector(driver: gdal.Driver, temp_path: Path, path: Path) -> None:
             os.replace(file, path.parent / (path.stem + (ending.upper() if upper else ending)))
 
 
+#: The files beside a vector dataset's main file that belong to it, per OGR driver.
+_FORMAT_SIDECARS = {
+    "ESRI Shapefile": (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx"),
+    "GML": (".xsd", ".gfs"),
+}
+
+
 def _delete_vector(driver: gdal.Driver, path: Path, keep_going: bool = True) -> None:
     """Deletes a vector dataset with all its files, if it exists.
 
@@ -975,9 +1003,8 @@ def _delete_vector(driver: gdal.Driver, path: Path, keep_going: bool = True) -> 
     """
     with quiet_gdal_errors(), contextlib.suppress(RuntimeError):
         driver.Delete(str(path))
-    sidecars = {path.suffix.lower(), ".dbf", ".shx", ".prj", ".cpg"}
-    if driver.ShortName == "GML":
-        sidecars |= {".xsd", ".gfs"}
+    # the format's own files only: a user's roads.shp keeps its .dbf when roads.gpkg goes
+    sidecars = {path.suffix.lower(), *_FORMAT_SIDECARS.get(driver.ShortName, ())}
     if not path.parent.is_dir():
         return
     for leftover in path.parent.iterdir():
