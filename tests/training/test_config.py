@@ -170,3 +170,9 @@ def test_tuples_from_the_python_api_are_kept_as_lists():
 def test_infinite_preset_values_are_a_one_line_error(presets):
     with pytest.raises(TrainingError, match="presets: preset 'visible'"):
         TrainingConfig(backgrounds=["a"], presets=presets)
+
+
+def test_faithful_loss_goes_with_the_margin_loss_only():
+    with pytest.raises(TrainingError, match="faithful_loss applies to pixel_loss margin"):
+        TrainingConfig(backgrounds=["a"], pixel_loss="balanced_bce", faithful_loss=True)
+    TrainingConfig(backgrounds=["a"], pixel_loss="margin", faithful_loss=True)

@@ -303,6 +303,11 @@ class TrainingConfig:
             raise TrainingError(
                 f"unknown pixel_loss {self.pixel_loss!r}; choose one of {list(PIXEL_LOSSES)}"
             )
+        if self.faithful_loss and self.pixel_loss != "margin":
+            raise TrainingError(
+                f"faithful_loss applies to pixel_loss margin (METHOD.md §4), not to "
+                f"{self.pixel_loss!r}: it would change nothing"
+            )
         if self.schedule not in ("cosine", "constant"):
             raise TrainingError("schedule must be 'cosine' or 'constant'")
         if not isinstance(self.init_member, int) or self.init_member < 0:
