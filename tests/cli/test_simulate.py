@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
+from tests.raster_factory import write_raster
 from tests.simulation.conftest import build_background_tree
 from uniadrs_engine.cli.main import EXIT_USER_ERROR, main
 
@@ -155,3 +157,23 @@ def test_simulate_refuses_to_write_into_its_backgrounds(background_tree, tmp_pat
     assert main(["simulate", str(sample), str(samples), "-n", "1", "--size", "32"]) == (
         EXIT_USER_ERROR
     )
+
+
+def test_nodata_options_leave_a_fill_out_of_the_backgrounds(tmp_path, capsys):
+    image = np.random.default_rng(3).integers(40, 200, (3, 64, 64)).astype(np.uint8)
+    image[:, :, :32] = 0  # half the tile is an undeclared fill
+    (tmp_path / "backgrounds").mkdir()
+    write_raster(tmp_path / "backgrounds" / "ortho.tif", image)
+    out = tmp_path / "samples"
+    arguments = ["simulate", str(tmp_path / "backgrounds"), str(out), "-n", "4", "--size", "32"]
+    assert main([*arguments, "--nodata", "0"]) == 0
+    for index in range(4):
+        labels = gdal.Open(str(out / f"sample_{index:04d}_labels.tif")).ReadAsArray()
+        images = gdal.Open(str(out / f"sample_{index:04d}_image.tif")).ReadAsArray()
+        # a pixel of the fill is never simulated on as a valid background pixel
+        assert not ((images == 0).all(axis=0) & (labels == 0)).any()
+    config = tmp_path / "run.yaml"
+    config.write_text(f"backgrounds: [{tmp_path / 'backgrounds'}]\ncrop_size: 32\n")
+    capsys.readouterr()
+    assert main(["simulate", str(out), "--config", str(config), "--nodata", "0"]) == 2
+    assert "--set nodata=0); drop --nodata" in capsys.readouterr().err

@@ -202,3 +202,23 @@ def test_provenance_records_every_file(background_tree):
     assert {record["modality"] for record in records} == {HYPERSPECTRAL, VISIBLE}
     assert all(Path(str(record["path"])).is_file() for record in records)
     assert "2 hyperspectral, 2 visible" in pool.describe()
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_nodata_rule_leaves_an_undeclared_collar_out(tmp_path, monkeypatch, cached):
+    from uniadrs_engine.raster.nodata import NodataRule, parse_nodata_values
+
+    if not cached:  # read window by window
+        monkeypatch.setattr(backgrounds, "CACHE_FILE_BYTES", 0)
+    image = np.random.default_rng(3).integers(40, 200, (3, 40, 50)).astype(np.uint8)
+    image[:, :, :6] = 0  # an orthophoto's black collar, not declared
+    path = write_raster(tmp_path / "ortho.tif", image)
+    plain = BackgroundPool.from_paths([path])
+    assert plain.read(plain.files[0]).valid.all()
+    ruled = BackgroundPool.from_paths([path], nodata=NodataRule(parse_nodata_values("0")))
+    window = ruled.read(ruled.files[0])
+    assert not window.valid[:, :6].any() and window.valid[:, 6:].all()
+    declared_path = write_raster(tmp_path / "declared.tif", image, nodata=0)
+    declared = BackgroundPool.from_paths([declared_path])
+    np.testing.assert_array_equal(window.valid, declared.read(declared.files[0]).valid)
+    np.testing.assert_array_equal(window.image, declared.read(declared.files[0]).image)

@@ -176,3 +176,11 @@ def test_faithful_loss_goes_with_the_margin_loss_only():
     with pytest.raises(TrainingError, match="faithful_loss applies to pixel_loss margin"):
         TrainingConfig(backgrounds=["a"], pixel_loss="balanced_bce", faithful_loss=True)
     TrainingConfig(backgrounds=["a"], pixel_loss="margin", faithful_loss=True)
+
+
+def test_the_backgrounds_nodata_rule_is_checked_with_the_configuration():
+    assert TrainingConfig(backgrounds=["a"]).nodata_rule() is None
+    rule = TrainingConfig(backgrounds=["a"], nodata="0, 255").nodata_rule()
+    assert rule is not None and rule.describe() == "0, 255"
+    with pytest.raises(TrainingError, match="nodata: .*'x' is not a number"):
+        TrainingConfig(backgrounds=["a"], nodata="0, x")

@@ -123,7 +123,7 @@ def add_nodata_arguments(parser: argparse.ArgumentParser) -> None:
             "values that hold no data besides the file's nodata, in every band, compared "
             "after the file's scale and offset: numbers and LOW..HIGH ranges (an end left "
             "out is open), e.g. 0 or '0,255' or '..-1000'; a pixel where any band holds one "
-            "is left out and scored as nodata; may be repeated"
+            "holds no data (left out, and scored as nodata); may be repeated"
         ),
     )
     parser.add_argument(

@@ -132,7 +132,7 @@ def crs_wkt(crs: str) -> str:
     return str(reference.ExportToWkt())
 
 
-def _stored_type(band: gdal.Band) -> np.dtype:
+def stored_type(band: gdal.Band) -> np.dtype:
     """The numpy type of a band's values as read raw (a complex band's: its amplitude's)."""
     code = gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)
     stored = np.dtype(code if code is not None else np.float64)
@@ -471,7 +471,7 @@ class RasterSource:
         ]
         # each band's own type, as the no-data rule rounds its bounds (a VRT may mix types;
         # complex bands are read as amplitudes)
-        self._stored_types = [_stored_type(band) for band in bands]
+        self._stored_types = [stored_type(band) for band in bands]
         self._index_nodata: Optional[float] = None
         if self.palette is not None:  # the nodata is the index's, the colours have none
             self._index_nodata = self.nodata[0]

@@ -37,13 +37,16 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from uniadrs_engine.errors import InputError
+from uniadrs_engine.raster.nodata import NodataRule
 from uniadrs_engine.raster.reader import (
     alpha_bands,
     band_holds_value,
     band_nodata,
+    band_unscaling,
     envi_bad_bands,
     is_gdal_name,
     rgb_palette,
+    stored_type,
 )
 
 gdal.UseExceptions()
@@ -118,6 +121,11 @@ class BackgroundFile:
         objects_path: The ``*_objects`` instance mask of this raster, or None.
         alpha_band: 0-based index of the file's alpha band, or None: a pixel it makes
             transparent (0) holds no data.
+        nodata_rule: Values that hold no data besides (or instead of) the file's nodata
+            (:class:`~uniadrs_engine.raster.nodata.NodataRule`), or None.
+        unscaling: GDAL's ``(scale, offset)`` of each used band, or None: the rule's values
+            are given as read (the pixels themselves are used as stored).
+        stored_types: numpy name of each used band's type, as the rule rounds its bounds.
     """
 
     path: Path
@@ -132,6 +140,9 @@ class BackgroundFile:
     value_max: float
     objects_path: Optional[Path] = None
     alpha_band: Optional[int] = None
+    nodata_rule: Optional[NodataRule] = None
+    unscaling: Tuple[Optional[Tuple[float, float]], ...] = ()
+    stored_types: Tuple[str, ...] = ()
 
     @property
     def channels(self) -> int:
@@ -203,7 +214,10 @@ class BackgroundPool:
 
     @classmethod
     def from_paths(
-        cls, paths: Sequence[Union[str, Path]], exclude: Sequence[str] = ()
+        cls,
+        paths: Sequence[Union[str, Path]],
+        exclude: Sequence[str] = (),
+        nodata: Optional[NodataRule] = None,
     ) -> BackgroundPool:
         """Builds a pool from rasters and folders of rasters.
 
@@ -212,6 +226,9 @@ class BackgroundPool:
             exclude: Glob patterns; a file is left out when a pattern matches a folder or
                 file name on its path below the given folder (that folder included), a run
                 of consecutive names (``visible/dota``), or the whole absolute path.
+            nodata: Values that hold no data in every background besides (or instead of)
+                each file's nodata (an undeclared fill; as ``uniadrs detect --nodata``), or
+                None.
 
         Raises:
             InputError: A path does not exist, a file given by name cannot be read, or no
@@ -228,7 +245,7 @@ class BackgroundPool:
                 continue
             seen.add(raster_path)
             try:
-                background = pool._describe(raster_path, name)
+                background = pool._describe(raster_path, name, nodata)
             except (RuntimeError, ValueError) as error:
                 if explicit:
                     raise InputError(f"cannot read background {raster_path}: {error}") from error
@@ -345,7 +362,9 @@ class BackgroundPool:
             boxes = _boxes_in(strip, row, boxes)
         return boxes
 
-    def _describe(self, path: Path, name: str) -> Optional[BackgroundFile]:
+    def _describe(
+        self, path: Path, name: str, rule: Optional[NodataRule] = None
+    ) -> Optional[BackgroundFile]:
         """Opens a raster, finds its usable bands and modality; None when nothing is usable."""
         dataset = gdal.Open(str(path))
         band_count, rows, cols = dataset.RasterCount, dataset.RasterYSize, dataset.RasterXSize
@@ -359,7 +378,12 @@ class BackgroundPool:
                 path,
             )
             return None
-        nodata = tuple(band_nodata(dataset.GetRasterBand(index + 1)) for index in range(band_count))
+        file_bands = [dataset.GetRasterBand(index + 1) for index in range(band_count)]
+        use_file_nodata = rule is None or rule.use_file_nodata
+        nodata = tuple(band_nodata(band) if use_file_nodata else None for band in file_bands)
+        unscaling = tuple(band_unscaling(band) for band in file_bands)
+        stored_types = tuple(stored_type(band).name for band in file_bands)
+        file_bands = []  # released before the dataset
         dtype = np.dtype(
             gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(1).DataType)
         )
@@ -372,7 +396,7 @@ class BackgroundPool:
             side = STATISTICS_READ_SIDE
             data = _as_3d(dataset.ReadAsArray(buf_xsize=min(cols, side), buf_ysize=min(rows, side)))
         dataset = None
-        valid_per_band = _validity(data, nodata)
+        valid_per_band = _validity(data, nodata, rule, unscaling, stored_types)
         kept = []
         for index in range(band_count):
             if index + 1 in bad:
@@ -405,6 +429,9 @@ class BackgroundPool:
             value_max=value_max,
             objects_path=objects_path,
             alpha_band=alpha[0] - 1 if alpha else None,
+            nodata_rule=rule if rule is not None and rule.ranges else None,
+            unscaling=tuple(unscaling[index] for index in kept),
+            stored_types=tuple(stored_types[index] for index in kept),
         )
         if objects_path is not None and not _objects_match(objects_path, rows, cols):
             LOGGER.warning("ignoring %s: its size differs from %s", objects_path, path)
@@ -454,9 +481,19 @@ def _as_3d(array: np.ndarray) -> np.ndarray:
     return array[None] if array.ndim == 2 else array
 
 
-def _validity(data: np.ndarray, nodata: Sequence[Optional[float]]) -> np.ndarray:
-    """Bool ``[bands, rows, cols]``: finite and not the band's nodata value."""
-    return np.stack([band_holds_value(band, value) for band, value in zip(data, nodata)])
+def _validity(
+    data: np.ndarray,
+    nodata: Sequence[Optional[float]],
+    rule: Optional[NodataRule] = None,
+    unscaling: Sequence[Optional[Tuple[float, float]]] = (),
+    stored_types: Sequence[str] = (),
+) -> np.ndarray:
+    """Bool ``[bands, rows, cols]``: finite, not the band's nodata value, nor the rule's."""
+    valid = np.stack([band_holds_value(band, value) for band, value in zip(data, nodata)])
+    if rule is not None and rule.ranges:
+        for index, band in enumerate(data):
+            valid[index] &= ~rule.matches(band, unscaling[index], np.dtype(stored_types[index]))
+    return valid
 
 
 def _read_bands(background: BackgroundFile, window: Window) -> Tuple[np.ndarray, np.ndarray]:
@@ -465,7 +502,13 @@ def _read_bands(background: BackgroundFile, window: Window) -> Tuple[np.ndarray,
     dataset = gdal.Open(str(background.path))
     band_list = [index + 1 for index in background.bands]
     data = _as_3d(dataset.ReadAsArray(xoff, yoff, xsize, ysize, band_list=band_list))
-    valid = _validity(data, background.nodata).all(axis=0)
+    valid = _validity(
+        data,
+        background.nodata,
+        background.nodata_rule,
+        background.unscaling,
+        background.stored_types,
+    ).all(axis=0)
     if background.alpha_band is not None:
         alpha = dataset.GetRasterBand(background.alpha_band + 1)
         valid &= alpha.ReadAsArray(xoff, yoff, xsize, ysize) != 0

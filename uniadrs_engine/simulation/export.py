@@ -39,6 +39,7 @@ from scipy import ndimage
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
+from uniadrs_engine.raster.nodata import NodataRule
 from uniadrs_engine.raster.reader import is_gdal_name
 from uniadrs_engine.raster.writer import gdal_write_errors, work_folder
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
@@ -88,6 +89,7 @@ def simulate_to_dir(
     progress: Optional[ProgressCallback] = None,
     is_cancelled: Optional[CancelCheck] = None,
     out_channels: Optional[int] = None,
+    nodata: Optional[NodataRule] = None,
 ) -> List[Path]:
     """Simulates ``n`` samples from the given backgrounds and writes them to ``out_dir``.
 
@@ -106,6 +108,8 @@ def simulate_to_dir(
         is_cancelled: Returns True to stop, or None.
         out_channels: Bands of spectral samples picked at random as for the network
             (270 in training); None writes every usable band in order.
+        nodata: Values that hold no data in the backgrounds besides (or instead of) each
+            file's nodata, or None.
 
     Returns:
         The files written: each sample's image then labels, then the contact sheet, the
@@ -119,7 +123,7 @@ def simulate_to_dir(
     check_outside_backgrounds(out_dir, background_paths)
     reporter = ProgressReporter(progress, is_cancelled)
     reporter.update(0.0, "reading backgrounds")
-    pool = BackgroundPool.from_paths(background_paths, exclude)
+    pool = BackgroundPool.from_paths(background_paths, exclude, nodata=nodata)
     simulator = AnomalySimulator.from_pool(
         pool, size, seed=seed, spectral_share=spectral_share, out_channels=out_channels
     )

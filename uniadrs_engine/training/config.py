@@ -42,6 +42,7 @@ from uniadrs_engine.model.config import (
 from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
 from uniadrs_engine.model.weight_storage import check_weight_storage
 from uniadrs_engine.orientations import ORIENTATION_COUNTS
+from uniadrs_engine.raster.nodata import NodataRule, nodata_rule_of, parse_nodata_values
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
@@ -227,6 +228,11 @@ class TrainingConfig:
             None = random.
         init_member: Which network of an ensemble ``init_model`` starts the run (member ``k``
             of an ensemble run starts from network ``init_member + k``).
+        nodata: Values that hold no data in every background besides each file's nodata,
+            as ``uniadrs detect --nodata`` takes them (``"0"``, ``"0, 255"``, ``"..-1000"``):
+            an undeclared fill, such as an orthophoto's black collar, is then neither
+            simulated on nor scored in validation. Empty: the files' own nodata alone.
+        ignore_file_nodata: The files' own nodata values hold data (a wrong nodata tag).
     """
 
     backgrounds: List[str]
@@ -266,6 +272,8 @@ class TrainingConfig:
     normalisation: str = NORMALISATION_NAME
     init_model: Optional[str] = None
     init_member: int = 0
+    nodata: str = ""
+    ignore_file_nodata: bool = False
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -320,6 +328,19 @@ class TrainingConfig:
                 f"(each of the {self.members} member(s) takes the next seed), got {self.seed}"
             )
         self._check_presets()
+        self.nodata_rule()  # a bad list stops the run here
+
+    def nodata_rule(self) -> Optional[NodataRule]:
+        """The backgrounds' no-data rule of ``nodata`` and ``ignore_file_nodata``, or None.
+
+        Raises:
+            TrainingError: ``nodata`` is not a list of numbers and ``LOW..HIGH`` ranges.
+        """
+        try:
+            ranges = parse_nodata_values(self.nodata)
+        except InputError as error:
+            raise TrainingError(f"nodata: {error}") from None
+        return nodata_rule_of(ranges, use_file_nodata=not self.ignore_file_nodata)
 
     def _check_presets(self) -> None:
         """Refuses preset entries that detection would refuse with the trained model.

@@ -143,13 +143,15 @@ def build_simulation(config: TrainingConfig) -> SimulationSetup:
     Only the training simulator turns its samples (``config.orientations``): the validation
     set stays the one the same seed gives without it.
     """
+    rule = config.nodata_rule()
     training_pool = BackgroundPool.from_paths(
         config.backgrounds,
         exclude=list(config.exclude) + held_out_patterns(config.validation_backgrounds),
+        nodata=rule,
     )
     if config.validation_backgrounds:
         validation_pool = BackgroundPool.from_paths(
-            config.validation_backgrounds, exclude=config.exclude
+            config.validation_backgrounds, exclude=config.exclude, nodata=rule
         )
     else:
         validation_pool = training_pool

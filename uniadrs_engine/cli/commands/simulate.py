@@ -12,6 +12,8 @@ from typing import Any
 
 from uniadrs_engine.cli.arguments import (
     add_config_overrides,
+    add_nodata_arguments,
+    nodata_rule,
     progress_bar,
     seed_value,
     training_config_from_args,
@@ -68,6 +70,7 @@ def register(subparsers: Any) -> None:
         help="write spectral samples as N randomly picked bands, as the network sees them "
         "(270 in training); by default every usable band is written in order",
     )
+    add_nodata_arguments(parser)
     parser.add_argument(
         "--config",
         metavar="CONFIG",
@@ -109,11 +112,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         given = [name for name in BACKGROUND_MODE_DEFAULTS if getattr(args, name) is not None]
         given += ["exclude"] if args.exclude else []
+        given += ["nodata"] if args.nodata else []
+        given += ["ignore_file_nodata"] if args.ignore_file_nodata else []
         if args.backgrounds or given:
             options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
             raise InputError(
                 "with --config the backgrounds and settings come from the configuration "
-                f"(use --set KEY=VALUE); drop {options or 'the BACKGROUNDS arguments'}"
+                f"(use --set KEY=VALUE, e.g. --set nodata=0); drop "
+                f"{options or 'the BACKGROUNDS arguments'}"
             )
     config = None if args.config is None else training_config_from_args(args.config, args.overrides)
     count = args.n
@@ -137,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 n=args.n,
                 exclude=args.exclude,
                 progress=progress,
+                nodata=nodata_rule(args),
                 **settings,
             )
     sheet = next(path for path in written if path.name == CONTACT_SHEET_NAME)
