@@ -167,6 +167,7 @@ def test_nodata_options_leave_a_fill_out_of_the_backgrounds(tmp_path, capsys):
     out = tmp_path / "samples"
     arguments = ["simulate", str(tmp_path / "backgrounds"), str(out), "-n", "4", "--size", "32"]
     assert main([*arguments, "--nodata", "0"]) == 0
+    assert '"nodata": "0"' in (out / "simulation.json").read_text()
     for index in range(4):
         labels = gdal.Open(str(out / f"sample_{index:04d}_labels.tif")).ReadAsArray()
         images = gdal.Open(str(out / f"sample_{index:04d}_image.tif")).ReadAsArray()

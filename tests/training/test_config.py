@@ -184,3 +184,15 @@ def test_the_backgrounds_nodata_rule_is_checked_with_the_configuration():
     assert rule is not None and rule.describe() == "0, 255"
     with pytest.raises(TrainingError, match="nodata: .*'x' is not a number"):
         TrainingConfig(backgrounds=["a"], nodata="0, x")
+
+
+def test_a_nodata_number_is_its_text_and_equal_rules_read_alike(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("backgrounds: [a]\nnodata: 0\n")
+    config = TrainingConfig.from_yaml(path)
+    assert config.nodata == "0" and config.nodata_rule().describe() == "0"
+    key, value = parse_override("nodata=-9999")
+    assert TrainingConfig(backgrounds=["a"], **{key: value}).nodata == "-9999"
+    assert TrainingConfig(backgrounds=["a"], nodata="0.0, 0").nodata == "0"
+    with pytest.raises(TrainingError, match="nodata must be a text"):
+        TrainingConfig(backgrounds=["a"], nodata=[0])

@@ -39,7 +39,7 @@ from scipy import ndimage
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.figures import agg_figure, save_png
 from uniadrs_engine.progress import CancelCheck, ProgressCallback, ProgressReporter
-from uniadrs_engine.raster.nodata import NodataRule
+from uniadrs_engine.raster.nodata import NodataRule, nodata_provenance
 from uniadrs_engine.raster.reader import is_gdal_name
 from uniadrs_engine.raster.writer import gdal_write_errors, work_folder
 from uniadrs_engine.simulation.backgrounds import BackgroundPool
@@ -136,6 +136,7 @@ def simulate_to_dir(
         "spectral_share": spectral_share,
         "out_channels": out_channels,
         "exclude": list(exclude),
+        **nodata_provenance(nodata),  # nothing without a rule
         "simulator": simulator.provenance(),
     }
     return write_samples_to_dir(lambda index: simulator.sample(rng), n, out_dir, settings, reporter)

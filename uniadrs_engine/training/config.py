@@ -42,7 +42,12 @@ from uniadrs_engine.model.config import (
 from uniadrs_engine.model.default import DEFAULT_MODEL_NAME
 from uniadrs_engine.model.weight_storage import check_weight_storage
 from uniadrs_engine.orientations import ORIENTATION_COUNTS
-from uniadrs_engine.raster.nodata import NodataRule, nodata_rule_of, parse_nodata_values
+from uniadrs_engine.raster.nodata import (
+    NodataRule,
+    nodata_rule_of,
+    number_text,
+    parse_nodata_values,
+)
 from uniadrs_engine.raster.normalisation import NORMALISATION_NAME, NORMALISATIONS
 
 PIXEL_LOSSES = ("margin", "balanced_bce")
@@ -328,7 +333,15 @@ class TrainingConfig:
                 f"(each of the {self.members} member(s) takes the next seed), got {self.seed}"
             )
         self._check_presets()
-        self.nodata_rule()  # a bad list stops the run here
+        if isinstance(self.nodata, (int, float)) and not isinstance(self.nodata, bool):
+            self.nodata = number_text(self.nodata)  # nodata: 0 (YAML reads a number)
+        if not isinstance(self.nodata, str):
+            raise TrainingError(
+                f'nodata must be a text such as "0" or "0, 255", got {self.nodata!r}'
+            )
+        rule = self.nodata_rule()  # a bad list stops the run here
+        # one text per rule: "0.0" and "0, 0" resume a run of "0"
+        self.nodata = ", ".join(item.describe() for item in rule.ranges) if rule else ""
 
     def nodata_rule(self) -> Optional[NodataRule]:
         """The backgrounds' no-data rule of ``nodata`` and ``ignore_file_nodata``, or None.
