@@ -88,6 +88,22 @@ def add_background_parameters(algorithm: UniadrsAlgorithm) -> None:
             optional=True,
         )
     )
+    nodata = QgsProcessingParameterString(
+        algorithm.NODATA,
+        tr("No data values of the backgrounds (besides each file's)"),
+        optional=True,
+    )
+    nodata.setHelp(
+        tr(
+            "Values that hold no data in every background, besides each file's nodata value: "
+            "numbers and LOW..HIGH ranges separated by commas, e.g. 0 for black collars the "
+            "files do not declare. Such pixels are neither simulated on nor scored in "
+            "validation. The layers' own no data settings in QGIS are not read: declare the "
+            "nodata in the files, or give it here. With a training configuration, its "
+            "'nodata' key applies instead."
+        )
+    )
+    algorithm.addParameter(make_advanced(nodata))
 
 
 def background_sources(
@@ -99,6 +115,13 @@ def background_sources(
     )
     exclude = split_patterns(algorithm.parameterAsString(parameters, algorithm.EXCLUDE, context))
     return paths, exclude
+
+
+def background_nodata(
+    algorithm: UniadrsAlgorithm, parameters: Dict[str, Any], context: QgsProcessingContext
+) -> str:
+    """The backgrounds' no data values of :func:`add_background_parameters` (text)."""
+    return (algorithm.parameterAsString(parameters, algorithm.NODATA, context) or "").strip()
 
 
 class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
@@ -230,6 +253,10 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
             )
         else:
             paths, exclude = background_sources(self, parameters, context)
+            nodata = engine_module("uniadrs_engine.raster.nodata")
+            rule = nodata.nodata_rule_of(
+                nodata.parse_nodata_values(background_nodata(self, parameters, context))
+            )
             written = export.simulate_to_dir(
                 paths,
                 output_folder,
@@ -240,6 +267,7 @@ class SimulateAnomaliesAlgorithm(UniadrsAlgorithm):
                 exclude=exclude,
                 progress=progress,
                 is_cancelled=is_cancelled,
+                nodata=rule,
             )
         contact_sheet = next(
             (str(path) for path in written if path.name == export.CONTACT_SHEET_NAME), ""

@@ -28,7 +28,7 @@ from qgis.core import (
 from .. import settings
 from ..dependencies import TRAINING_MODULES
 from .base import GROUP_TRAINING, UniadrsAlgorithm, engine_module, make_advanced, tr
-from .simulate import add_background_parameters, background_sources
+from .simulate import add_background_parameters, background_nodata, background_sources
 
 #: Shown when the engine cannot be imported (the algorithm cannot run then anyway).
 _FALLBACK_CONFIGS = ("lite8s32",)
@@ -365,6 +365,7 @@ class TrainModelAlgorithm(UniadrsAlgorithm):
                 output_dir=output_folder,
                 model_name=self.parameterAsString(parameters, self.MODEL_NAME, context)
                 or "uniadrs",
+                nodata=background_nodata(self, parameters, context),
             )
         Path(output_folder).mkdir(parents=True, exist_ok=True)
         feedback.pushInfo(

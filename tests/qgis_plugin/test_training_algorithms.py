@@ -290,3 +290,43 @@ def test_training_into_a_temporary_folder_is_warned_of(provider, backgrounds, tm
     feedback = _Warnings()
     processing.run("uniadrs:train", _parameters(backgrounds, tmp_path), feedback=feedback)
     assert not any("QGIS deletes" in warning for warning in feedback.warnings)
+
+
+def test_simulate_and_train_take_the_backgrounds_nodata_values(provider, backgrounds, tmp_path):
+    from uniadrs_engine.raster.nodata import NodataRule, parse_nodata_values
+
+    result = processing.run(
+        "uniadrs:simulate",
+        {
+            "BACKGROUND_FOLDER": str(backgrounds),
+            "COUNT": 3,
+            "SEED": 7,
+            "SIZE": 32,
+            "NODATA": "40..90",
+            "OUTPUT_FOLDER": str(tmp_path / "samples"),
+        },
+    )
+    rule = NodataRule(parse_nodata_values("40..90"))
+    simulate_to_dir([str(backgrounds)], tmp_path / "engine", n=3, seed=7, size=32, nodata=rule)
+    plain = tmp_path / "plain"
+    simulate_to_dir([str(backgrounds)], plain, n=3, seed=7, size=32)
+    for name in ("sample_0002_image.tif", "sample_0002_labels.tif"):
+        np.testing.assert_array_equal(
+            read_band(tmp_path / "samples" / name), read_band(tmp_path / "engine" / name)
+        )
+    differs = [
+        not np.array_equal(
+            read_band(Path(result["OUTPUT_FOLDER"]) / f"sample_{index:04d}_labels.tif"),
+            read_band(plain / f"sample_{index:04d}_labels.tif"),
+        )
+        for index in range(3)
+    ]
+    assert any(differs)  # the rule reached the engine
+    trained = processing.run(
+        "uniadrs:train", _parameters(backgrounds, tmp_path, STEPS=1, NODATA="40..90")
+    )
+    assert load_model(trained["MODEL_FILE"]).card.training["config"]["nodata"] == "40..90"
+    with pytest.raises(QgsProcessingException, match="'zero' is not a number"):
+        processing.run(
+            "uniadrs:train", _parameters(backgrounds, tmp_path / "bad", STEPS=1, NODATA="zero")
+        )
