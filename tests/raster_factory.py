@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal, ogr, osr
 
 gdal.UseExceptions()
 
@@ -140,5 +140,43 @@ def set_ground_points(path: Path, corners: Sequence[tuple], epsg: Optional[int] 
         srs.ImportFromEPSG(epsg)
         wkt = srs.ExportToWkt()
     dataset.SetGCPs([gdal.GCP(x, y, 0, pixel, line) for pixel, line, x, y in corners], wkt)
+    dataset = None
+    return path
+
+
+def write_polygons(
+    path: Path, wkts: Sequence[str], epsg: Optional[int] = 32633, geom_type: int = ogr.wkbPolygon
+) -> Path:
+    """Writes geometries given as WKT into a GeoPackage layer ``truth`` and returns its path."""
+    driver = ogr.GetDriverByName("GPKG")
+    dataset = driver.CreateDataSource(str(path))
+    srs = None
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    layer = dataset.CreateLayer("truth", srs=srs, geom_type=geom_type)
+    for wkt in wkts:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        layer.CreateFeature(feature)
+    dataset = None
+    return path
+
+
+def write_paletted(path: Path, indices: np.ndarray, nodata: Optional[int] = None) -> Path:
+    """Writes one band of palette indices 0-3 with a colour table and returns its path."""
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path), indices.shape[1], indices.shape[0], 1, gdal.GDT_Byte
+    )
+    table = gdal.ColorTable()
+    for entry in range(4):
+        table.SetColorEntry(entry, (entry * 60, 255 - entry * 60, entry * 10, 255))
+    band = dataset.GetRasterBand(1)
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.WriteArray(indices)
+    if nodata is not None:
+        band.SetNoDataValue(nodata)
     dataset = None
     return path

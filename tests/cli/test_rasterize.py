@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_polygons, write_raster
 from uniadrs_engine.cli.main import EXIT_USER_ERROR, main
 
 
@@ -53,19 +53,6 @@ def test_a_second_mask_of_the_same_name_is_counted_afresh(tmp_path, capsys):
     assert not (tmp_path / "truth.tif.aux.xml").exists()  # not carried over to the new mask
 
 
-def _write_layer(path, wkts, geom_type):
-    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    layer = dataset.CreateLayer("truth", srs=srs, geom_type=geom_type)
-    for wkt in wkts:
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
-        layer.CreateFeature(feature)
-    dataset = None
-    return path
-
-
 def test_a_missing_vector_file_is_not_found(tmp_path, capsys):
     score_path = write_raster(tmp_path / "scores.tif", np.ones((4, 4), dtype=np.float32))
     missing = tmp_path / "nonexist.gpkg"
@@ -81,7 +68,7 @@ def test_curved_polygons_burn(tmp_path, capsys):
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
     ring = f"{x0 + 20} {y0 - 70},{x0 + 50} {y0 - 70},{x0 + 50} {y0 - 30},{x0 + 20} {y0 - 30}"
     wkt = f"MULTISURFACE(CURVEPOLYGON(({ring},{x0 + 20} {y0 - 70})))"
-    polygons = _write_layer(tmp_path / "curved.gpkg", [wkt], ogr.wkbMultiSurface)
+    polygons = write_polygons(tmp_path / "curved.gpkg", [wkt], geom_type=ogr.wkbMultiSurface)
     mask = tmp_path / "truth.tif"
     assert main(["rasterize", str(polygons), str(score_path), str(mask)]) == 0
     assert f"wrote {mask}: 12 of 600 pixels inside the polygons" in capsys.readouterr().out
@@ -90,7 +77,9 @@ def test_curved_polygons_burn(tmp_path, capsys):
 def test_a_point_layer_is_refused_in_one_line(tmp_path, capsys):
     score_path = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
-    points = _write_layer(tmp_path / "points.gpkg", [f"POINT({x0 + 25} {y0 - 35})"], ogr.wkbPoint)
+    points = write_polygons(
+        tmp_path / "points.gpkg", [f"POINT({x0 + 25} {y0 - 35})"], geom_type=ogr.wkbPoint
+    )
     mask = tmp_path / "truth.tif"
     assert main(["rasterize", str(points), str(score_path), str(mask)]) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip()

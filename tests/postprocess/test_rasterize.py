@@ -7,27 +7,16 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, affine_rpc, set_ground_points, write_raster
+from tests.raster_factory import (
+    DEFAULT_GEOTRANSFORM,
+    affine_rpc,
+    set_ground_points,
+    write_polygons,
+    write_raster,
+)
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.postprocess.rasterize import rasterize_polygons_like
 from uniadrs_engine.postprocess.threshold import ThresholdRule, threshold_raster
-
-
-def _write_polygons(path, wkts, epsg=32633, geom_type=ogr.wkbPolygon):
-    driver = ogr.GetDriverByName("GPKG")
-    dataset = driver.CreateDataSource(str(path))
-    srs = None
-    if epsg is not None:
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(epsg)
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    layer = dataset.CreateLayer("truth", srs=srs, geom_type=geom_type)
-    for wkt in wkts:
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
-        layer.CreateFeature(feature)
-    dataset = None
-    return path
 
 
 def _box(x0, y0, x1, y1):
@@ -38,7 +27,7 @@ def test_polygons_burn_on_the_score_grid(tmp_path):
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
     # columns 2..4 and rows 3..6 (10 m pixels, north-up)
-    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
+    vector = write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
     out = rasterize_polygons_like(vector, like, tmp_path / "truth.tif")
     dataset = gdal.Open(str(out))
     mask = dataset.GetRasterBand(1).ReadAsArray()
@@ -60,7 +49,7 @@ def _plain_raster(path, array):
 def test_polygons_burn_where_qgis_draws_a_raster_without_georeferencing(tmp_path):
     like = _plain_raster(tmp_path / "plain.tif", np.zeros((20, 30), dtype=np.float32))
     # QGIS draws it with one unit per pixel, rows going down to negative y
-    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(2, -7, 5, -3)], epsg=None)
+    vector = write_polygons(tmp_path / "truth.gpkg", [_box(2, -7, 5, -3)], epsg=None)
     out = rasterize_polygons_like(vector, like, tmp_path / "truth.tif")
     dataset = gdal.Open(str(out))
     expected = np.zeros((20, 30), dtype=np.uint8)
@@ -96,7 +85,7 @@ def test_polygons_in_another_crs_are_reprojected(tmp_path):
     polygon = ogr.CreateGeometryFromWkt(_box(x0 + 101, y0 - 99, x0 + 149, y0 - 51))
     polygon.AssignSpatialReference(utm)
     polygon.TransformTo(wgs84)
-    vector = _write_polygons(tmp_path / "truth.gpkg", [polygon.ExportToWkt()], epsg=4326)
+    vector = write_polygons(tmp_path / "truth.gpkg", [polygon.ExportToWkt()], epsg=4326)
     mask = gdal.Open(str(rasterize_polygons_like(vector, like, tmp_path / "t.tif"))).ReadAsArray()
     expected = np.zeros((20, 30), dtype=np.uint8)
     expected[5:10, 10:15] = 1
@@ -184,7 +173,7 @@ def test_curved_geometries_burn_as_their_polygons(tmp_path, georeferenced, templ
         box, epsg = _box(2, -7, 5, -3), None
     ring = box[len("POLYGON((") : -2]
     wkt = template.format(ring=ring)
-    vector = _write_polygons(tmp_path / "truth.gpkg", [wkt], epsg=epsg, geom_type=geom_type)
+    vector = write_polygons(tmp_path / "truth.gpkg", [wkt], epsg=epsg, geom_type=geom_type)
     mask = gdal.Open(str(rasterize_polygons_like(vector, like, tmp_path / "t.tif"))).ReadAsArray()
     np.testing.assert_array_equal(mask, _corner_mask())
 
@@ -194,7 +183,7 @@ def test_a_circle_burns_about_its_area(tmp_path):
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
     cx, cy, r = x0 + 150, y0 - 100, 60  # a circle of 6 pixels radius at column 15, row 10
     circle = f"CURVEPOLYGON(CIRCULARSTRING({cx - r} {cy},{cx + r} {cy},{cx - r} {cy}))"
-    vector = _write_polygons(tmp_path / "c.gpkg", [circle], geom_type=ogr.wkbCurvePolygon)
+    vector = write_polygons(tmp_path / "c.gpkg", [circle], geom_type=ogr.wkbCurvePolygon)
     mask = gdal.Open(str(rasterize_polygons_like(vector, like, tmp_path / "t.tif"))).ReadAsArray()
     assert abs(int(mask.sum()) - np.pi * 6**2) < 10
     assert mask[10, 15] == 1 and mask[0, 0] == 0
@@ -212,7 +201,7 @@ def test_a_circle_burns_about_its_area(tmp_path):
 )
 def test_points_and_lines_are_not_ground_truth(tmp_path, wkts, geom_type, name):
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
-    vector = _write_polygons(tmp_path / "truth.gpkg", wkts, geom_type=geom_type)
+    vector = write_polygons(tmp_path / "truth.gpkg", wkts, geom_type=geom_type)
     with pytest.raises(InputError, match=f"layer 'truth' of .* holds {name}.* must be polygons"):
         rasterize_polygons_like(vector, like, tmp_path / "t.tif")
     assert not (tmp_path / "t.tif").exists()
@@ -222,7 +211,7 @@ def test_a_geopackage_layer_without_crs_is_refused_on_a_georeferenced_raster(tmp
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
     # GDAL gives the layer an "Undefined geographic SRS", not None
-    vector = _write_polygons(tmp_path / "t.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)], None)
+    vector = write_polygons(tmp_path / "t.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)], None)
     assert ogr.Open(str(vector)).GetLayer(0).GetSpatialRef().GetName().startswith("Undefined")
     with pytest.raises(InputError, match="has no coordinate reference system"):
         rasterize_polygons_like(vector, like, tmp_path / "t.tif")
@@ -233,7 +222,7 @@ def test_polygons_off_the_raster_give_a_warning(tmp_path, caplog):
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
     far = [_box(x0 + 1000, y0, x0 + 1100, y0 + 100), _box(x0 - 500, y0, x0 - 400, y0 + 100)]
-    vector = _write_polygons(tmp_path / "truth.gpkg", far)
+    vector = write_polygons(tmp_path / "truth.gpkg", far)
     with caplog.at_level(logging.WARNING, logger="uniadrs_engine.postprocess.rasterize"):
         out = rasterize_polygons_like(vector, like, tmp_path / "t.tif")
     assert not gdal.Open(str(out)).ReadAsArray().any()
@@ -243,7 +232,7 @@ def test_polygons_off_the_raster_give_a_warning(tmp_path, caplog):
 def test_polygons_on_the_raster_give_no_warning(tmp_path, caplog):
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
-    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
+    vector = write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
     with caplog.at_level(logging.WARNING, logger="uniadrs_engine.postprocess.rasterize"):
         rasterize_polygons_like(vector, like, tmp_path / "t.tif")
     assert "none of the" not in caplog.text
@@ -258,7 +247,7 @@ def test_a_missing_vector_file_is_not_found(tmp_path):
 def test_a_vector_in_a_zip_is_read_through_its_gdal_name(tmp_path):
     like = write_raster(tmp_path / "scores.tif", np.zeros((20, 30), dtype=np.float32))
     x0, _, _, y0, _, _ = DEFAULT_GEOTRANSFORM
-    vector = _write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
+    vector = write_polygons(tmp_path / "truth.gpkg", [_box(x0 + 20, y0 - 70, x0 + 50, y0 - 30)])
     with zipfile.ZipFile(tmp_path / "truth.zip", "w") as archive:
         archive.write(vector, "truth.gpkg")
     name = f"/vsizip/{tmp_path / 'truth.zip'}/truth.gpkg"

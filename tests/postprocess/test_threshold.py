@@ -41,6 +41,15 @@ def _kth_largest(values: np.ndarray, rank: int) -> float:
     return float(np.sort(values)[::-1][rank - 1])
 
 
+def _add_orthophoto(path: Path) -> Path:
+    """Adds an 8x8 RGB raster table ``ortho`` to a GeoPackage (made if missing)."""
+    options = ["RASTER_TABLE=ortho"] + (["APPEND_SUBDATASET=YES"] if path.exists() else [])
+    raster = gdal.GetDriverByName("GPKG").Create(str(path), 8, 8, 3, gdal.GDT_Byte, options=options)
+    raster.SetGeoTransform(DEFAULT_GEOTRANSFORM)
+    raster = None
+    return path
+
+
 def test_order_keys_preserve_order_and_invert():
     values = np.array(
         [-np.inf, -3.3e38, -2.0, -1e-42, -0.0, 0.0, 1e-42, 0.5, 7.0, 3.4e38, np.inf],
@@ -526,16 +535,7 @@ def test_polygons_never_replace_a_file_holding_other_layers(tmp_path):
     store = ogr.GetDriverByName("GPKG").CreateDataSource(str(project))
     store.CreateLayer("roads", geom_type=ogr.wkbLineString)
     store = None
-    ortho = gdal.GetDriverByName("GPKG").Create(
-        str(project),
-        8,
-        8,
-        3,
-        gdal.GDT_Byte,
-        options=["APPEND_SUBDATASET=YES", "RASTER_TABLE=ortho"],
-    )
-    ortho.SetGeoTransform(DEFAULT_GEOTRANSFORM)
-    ortho = None
+    _add_orthophoto(project)
     before = project.read_bytes()
     with pytest.raises(InputError, match=r"already holds ortho, roads: .* file of their own"):
         threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=project)
@@ -733,12 +733,7 @@ def test_a_file_with_another_layer_or_a_raster_beside_the_polygons_is_refused(tm
     store = None
     with pytest.raises(InputError, match=r"already holds roads: "):
         threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=own)
-    ortho = tmp_path / "ortho.gpkg"
-    raster = gdal.GetDriverByName("GPKG").Create(
-        str(ortho), 8, 8, 3, gdal.GDT_Byte, options=["RASTER_TABLE=ortho"]
-    )
-    raster.SetGeoTransform(DEFAULT_GEOTRANSFORM)
-    raster = None
+    ortho = _add_orthophoto(tmp_path / "ortho.gpkg")
     before = ortho.read_bytes()
     with pytest.raises(InputError, match=r"already holds ortho: "):
         threshold_raster(score_path, ThresholdRule("top_percent", 5.0), polygons_path=ortho)

@@ -38,24 +38,23 @@ def backgrounds(tmp_path) -> Path:
     return folder
 
 
+def _simulate(backgrounds: Path, output: Path, **extra) -> dict:
+    """Three 32 px samples of seed 7 through the Simulate algorithm."""
+    parameters = {"BACKGROUND_FOLDER": str(backgrounds), "COUNT": 3, "SEED": 7, "SIZE": 32}
+    return processing.run("uniadrs:simulate", {**parameters, **extra, "OUTPUT_FOLDER": str(output)})
+
+
+def _assert_same_last_sample(folder: Path, engine_folder: Path) -> None:
+    for name in ("sample_0002_image.tif", "sample_0002_labels.tif"):
+        np.testing.assert_array_equal(read_band(folder / name), read_band(engine_folder / name))
+
+
 def test_simulate_matches_engine(provider, backgrounds, tmp_path):
-    result = processing.run(
-        "uniadrs:simulate",
-        {
-            "BACKGROUND_FOLDER": str(backgrounds),
-            "COUNT": 3,
-            "SEED": 7,
-            "SIZE": 32,
-            "OUTPUT_FOLDER": str(tmp_path / "samples"),
-        },
-    )
+    result = _simulate(backgrounds, tmp_path / "samples")
     simulate_to_dir([str(backgrounds)], tmp_path / "engine", n=3, seed=7, size=32)
     assert result["SAMPLE_COUNT"] == 3
     assert Path(result["CONTACT_SHEET"]).is_file()
-    for name in ("sample_0002_image.tif", "sample_0002_labels.tif"):
-        np.testing.assert_array_equal(
-            read_band(tmp_path / "samples" / name), read_band(tmp_path / "engine" / name)
-        )
+    _assert_same_last_sample(tmp_path / "samples", tmp_path / "engine")
 
 
 def test_simulate_a_training_configuration_matches_engine(provider, backgrounds, tmp_path):
@@ -295,25 +294,12 @@ def test_training_into_a_temporary_folder_is_warned_of(provider, backgrounds, tm
 def test_simulate_and_train_take_the_backgrounds_nodata_values(provider, backgrounds, tmp_path):
     from uniadrs_engine.raster.nodata import NodataRule, parse_nodata_values
 
-    result = processing.run(
-        "uniadrs:simulate",
-        {
-            "BACKGROUND_FOLDER": str(backgrounds),
-            "COUNT": 3,
-            "SEED": 7,
-            "SIZE": 32,
-            "NODATA": "40..90",
-            "OUTPUT_FOLDER": str(tmp_path / "samples"),
-        },
-    )
+    result = _simulate(backgrounds, tmp_path / "samples", NODATA="40..90")
     rule = NodataRule(parse_nodata_values("40..90"))
     simulate_to_dir([str(backgrounds)], tmp_path / "engine", n=3, seed=7, size=32, nodata=rule)
     plain = tmp_path / "plain"
     simulate_to_dir([str(backgrounds)], plain, n=3, seed=7, size=32)
-    for name in ("sample_0002_image.tif", "sample_0002_labels.tif"):
-        np.testing.assert_array_equal(
-            read_band(tmp_path / "samples" / name), read_band(tmp_path / "engine" / name)
-        )
+    _assert_same_last_sample(tmp_path / "samples", tmp_path / "engine")
     differs = [
         not np.array_equal(
             read_band(Path(result["OUTPUT_FOLDER"]) / f"sample_{index:04d}_labels.tif"),

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from tests.raster.test_reader import _paletted
-from tests.raster_factory import write_raster
+from tests.raster_factory import write_paletted, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.nodata import (
     NodataRange,
@@ -149,7 +148,7 @@ def test_added_values_are_compared_after_scale_and_offset(tmp_path: Path) -> Non
 
 def test_a_paletted_image_s_rule_compares_its_indices(tmp_path: Path) -> None:
     indices = np.array([[0, 1, 2, 3]], dtype=np.uint8)
-    path = _paletted(tmp_path / "paletted.tif", indices)
+    path = write_paletted(tmp_path / "paletted.tif", indices)
     rule = NodataRule(ranges=parse_nodata_values("2"))
     with open_raster(path, colours=True, nodata=rule) as source:
         assert source.read_window(source.full_window()).valid[0].tolist() == [

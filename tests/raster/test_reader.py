@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
 
 import uniadrs_engine.raster.reader as reader_module
-from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_netcdf, write_raster
+from tests.raster_factory import DEFAULT_GEOTRANSFORM, write_netcdf, write_paletted, write_raster
 from uniadrs_engine.errors import InputError
 from uniadrs_engine.raster.reader import (
     RasterSource,
@@ -313,26 +312,9 @@ def test_an_alpha_band_masks_the_others_whatever_the_band_count(tmp_path: Path) 
     np.testing.assert_array_equal(block.valid, expected)
 
 
-def _paletted(path: Path, indices: np.ndarray, nodata: Optional[int] = None) -> Path:
-    dataset = gdal.GetDriverByName("GTiff").Create(
-        str(path), indices.shape[1], indices.shape[0], 1, gdal.GDT_Byte
-    )
-    table = gdal.ColorTable()
-    for entry in range(4):
-        table.SetColorEntry(entry, (entry * 60, 255 - entry * 60, entry * 10, 255))
-    band = dataset.GetRasterBand(1)
-    band.SetRasterColorTable(table)
-    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    band.WriteArray(indices)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    dataset = None
-    return path
-
-
 def test_a_paletted_raster_is_read_as_its_colours(tmp_path: Path) -> None:
     indices = np.array([[0, 1, 2, 3, 2], [3, 2, 1, 0, 1]], dtype=np.uint8)
-    path = _paletted(tmp_path / "paletted.tif", indices, nodata=3)
+    path = write_paletted(tmp_path / "paletted.tif", indices, nodata=3)
     with open_raster(path, colours=True) as source:
         assert source.band_count == 3 and source.dtype == np.uint8
         assert source.nodata == [None, None, None]

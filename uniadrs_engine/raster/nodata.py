@@ -91,7 +91,10 @@ class NodataRange:
         if math.isnan(self.low) or math.isnan(self.high):
             raise InputError("a no-data value must be a number, not NaN (NaN never holds data)")
         if self.low > self.high:
-            raise InputError(f"no-data range {self.low:g}..{self.high:g} is empty (low > high)")
+            raise InputError(
+                f"no-data range {number_text(self.low)}..{number_text(self.high)} is empty "
+                "(low > high)"
+            )
 
     def matches(
         self,

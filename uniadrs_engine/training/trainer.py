@@ -151,6 +151,9 @@ class Trainer:
         self.validation_samples: List[Any] = []
         #: The background files (path, bytes) the restored checkpoint was trained on.
         self.recorded_backgrounds: Optional[List[List[Any]]] = None
+        #: ``[path, bytes]`` of every training and validation background of this run, sorted
+        #: (read once, when the data is prepared; checkpoints record it).
+        self.background_files: List[List[Any]] = []
 
     @property
     def checkpoint_path(self) -> Path:
@@ -160,6 +163,8 @@ class Trainer:
     def prepare_data(self) -> None:
         """Builds the simulators and the fixed validation set."""
         self.simulation = build_simulation(self.config)
+        files = {*self.simulation.training_files, *self.simulation.validation_files}
+        self.background_files = sorted([str(path), _file_size(path)] for path in files)
         self.validation_samples = build_validation_set(
             self.simulation.validation, self.config.validation_samples, self.config.seed
         )
@@ -179,15 +184,8 @@ class Trainer:
             "records": [vars(record) for record in self.records],
             "history": self.history,
             "initialised_from": self.initialised_from,
-            "backgrounds": self.background_files(),
+            "backgrounds": self.background_files,
         }
-
-    def background_files(self) -> List[List[Any]]:
-        """``[path, bytes]`` of every training and validation background, sorted."""
-        if self.simulation is None:
-            return []
-        files = {*self.simulation.training_files, *self.simulation.validation_files}
-        return sorted([str(path), _file_size(path)] for path in files)
 
     def check_same_backgrounds(self) -> None:
         """Refuses to resume on backgrounds other than the checkpoint's.
@@ -201,7 +199,7 @@ class Trainer:
         if self.recorded_backgrounds is None:  # a checkpoint from before they were recorded
             return
         recorded = {path: size for path, size in self.recorded_backgrounds}
-        current = {path: size for path, size in self.background_files()}
+        current = {path: size for path, size in self.background_files}
         changes = [f"added {path}" for path in current if path not in recorded]
         changes += [f"removed {path}" for path in recorded if path not in current]
         changes += [

@@ -9,25 +9,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import math
 
-from uniadrs_engine.cli.arguments import add_memory_argument, positive_float, progress_bar
-
-
-def non_negative_float(text: str) -> float:
-    """``type=`` for argparse: a finite number of at least 0.
-
-    Example:
-        >>> non_negative_float("0"), non_negative_float("2.5e3")
-        (0.0, 2500.0)
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
-    return value
+from uniadrs_engine.cli.arguments import (
+    add_memory_argument,
+    non_negative_float,
+    positive_float,
+    progress_bar,
+)
 
 
 def threshold_text(threshold: float) -> str:
